@@ -1,0 +1,1 @@
+"""target-pendo: a Singer target that syncs warehouse rows into Pendo."""

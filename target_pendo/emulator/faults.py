@@ -1,0 +1,85 @@
+"""Scheduled faults: what the emulator does instead of (or before) answering normally.
+
+A fault matches a route family and, optionally, a Track body field; it waits `after` matching
+requests, then applies to the next `times` (None: for ever). Faults are checked in the order
+they were added; the first live one wins.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+ROUTES = ("track", "verify", "metadata", "schema", "bulkdelete", "*")
+
+
+@dataclass
+class Fault:
+    """One injected behaviour. `status` answers with that code (and `Retry-After` when given);
+    `delay` sleeps before handling; `drop` closes the connection without any answer."""
+
+    route: str = "*"
+    status: int | None = None
+    retry_after: str | None = None
+    body: str = ""
+    delay: float = 0.0
+    drop: bool = False
+    times: int | None = 1
+    after: int = 0
+    match_field: str | None = None
+    match_value: Any = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Fault:
+        fault = cls(**raw)
+        if fault.route not in ROUTES:
+            raise ValueError(f"route must be one of {ROUTES}, got {fault.route!r}")
+        if fault.status is None and not fault.drop and not fault.delay:
+            raise ValueError("a fault needs a status, a delay or drop")
+        if fault.retry_after is not None:
+            fault.retry_after = str(fault.retry_after)
+        return fault
+
+
+class FaultPlan:
+    """Thread-safe queue of faults consulted once per request."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self.applied = 0
+
+    def add(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self.applied = 0
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._faults)
+
+    def take(self, route: str, body: Any) -> Fault | None:
+        """The fault to apply to this request, if any; consumes one use of it."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.route not in ("*", route):
+                    continue
+                if fault.match_field is not None and not (
+                    isinstance(body, dict) and body.get(fault.match_field) == fault.match_value
+                ):
+                    continue
+                if fault.after > 0:
+                    fault.after -= 1
+                    return None
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                self.applied += 1
+                return fault
+            return None

@@ -1,0 +1,48 @@
+"""Typed errors that end a run.
+
+Each message names what the user should change (a setting, a stream spec, a column), never a
+secret's value. Problems with one row are not errors: they become rejected rows (see
+``rejects.py``) and the run goes on.
+"""
+
+from __future__ import annotations
+
+
+class TargetPendoError(Exception):
+    """Base class: the CLI prints these as one clear line instead of a traceback."""
+
+
+class ConfigError(TargetPendoError):
+    """The configuration cannot work; raised before any data is read or sent."""
+
+
+class StreamConfigError(ConfigError):
+    """A stream's spec does not fit the stream's schema or the rules for its sync kind."""
+
+    def __init__(self, stream: str, message: str) -> None:
+        super().__init__(f"stream '{stream}': {message}")
+        self.stream = stream
+
+
+class UnmappedStreamError(ConfigError):
+    """A stream arrived that the `streams` setting does not route anywhere."""
+
+
+class PendoError(TargetPendoError):
+    """Pendo answered in a way that stops the run."""
+
+
+class PendoAuthError(PendoError):
+    """401/403: the key is wrong, from another region, or lacks write access."""
+
+
+class PendoNotFoundError(PendoError):
+    """404: the route does not exist on that host (wrong `region` or `api_url`)."""
+
+
+class PendoUnavailableError(PendoError):
+    """Pendo kept failing (5xx, 429, timeouts, resets) past `max_retry_seconds`."""
+
+
+class PendoRequestError(PendoError):
+    """Another 4xx the target cannot recover from by retrying or rejecting a row."""

@@ -1,0 +1,33 @@
+"""Client-side pacing so the target stays under Pendo's per-key limit.
+
+A strict schedule rather than a token bucket with bursts: each request takes the next slot
+`1/rate` seconds after the previous one, so no one-second window ever holds more than `rate`
+requests (+1 for the window's edge), whatever the number of threads asking.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class RateLimiter:
+    """Thread-safe: every sink and worker shares one instance per target run."""
+
+    def __init__(self, rate_per_second: float | None) -> None:
+        self._interval = 1.0 / rate_per_second if rate_per_second else 0.0
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Block until this caller's slot; returns the seconds waited."""
+        if not self._interval:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self._interval
+        wait = slot - now
+        if wait > 0:
+            time.sleep(wait)
+        return wait

@@ -1,0 +1,73 @@
+"""Per-stream counts for the end-of-run summary (stderr and `state_dir/reports/`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class StreamCounts:
+    sync: str
+    received: int = 0
+    sent: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    old_events: int = 0
+
+
+@dataclass
+class RunReport:
+    """Counters are bumped from sink threads; one lock keeps them exact."""
+
+    run_id: str
+    started_at: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
+    streams: dict[str, StreamCounts] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def stream(self, name: str, sync: str) -> StreamCounts:
+        with self._lock:
+            counts = self.streams.get(name)
+            if counts is None:
+                counts = self.streams[name] = StreamCounts(sync=sync)
+            return counts
+
+    def add(self, name: str, sync: str, **increments: int) -> None:
+        with self._lock:
+            counts = self.streams.get(name) or self.streams.setdefault(name, StreamCounts(sync))
+            for key, value in increments.items():
+                setattr(counts, key, getattr(counts, key) + value)
+
+    def as_dict(self, extra: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "run_id": self.run_id,
+                "started_at": self.started_at,
+                "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "streams": {name: asdict(c) for name, c in sorted(self.streams.items())},
+                **extra,
+            }
+
+    def write(self, state_dir: str | Path, extra: dict[str, Any]) -> Path:
+        data = self.as_dict(extra)
+        path = Path(state_dir) / "reports" / f"run-{self.run_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        return path
+
+    def lines(self, extra: dict[str, Any]) -> list[str]:
+        data = self.as_dict(extra)
+        out = []
+        for name, c in data["streams"].items():
+            out.append(
+                f"stream '{name}' ({c['sync']}): received {c['received']}, sent {c['sent']}, "
+                f"rejected {c['rejected']}, skipped {c['skipped']}"
+                + (f", older than 7 days {c['old_events']}" if c["old_events"] else "")
+            )
+        return out

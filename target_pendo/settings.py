@@ -1,0 +1,247 @@
+"""Typed settings: the whole config is checked once, before any data is read.
+
+The JSON schema the SDK shows (`--about`) lives in ``target.py``; this module turns the raw
+config into frozen dataclasses and says, in one message, what is wrong with a spec. Unknown
+keys are errors, not ignored: a typo such as `visitor_id_colum` would otherwise silently send
+every row to the rejects file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from target_pendo.errors import ConfigError, StreamConfigError
+
+REGION_HOSTS: dict[str, str] = {
+    "us": "https://app.pendo.io",
+    "eu": "https://app.eu.pendo.io",
+    "us1": "https://us1.app.pendo.io",
+    "jpn": "https://app.jpn.pendo.io",
+    "au": "https://app.au.pendo.io",
+}
+
+CONTEXT_KEYS = ("ip", "userAgent", "url", "title")
+WILDCARD_STREAM = "*"
+OBJECT_SYNCS = ("visitor", "account", "parent_account")
+
+_PROPERTY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
+
+_EVENT_KEYS = {
+    "sync",
+    "event_name",
+    "event_name_column",
+    "visitor_id_column",
+    "account_id_column",
+    "timestamp_column",
+    "properties",
+    "context_columns",
+}
+
+
+def is_valid_property_name(name: str) -> bool:
+    """Pendo's rule: letters, digits and `_`, at most 32 characters, no leading digit."""
+    return bool(_PROPERTY_NAME.match(name))
+
+
+@dataclass(frozen=True)
+class EventsSpec:
+    """How one Singer stream becomes Pendo Track events."""
+
+    stream: str
+    visitor_id_column: str
+    event_name: str | None = None
+    event_name_column: str | None = None
+    account_id_column: str | None = None
+    timestamp_column: str | None = None
+    properties: Mapping[str, str] | None = None
+    context_columns: Mapping[str, str] = field(default_factory=dict)
+
+    def used_columns(self) -> set[str]:
+        """Columns consumed by the event itself, so not copied into default properties."""
+        cols = {self.visitor_id_column}
+        for col in (self.event_name_column, self.account_id_column, self.timestamp_column):
+            if col:
+                cols.add(col)
+        cols.update(self.context_columns.values())
+        return cols
+
+
+StreamSpec = EventsSpec
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-wide settings, resolved from the raw config."""
+
+    api_url: str
+    state_dir: str
+    streams: Mapping[str, StreamSpec]
+    default_stream: Mapping[str, Any] | None
+    unmapped_streams: Literal["fail", "skip"]
+    max_concurrency: int
+    max_requests_per_second: float
+    request_timeout: float
+    max_retry_seconds: float
+    track_event_secret: str | None = field(default=None, repr=False)
+    integration_key: str | None = field(default=None, repr=False)
+
+    def spec_for(self, stream: str) -> StreamSpec | None:
+        """The stream's own spec, else the `*` default applied to it, else None."""
+        spec = self.streams.get(stream)
+        if spec is None and self.default_stream is not None:
+            spec = parse_stream_spec(stream, self.default_stream)
+        return spec
+
+    def configured_stream_names(self) -> list[str]:
+        names = sorted(self.streams)
+        if self.default_stream is not None:
+            names.append(WILDCARD_STREAM)
+        return names
+
+
+def _opt_str(stream: str, raw: Mapping[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise StreamConfigError(stream, f"'{key}' must be a string, got {value!r}")
+    return value
+
+
+def _str_map(stream: str, raw: Mapping[str, Any], key: str) -> dict[str, str] | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+    ):
+        raise StreamConfigError(
+            stream, f"'{key}' must map names to column names (strings), got {value!r}"
+        )
+    return dict(value)
+
+
+def _parse_events_spec(stream: str, raw: Mapping[str, Any]) -> EventsSpec:
+    unknown = sorted(set(raw) - _EVENT_KEYS)
+    if unknown:
+        raise StreamConfigError(
+            stream,
+            f"unknown setting(s) {unknown} for an events stream; "
+            f"valid ones are {sorted(_EVENT_KEYS)}",
+        )
+    visitor_col = _opt_str(stream, raw, "visitor_id_column")
+    if not visitor_col:
+        raise StreamConfigError(
+            stream, "'visitor_id_column' is required for an events stream (Pendo needs a visitor)"
+        )
+    event_name = _opt_str(stream, raw, "event_name")
+    event_col = _opt_str(stream, raw, "event_name_column")
+    if bool(event_name) == bool(event_col):
+        raise StreamConfigError(
+            stream, "set exactly one of 'event_name' (a fixed name) or 'event_name_column'"
+        )
+    properties = _str_map(stream, raw, "properties")
+    if properties is not None:
+        bad = [name for name in properties if not is_valid_property_name(name)]
+        if bad:
+            raise StreamConfigError(
+                stream,
+                f"property name(s) {bad} in 'properties' break Pendo's rule (letters, digits "
+                "and '_', at most 32 characters, not starting with a digit); rename them",
+            )
+    context = _str_map(stream, raw, "context_columns") or {}
+    bad_ctx = sorted(set(context) - set(CONTEXT_KEYS))
+    if bad_ctx:
+        raise StreamConfigError(
+            stream,
+            f"'context_columns' keys {bad_ctx} are not Pendo context fields {list(CONTEXT_KEYS)}",
+        )
+    return EventsSpec(
+        stream=stream,
+        visitor_id_column=visitor_col,
+        event_name=event_name,
+        event_name_column=event_col,
+        account_id_column=_opt_str(stream, raw, "account_id_column"),
+        timestamp_column=_opt_str(stream, raw, "timestamp_column"),
+        properties=properties,
+        context_columns=context,
+    )
+
+
+def parse_stream_spec(stream: str, raw: Any) -> StreamSpec:
+    """Parse one entry of `streams`; every problem is reported with the stream's name."""
+    if not isinstance(raw, Mapping):
+        raise StreamConfigError(stream, f"the spec must be an object, got {raw!r}")
+    sync = raw.get("sync", "events")
+    if sync == "events":
+        return _parse_events_spec(stream, raw)
+    if sync in OBJECT_SYNCS:
+        raise StreamConfigError(
+            stream,
+            f"sync '{sync}' (object metadata) is not available in this version; "
+            "only 'events' is",
+        )
+    raise StreamConfigError(
+        stream, f"'sync' must be 'events' or one of {list(OBJECT_SYNCS)}, got {sync!r}"
+    )
+
+
+def _positive(config: Mapping[str, Any], key: str, default: float) -> float:
+    value = config.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"setting '{key}' must be a positive number, got {value!r}")
+    return float(value)
+
+
+def resolve_api_url(config: Mapping[str, Any]) -> str:
+    """`api_url` wins (emulator, proxy); else the region's host."""
+    api_url = config.get("api_url")
+    if api_url:
+        if not isinstance(api_url, str) or not api_url.startswith(("http://", "https://")):
+            raise ConfigError(f"setting 'api_url' must be an http(s) URL, got {api_url!r}")
+        return api_url.rstrip("/")
+    region = config.get("region") or "us"
+    if region not in REGION_HOSTS:
+        raise ConfigError(
+            f"setting 'region' must be one of {sorted(REGION_HOSTS)}, got {region!r}"
+        )
+    return REGION_HOSTS[region]
+
+
+def parse_settings(config: Mapping[str, Any]) -> Settings:
+    """Validate the whole config; raise ConfigError naming the setting at the first problem."""
+    raw_streams = config.get("streams") or {}
+    if not isinstance(raw_streams, Mapping):
+        raise ConfigError("setting 'streams' must be an object: stream name -> sync spec")
+    streams: dict[str, StreamSpec] = {}
+    default_stream = None
+    for name, raw in raw_streams.items():
+        if name == WILDCARD_STREAM:
+            parse_stream_spec(name, raw)  # validate once, applied per stream later
+            default_stream = dict(raw)
+        else:
+            streams[name] = parse_stream_spec(name, raw)
+    unmapped = config.get("unmapped_streams") or "fail"
+    if unmapped not in ("fail", "skip"):
+        raise ConfigError(f"setting 'unmapped_streams' must be 'fail' or 'skip', got {unmapped!r}")
+    concurrency = _positive(config, "max_concurrency", 8)
+    if concurrency != int(concurrency):
+        raise ConfigError(f"setting 'max_concurrency' must be a whole number, got {concurrency}")
+    return Settings(
+        api_url=resolve_api_url(config),
+        state_dir=str(config.get("state_dir") or ".target-pendo"),
+        streams=streams,
+        default_stream=default_stream,
+        unmapped_streams=unmapped,
+        max_concurrency=int(concurrency),
+        max_requests_per_second=_positive(config, "max_requests_per_second", 50),
+        request_timeout=_positive(config, "request_timeout", 30),
+        max_retry_seconds=_positive(config, "max_retry_seconds", 300),
+        track_event_secret=config.get("track_event_secret") or None,
+        integration_key=config.get("integration_key") or None,
+    )

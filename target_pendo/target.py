@@ -1,0 +1,172 @@
+"""TargetPendo: the settings schema users see, stream routing, the run's start and end, the CLI.
+
+The whole config is parsed (``settings.parse_settings``) when the target is built, so a wrong
+spec fails before any data is read; an unmapped stream fails when its SCHEMA arrives, before
+any of its rows is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import IO, Any
+
+from singer_sdk import typing as th
+from singer_sdk.sinks import Sink
+from singer_sdk.target_base import Target
+
+from target_pendo.errors import TargetPendoError, UnmappedStreamError
+from target_pendo.run import RunContext
+from target_pendo.settings import CONTEXT_KEYS, REGION_HOSTS, parse_settings
+from target_pendo.sinks import EventsSink, SkipSink
+
+_STREAM_SPEC = th.ObjectType(
+    th.Property(
+        "sync", th.StringType, allowed_values=["events"],
+        description="What the stream's rows become: 'events' (Pendo Track events).",
+    ),
+    th.Property("event_name", th.StringType, description="Fixed event name for every row."),
+    th.Property(
+        "event_name_column", th.StringType, description="Column holding each row's event name."
+    ),
+    th.Property(
+        "visitor_id_column", th.StringType, description="Column with the Pendo visitor id."
+    ),
+    th.Property(
+        "account_id_column", th.StringType,
+        description="Column with the Pendo account id (recommended).",
+    ),
+    th.Property(
+        "timestamp_column", th.StringType,
+        description="Column with the event time (date-time, date, epoch s/ms, ISO string); "
+        "empty: the time the batch is sent.",
+    ),
+    th.Property(
+        "properties", th.ObjectType(additional_properties=th.StringType),
+        description="Pendo property name -> column. Default: every column not used above, "
+        "names made Pendo-safe.",
+    ),
+    th.Property(
+        "context_columns", th.ObjectType(additional_properties=th.StringType),
+        description=f"Track context field ({', '.join(CONTEXT_KEYS)}) -> column.",
+    ),
+    additional_properties=True,
+)
+
+
+class TargetPendo(Target):
+    """Sync Singer streams into Pendo."""
+
+    name = "target-pendo"
+    package_name = "target-pendo"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "track_event_secret", th.StringType, secret=True,
+            description="The app's Track Event Shared Secret (Subscription Settings > app > "
+            "App Details); needed by event streams.",
+        ),
+        th.Property(
+            "integration_key", th.StringType, secret=True,
+            description="A Pendo Integration Key with write access (Settings > Integrations); "
+            "needed by object streams and the connection check.",
+        ),
+        th.Property(
+            "region", th.StringType, default="us", allowed_values=sorted(REGION_HOSTS),
+            description="Pendo region of the subscription: picks the API host.",
+        ),
+        th.Property(
+            "api_url", th.StringType,
+            description="Base URL that overrides 'region' (the bundled emulator, a proxy).",
+        ),
+        th.Property(
+            "state_dir", th.StringType, default=".target-pendo",
+            description="Directory for rejects files and run reports.",
+        ),
+        th.Property(
+            "streams", th.ObjectType(additional_properties=_STREAM_SPEC),
+            description="Singer stream name -> sync spec; the key '*' applies to every "
+            "stream not listed.",
+        ),
+        th.Property(
+            "unmapped_streams", th.StringType, default="fail", allowed_values=["fail", "skip"],
+            description="A stream not in 'streams': 'fail' the run (default) or 'skip' it.",
+        ),
+        th.Property(
+            "max_concurrency", th.IntegerType, default=8,
+            description="Track requests in flight at once.",
+        ),
+        th.Property(
+            "max_requests_per_second", th.NumberType, default=50,
+            description="Client-side cap on requests per second to Pendo, all streams together.",
+        ),
+        th.Property(
+            "request_timeout", th.NumberType, default=30,
+            description="Seconds to wait for one Pendo answer before retrying.",
+        ),
+        th.Property(
+            "max_retry_seconds", th.NumberType, default=300,
+            description="How long one call is retried (429, 5xx, timeouts) before the run fails.",
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = parse_settings(self.config)
+        self.run_context = RunContext.create(self.settings)
+
+    def get_sink_class(self, stream_name: str) -> type[Sink]:
+        spec = self.settings.spec_for(stream_name)
+        if spec is not None:
+            return EventsSink
+        if self.settings.unmapped_streams == "skip":
+            self.logger.warning(
+                "Stream '%s' is not in setting 'streams'; skipping its rows "
+                "(unmapped_streams=skip).", stream_name,
+            )
+            return SkipSink
+        configured = self.settings.configured_stream_names() or "none"
+        raise UnmappedStreamError(
+            f"stream '{stream_name}' is not in setting 'streams' (configured: {configured}); "
+            "add a spec for it, or set 'unmapped_streams' to 'skip'"
+        )
+
+    def listen(self, file_input: IO[str] | None = None) -> None:
+        """Read all input; the report is written and the pool released even when a run fails."""
+        try:
+            super().listen(file_input)
+        except BaseException as exc:
+            self.finish(error=exc)
+            raise
+        self.finish()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Write the run report and release the HTTP pool."""
+        run = self.run_context
+        stats = run.client.stats
+        extra = {
+            "status": "failed" if error is not None else "succeeded",
+            "error": str(error) if isinstance(error, TargetPendoError) else None,
+            "http_calls": dict(stats.calls),
+            "retries": stats.retries,
+            "calls_in_doubt": stats.in_doubt,
+        }
+        for line in run.report.lines(extra):
+            self.logger.info(line)
+        self.logger.info(
+            "HTTP calls: %s; retries: %d; retried after a possible delivery: %d",
+            sum(stats.calls.values()), stats.retries, stats.in_doubt,
+        )
+        path = run.report.write(self.settings.state_dir, extra)
+        self.logger.info("Run report written to %s", path)
+        run.close()
+
+
+def main() -> None:
+    """Console entry point: one clear line instead of a traceback for errors a user can fix."""
+    try:
+        TargetPendo.cli()
+    except TargetPendoError as exc:
+        logging.getLogger("target-pendo").debug("fatal error", exc_info=True)
+        print(f"target-pendo: error: {exc}", file=sys.stderr)
+        sys.exit(1)
