@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import json
 import logging
 import random
 import threading
@@ -27,6 +28,7 @@ from typing import Any
 import backoff
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from target_pendo.errors import (
     PendoAuthError,
@@ -37,14 +39,17 @@ from target_pendo.errors import (
 )
 from target_pendo.ratelimit import RateLimiter
 from target_pendo.redact import Redactor
+from target_pendo.split import Refused
 
 KEY_HEADER = "x-pendo-integration-key"
 TRACK_PATH = "/data/track"
 VERIFY_PATH = "/api/v1/token/verify"
+SCHEMA_PATH = "/api/v1/metadata/schema/{kind}"
+METADATA_PATH = "/api/v1/metadata/{kind}/{group}/value"
 TRACK_SETTING = "track_event_secret"
 API_SETTING = "integration_key"
 
-# Track answers that reject only the event sent, not the run.
+# Answers that refuse only what was sent (one event, one metadata batch), not the run.
 _ROW_REJECT_STATUSES = frozenset({400, 413, 422})
 _RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _RETRY_BASE_SECONDS = 0.5
@@ -55,9 +60,7 @@ http_log = logging.getLogger("target_pendo.http")
 
 
 class _Retryable(Exception):
-    def __init__(
-        self, what: str, retry_after: float | None = None, in_doubt: bool = False
-    ) -> None:
+    def __init__(self, what: str, retry_after: float | None = None, in_doubt: bool = False) -> None:
         super().__init__(what)
         self.retry_after = retry_after
         self.in_doubt = in_doubt
@@ -79,6 +82,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if when is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when the request cannot have reached Pendo (refused, DNS): not "in doubt"."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError | NameResolutionError)
 
 
 def _wait_gen() -> Generator[float, Any, None]:
@@ -108,6 +117,39 @@ class CallResult:
     outcome: Outcome
     status: int = 0
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class MetadataAnswer:
+    """Pendo's 200 answer to a bulk metadata write, read tolerantly (fields are [T]/[I])."""
+
+    updated: int
+    missing: frozenset[str]
+    errors: dict[str, str]  # object id -> reason, for items Pendo failed
+    unattributed_errors: tuple[str, ...]  # errors naming no id we can match
+
+    @classmethod
+    def parse(cls, response: requests.Response, redact: Redactor) -> MetadataAnswer:
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        missing = frozenset(str(i) for i in data.get("missing") or [])
+        errors: dict[str, str] = {}
+        loose: list[str] = []
+        for entry in data.get("errors") or []:
+            if isinstance(entry, dict):
+                object_id = entry.get("id") or entry.get("visitorId") or entry.get("accountId")
+                text = entry.get("error") or entry.get("message") or json.dumps(entry)
+                if object_id is not None:
+                    errors[str(object_id)] = redact(str(text))
+                    continue
+                loose.append(redact(str(text)))
+            else:
+                loose.append(redact(str(entry)))
+        return cls(int(data.get("updated") or 0), missing, errors, tuple(loose))
 
 
 class ClientStats:
@@ -214,12 +256,16 @@ class PendoClient:
             ) from exc
         except requests.ConnectionError as exc:
             raise _Retryable(
-                f"connection to {url} failed: {type(exc).__name__}", in_doubt=True
+                f"connection to {url} failed: {type(exc).__name__}",
+                in_doubt=not _never_connected(exc),
             ) from exc
         if http_log.isEnabledFor(logging.DEBUG):
             http_log.debug(
                 "%s %s -> %s in %.1f ms; request %s; response %s",
-                method, url, response.status_code, (time.perf_counter() - started) * 1000,
+                method,
+                url,
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
                 self.redact((body or b"").decode("utf-8", "replace")[:_LOG_BODY_CHARS]),
                 self.redact(response.text[:_LOG_BODY_CHARS]),
             )
@@ -234,28 +280,41 @@ class PendoClient:
         exc = details.get("exception")
         self.stats.retry(bool(getattr(exc, "in_doubt", False)))
         logging.getLogger("target_pendo.client").info(
-            "Retrying in %.1fs (attempt %d): %s", details["wait"], details["tries"],
+            "Retrying in %.1fs (attempt %d): %s",
+            details["wait"],
+            details["tries"],
             self.redact(str(exc)),
         )
 
     def request(
-        self, method: str, path: str, setting: str, body: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        setting: str,
+        body: bytes | None = None,
+        *,
+        refusals_ok: bool = False,
     ) -> requests.Response:
-        """One logical call with retries; raises typed errors for fatal answers."""
+        """One logical call with retries; raises typed errors for fatal answers.
+
+        With `refusals_ok`, a 400/413/422 is returned to the caller: it refuses only what was
+        sent (an event, a metadata batch) and the caller rejects or splits.
+        """
         try:
             response = self._retrying(method, path, setting, body)
         except _Retryable as exc:
             raise PendoUnavailableError(
-                f"Pendo kept failing for {self._max_retry_seconds:.0f}s "
+                f"Pendo kept failing for {self._max_retry_seconds:g}s "
                 f"(setting 'max_retry_seconds'); last error: {self.redact(str(exc))}. "
                 "Rows not accepted were not marked done; rerun the sync later."
             ) from None
-        self._raise_for_fatal(response, path, setting)
+        if not (refusals_ok and response.status_code in _ROW_REJECT_STATUSES):
+            self._raise_for_fatal(response, path, setting)
         return response
 
     def _raise_for_fatal(self, response: requests.Response, path: str, setting: str) -> None:
         status = response.status_code
-        if status < 400 or (path == TRACK_PATH and status in _ROW_REJECT_STATUSES):
+        if status < 400:
             return
         if status in (401, 403):
             raise PendoAuthError(
@@ -285,7 +344,7 @@ class PendoClient:
         if abort.is_set():
             return CallResult(Outcome.NOT_SENT)
         try:
-            response = self.request("POST", TRACK_PATH, TRACK_SETTING, body)
+            response = self.request("POST", TRACK_PATH, TRACK_SETTING, body, refusals_ok=True)
         except PendoError:
             abort.set()
             raise
@@ -324,6 +383,32 @@ class PendoClient:
         if first_error is not None:
             raise first_error
         return results
+
+    # --- metadata -----------------------------------------------------------------------------
+    def get_field_schema(self, kind: str) -> dict[str, Any]:
+        """`GET /api/v1/metadata/schema/{kind}`: group -> field -> attributes."""
+        response = self.request("GET", SCHEMA_PATH.format(kind=kind), API_SETTING)
+        try:
+            data = response.json()
+        except ValueError:
+            raise PendoRequestError(
+                f"Pendo's {kind} field schema is not JSON: {self.redact(response.text[:200])!r}"
+            ) from None
+        return data if isinstance(data, dict) else {}
+
+    def update_metadata(self, kind: str, group: str, body: bytes) -> MetadataAnswer | Refused:
+        """One bulk metadata write; Refused when Pendo rejects the batch whole."""
+        response = self.request(
+            "POST",
+            METADATA_PATH.format(kind=kind, group=group),
+            API_SETTING,
+            body,
+            refusals_ok=True,
+        )
+        if response.status_code in _ROW_REJECT_STATUSES:
+            reason = self.redact(response.text.strip()[:500]) or "no reason given"
+            return Refused(f"HTTP {response.status_code}: {reason}")
+        return MetadataAnswer.parse(response, self.redact)
 
     # --- checks -------------------------------------------------------------------------------
     def verify_integration_key(self) -> bool:

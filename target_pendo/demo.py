@@ -41,8 +41,11 @@ def demo_singer_lines(rows: int, seed: int = 7) -> list[str]:
             "page-url": {"type": ["string", "null"]},
         },
     }
-    lines = [json.dumps({"type": "SCHEMA", "stream": STREAM, "schema": schema,
-                         "key_properties": ["event_id"]})]
+    lines = [
+        json.dumps(
+            {"type": "SCHEMA", "stream": STREAM, "schema": schema, "key_properties": ["event_id"]}
+        )
+    ]
     for i in range(1, rows + 1):
         occurred = now - dt.timedelta(minutes=rng.randint(1, 48 * 60))
         row = {
@@ -61,8 +64,9 @@ def demo_singer_lines(rows: int, seed: int = 7) -> list[str]:
             row["occurred_at"] = "last tuesday"  # unusable timestamp: rejected locally
         lines.append(json.dumps({"type": "RECORD", "stream": STREAM, "record": row}))
         if i % 50 == 0 or i == rows:
-            lines.append(json.dumps({"type": "STATE",
-                                     "value": {"bookmarks": {STREAM: {"event_id": i}}}}))
+            lines.append(
+                json.dumps({"type": "STATE", "value": {"bookmarks": {STREAM: {"event_id": i}}}})
+            )
     return lines
 
 
@@ -94,7 +98,10 @@ def run_demo(workdir: Path, rows: int) -> int:
         with singer_file.open() as stdin:
             proc = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
                 [sys.executable, "-m", "target_pendo", "--config", str(config_file)],
-                stdin=stdin, capture_output=True, text=True, check=False,
+                stdin=stdin,
+                capture_output=True,
+                text=True,
+                check=False,
             )
         events = emulator.events()
         counts = emulator.request_counts()
@@ -106,8 +113,10 @@ def run_demo(workdir: Path, rows: int) -> int:
     print("\nSTATE emitted (what Meltano would store):")
     for line in proc.stdout.splitlines():
         print("  " + line)
-    print(f"\nWhat Pendo received: {len(events)} events in {counts.get('POST /data/track', 0)} "
-          "Track calls")
+    print(
+        f"\nWhat Pendo received: {len(events)} events in {counts.get('POST /data/track', 0)} "
+        "Track calls"
+    )
     for name, n in sorted(Counter(e["event"] for e in events).items()):
         print(f"  {n:5d}  {name}")
     if events:

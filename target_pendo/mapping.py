@@ -82,7 +82,10 @@ def dumps(value: Any) -> bytes:
     """Compact strict JSON; the fast path first, the full walk only when a NaN shows up."""
     try:
         text = json.dumps(
-            value, default=_json_default, allow_nan=False, separators=(",", ":"),
+            value,
+            default=_json_default,
+            allow_nan=False,
+            separators=(",", ":"),
             ensure_ascii=False,
         )
     except ValueError:
@@ -91,6 +94,13 @@ def dumps(value: Any) -> bytes:
 
 
 # --- timestamps ------------------------------------------------------------------------------
+
+
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{value!r} is too large to be a timestamp") from None
 
 
 def _number_to_ms(number: float) -> int:
@@ -113,11 +123,11 @@ def to_epoch_ms(value: Any) -> int:
     elif isinstance(value, dt.date):
         ms = int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp()) * 1000
     elif isinstance(value, int | float | Decimal):
-        ms = _number_to_ms(float(value))
+        ms = _number_to_ms(_to_float(value))
     elif isinstance(value, str):
         text = value.strip()
         if _NUMERIC.match(text):
-            ms = _number_to_ms(float(text))
+            ms = _number_to_ms(_to_float(text))
         else:
             try:
                 parsed = dt.datetime.fromisoformat(text)
@@ -125,7 +135,10 @@ def to_epoch_ms(value: Any) -> int:
                 raise ValueError(
                     f"{value!r} is not an ISO 8601 date-time, a date, or epoch seconds/ms"
                 ) from None
-            return to_epoch_ms(parsed)
+            try:
+                return to_epoch_ms(parsed)
+            except ValueError:
+                raise ValueError(f"{value!r} is outside 1970-01-01 .. 9999-12-31") from None
     else:
         raise ValueError(f"{type(value).__name__} value {value!r} is not a timestamp")
     if not 0 <= ms < _MAX_MS:
@@ -148,7 +161,8 @@ def sanitize_property_name(column: str) -> str:
     if not name or name[0].isdigit():
         name = "_" + name
     if len(name) > MAX_PROPERTY_NAME:
-        digest = hashlib.sha1(column.encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
+        raw = column.encode("utf-8", "surrogatepass")  # JSON may carry lone surrogates
+        digest = hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:8]
         name = f"{name[:23]}_{digest}"
     return name
 
@@ -230,10 +244,7 @@ class EventPlan:
             used = spec.used_columns()
             props = default_property_names(
                 spec.stream,
-                (
-                    c for c in columns
-                    if c not in used and not c.startswith(SINGER_METADATA_PREFIX)
-                ),
+                (c for c in columns if c not in used and not c.startswith(SINGER_METADATA_PREFIX)),
             )
         assert all(is_valid_property_name(n) for n in props)
         return cls(

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+MAX_LISTED = 1000
+
 
 @dataclass
 class StreamCounts:
@@ -17,6 +19,7 @@ class StreamCounts:
     sent: int = 0
     rejected: int = 0
     skipped: int = 0
+    skipped_unknown: int = 0
     old_events: int = 0
 
 
@@ -29,20 +32,23 @@ class RunReport:
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     )
     streams: dict[str, StreamCounts] = field(default_factory=dict)
+    unknown_ids: dict[str, list[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def stream(self, name: str, sync: str) -> StreamCounts:
-        with self._lock:
-            counts = self.streams.get(name)
-            if counts is None:
-                counts = self.streams[name] = StreamCounts(sync=sync)
-            return counts
 
     def add(self, name: str, sync: str, **increments: int) -> None:
         with self._lock:
             counts = self.streams.get(name) or self.streams.setdefault(name, StreamCounts(sync))
             for key, value in increments.items():
                 setattr(counts, key, getattr(counts, key) + value)
+
+    def add_unknown(self, name: str, sync: str, ids: list[str]) -> None:
+        """Unknown ids are counted; the first MAX_LISTED per stream are listed in the report
+        (all of them are in `state_dir/unknown/<stream>.jsonl`)."""
+        with self._lock:
+            counts = self.streams.get(name) or self.streams.setdefault(name, StreamCounts(sync))
+            counts.skipped_unknown += len(ids)
+            listed = self.unknown_ids.setdefault(name, [])
+            listed.extend(ids[: max(0, MAX_LISTED - len(listed))])
 
     def as_dict(self, extra: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -51,6 +57,7 @@ class RunReport:
                 "started_at": self.started_at,
                 "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "streams": {name: asdict(c) for name, c in sorted(self.streams.items())},
+                "unknown_ids": {name: list(ids) for name, ids in sorted(self.unknown_ids.items())},
                 **extra,
             }
 
@@ -68,6 +75,7 @@ class RunReport:
             out.append(
                 f"stream '{name}' ({c['sync']}): received {c['received']}, sent {c['sent']}, "
                 f"rejected {c['rejected']}, skipped {c['skipped']}"
+                + (f", unknown ids {c['skipped_unknown']}" if c["skipped_unknown"] else "")
                 + (f", older than 7 days {c['old_events']}" if c["old_events"] else "")
             )
         return out

@@ -8,6 +8,7 @@ every row to the rejects file.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ CONTEXT_KEYS = ("ip", "userAgent", "url", "title")
 WILDCARD_STREAM = "*"
 OBJECT_SYNCS = ("visitor", "account", "parent_account")
 
-_PROPERTY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
+_PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 
 _EVENT_KEYS = {
     "sync",
@@ -43,7 +44,7 @@ _EVENT_KEYS = {
 
 def is_valid_property_name(name: str) -> bool:
     """Pendo's rule: letters, digits and `_`, at most 32 characters, no leading digit."""
-    return bool(_PROPERTY_NAME.match(name))
+    return bool(_PROPERTY_NAME.fullmatch(name))
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,37 @@ class EventsSpec:
         return cols
 
 
-StreamSpec = EventsSpec
+_OBJECT_KEYS = {
+    "sync",
+    "id_column",
+    "custom_fields",
+    "agent_fields",
+    "create_missing_fields",
+    "batch_size",
+}
+# Our `sync` names -> Pendo's metadata kinds.
+PENDO_KINDS = {"visitor": "visitor", "account": "account", "parent_account": "parentAccount"}
+MAX_METADATA_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class ObjectsSpec:
+    """How one Singer stream updates existing Pendo visitors, accounts or parent accounts."""
+
+    stream: str
+    sync: str  # visitor | account | parent_account
+    id_column: str = "id"
+    custom_fields: Mapping[str, str] | None = None  # Pendo field -> column
+    agent_fields: Mapping[str, str] | None = None
+    create_missing_fields: bool = False
+    batch_size: int = 500
+
+    @property
+    def kind(self) -> str:
+        return PENDO_KINDS[self.sync]
+
+
+StreamSpec = EventsSpec | ObjectsSpec
 
 
 @dataclass(frozen=True)
@@ -171,6 +202,41 @@ def _parse_events_spec(stream: str, raw: Mapping[str, Any]) -> EventsSpec:
     )
 
 
+def _parse_objects_spec(stream: str, sync: str, raw: Mapping[str, Any]) -> ObjectsSpec:
+    unknown = sorted(set(raw) - _OBJECT_KEYS)
+    if unknown:
+        raise StreamConfigError(
+            stream,
+            f"unknown setting(s) {unknown} for a '{sync}' stream; "
+            f"valid ones are {sorted(_OBJECT_KEYS)}",
+        )
+    create = raw.get("create_missing_fields", False)
+    if not isinstance(create, bool):
+        raise StreamConfigError(
+            stream, f"'create_missing_fields' must be true or false, got {create!r}"
+        )
+    batch_size = raw.get("batch_size", 500)
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or not 1 <= batch_size <= MAX_METADATA_BATCH
+    ):
+        raise StreamConfigError(
+            stream,
+            f"'batch_size' must be a whole number from 1 to {MAX_METADATA_BATCH}, "
+            f"got {batch_size!r}",
+        )
+    return ObjectsSpec(
+        stream=stream,
+        sync=sync,
+        id_column=_opt_str(stream, raw, "id_column") or "id",
+        custom_fields=_str_map(stream, raw, "custom_fields"),
+        agent_fields=_str_map(stream, raw, "agent_fields"),
+        create_missing_fields=create,
+        batch_size=batch_size,
+    )
+
+
 def parse_stream_spec(stream: str, raw: Any) -> StreamSpec:
     """Parse one entry of `streams`; every problem is reported with the stream's name."""
     if not isinstance(raw, Mapping):
@@ -179,11 +245,7 @@ def parse_stream_spec(stream: str, raw: Any) -> StreamSpec:
     if sync == "events":
         return _parse_events_spec(stream, raw)
     if sync in OBJECT_SYNCS:
-        raise StreamConfigError(
-            stream,
-            f"sync '{sync}' (object metadata) is not available in this version; "
-            "only 'events' is",
-        )
+        return _parse_objects_spec(stream, sync, raw)
     raise StreamConfigError(
         stream, f"'sync' must be 'events' or one of {list(OBJECT_SYNCS)}, got {sync!r}"
     )
@@ -193,7 +255,12 @@ def _positive(config: Mapping[str, Any], key: str, default: float) -> float:
     value = config.get(key, default)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ConfigError(f"setting '{key}' must be a positive number, got {value!r}")
     return float(value)
 
@@ -207,9 +274,7 @@ def resolve_api_url(config: Mapping[str, Any]) -> str:
         return api_url.rstrip("/")
     region = config.get("region") or "us"
     if region not in REGION_HOSTS:
-        raise ConfigError(
-            f"setting 'region' must be one of {sorted(REGION_HOSTS)}, got {region!r}"
-        )
+        raise ConfigError(f"setting 'region' must be one of {sorted(REGION_HOSTS)}, got {region!r}")
     return REGION_HOSTS[region]
 
 

@@ -17,13 +17,24 @@ from singer_sdk.target_base import Target
 
 from target_pendo.errors import TargetPendoError, UnmappedStreamError
 from target_pendo.run import RunContext
-from target_pendo.settings import CONTEXT_KEYS, REGION_HOSTS, parse_settings
-from target_pendo.sinks import EventsSink, SkipSink
+from target_pendo.settings import (
+    CONTEXT_KEYS,
+    MAX_METADATA_BATCH,
+    OBJECT_SYNCS,
+    REGION_HOSTS,
+    EventsSpec,
+    ObjectsSpec,
+    parse_settings,
+)
+from target_pendo.sinks import EventsSink, ObjectsSink, SkipSink
 
 _STREAM_SPEC = th.ObjectType(
     th.Property(
-        "sync", th.StringType, allowed_values=["events"],
-        description="What the stream's rows become: 'events' (Pendo Track events).",
+        "sync",
+        th.StringType,
+        allowed_values=["events", *OBJECT_SYNCS],
+        description="What the stream's rows become: 'events' (Track events, the default) or "
+        "updates of existing 'visitor', 'account' or 'parent_account' metadata.",
     ),
     th.Property("event_name", th.StringType, description="Fixed event name for every row."),
     th.Property(
@@ -33,22 +44,54 @@ _STREAM_SPEC = th.ObjectType(
         "visitor_id_column", th.StringType, description="Column with the Pendo visitor id."
     ),
     th.Property(
-        "account_id_column", th.StringType,
+        "account_id_column",
+        th.StringType,
         description="Column with the Pendo account id (recommended).",
     ),
     th.Property(
-        "timestamp_column", th.StringType,
+        "timestamp_column",
+        th.StringType,
         description="Column with the event time (date-time, date, epoch s/ms, ISO string); "
         "empty: the time the batch is sent.",
     ),
     th.Property(
-        "properties", th.ObjectType(additional_properties=th.StringType),
+        "properties",
+        th.ObjectType(additional_properties=th.StringType),
         description="Pendo property name -> column. Default: every column not used above, "
         "names made Pendo-safe.",
     ),
     th.Property(
-        "context_columns", th.ObjectType(additional_properties=th.StringType),
+        "context_columns",
+        th.ObjectType(additional_properties=th.StringType),
         description=f"Track context field ({', '.join(CONTEXT_KEYS)}) -> column.",
+    ),
+    th.Property(
+        "id_column",
+        th.StringType,
+        description="Objects: column with the visitor/account id (default 'id').",
+    ),
+    th.Property(
+        "custom_fields",
+        th.ObjectType(additional_properties=th.StringType),
+        description="Objects: Pendo custom field -> column. With neither field map, every "
+        "column but the id goes to custom fields of the same name.",
+    ),
+    th.Property(
+        "agent_fields",
+        th.ObjectType(additional_properties=th.StringType),
+        description="Objects: Pendo agent field -> column.",
+    ),
+    th.Property(
+        "create_missing_fields",
+        th.BooleanType,
+        description="Objects: create agent fields Pendo lacks by writing them (custom fields "
+        "must be created in Pendo). Default false: a missing field fails before sending.",
+    ),
+    th.Property(
+        "batch_size",
+        th.IntegerType,
+        description=f"Objects: rows per bulk metadata call (default 500, at most "
+        f"{MAX_METADATA_BATCH}).",
     ),
     additional_properties=True,
 )
@@ -62,50 +105,72 @@ class TargetPendo(Target):
 
     config_jsonschema = th.PropertiesList(
         th.Property(
-            "track_event_secret", th.StringType, secret=True,
+            "track_event_secret",
+            th.StringType,
+            secret=True,
             description="The app's Track Event Shared Secret (Subscription Settings > app > "
             "App Details); needed by event streams.",
         ),
         th.Property(
-            "integration_key", th.StringType, secret=True,
+            "integration_key",
+            th.StringType,
+            secret=True,
             description="A Pendo Integration Key with write access (Settings > Integrations); "
             "needed by object streams and the connection check.",
         ),
         th.Property(
-            "region", th.StringType, default="us", allowed_values=sorted(REGION_HOSTS),
+            "region",
+            th.StringType,
+            default="us",
+            allowed_values=sorted(REGION_HOSTS),
             description="Pendo region of the subscription: picks the API host.",
         ),
         th.Property(
-            "api_url", th.StringType,
+            "api_url",
+            th.StringType,
             description="Base URL that overrides 'region' (the bundled emulator, a proxy).",
         ),
         th.Property(
-            "state_dir", th.StringType, default=".target-pendo",
+            "state_dir",
+            th.StringType,
+            default=".target-pendo",
             description="Directory for rejects files and run reports.",
         ),
         th.Property(
-            "streams", th.ObjectType(additional_properties=_STREAM_SPEC),
+            "streams",
+            th.ObjectType(additional_properties=_STREAM_SPEC),
             description="Singer stream name -> sync spec; the key '*' applies to every "
             "stream not listed.",
         ),
         th.Property(
-            "unmapped_streams", th.StringType, default="fail", allowed_values=["fail", "skip"],
+            "unmapped_streams",
+            th.StringType,
+            default="fail",
+            allowed_values=["fail", "skip"],
             description="A stream not in 'streams': 'fail' the run (default) or 'skip' it.",
         ),
         th.Property(
-            "max_concurrency", th.IntegerType, default=8,
+            "max_concurrency",
+            th.IntegerType,
+            default=8,
             description="Track requests in flight at once.",
         ),
         th.Property(
-            "max_requests_per_second", th.NumberType, default=50,
+            "max_requests_per_second",
+            th.NumberType,
+            default=50,
             description="Client-side cap on requests per second to Pendo, all streams together.",
         ),
         th.Property(
-            "request_timeout", th.NumberType, default=30,
+            "request_timeout",
+            th.NumberType,
+            default=30,
             description="Seconds to wait for one Pendo answer before retrying.",
         ),
         th.Property(
-            "max_retry_seconds", th.NumberType, default=300,
+            "max_retry_seconds",
+            th.NumberType,
+            default=300,
             description="How long one call is retried (429, 5xx, timeouts) before the run fails.",
         ),
     ).to_dict()
@@ -117,12 +182,15 @@ class TargetPendo(Target):
 
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         spec = self.settings.spec_for(stream_name)
-        if spec is not None:
+        if isinstance(spec, EventsSpec):
             return EventsSink
+        if isinstance(spec, ObjectsSpec):
+            return ObjectsSink
         if self.settings.unmapped_streams == "skip":
             self.logger.warning(
                 "Stream '%s' is not in setting 'streams'; skipping its rows "
-                "(unmapped_streams=skip).", stream_name,
+                "(unmapped_streams=skip).",
+                stream_name,
             )
             return SkipSink
         configured = self.settings.configured_stream_names() or "none"
@@ -155,7 +223,9 @@ class TargetPendo(Target):
             self.logger.info(line)
         self.logger.info(
             "HTTP calls: %s; retries: %d; retried after a possible delivery: %d",
-            sum(stats.calls.values()), stats.retries, stats.in_doubt,
+            sum(stats.calls.values()),
+            stats.retries,
+            stats.in_doubt,
         )
         path = run.report.write(self.settings.state_dir, extra)
         self.logger.info("Run report written to %s", path)

@@ -76,8 +76,13 @@ def run_cli(
     )
 
 
-def read_rejects(state_dir: str | Path, stream: str) -> list[dict]:
-    path = Path(state_dir) / "rejects" / f"{stream}.jsonl"
+def read_log(state_dir: str | Path, folder: str, stream: str) -> list[dict]:
+    """The lines of `state_dir/<folder>/<stream>.jsonl` (rejects, unknown), parsed."""
+    path = Path(state_dir) / folder / f"{stream}.jsonl"
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def read_rejects(state_dir: str | Path, stream: str) -> list[dict]:
+    return read_log(state_dir, "rejects", stream)

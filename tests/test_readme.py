@@ -13,7 +13,10 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def about_settings_table() -> str:
     out = subprocess.run(
         [sys.executable, "-m", "target_pendo", "--about", "--format=markdown"],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     rows = [line for line in out.splitlines() if line.startswith("|")]
     return "\n".join(rows)

@@ -2,7 +2,7 @@
 
 A fault matches a route family and, optionally, a Track body field; it waits `after` matching
 requests, then applies to the next `times` (None: for ever). Faults are checked in the order
-they were added; the first live one wins.
+they were added; the first one that is not waiting out its `after` applies.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-ROUTES = ("track", "verify", "metadata", "schema", "bulkdelete", "*")
+ROUTES = ("track", "verify", "metadata", "schema", "object", "bulkdelete", "*")
 
 
 @dataclass
@@ -37,6 +37,8 @@ class Fault:
             raise ValueError(f"route must be one of {ROUTES}, got {fault.route!r}")
         if fault.status is None and not fault.drop and not fault.delay:
             raise ValueError("a fault needs a status, a delay or drop")
+        if fault.times is not None and fault.times < 1:
+            raise ValueError("times must be at least 1, or null for ever")
         if fault.retry_after is not None:
             fault.retry_after = str(fault.retry_after)
         return fault
@@ -73,9 +75,9 @@ class FaultPlan:
                     isinstance(body, dict) and body.get(fault.match_field) == fault.match_value
                 ):
                     continue
-                if fault.after > 0:
+                if fault.after > 0:  # still waiting: count this request, let others apply
                     fault.after -= 1
-                    return None
+                    continue
                 if fault.times is not None:
                     fault.times -= 1
                     if fault.times <= 0:

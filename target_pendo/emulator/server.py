@@ -10,15 +10,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import socket
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from target_pendo.emulator.faults import Fault, FaultPlan
-from target_pendo.emulator.state import PendoState, TrackInvalid
+from target_pendo.emulator.state import MetadataInvalid, PendoState, TrackInvalid
+
+_KIND = r"(visitor|account|parentAccount)"
+_METADATA_PATH = re.compile(rf"^/api/v1/metadata/{_KIND}/(agent|custom)/value$")
+_SCHEMA_PATH = re.compile(rf"^/api/v1/metadata/schema/{_KIND}$")
+_OBJECT_PATH = re.compile(r"^/api/v1/(visitor|account)/([^/]+)$")
 
 DEMO_TRACK_SECRET = "emulator-track-secret"  # noqa: S105 - fake key, only the emulator knows it
 DEMO_INTEGRATION_KEY = "emulator-integration-key"
@@ -32,6 +39,10 @@ class TokenBucket:
         self.rate = rate
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._buckets.clear()
 
     def allow(self, key: str) -> bool:
         now = time.monotonic()
@@ -59,7 +70,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(
-        self, status: int, body: bytes = b"", content_type: str = "text/plain",
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str = "text/plain",
         headers: dict[str, str] | None = None,
     ) -> None:
         self.send_response(status)
@@ -86,6 +100,12 @@ class _Handler(BaseHTTPRequestHandler):
             return "track"
         if method == "GET" and path == "/api/v1/token/verify":
             return "verify"
+        if method == "POST" and _METADATA_PATH.match(path):
+            return "metadata"
+        if method == "GET" and _SCHEMA_PATH.match(path):
+            return "schema"
+        if method == "GET" and _OBJECT_PATH.match(path):
+            return "object"
         return None
 
     # --- entry points -------------------------------------------------------------------------
@@ -134,12 +154,38 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if route == "track":
             self._track(key, raw, parsed)
+            return
+        access = state.api_key_access(key)
+        if access is None or (route == "metadata" and not access):
+            self._send(403)
         elif route == "verify":
-            access = state.api_key_access(key)
-            if access is None:
-                self._send(403)
+            self._send_json(200, {"valid": True, "writeAccess": access})
+        elif route == "schema":
+            kind = _SCHEMA_PATH.match(path)[1]  # type: ignore[index]
+            self._send_json(200, state.schema_for(kind))
+        elif route == "object":
+            kind, object_id = _OBJECT_PATH.match(path).groups()  # type: ignore[union-attr]
+            found = state.get_object(kind, urllib.parse.unquote(object_id))
+            if found is None:
+                self._send(404, b"Not Found")
             else:
-                self._send_json(200, {"valid": True, "writeAccess": access})
+                self._send_json(200, {"id": object_id, "metadata": found})
+        elif route == "metadata":
+            self._metadata(path, raw, parsed)
+
+    def _metadata(self, path: str, raw: bytes, parsed: Any) -> None:
+        kind, group = _METADATA_PATH.match(path).groups()  # type: ignore[union-attr]
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        create = query.get("create", ["false"])[0].lower() == "true"
+        if parsed is None and raw.strip() != b"null":
+            self._send(400, b"malformed JSON")
+            return
+        try:
+            response = self.server.state.apply_metadata(kind, group, parsed, create=create)
+        except MetadataInvalid as exc:
+            self._send(400, str(exc).encode())
+            return
+        self._send_json(200, response)
 
     def _track(self, key: str | None, raw: bytes, parsed: Any) -> None:
         if not self.server.state.track_key_ok(key):
@@ -174,9 +220,26 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "POST" and path == "/_emulator/track-rules":
                 state.add_track_rule(body["field"], list(body["values"]), body["reason"])
                 self._send_json(200, {"ok": True})
+            elif method == "POST" and path == "/_emulator/seed":
+                if "fields" in body:
+                    state.seed_fields(body["kind"], body["group"], body["fields"])
+                if "ids" in body:
+                    state.seed_objects(body["kind"], [str(i) for i in body["ids"]])
+                self._send_json(200, {"ok": True})
+            elif method == "POST" and path == "/_emulator/metadata-rules":
+                state.add_metadata_rule(
+                    body["kind"], body["field"], list(body["values"]), body["reason"]
+                )
+                self._send_json(200, {"ok": True})
+            elif method == "GET" and path.startswith("/_emulator/objects/"):
+                self._send_json(200, state.objects_snapshot(path.rsplit("/", 1)[1]))
+            elif method == "GET" and path.startswith("/_emulator/schema/"):
+                self._send_json(200, state.schema_for(path.rsplit("/", 1)[1]))
             elif method == "POST" and path == "/_emulator/reset":
                 state.reset()
                 faults.clear()
+                if self.server.limiter is not None:
+                    self.server.limiter.reset()
                 self._send_json(200, {"ok": True})
             else:
                 self._send(404, b"unknown control route")
@@ -190,8 +253,12 @@ class _EmulatorHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(
-        self, address: tuple[str, int], state: PendoState, faults: FaultPlan,
-        limiter: TokenBucket | None, verbose: bool,
+        self,
+        address: tuple[str, int],
+        state: PendoState,
+        faults: FaultPlan,
+        limiter: TokenBucket | None,
+        verbose: bool,
     ) -> None:
         super().__init__(address, _Handler)
         self.state = state
@@ -219,9 +286,7 @@ class Emulator:
         )
         self.faults = FaultPlan()
         limiter = TokenBucket(rate_limit) if rate_limit else None
-        self._server = _EmulatorHTTPServer(
-            (host, port), self.state, self.faults, limiter, verbose
-        )
+        self._server = _EmulatorHTTPServer((host, port), self.state, self.faults, limiter, verbose)
         self._thread: threading.Thread | None = None
 
     @property
@@ -231,7 +296,10 @@ class Emulator:
 
     def start(self) -> Emulator:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="pendo-emulator", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # stop() returns fast
+            name="pendo-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -259,12 +327,34 @@ class Emulator:
     def events(self) -> list[dict[str, Any]]:
         return self.state.events_snapshot()
 
+    def seed(
+        self,
+        kind: str,
+        ids: list[str] | None = None,
+        *,
+        group: str | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> None:
+        """Create objects (`ids`) and/or fields (`group` + name -> type) in Pendo."""
+        if fields:
+            self.state.seed_fields(kind, group or "custom", fields)
+        if ids:
+            self.state.seed_objects(kind, [str(i) for i in ids])
+
+    def reject_metadata(self, kind: str, field: str, values: list[Any], reason: str) -> None:
+        self.state.add_metadata_rule(kind, field, values, reason)
+
+    def objects(self, kind: str) -> dict[str, Any]:
+        return self.state.objects_snapshot(kind)
+
     def request_counts(self) -> dict[str, int]:
         return self.state.request_counts()
 
     def reset(self) -> None:
         self.state.reset()
         self.faults.clear()
+        if self._server.limiter is not None:
+            self._server.limiter.reset()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -272,13 +362,24 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Local Pendo emulator for target-pendo.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--track-secret", action="append", dest="track_secrets",
-                        help=f"accepted Track Event secret (default: {DEMO_TRACK_SECRET})")
-    parser.add_argument("--integration-key", action="append", dest="integration_keys",
-                        help=f"accepted integration key, write access (default: "
-                             f"{DEMO_INTEGRATION_KEY})")
-    parser.add_argument("--rate-limit", type=float, default=None,
-                        help="requests per second per key before 429 (default: none)")
+    parser.add_argument(
+        "--track-secret",
+        action="append",
+        dest="track_secrets",
+        help=f"accepted Track Event secret (default: {DEMO_TRACK_SECRET})",
+    )
+    parser.add_argument(
+        "--integration-key",
+        action="append",
+        dest="integration_keys",
+        help=f"accepted integration key, write access (default: {DEMO_INTEGRATION_KEY})",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        help="requests per second per key before 429 (default: none)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     emulator = Emulator(

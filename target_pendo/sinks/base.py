@@ -40,7 +40,7 @@ class PendoSink(BatchSink):
         return {k: record.get(k) for k in self.key_properties}
 
     def reject(self, record: dict, field: str | None, reason: str) -> None:
-        self.run.rejects.write(self.stream_name, self.row_key(record), field, reason, record)
+        self.run.rejects.reject(self.stream_name, self.row_key(record), field, reason, record)
         self.run.report.add(self.stream_name, self.SYNC, rejected=1)
 
     def schema_violation(self, record: dict) -> tuple[str | None, str] | None:

@@ -65,7 +65,8 @@ class EventsSink(PendoSink):
             self.logger.warning(
                 "%d event(s) in this batch of stream '%s' are more than 7 days old: Pendo "
                 "accepts them but does not process them (they will not show in Pendo).",
-                old, stream,
+                old,
+                stream,
             )
 
         def on_result(index: int, result: CallResult) -> None:
@@ -73,8 +74,9 @@ class EventsSink(PendoSink):
                 report.add(stream, self.SYNC, sent=1)
             elif result.outcome is Outcome.REJECTED:
                 self.reject(
-                    items[index][1], None, f"Pendo refused the event (HTTP {result.status}): "
-                    f"{result.reason}",
+                    items[index][1],
+                    None,
+                    f"Pendo refused the event (HTTP {result.status}): {result.reason}",
                 )
 
         self.run.client.send_tracks(bodies, on_result=on_result)
