@@ -136,10 +136,18 @@ class MetadataAnswer:
             data = {}
         if not isinstance(data, dict):
             data = {}
-        missing = frozenset(str(i) for i in data.get("missing") or [])
+        raw_missing = data.get("missing") or []
+        if isinstance(raw_missing, str | int):
+            raw_missing = [raw_missing]
+        missing = (
+            frozenset(str(i) for i in raw_missing)
+            if isinstance(raw_missing, list)
+            else (frozenset())
+        )
         errors: dict[str, str] = {}
         loose: list[str] = []
-        for entry in data.get("errors") or []:
+        raw_errors = data.get("errors") or []
+        for entry in raw_errors if isinstance(raw_errors, list) else [raw_errors]:
             if isinstance(entry, dict):
                 object_id = entry.get("id") or entry.get("visitorId") or entry.get("accountId")
                 text = entry.get("error") or entry.get("message") or json.dumps(entry)
@@ -149,7 +157,11 @@ class MetadataAnswer:
                 loose.append(redact(str(text)))
             else:
                 loose.append(redact(str(entry)))
-        return cls(int(data.get("updated") or 0), missing, errors, tuple(loose))
+        try:
+            updated = int(data.get("updated") or 0)
+        except (TypeError, ValueError):
+            updated = 0
+        return cls(updated, missing, errors, tuple(loose))
 
 
 class ClientStats:

@@ -25,11 +25,17 @@ class CoercionError(ValueError):
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, dict | list | tuple | set):
+    if isinstance(value, dict | list | tuple | set | frozenset):
         raise CoercionError("is a structure, not text")
-    text = value if isinstance(value, str) else str(json_safe(value))
     if isinstance(value, bool):
         text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = value
+    else:
+        safe = json_safe(value)
+        if safe is None:  # NaN or infinity: there is no text Pendo should show for it
+            raise CoercionError("is not a finite number")
+        text = str(safe)
     if len(text) >= MAX_TEXT:
         raise CoercionError(f"is {len(text)} characters; Pendo text fields hold under {MAX_TEXT}")
     return text
@@ -39,20 +45,29 @@ def _integer(value: Any) -> int:
     if isinstance(value, bool):
         raise CoercionError("is a boolean, not an integer")
     if isinstance(value, int):
-        return value
-    if isinstance(value, float | Decimal):
-        if math.isfinite(value) and value == int(value):
-            return int(value)
-        raise CoercionError("is not a whole number")
-    if isinstance(value, str):
+        return _in_int64(value)
+    if isinstance(value, float):
+        value = Decimal(value) if math.isfinite(value) else Decimal("NaN")
+    elif isinstance(value, str):
         try:
-            number = Decimal(value.strip())
+            value = Decimal(value.strip())
         except InvalidOperation:
             raise CoercionError("is not a number") from None
-        if number.is_finite() and number == number.to_integral_value():
-            return int(number)
-        raise CoercionError("is not a whole number")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise CoercionError("is not a finite number")
+        if value.adjusted() > 18:  # checked before int(): '1e999999999' must not hang
+            raise CoercionError("is too large for a Pendo integer (64-bit)")
+        if value != value.to_integral_value():
+            raise CoercionError("is not a whole number")
+        return _in_int64(int(value))
     raise CoercionError(f"is a {type(value).__name__}, not an integer")
+
+
+def _in_int64(number: int) -> int:
+    if not -(2**63) <= number < 2**63:
+        raise CoercionError("is too large for a Pendo integer (64-bit)")
+    return number
 
 
 def _float(value: Any) -> float:

@@ -106,13 +106,18 @@ class ObjectPlan:
         )
 
     def row_values(self, row: Mapping[str, Any]) -> tuple[str, dict[str, dict[str, Any]]]:
-        """(object id, group -> {field: value}); RowRejected names the column and value."""
+        """(object id, group -> {field: value}); RowRejected names the column and value.
+
+        A null clears the Pendo field; a column missing from the row leaves it untouched.
+        """
         object_id = to_id(row.get(self.id_column), self.id_column)
         values: dict[str, dict[str, Any]] = {}
         for target in self.targets:
-            raw = row.get(target.column)
+            if target.column not in row:
+                continue  # a column the tap left out: leave Pendo's value as it is
+            raw = row[target.column]
             if raw is None:
-                value = None
+                value = None  # an explicit null clears the field
             else:
                 try:
                     value = target.coerce(raw)
