@@ -46,6 +46,9 @@ TRACK_PATH = "/data/track"
 VERIFY_PATH = "/api/v1/token/verify"
 SCHEMA_PATH = "/api/v1/metadata/schema/{kind}"
 METADATA_PATH = "/api/v1/metadata/{kind}/{group}/value"
+BULK_DELETE_PATH = "/api/v1/bulkdelete/{kind}"
+BULK_DELETE_MAX = 500  # ids per call, per Pendo
+BULK_DELETE_INTERVAL = 1.0  # seconds between calls: Pendo allows about one a second
 TRACK_SETTING = "track_event_secret"
 API_SETTING = "integration_key"
 
@@ -104,6 +107,7 @@ def _wait_gen() -> Generator[float, Any, None]:
 
 
 ResultCallback = Callable[[int, "CallResult"], None]
+SendCallback = Callable[[int], None]
 
 
 class Outcome(enum.Enum):
@@ -196,10 +200,11 @@ class PendoClient:
         max_requests_per_second: float | None = 50,
         request_timeout: float = 30,
         max_retry_seconds: float = 300,
+        redact: Redactor | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._keys = {TRACK_SETTING: track_event_secret, API_SETTING: integration_key}
-        self.redact = Redactor(self._keys.values())
+        self.redact = redact or Redactor(self._keys.values())
         self.max_concurrency = max_concurrency
         self._limiter = RateLimiter(max_requests_per_second)
         self._timeout = request_timeout
@@ -246,7 +251,12 @@ class PendoClient:
         return key
 
     def _attempt(
-        self, method: str, path: str, setting: str, body: bytes | None
+        self,
+        method: str,
+        path: str,
+        setting: str,
+        body: bytes | None,
+        before_send: Callable[[], None] | None,
     ) -> requests.Response:
         """One HTTP attempt; raises _Retryable for answers worth another try."""
         url = self.api_url + path
@@ -254,6 +264,8 @@ class PendoClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
         self._limiter.acquire()
+        if before_send is not None:
+            before_send()  # after pacing, right before the bytes leave
         self.stats.call(f"{method} {path}")
         started = time.perf_counter()
         try:
@@ -306,14 +318,16 @@ class PendoClient:
         body: bytes | None = None,
         *,
         refusals_ok: bool = False,
+        before_send: Callable[[], None] | None = None,
     ) -> requests.Response:
         """One logical call with retries; raises typed errors for fatal answers.
 
         With `refusals_ok`, a 400/413/422 is returned to the caller: it refuses only what was
-        sent (an event, a metadata batch) and the caller rejects or splits.
+        sent (an event, a metadata batch) and the caller rejects or splits. `before_send` runs
+        before each attempt goes on the wire (after pacing).
         """
         try:
-            response = self._retrying(method, path, setting, body)
+            response = self._retrying(method, path, setting, body, before_send)
         except _Retryable as exc:
             raise PendoUnavailableError(
                 f"Pendo kept failing for {self._max_retry_seconds:g}s "
@@ -351,12 +365,32 @@ class PendoClient:
 
     # --- Track --------------------------------------------------------------------------------
     def _track_one(
-        self, index: int, body: bytes, abort: threading.Event, on_result: ResultCallback | None
+        self,
+        index: int,
+        body: bytes,
+        abort: threading.Event,
+        on_send: SendCallback | None,
+        on_result: ResultCallback | None,
     ) -> CallResult:
         if abort.is_set():
             return CallResult(Outcome.NOT_SENT)
+        marked = False
+
+        def mark_in_flight() -> None:
+            nonlocal marked
+            if on_send is not None and not marked:
+                marked = True
+                on_send(index)
+
         try:
-            response = self.request("POST", TRACK_PATH, TRACK_SETTING, body, refusals_ok=True)
+            response = self.request(
+                "POST",
+                TRACK_PATH,
+                TRACK_SETTING,
+                body,
+                refusals_ok=True,
+                before_send=mark_in_flight,
+            )
         except PendoError:
             abort.set()
             raise
@@ -370,18 +404,23 @@ class PendoClient:
         return result
 
     def send_tracks(
-        self, bodies: Sequence[bytes], on_result: ResultCallback | None = None
+        self,
+        bodies: Sequence[bytes],
+        on_result: ResultCallback | None = None,
+        on_send: SendCallback | None = None,
     ) -> list[CallResult]:
         """POST each body to /data/track (one event per request), `max_concurrency` at a time.
 
         Returns one result per body, in order. `on_result(index, result)` runs in the worker
-        thread as soon as Pendo answered, so a caller can record an accepted call at once (it
-        must be thread-safe). A fatal error (bad key, Pendo down past the retry budget) stops
-        the remaining sends and is raised after the in-flight ones end.
+        thread as soon as Pendo answered, so a caller can record an accepted call at once;
+        `on_send(index)` runs once, just before the first attempt goes on the wire (after
+        pacing), so a caller can mark the call as in flight (both must be thread-safe).
+        A fatal error (bad key, Pendo down past the retry budget) stops the remaining sends
+        and is raised after the in-flight ones end.
         """
         abort = threading.Event()
         futures = [
-            self._pool.submit(self._track_one, i, body, abort, on_result)
+            self._pool.submit(self._track_one, i, body, abort, on_send, on_result)
             for i, body in enumerate(bodies)
         ]
         results: list[CallResult] = []
@@ -421,6 +460,25 @@ class PendoClient:
             reason = self.redact(response.text.strip()[:500]) or "no reason given"
             return Refused(f"HTTP {response.status_code}: {reason}")
         return MetadataAnswer.parse(response, self.redact)
+
+    def bulk_delete(self, kind: str, ids: Sequence[str]) -> list[str]:
+        """Delete visitors or accounts (permanent in Pendo), 500 ids a call, one call a second.
+
+        Returns Pendo's job ids. Any refusal is fatal here: deletes are never split or guessed.
+        """
+        list_key = "visitors" if kind == "visitor" else "accounts"
+        jobs: list[str] = []
+        for start in range(0, len(ids), BULK_DELETE_MAX):
+            if start:
+                time.sleep(BULK_DELETE_INTERVAL)
+            chunk = list(ids[start : start + BULK_DELETE_MAX])
+            body = json.dumps({list_key: chunk}).encode()
+            response = self.request("POST", BULK_DELETE_PATH.format(kind=kind), API_SETTING, body)
+            try:
+                jobs.append(str(response.json().get("id", "")))
+            except (ValueError, AttributeError):
+                jobs.append("")
+        return jobs
 
     # --- checks -------------------------------------------------------------------------------
     def verify_integration_key(self) -> bool:

@@ -46,3 +46,7 @@ class PendoUnavailableError(PendoError):
 
 class PendoRequestError(PendoError):
     """Another 4xx the target cannot recover from by retrying or rejecting a row."""
+
+
+class DeleteGuardError(TargetPendoError):
+    """A run would clear or delete more of a stream's objects than `max_delete_fraction`."""

@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import Any
 
 MAX_LISTED = 1000
+_OPTIONAL_COUNTS = (
+    ("already_sent", "already sent"),
+    ("unchanged", "unchanged"),
+    ("skipped_unknown", "unknown ids"),
+    ("skipped", "skipped (unmapped)"),
+    ("cleared", "cleared"),
+    ("deleted", "deleted"),
+    ("in_doubt", "in doubt (resent after a crash)"),
+    ("old_events", "older than 7 days"),
+)
 
 
 @dataclass
@@ -17,9 +27,14 @@ class StreamCounts:
     sync: str
     received: int = 0
     sent: int = 0
+    already_sent: int = 0
+    unchanged: int = 0
+    in_doubt: int = 0
     rejected: int = 0
     skipped: int = 0
     skipped_unknown: int = 0
+    cleared: int = 0
+    deleted: int = 0
     old_events: int = 0
 
 
@@ -72,10 +87,7 @@ class RunReport:
         data = self.as_dict(extra)
         out = []
         for name, c in data["streams"].items():
-            out.append(
-                f"stream '{name}' ({c['sync']}): received {c['received']}, sent {c['sent']}, "
-                f"rejected {c['rejected']}, skipped {c['skipped']}"
-                + (f", unknown ids {c['skipped_unknown']}" if c["skipped_unknown"] else "")
-                + (f", older than 7 days {c['old_events']}" if c["old_events"] else "")
-            )
+            always = f"received {c['received']}, sent {c['sent']}, rejected {c['rejected']}"
+            optional = [f"{label} {c[key]}" for key, label in _OPTIONAL_COUNTS if c[key]]
+            out.append(f"stream '{name}' ({c['sync']}): " + ", ".join([always, *optional]))
         return out

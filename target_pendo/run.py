@@ -5,12 +5,15 @@ The target builds it once; sinks receive it and never look further up.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from target_pendo.client import PendoClient
+from target_pendo.ledger import Ledger, default_url, url_secret
+from target_pendo.redact import Redactor
 from target_pendo.rejects import RowLog
 from target_pendo.report import RunReport
 from target_pendo.settings import Settings
@@ -23,7 +26,11 @@ class RunContext:
     rejects: RowLog
     unknown: RowLog
     report: RunReport
+    ledger: Ledger
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # Set when the whole input was read (not on SIGTERM): only then may a finished
+    # full-table sync be trusted to say which ids left the source.
+    input_complete: bool = False
     _schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     _schema_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -34,9 +41,15 @@ class RunContext:
                 self._schemas[kind] = self.client.get_field_schema(kind)
             return self._schemas[kind]
 
+    @property
+    def full_resync(self) -> bool:
+        return self.settings.full_resync
+
     @classmethod
     def create(cls, settings: Settings) -> RunContext:
-        run_id = uuid.uuid4().hex[:12]
+        run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        ledger_url = settings.ledger_url or default_url(settings.state_dir)
+        ledger = Ledger(ledger_url)
         client = PendoClient(
             settings.api_url,
             track_event_secret=settings.track_event_secret,
@@ -45,13 +58,18 @@ class RunContext:
             max_requests_per_second=settings.max_requests_per_second,
             request_timeout=settings.request_timeout,
             max_retry_seconds=settings.max_retry_seconds,
+            redact=Redactor(
+                [settings.track_event_secret, settings.integration_key, url_secret(ledger_url)]
+            ),
         )
+        ledger.start_run(run_id, settings.full_resync)
         return cls(
             settings=settings,
             client=client,
             rejects=RowLog(settings.state_dir, "rejects", run_id, client.redact),
             unknown=RowLog(settings.state_dir, "unknown", run_id, client.redact),
             report=RunReport(run_id=run_id),
+            ledger=ledger,
             run_id=run_id,
         )
 
@@ -59,3 +77,4 @@ class RunContext:
         self.client.close()
         self.rejects.close()
         self.unknown.close()
+        self.ledger.close()

@@ -32,6 +32,7 @@ _PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 
 _EVENT_KEYS = {
     "sync",
+    "primary_key_column",
     "event_name",
     "event_name_column",
     "visitor_id_column",
@@ -59,6 +60,7 @@ class EventsSpec:
     timestamp_column: str | None = None
     properties: Mapping[str, str] | None = None
     context_columns: Mapping[str, str] = field(default_factory=dict)
+    primary_key_column: str | None = None  # else the stream's key properties
 
     def used_columns(self) -> set[str]:
         """Columns consumed by the event itself, so not copied into default properties."""
@@ -77,7 +79,9 @@ _OBJECT_KEYS = {
     "agent_fields",
     "create_missing_fields",
     "batch_size",
+    "delete_behavior",
 }
+DELETE_BEHAVIORS = ("nothing", "clear", "delete")
 # Our `sync` names -> Pendo's metadata kinds.
 PENDO_KINDS = {"visitor": "visitor", "account": "account", "parent_account": "parentAccount"}
 MAX_METADATA_BATCH = 10_000
@@ -94,6 +98,7 @@ class ObjectsSpec:
     agent_fields: Mapping[str, str] | None = None
     create_missing_fields: bool = False
     batch_size: int = 500
+    delete_behavior: str = "nothing"
 
     @property
     def kind(self) -> str:
@@ -116,6 +121,9 @@ class Settings:
     max_requests_per_second: float
     request_timeout: float
     max_retry_seconds: float
+    ledger_url: str | None = field(default=None, repr=False)
+    full_resync: bool = False
+    max_delete_fraction: float = 0.2
     track_event_secret: str | None = field(default=None, repr=False)
     integration_key: str | None = field(default=None, repr=False)
 
@@ -199,6 +207,7 @@ def _parse_events_spec(stream: str, raw: Mapping[str, Any]) -> EventsSpec:
         timestamp_column=_opt_str(stream, raw, "timestamp_column"),
         properties=properties,
         context_columns=context,
+        primary_key_column=_opt_str(stream, raw, "primary_key_column"),
     )
 
 
@@ -226,9 +235,22 @@ def _parse_objects_spec(stream: str, sync: str, raw: Mapping[str, Any]) -> Objec
             f"'batch_size' must be a whole number from 1 to {MAX_METADATA_BATCH}, "
             f"got {batch_size!r}",
         )
+    delete_behavior = raw.get("delete_behavior") or "nothing"
+    if delete_behavior not in DELETE_BEHAVIORS:
+        raise StreamConfigError(
+            stream,
+            f"'delete_behavior' must be one of {list(DELETE_BEHAVIORS)}, got {delete_behavior!r}",
+        )
+    if delete_behavior == "delete" and sync == "parent_account":
+        raise StreamConfigError(
+            stream,
+            "'delete_behavior': 'delete' is not possible for parent accounts: Pendo has no "
+            "delete for them; use 'clear' or 'nothing'",
+        )
     return ObjectsSpec(
         stream=stream,
         sync=sync,
+        delete_behavior=delete_behavior,
         id_column=_opt_str(stream, raw, "id_column") or "id",
         custom_fields=_str_map(stream, raw, "custom_fields"),
         agent_fields=_str_map(stream, raw, "agent_fields"),
@@ -297,8 +319,25 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     concurrency = _positive(config, "max_concurrency", 8)
     if concurrency != int(concurrency):
         raise ConfigError(f"setting 'max_concurrency' must be a whole number, got {concurrency}")
+    fraction = config.get("max_delete_fraction", 0.2)
+    if fraction is None:
+        fraction = 0.2
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, int | float)
+        or not 0 <= fraction <= 1
+    ):
+        raise ConfigError(
+            f"setting 'max_delete_fraction' must be a number from 0 to 1, got {fraction!r}"
+        )
+    full_resync = config.get("full_resync") or False
+    if not isinstance(full_resync, bool):
+        raise ConfigError(f"setting 'full_resync' must be true or false, got {full_resync!r}")
     return Settings(
         api_url=resolve_api_url(config),
+        ledger_url=config.get("ledger_url") or None,
+        full_resync=full_resync,
+        max_delete_fraction=float(fraction),
         state_dir=str(config.get("state_dir") or ".target-pendo"),
         streams=streams,
         default_stream=default_stream,

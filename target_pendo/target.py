@@ -7,6 +7,7 @@ any of its rows is sent.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from typing import IO, Any
@@ -16,9 +17,11 @@ from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
 from target_pendo.errors import TargetPendoError, UnmappedStreamError
+from target_pendo.ledger_cli import ledger_cli
 from target_pendo.run import RunContext
 from target_pendo.settings import (
     CONTEXT_KEYS,
+    DELETE_BEHAVIORS,
     MAX_METADATA_BATCH,
     OBJECT_SYNCS,
     REGION_HOSTS,
@@ -64,6 +67,20 @@ _STREAM_SPEC = th.ObjectType(
         "context_columns",
         th.ObjectType(additional_properties=th.StringType),
         description=f"Track context field ({', '.join(CONTEXT_KEYS)}) -> column.",
+    ),
+    th.Property(
+        "primary_key_column",
+        th.StringType,
+        description="Events: the column unique per event, so each is sent once (default: the "
+        "stream's key properties).",
+    ),
+    th.Property(
+        "delete_behavior",
+        th.StringType,
+        allowed_values=list(DELETE_BEHAVIORS),
+        description="Objects: when a row leaves the source ('_sdc_deleted_at', or absent from "
+        "a completed full-table sync): 'nothing' (default), 'clear' its fields, or 'delete' it "
+        "(visitors and accounts only; permanent in Pendo).",
     ),
     th.Property(
         "id_column",
@@ -143,6 +160,27 @@ class TargetPendo(Target):
             "stream not listed.",
         ),
         th.Property(
+            "ledger_url",
+            th.StringType,
+            secret=True,
+            description="SQLAlchemy URL of the sync ledger (e.g. postgresql+psycopg://user@host/"
+            "db). Default: SQLite at state_dir/ledger.sqlite3.",
+        ),
+        th.Property(
+            "full_resync",
+            th.BooleanType,
+            default=False,
+            description="Send every object row again, changed or not (events are still sent "
+            "once); deletes are not applied. Also the CLI flag --full-resync.",
+        ),
+        th.Property(
+            "max_delete_fraction",
+            th.NumberType,
+            default=0.2,
+            description="A run that would clear or delete more than this fraction of a "
+            "stream's objects in Pendo stops and sends no deletes.",
+        ),
+        th.Property(
             "unmapped_streams",
             th.StringType,
             default="fail",
@@ -175,9 +213,14 @@ class TargetPendo(Target):
         ),
     ).to_dict()
 
+    # Set by `main` for the `--full-resync` CLI flag (the SDK's CLI has no hook for flags).
+    cli_full_resync = False
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.settings = parse_settings(self.config)
+        if type(self).cli_full_resync:
+            self.settings = dataclasses.replace(self.settings, full_resync=True)
         self.run_context = RunContext.create(self.settings)
 
     def get_sink_class(self, stream_name: str) -> type[Sink]:
@@ -198,6 +241,10 @@ class TargetPendo(Target):
             f"stream '{stream_name}' is not in setting 'streams' (configured: {configured}); "
             "add a spec for it, or set 'unmapped_streams' to 'skip'"
         )
+
+    def process_endofpipe(self) -> None:
+        self.run_context.input_complete = True  # a SIGTERM drain does not come through here
+        super().process_endofpipe()
 
     def listen(self, file_input: IO[str] | None = None) -> None:
         """Read all input; the report is written and the pool released even when a run fails."""
@@ -229,12 +276,23 @@ class TargetPendo(Target):
         )
         path = run.report.write(self.settings.state_dir, extra)
         self.logger.info("Run report written to %s", path)
+        run.ledger.finish_run(run.run_id, extra["status"], run.report.as_dict(extra))
         run.close()
 
 
 def main() -> None:
-    """Console entry point: one clear line instead of a traceback for errors a user can fix."""
+    """Console entry point: one clear line instead of a traceback for errors a user can fix.
+
+    `target-pendo ledger ...` manages the sync ledger; `--full-resync` re-sends every object
+    row once; everything else is the SDK's target CLI.
+    """
     try:
+        args = sys.argv[1:]
+        if args and args[0] == "ledger":
+            sys.exit(ledger_cli(args[1:]))
+        if "--full-resync" in args:
+            TargetPendo.cli_full_resync = True
+            sys.argv = [sys.argv[0], *(a for a in args if a != "--full-resync")]
         TargetPendo.cli()
     except TargetPendoError as exc:
         logging.getLogger("target-pendo").debug("fatal error", exc_info=True)

@@ -27,3 +27,21 @@ def base_config(emulator: Emulator, tmp_path) -> dict:
         "max_retry_seconds": 10,
         "request_timeout": 5,
     }
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    from .pg import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_config(request, base_config: dict) -> dict:
+    """base_config with the ledger on SQLite (the default) or on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return dict(base_config)
+    server = request.getfixturevalue("postgres_server")
+    return {**base_config, "ledger_url": server.new_database()}

@@ -33,7 +33,12 @@ EVENTS_SCHEMA = {
 def schema(stream: str, props: dict | None = None, key: list[str] | None = None) -> str:
     body = {"type": "object", "properties": props} if props is not None else EVENTS_SCHEMA
     return json.dumps(
-        {"type": "SCHEMA", "stream": stream, "schema": body, "key_properties": key or ["id"]}
+        {
+            "type": "SCHEMA",
+            "stream": stream,
+            "schema": body,
+            "key_properties": ["id"] if key is None else key,
+        }
     )
 
 

@@ -194,14 +194,18 @@ def test_reject_reason_is_redacted(emulator: Emulator, client: PendoClient) -> N
 
 @pytest.mark.parametrize(
     ("status", "text", "reason"),
-    [(413, "too large", "too large"), (422, "unprocessable", "unprocessable"),
-     (400, "", "no reason given")],
+    [
+        (413, "too large", "too large"),
+        (422, "unprocessable", "unprocessable"),
+        (400, "", "no reason given"),
+    ],
 )
 def test_other_row_reject_statuses(
     emulator: Emulator, client: PendoClient, status: int, text: str, reason: str
 ) -> None:
-    emulator.inject(route="track", status=status, body=text, match_field="visitorId",
-                    match_value="v-1")
+    emulator.inject(
+        route="track", status=status, body=text, match_field="visitorId", match_value="v-1"
+    )
     results = client.send_tracks(bodies(3))
     assert [r.outcome for r in results] == [Outcome.ACCEPTED, Outcome.REJECTED, Outcome.ACCEPTED]
     assert results[1] == CallResult(Outcome.REJECTED, status, reason)
@@ -227,8 +231,9 @@ def test_429_with_retry_after_waits_then_delivers_once(
 
 def test_429_with_retry_after_http_date(emulator: Emulator, client: PendoClient) -> None:
     when = datetime.now(UTC) + timedelta(seconds=2)
-    emulator.inject(route="track", status=429, retry_after=email.utils.format_datetime(
-        when, usegmt=True))
+    emulator.inject(
+        route="track", status=429, retry_after=email.utils.format_datetime(when, usegmt=True)
+    )
     started = time.monotonic()
     results = client.send_tracks([body("v-0")])
     elapsed = time.monotonic() - started
@@ -254,8 +259,7 @@ def test_retryable_status_without_retry_after(
 
 
 def test_same_body_retried_until_it_passes(emulator: Emulator, client: PendoClient) -> None:
-    emulator.inject(route="track", status=503, times=2, match_field="visitorId",
-                    match_value="v-2")
+    emulator.inject(route="track", status=503, times=2, match_field="visitorId", match_value="v-2")
     results = client.send_tracks(bodies(4))
     assert all(r.outcome is Outcome.ACCEPTED for r in results)
     assert_delivered_once(emulator, 4)
@@ -329,8 +333,16 @@ def _closed_port() -> int:
 # --- Retry-After parsing -------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("5", 5.0), (" 2 ", 2.0), ("0", 0.0), ("1.5", 1.5), (None, None), ("", None),
-     ("soon", None), ("Thu, 99 Foo 2020 25:61:00 GMT", None)],
+    [
+        ("5", 5.0),
+        (" 2 ", 2.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("Thu, 99 Foo 2020 25:61:00 GMT", None),
+    ],
 )
 def test_parse_retry_after_values(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value) == expected
@@ -441,8 +453,13 @@ def test_verify_is_retried(emulator: Emulator, client: PendoClient) -> None:
 
 def test_verify_read_only_key_is_false() -> None:
     with Emulator(integration_keys={"read-only-key": False}) as emu:
-        client = PendoClient(emu.url, track_event_secret=None, integration_key="read-only-key",
-                             max_concurrency=1, max_requests_per_second=None)
+        client = PendoClient(
+            emu.url,
+            track_event_secret=None,
+            integration_key="read-only-key",
+            max_concurrency=1,
+            max_requests_per_second=None,
+        )
         try:
             assert client.verify_integration_key() is False
         finally:
@@ -499,9 +516,15 @@ def test_rate_limiter_without_rate_never_waits(rate: float | None) -> None:
 
 def test_client_pacing_stays_under_emulator_limit() -> None:
     with Emulator(rate_limit=10) as emu:
-        client = PendoClient(emu.url, track_event_secret=DEMO_TRACK_SECRET,
-                             integration_key=DEMO_INTEGRATION_KEY, max_concurrency=4,
-                             max_requests_per_second=8, request_timeout=5, max_retry_seconds=10)
+        client = PendoClient(
+            emu.url,
+            track_event_secret=DEMO_TRACK_SECRET,
+            integration_key=DEMO_INTEGRATION_KEY,
+            max_concurrency=4,
+            max_requests_per_second=8,
+            request_timeout=5,
+            max_retry_seconds=10,
+        )
         try:
             started = time.monotonic()
             results = client.send_tracks(bodies(12))

@@ -51,7 +51,10 @@ def event(visitor: str = "u-1", **overrides: Any) -> dict[str, Any]:
 
 
 def post_track(
-    url: str, body: Any, key: str | None = DEMO_TRACK_SECRET, raw: bytes | None = None,
+    url: str,
+    body: Any,
+    key: str | None = DEMO_TRACK_SECRET,
+    raw: bytes | None = None,
     session: requests.Session | None = None,
 ) -> requests.Response:
     headers = {"Content-Type": "application/json"}
@@ -118,9 +121,22 @@ def test_track_with_wrong_or_missing_key_is_403_empty(emulator: Emulator, key: s
         (json.dumps(event(context="x")).encode(), "context"),
     ],
     ids=[
-        "malformed", "empty-body", "array", "null", "string", "type-identify", "type-missing",
-        "event-missing", "event-empty", "visitor-missing", "visitor-int", "timestamp-float",
-        "timestamp-string", "timestamp-bool", "timestamp-missing", "properties-list",
+        "malformed",
+        "empty-body",
+        "array",
+        "null",
+        "string",
+        "type-identify",
+        "type-missing",
+        "event-missing",
+        "event-empty",
+        "visitor-missing",
+        "visitor-int",
+        "timestamp-float",
+        "timestamp-string",
+        "timestamp-bool",
+        "timestamp-missing",
+        "properties-list",
         "context-string",
     ],
 )
@@ -151,8 +167,9 @@ def test_track_rule_with_unhashable_body_value_still_answers(emulator: Emulator)
 
 # --- /api/v1/token/verify ----------------------------------------------------------------------
 def test_verify_with_integration_key(emulator: Emulator) -> None:
-    response = requests.get(emulator.url + VERIFY, headers={KEY: DEMO_INTEGRATION_KEY},
-                            timeout=TIMEOUT)
+    response = requests.get(
+        emulator.url + VERIFY, headers={KEY: DEMO_INTEGRATION_KEY}, timeout=TIMEOUT
+    )
     assert response.status_code == 200
     assert response.json() == {"valid": True, "writeAccess": True}
 
@@ -169,15 +186,18 @@ def test_verify_without_valid_key_is_403_empty(emulator: Emulator, key: str | No
 
 def test_verify_read_only_key_reports_no_write_access() -> None:
     with Emulator(integration_keys={"read-only-key": False}) as emu:
-        response = requests.get(emu.url + VERIFY, headers={KEY: "read-only-key"},
-                                timeout=TIMEOUT)
+        response = requests.get(emu.url + VERIFY, headers={KEY: "read-only-key"}, timeout=TIMEOUT)
     assert response.status_code == 200
     assert response.json() == {"valid": True, "writeAccess": False}
 
 
 def test_unknown_route_is_404(emulator: Emulator) -> None:
-    response = requests.post(emulator.url + "/nope/data/track", data=b"{}",
-                             headers={KEY: DEMO_TRACK_SECRET}, timeout=TIMEOUT)
+    response = requests.post(
+        emulator.url + "/nope/data/track",
+        data=b"{}",
+        headers={KEY: DEMO_TRACK_SECRET},
+        timeout=TIMEOUT,
+    )
     assert response.status_code == 404
     assert emulator.events() == []
 
@@ -241,8 +261,9 @@ def test_fault_after(emulator: Emulator) -> None:
 
 
 def test_fault_match_field(emulator: Emulator) -> None:
-    emulator.inject(route="track", status=500, times=None, match_field="visitorId",
-                    match_value="flaky")
+    emulator.inject(
+        route="track", status=500, times=None, match_field="visitorId", match_value="flaky"
+    )
     assert post_track(emulator.url, event("steady")).status_code == 200
     assert post_track(emulator.url, event("flaky")).status_code == 500
     assert post_track(emulator.url, event("flaky")).status_code == 500
@@ -253,8 +274,9 @@ def test_fault_match_field(emulator: Emulator) -> None:
 def test_fault_route_filter(emulator: Emulator) -> None:
     emulator.inject(route="verify", status=503)
     assert post_track(emulator.url, event()).status_code == 200
-    verify = requests.get(emulator.url + VERIFY, headers={KEY: DEMO_INTEGRATION_KEY},
-                          timeout=TIMEOUT)
+    verify = requests.get(
+        emulator.url + VERIFY, headers={KEY: DEMO_INTEGRATION_KEY}, timeout=TIMEOUT
+    )
     assert verify.status_code == 503
 
 
@@ -290,12 +312,16 @@ def test_fault_needs_status_delay_or_drop(emulator: Emulator) -> None:
 # --- control routes over HTTP ------------------------------------------------------------------
 def test_control_faults_add_and_clear(emulator: Emulator) -> None:
     url = emulator.url + "/_emulator/faults"
-    added = requests.post(url, json={"route": "track", "status": 429, "retry_after": 1},
-                          timeout=TIMEOUT)
+    added = requests.post(
+        url, json={"route": "track", "status": 429, "retry_after": 1}, timeout=TIMEOUT
+    )
     assert added.status_code == 200
     assert added.json() == {"pending": 1}
-    added = requests.post(url, json=[{"route": "track", "status": 500, "times": None},
-                                     {"route": "verify", "status": 503}], timeout=TIMEOUT)
+    added = requests.post(
+        url,
+        json=[{"route": "track", "status": 500, "times": None}, {"route": "verify", "status": 503}],
+        timeout=TIMEOUT,
+    )
     assert added.json() == {"pending": 3}
     first = post_track(emulator.url, event())
     assert first.status_code == 429
@@ -309,8 +335,13 @@ def test_control_faults_add_and_clear(emulator: Emulator) -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b"{oops", b"", b'{"route": "nowhere", "status": 500}', b'{"route": "track"}',
-     b'{"route": "track", "status": 500, "colour": "red"}'],
+    [
+        b"{oops",
+        b"",
+        b'{"route": "nowhere", "status": 500}',
+        b'{"route": "track"}',
+        b'{"route": "track", "status": 500, "colour": "red"}',
+    ],
     ids=["bad-json", "empty", "bad-route", "no-effect", "unknown-field"],
 )
 def test_control_faults_bad_request_is_400(emulator: Emulator, payload: bytes) -> None:
@@ -340,8 +371,9 @@ def test_control_track_rules(emulator: Emulator) -> None:
     assert rejected.status_code == 400
     assert rejected.text == "event name not allowed"
     assert post_track(emulator.url, event(event="Allowed")).status_code == 200
-    bad = requests.post(emulator.url + "/_emulator/track-rules", json={"field": "event"},
-                        timeout=TIMEOUT)
+    bad = requests.post(
+        emulator.url + "/_emulator/track-rules", json={"field": "event"}, timeout=TIMEOUT
+    )
     assert bad.status_code == 400
 
 
@@ -375,8 +407,7 @@ def test_rate_limit_burst_gets_429() -> None:
         assert statuses[:5] == [200] * 5
         assert len(emu.events()) == ok
         # another key has its own bucket
-        verify = session.get(emu.url + VERIFY, headers={KEY: DEMO_INTEGRATION_KEY},
-                             timeout=TIMEOUT)
+        verify = session.get(emu.url + VERIFY, headers={KEY: DEMO_INTEGRATION_KEY}, timeout=TIMEOUT)
         assert verify.status_code == 200
         # the bucket refills at `rate` a second
         time.sleep(0.5)
@@ -394,9 +425,15 @@ def test_cli_serves_track_and_events() -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from target_pendo.emulator.server import main; main()",
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-c",
+            "from target_pendo.emulator.server import main; main()",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 15

@@ -20,7 +20,12 @@ atexit.register(_EMULATOR.stop)
 
 
 def _spec(visitor_column: str) -> dict:
-    return {"event_name": "SDK Standard Test", "visitor_id_column": visitor_column}
+    # Some SDK sample streams declare no key: the visitor column doubles as the event key.
+    return {
+        "event_name": "SDK Standard Test",
+        "visitor_id_column": visitor_column,
+        "primary_key_column": visitor_column,
+    }
 
 
 SDK_TEST_CONFIG = {

@@ -26,6 +26,7 @@ _KIND = r"(visitor|account|parentAccount)"
 _METADATA_PATH = re.compile(rf"^/api/v1/metadata/{_KIND}/(agent|custom)/value$")
 _SCHEMA_PATH = re.compile(rf"^/api/v1/metadata/schema/{_KIND}$")
 _OBJECT_PATH = re.compile(r"^/api/v1/(visitor|account)/([^/]+)$")
+_BULK_DELETE_PATH = re.compile(r"^/api/v1/bulkdelete/(visitor|account)$")
 
 DEMO_TRACK_SECRET = "emulator-track-secret"  # noqa: S105 - fake key, only the emulator knows it
 DEMO_INTEGRATION_KEY = "emulator-integration-key"
@@ -106,6 +107,8 @@ class _Handler(BaseHTTPRequestHandler):
             return "schema"
         if method == "GET" and _OBJECT_PATH.match(path):
             return "object"
+        if method == "POST" and _BULK_DELETE_PATH.match(path):
+            return "bulkdelete"
         return None
 
     # --- entry points -------------------------------------------------------------------------
@@ -156,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._track(key, raw, parsed)
             return
         access = state.api_key_access(key)
-        if access is None or (route == "metadata" and not access):
+        if access is None or (route in ("metadata", "bulkdelete") and not access):
             self._send(403)
         elif route == "verify":
             self._send_json(200, {"valid": True, "writeAccess": access})
@@ -172,6 +175,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, {"id": object_id, "metadata": found})
         elif route == "metadata":
             self._metadata(path, raw, parsed)
+        elif route == "bulkdelete":
+            kind = _BULK_DELETE_PATH.match(path)[1]  # type: ignore[index]
+            try:
+                job = state.bulk_delete(kind, parsed)
+            except MetadataInvalid as exc:
+                self._send(400, str(exc).encode())
+                return
+            self._send_json(200, {"id": job})
 
     def _metadata(self, path: str, raw: bytes, parsed: Any) -> None:
         kind, group = _METADATA_PATH.match(path).groups()  # type: ignore[union-attr]
@@ -233,6 +244,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, {"ok": True})
             elif method == "GET" and path.startswith("/_emulator/objects/"):
                 self._send_json(200, state.objects_snapshot(path.rsplit("/", 1)[1]))
+            elif method == "GET" and path.startswith("/_emulator/deleted/"):
+                kind = path.rsplit("/", 1)[1]
+                with state.lock:
+                    self._send_json(200, {"deleted": list(state.deleted.get(kind, []))})
             elif method == "GET" and path.startswith("/_emulator/schema/"):
                 self._send_json(200, state.schema_for(path.rsplit("/", 1)[1]))
             elif method == "POST" and path == "/_emulator/reset":
@@ -346,6 +361,14 @@ class Emulator:
 
     def objects(self, kind: str) -> dict[str, Any]:
         return self.state.objects_snapshot(kind)
+
+    def metadata_writes(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return [dict(w) for w in self.state.metadata_writes]
+
+    def deleted(self, kind: str) -> list[str]:
+        with self.state.lock:
+            return list(self.state.deleted[kind])
 
     def request_counts(self) -> dict[str, int]:
         return self.state.request_counts()

@@ -28,6 +28,7 @@ GROUPS = ("agent", "custom")
 ID_KEYS = {"visitor": "visitorId", "account": "accountId", "parentAccount": "accountId"}
 FIELD_TYPES = ("string", "boolean", "integer", "float", "time", "list", "")
 MAX_TEXT = 1500
+MAX_BULK_DELETE = 500
 
 
 def value_fits(field_type: str, value: Any) -> bool:
@@ -117,6 +118,11 @@ class PendoState:
         default_factory=lambda: {k: {g: {} for g in GROUPS} for k in KINDS}
     )
     metadata_rules: list[MetadataRule] = field(default_factory=list)
+    # kind -> ids removed by bulk delete (Pendo marks them Do Not Process at once)
+    deleted: dict[str, list[str]] = field(default_factory=lambda: {"visitor": [], "account": []})
+    # every accepted metadata write: {"kind", "group", "ids"}, for tests counting what was sent
+    metadata_writes: list[dict[str, Any]] = field(default_factory=list)
+    delete_jobs: int = 0
     lock: threading.Lock = field(default_factory=threading.RLock, repr=False)
 
     # --- keys ----------------------------------------------------------------------------
@@ -281,6 +287,9 @@ class PendoState:
                         }
                     record[group][key] = value
                 updated += 1
+            self.metadata_writes.append(
+                {"kind": kind, "group": group, "ids": [item[id_key] for item in items]}
+            )
             response: dict[str, Any] = {
                 "total": len(items),
                 "updated": updated,
@@ -292,8 +301,26 @@ class PendoState:
                 response["errors"] = errors
             return response
 
+    def bulk_delete(self, kind: str, body: Any) -> str:
+        """`POST /api/v1/bulkdelete/{kind}`: at most 500 ids; returns the job id."""
+        list_key = "visitors" if kind == "visitor" else "accounts"
+        ids = body.get(list_key) if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+            raise MetadataInvalid(f'body must be {{"{list_key}": [ids]}}')
+        if len(ids) > MAX_BULK_DELETE:
+            raise MetadataInvalid(f"at most {MAX_BULK_DELETE} ids per bulk delete")
+        with self.lock:
+            for object_id in ids:
+                self.objects[kind].pop(object_id, None)
+                self.deleted[kind].append(object_id)
+            self.delete_jobs += 1
+            return f"job-{self.delete_jobs}"
+
     def reset(self) -> None:
         with self.lock:
+            for ids in self.deleted.values():
+                ids.clear()
+            self.metadata_writes.clear()
             self.events.clear()
             self.track_rules.clear()
             self.requests.clear()

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 
+from target_pendo.ledger import RowOutcome
+
 if TYPE_CHECKING:
     from target_pendo.run import RunContext
 
@@ -39,9 +41,15 @@ class PendoSink(BatchSink):
             return record.get(self.key_properties[0])
         return {k: record.get(k) for k in self.key_properties}
 
-    def reject(self, record: dict, field: str | None, reason: str) -> None:
+    def reject(self, record: dict, field: str | None, reason: str, key: str | None = None) -> None:
+        """Write the row to the rejects file; with a ledger `key`, the ledger keeps it as
+        rejected (reason, attempts) so a later run that sees it again sends it again."""
         self.run.rejects.reject(self.stream_name, self.row_key(record), field, reason, record)
         self.run.report.add(self.stream_name, self.SYNC, rejected=1)
+        if key is not None:
+            self.run.ledger.record(
+                self.stream_name, self.run.run_id, [RowOutcome(key, "rejected", reason)]
+            )
 
     def schema_violation(self, record: dict) -> tuple[str | None, str] | None:
         """(field, reason) when the record breaks its schema and validation is on."""

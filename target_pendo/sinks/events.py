@@ -1,22 +1,39 @@
 """EventsSink: each row becomes one Pendo Track event (Pendo has no batch Track route).
 
-Rows are mapped as they arrive, so a row that cannot be sent is rejected at once; the batch is
-sent when the SDK drains the sink, and `process_batch` returns only when every row of the
-batch was accepted by Pendo or written to the rejects file. That is what lets the SDK's STATE,
-emitted after a full drain, follow only data Pendo holds.
+Each event is sent once, by its key (`primary_key_column`, else the stream's key properties):
+keys the ledger has as sent, and repeats inside a run, are skipped and counted "already sent".
+A call is marked in flight in the ledger before it goes out and marked sent the moment Pendo
+accepts it, so a crash leaves only the calls then in flight in doubt.
+
+Rows are mapped as they arrive; the batch is sent when the SDK drains the sink, and
+`process_batch` returns only when every row of the batch was accepted by Pendo, skipped as
+already sent, or written to the rejects file. That is what lets the SDK's STATE, emitted after
+a full drain, follow only data Pendo holds.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from target_pendo.client import CallResult, Outcome
+from target_pendo.errors import StreamConfigError
+from target_pendo.ledger import RowOutcome
 from target_pendo.mapping import EventPlan, RowRejected, dumps
 from target_pendo.settings import EventsSpec
 from target_pendo.sinks.base import PendoSink
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass
+class _Item:
+    key: str
+    record: dict
+    body: dict[str, Any] | None  # None: rejected locally, see `reason`
+    field: str | None = None
+    reason: str = ""
 
 
 class EventsSink(PendoSink):
@@ -29,32 +46,108 @@ class EventsSink(PendoSink):
         super().__init__(target, stream_name, schema, key_properties)
         spec = self.run.settings.spec_for(stream_name)
         assert isinstance(spec, EventsSpec)
-        self.plan = EventPlan.build(spec, (self.schema.get("properties") or {}).keys())
+        columns = (self.schema.get("properties") or {}).keys()
+        self.plan = EventPlan.build(spec, columns)
         self._uses_send_time = spec.timestamp_column is None
+        if spec.primary_key_column:
+            if spec.primary_key_column not in columns:
+                raise StreamConfigError(
+                    stream_name,
+                    f"primary_key_column names column '{spec.primary_key_column}', which is not "
+                    f"in the stream's schema (columns: {sorted(columns)})",
+                )
+            self.key_columns: list[str] = [spec.primary_key_column]
+        else:
+            self.key_columns = list(self.key_properties)
+        if not self.key_columns:
+            raise StreamConfigError(
+                stream_name,
+                "an events stream needs a key so each event is sent once: set "
+                "'primary_key_column' to a column that is unique per event (the tap declares "
+                "no key properties for this stream)",
+            )
+
+    def event_key(self, record: dict) -> str:
+        values = [record.get(c) for c in self.key_columns]
+        missing = [c for c, v in zip(self.key_columns, values, strict=True) if v is None]
+        if missing:
+            raise RowRejected(missing[0], f"key column '{missing[0]}' is null")
+        if len(values) == 1:
+            return values[0] if isinstance(values[0], str) else dumps(values[0]).decode()
+        return dumps(values).decode()
+
+    def row_key(self, record: dict) -> Any:
+        if len(self.key_columns) == 1:
+            return record.get(self.key_columns[0])
+        return {c: record.get(c) for c in self.key_columns}
 
     def process_record(self, record: dict, context: dict) -> None:
         context["received"] = context.get("received", 0) + 1
+        try:
+            key = self.event_key(record)
+        except RowRejected as exc:
+            self.reject(record, exc.field, exc.reason)  # no key: nothing to remember it by
+            return
+        items = context.setdefault("items", [])
         violation = self.schema_violation(record)
         if violation is not None:
-            self.reject(record, *violation)
+            items.append(_Item(key, record, None, *violation))
             return
         try:
             body = self.plan.track_body(record, now_ms=0)
         except RowRejected as exc:
-            self.reject(record, exc.field, exc.reason)
+            items.append(_Item(key, record, None, exc.field, exc.reason))
             return
-        context.setdefault("items", []).append((body, record))
+        items.append(_Item(key, record, body))
 
     def process_batch(self, context: dict) -> None:
-        items: list[tuple[dict[str, Any], dict]] = context.get("items", [])
-        report, stream = self.run.report, self.stream_name
-        report.add(stream, self.SYNC, received=context.get("received", 0))
+        items: list[_Item] = context.get("items", [])
+        run, stream = self.run, self.stream_name
+        run.report.add(stream, self.SYNC, received=context.get("received", 0))
         if not items:
             return
+        known = run.ledger.states(stream, (i.key for i in items))
+        skipped: list[RowOutcome] = []
+        rejected: list[_Item] = []
+        to_send: list[_Item] = []
+        in_doubt = 0
+        batch_keys: set[str] = set()
+        for item in items:
+            state = known.get(item.key)
+            if item.key in batch_keys or (state is not None and state.status == "sent"):
+                skipped.append(RowOutcome(item.key, "already_sent"))
+                continue
+            batch_keys.add(item.key)
+            if item.body is None:
+                rejected.append(item)
+                continue
+            if state is not None and state.status == "in_flight" and state.last_run != run.run_id:
+                in_doubt += 1
+                skipped.append(
+                    RowOutcome(
+                        item.key,
+                        "in_doubt",
+                        "in flight when an earlier run "
+                        "stopped; sent again (Pendo may now hold it twice)",
+                    )
+                )
+            to_send.append(item)
+        run.ledger.record(stream, run.run_id, skipped)
+        for item in rejected:
+            self.reject(item.record, item.field, item.reason, key=item.key)
+        counts = {"already_sent": len(skipped) - in_doubt, "in_doubt": in_doubt}
+        run.report.add(stream, self.SYNC, **counts)
+        if to_send:
+            self._send(to_send)
+
+    def _send(self, items: list[_Item]) -> None:
+        run, stream, report = self.run, self.stream_name, self.run.report
         now_ms = int(time.time() * 1000)
         old = 0
         bodies = []
-        for body, _record in items:
+        for item in items:
+            body = item.body
+            assert body is not None
             if self._uses_send_time:
                 body["timestamp"] = now_ms
             elif now_ms - body["timestamp"] > SEVEN_DAYS_MS:
@@ -69,14 +162,20 @@ class EventsSink(PendoSink):
                 stream,
             )
 
+        def on_send(index: int) -> None:
+            run.ledger.record(stream, run.run_id, [RowOutcome(items[index].key, "in_flight")])
+
         def on_result(index: int, result: CallResult) -> None:
+            item = items[index]
             if result.outcome is Outcome.ACCEPTED:
+                run.ledger.record(stream, run.run_id, [RowOutcome(item.key, "sent")])
                 report.add(stream, self.SYNC, sent=1)
             elif result.outcome is Outcome.REJECTED:
                 self.reject(
-                    items[index][1],
+                    item.record,
                     None,
                     f"Pendo refused the event (HTTP {result.status}): {result.reason}",
+                    key=item.key,
                 )
 
-        self.run.client.send_tracks(bodies, on_result=on_result)
+        run.client.send_tracks(bodies, on_result=on_result, on_send=on_send)
