@@ -19,6 +19,7 @@ _OPTIONAL_COUNTS = (
     ("deleted", "deleted"),
     ("in_doubt", "in doubt (resent after a crash)"),
     ("old_events", "older than 7 days"),
+    ("large_properties", "properties over 512 bytes"),
 )
 
 
@@ -36,6 +37,7 @@ class StreamCounts:
     cleared: int = 0
     deleted: int = 0
     old_events: int = 0
+    large_properties: int = 0
 
 
 @dataclass

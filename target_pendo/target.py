@@ -18,6 +18,7 @@ from singer_sdk.target_base import Target
 
 from target_pendo.errors import TargetPendoError, UnmappedStreamError
 from target_pendo.ledger_cli import ledger_cli
+from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader
 from target_pendo.run import RunContext
 from target_pendo.settings import (
     CONTEXT_KEYS,
@@ -213,6 +214,7 @@ class TargetPendo(Target):
         ),
     ).to_dict()
 
+    message_reader_class = LineCountingReader
     # Set by `main` for the `--full-resync` CLI flag (the SDK's CLI has no hook for flags).
     cli_full_resync = False
 
@@ -251,6 +253,9 @@ class TargetPendo(Target):
         try:
             super().listen(file_input)
         except BaseException as exc:
+            if isinstance(exc, SINGER_INPUT_ERRORS):
+                line = getattr(self.message_reader, "line_number", 0)
+                exc.add_note(f"(at input line {line})")
             self.finish(error=exc)
             raise
         self.finish()
@@ -261,7 +266,9 @@ class TargetPendo(Target):
         stats = run.client.stats
         extra = {
             "status": "failed" if error is not None else "succeeded",
-            "error": str(error) if isinstance(error, TargetPendoError) else None,
+            "error": str(error)
+            if isinstance(error, (TargetPendoError, *SINGER_INPUT_ERRORS))
+            else None,
             "http_calls": dict(stats.calls),
             "retries": stats.retries,
             "calls_in_doubt": stats.in_doubt,
@@ -294,7 +301,10 @@ def main() -> None:
             TargetPendo.cli_full_resync = True
             sys.argv = [sys.argv[0], *(a for a in args if a != "--full-resync")]
         TargetPendo.cli()
-    except TargetPendoError as exc:
+    except (TargetPendoError, *SINGER_INPUT_ERRORS) as exc:
         logging.getLogger("target-pendo").debug("fatal error", exc_info=True)
-        print(f"target-pendo: error: {exc}", file=sys.stderr)
+        notes = " ".join(getattr(exc, "__notes__", []))
+        kind = "" if isinstance(exc, TargetPendoError) else "invalid Singer input: "
+        message = " ".join(f"{kind}{exc} {notes}".split())  # one line, whatever the SDK wrote
+        print(f"target-pendo: error: {message}", file=sys.stderr)
         sys.exit(1)

@@ -286,11 +286,23 @@ def test_timeout_is_retried_and_counted_in_doubt(
     assert results == [CallResult(Outcome.ACCEPTED, 200)]
     assert client.stats.retries >= 1
     assert client.stats.in_doubt >= 1
-    # The emulator still handles the slow request once its delay ends: the documented
-    # "in doubt" duplicate (Pendo may have received the first attempt too).
+    # The client hung up before the emulator handled the slow request: it is abandoned.
+    time.sleep(0.8)
+    assert stored_visitors(emulator) == ["v-0"]
+    assert emulator.request_counts() == {TRACK_ROUTE: 2}
+
+
+def test_timeout_that_did_reach_pendo_is_the_documented_duplicate(
+    emulator: Emulator, make_client: ClientFactory
+) -> None:
+    client = make_client(request_timeout=0.5)
+    emulator.inject(route="track", delay=1.0, times=1, process_after_disconnect=True)
+    results = client.send_tracks([body("v-0")])
+    assert results == [CallResult(Outcome.ACCEPTED, 200)]
+    assert client.stats.in_doubt >= 1
+    # Pendo got the first attempt too: the "in doubt" duplicate the report counts.
     assert wait_for(lambda: len(emulator.events()) == 2), emulator.events()
     assert stored_visitors(emulator) == ["v-0", "v-0"]
-    assert emulator.request_counts() == {TRACK_ROUTE: 2}
 
 
 def test_retry_budget_exhausted_raises_unavailable(

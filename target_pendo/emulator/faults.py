@@ -29,6 +29,10 @@ class Fault:
     after: int = 0
     match_field: str | None = None
     match_value: Any = None
+    # After a `delay`, a request whose client already hung up is abandoned unprocessed
+    # (like a front end that checks the connection before handing the request on) [I].
+    # True: processed anyway, the case where a timed-out call did reach Pendo.
+    process_after_disconnect: bool = False
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Fault:

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import re
+import select
 import socket
 import sys
 import threading
@@ -96,6 +97,16 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
+    def _client_gone(self) -> bool:
+        """Whether the client closed the connection (e.g. it timed out) while we slept."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if not readable:
+                return False
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def _route(self, method: str, path: str) -> str | None:
         if method == "POST" and path == "/data/track":
             return "track"
@@ -143,6 +154,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
+                if not fault.process_after_disconnect and self._client_gone():
+                    self._drop()
+                    return
             if fault.drop:
                 self._drop()
                 return

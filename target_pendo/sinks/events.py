@@ -25,6 +25,7 @@ from target_pendo.settings import EventsSpec
 from target_pendo.sinks.base import PendoSink
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+MAX_PROPERTIES_BYTES = 512  # Pendo shows bigger `properties` objects as "too large"
 
 
 @dataclass
@@ -143,7 +144,7 @@ class EventsSink(PendoSink):
     def _send(self, items: list[_Item]) -> None:
         run, stream, report = self.run, self.stream_name, self.run.report
         now_ms = int(time.time() * 1000)
-        old = 0
+        old = large = 0
         bodies = []
         for item in items:
             body = item.body
@@ -152,7 +153,23 @@ class EventsSink(PendoSink):
                 body["timestamp"] = now_ms
             elif now_ms - body["timestamp"] > SEVEN_DAYS_MS:
                 old += 1
-            bodies.append(dumps(body))
+            encoded = dumps(body)
+            # Only a body over the limit can hold properties over it: no second encode else.
+            if len(encoded) > MAX_PROPERTIES_BYTES and (
+                len(dumps(body["properties"])) > MAX_PROPERTIES_BYTES
+            ):
+                large += 1
+            bodies.append(encoded)
+        if large:
+            report.add(stream, self.SYNC, large_properties=large)
+            self.logger.warning(
+                "%d event(s) in this batch of stream '%s' have properties over %d bytes of JSON: "
+                "Pendo accepts them but shows them as 'too large'; map fewer columns with "
+                "'properties'.",
+                large,
+                stream,
+                MAX_PROPERTIES_BYTES,
+            )
         if old:
             report.add(stream, self.SYNC, old_events=old)
             self.logger.warning(
