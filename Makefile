@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint
+.PHONY: demo test lint e2e
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,16 @@ demo: $(BIN)/.installed
 	$(BIN)/target-pendo-demo
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check target_pendo tests
+	$(BIN)/ruff check target_pendo tests e2e
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The real pipeline: PostgreSQL -> meltano run tap-postgres target-pendo -> the emulator.
+# Meltano gets its own venv; it installs the tap from PyPI into another one.
+.venv-meltano/bin/meltano:
+	$(PYTHON) -m venv .venv-meltano
+	.venv-meltano/bin/python -m pip install --quiet --disable-pip-version-check 'meltano>=4,<5'
+
+e2e: $(BIN)/.installed .venv-meltano/bin/meltano
+	$(BIN)/python e2e/run.py --meltano .venv-meltano/bin/meltano

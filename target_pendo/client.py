@@ -30,6 +30,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
+from target_pendo.calllog import CallLog
 from target_pendo.errors import (
     PendoAuthError,
     PendoError,
@@ -91,6 +92,20 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     """True when the request cannot have reached Pendo (refused, DNS): not "in doubt"."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, NewConnectionError | NameResolutionError)
+
+
+def _retryable_error(exc: requests.RequestException, url: str, timeout: float) -> Exception:
+    """The retry signal for a transport failure, or the error itself when retrying is futile."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return _Retryable(f"connect timeout to {url}")
+    if isinstance(exc, requests.Timeout):
+        return _Retryable(f"no answer from {url} within {timeout}s", in_doubt=True)
+    if isinstance(exc, requests.ConnectionError):
+        return _Retryable(
+            f"connection to {url} failed: {type(exc).__name__}",
+            in_doubt=not _never_connected(exc),
+        )
+    return exc
 
 
 def _wait_gen() -> Generator[float, Any, None]:
@@ -169,22 +184,37 @@ class MetadataAnswer:
 
 
 class ClientStats:
-    """Thread-safe counters for the run report."""
+    """Thread-safe counters for the run report, overall and per stream."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.calls: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()  # per route
+        self.stream_calls: Counter[str] = Counter()
+        self.stream_retries: Counter[str] = Counter()
         self.retries = 0
         self.in_doubt = 0  # retried after the request may have reached Pendo
 
-    def call(self, route: str) -> None:
+    def call(self, route: str, stream: str | None) -> None:
         with self._lock:
             self.calls[route] += 1
+            if stream is not None:
+                self.stream_calls[stream] += 1
 
-    def retry(self, in_doubt: bool) -> None:
+    def retry(self, in_doubt: bool, stream: str | None) -> None:
         with self._lock:
             self.retries += 1
             self.in_doubt += int(in_doubt)
+            if stream is not None:
+                self.stream_retries[stream] += 1
+
+
+@dataclass
+class _Call:
+    """One logical call across its attempts."""
+
+    stream: str | None = None
+    before_send: Callable[[], None] | None = None  # runs once, before the first attempt
+    attempts: int = 0
 
 
 class PendoClient:
@@ -201,6 +231,7 @@ class PendoClient:
         request_timeout: float = 30,
         max_retry_seconds: float = 300,
         redact: Redactor | None = None,
+        call_log: CallLog | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._keys = {TRACK_SETTING: track_event_secret, API_SETTING: integration_key}
@@ -214,6 +245,7 @@ class PendoClient:
         self._sessions_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="pendo")
         self.stats = ClientStats()
+        self._call_log = call_log
         self._retrying = backoff.on_exception(
             _wait_gen,
             _Retryable,
@@ -237,6 +269,8 @@ class PendoClient:
         return session
 
     def close(self) -> None:
+        if self._call_log is not None:
+            self._call_log.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         with self._sessions_lock:
             for session in self._sessions:
@@ -251,12 +285,7 @@ class PendoClient:
         return key
 
     def _attempt(
-        self,
-        method: str,
-        path: str,
-        setting: str,
-        body: bytes | None,
-        before_send: Callable[[], None] | None,
+        self, method: str, path: str, setting: str, body: bytes | None, call: _Call
     ) -> requests.Response:
         """One HTTP attempt; raises _Retryable for answers worth another try."""
         url = self.api_url + path
@@ -264,25 +293,42 @@ class PendoClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
         self._limiter.acquire()
-        if before_send is not None:
-            before_send()  # after pacing, right before the bytes leave
-        self.stats.call(f"{method} {path}")
+        call.attempts += 1
+        if call.attempts == 1 and call.before_send is not None:
+            call.before_send()  # after pacing, right before the bytes leave
+        self.stats.call(f"{method} {path}", call.stream)
         started = time.perf_counter()
         try:
             response = self._session().request(
                 method, url, data=body, headers=headers, timeout=self._timeout
             )
-        except requests.ConnectTimeout as exc:
-            raise _Retryable(f"connect timeout to {url}") from exc
-        except requests.Timeout as exc:
-            raise _Retryable(
-                f"no answer from {url} within {self._timeout}s", in_doubt=True
-            ) from exc
-        except requests.ConnectionError as exc:
-            raise _Retryable(
-                f"connection to {url} failed: {type(exc).__name__}",
-                in_doubt=not _never_connected(exc),
-            ) from exc
+        except requests.RequestException as exc:
+            failure = _retryable_error(exc, url, self._timeout)
+            if self._call_log is not None:
+                self._call_log.write(
+                    method,
+                    url,
+                    None,
+                    time.perf_counter() - started,
+                    call.attempts,
+                    call.stream,
+                    body,
+                    None,
+                    str(failure),
+                )
+            raise failure from exc
+        if self._call_log is not None:
+            self._call_log.write(
+                method,
+                url,
+                response.status_code,
+                time.perf_counter() - started,
+                call.attempts,
+                call.stream,
+                body,
+                response.text,
+                None,
+            )
         if http_log.isEnabledFor(logging.DEBUG):
             http_log.debug(
                 "%s %s -> %s in %.1f ms; request %s; response %s",
@@ -302,7 +348,9 @@ class PendoClient:
 
     def _on_backoff(self, details: Any) -> None:
         exc = details.get("exception")
-        self.stats.retry(bool(getattr(exc, "in_doubt", False)))
+        call = details["args"][-1] if details.get("args") else None
+        stream = call.stream if isinstance(call, _Call) else None
+        self.stats.retry(bool(getattr(exc, "in_doubt", False)), stream)
         logging.getLogger("target_pendo.client").info(
             "Retrying in %.1fs (attempt %d): %s",
             details["wait"],
@@ -317,6 +365,7 @@ class PendoClient:
         setting: str,
         body: bytes | None = None,
         *,
+        stream: str | None = None,
         refusals_ok: bool = False,
         before_send: Callable[[], None] | None = None,
     ) -> requests.Response:
@@ -327,7 +376,7 @@ class PendoClient:
         before each attempt goes on the wire (after pacing).
         """
         try:
-            response = self._retrying(method, path, setting, body, before_send)
+            response = self._retrying(method, path, setting, body, _Call(stream, before_send))
         except _Retryable as exc:
             raise PendoUnavailableError(
                 f"Pendo kept failing for {self._max_retry_seconds:g}s "
@@ -371,25 +420,19 @@ class PendoClient:
         abort: threading.Event,
         on_send: SendCallback | None,
         on_result: ResultCallback | None,
+        stream: str | None,
     ) -> CallResult:
         if abort.is_set():
             return CallResult(Outcome.NOT_SENT)
-        marked = False
-
-        def mark_in_flight() -> None:
-            nonlocal marked
-            if on_send is not None and not marked:
-                marked = True
-                on_send(index)
-
         try:
             response = self.request(
                 "POST",
                 TRACK_PATH,
                 TRACK_SETTING,
                 body,
+                stream=stream,
                 refusals_ok=True,
-                before_send=mark_in_flight,
+                before_send=None if on_send is None else lambda: on_send(index),
             )
         except PendoError:
             abort.set()
@@ -408,6 +451,8 @@ class PendoClient:
         bodies: Sequence[bytes],
         on_result: ResultCallback | None = None,
         on_send: SendCallback | None = None,
+        *,
+        stream: str | None = None,
     ) -> list[CallResult]:
         """POST each body to /data/track (one event per request), `max_concurrency` at a time.
 
@@ -420,7 +465,7 @@ class PendoClient:
         """
         abort = threading.Event()
         futures = [
-            self._pool.submit(self._track_one, i, body, abort, on_send, on_result)
+            self._pool.submit(self._track_one, i, body, abort, on_send, on_result, stream)
             for i, body in enumerate(bodies)
         ]
         results: list[CallResult] = []
@@ -447,13 +492,16 @@ class PendoClient:
             ) from None
         return data if isinstance(data, dict) else {}
 
-    def update_metadata(self, kind: str, group: str, body: bytes) -> MetadataAnswer | Refused:
+    def update_metadata(
+        self, kind: str, group: str, body: bytes, *, stream: str | None = None
+    ) -> MetadataAnswer | Refused:
         """One bulk metadata write; Refused when Pendo rejects the batch whole."""
         response = self.request(
             "POST",
             METADATA_PATH.format(kind=kind, group=group),
             API_SETTING,
             body,
+            stream=stream,
             refusals_ok=True,
         )
         if response.status_code in _ROW_REJECT_STATUSES:
@@ -461,7 +509,7 @@ class PendoClient:
             return Refused(f"HTTP {response.status_code}: {reason}")
         return MetadataAnswer.parse(response, self.redact)
 
-    def bulk_delete(self, kind: str, ids: Sequence[str]) -> list[str]:
+    def bulk_delete(self, kind: str, ids: Sequence[str], *, stream: str | None = None) -> list[str]:
         """Delete visitors or accounts (permanent in Pendo), 500 ids a call, one call a second.
 
         Returns Pendo's job ids. Any refusal is fatal here: deletes are never split or guessed.
@@ -473,7 +521,9 @@ class PendoClient:
                 time.sleep(BULK_DELETE_INTERVAL)
             chunk = list(ids[start : start + BULK_DELETE_MAX])
             body = json.dumps({list_key: chunk}).encode()
-            response = self.request("POST", BULK_DELETE_PATH.format(kind=kind), API_SETTING, body)
+            response = self.request(
+                "POST", BULK_DELETE_PATH.format(kind=kind), API_SETTING, body, stream=stream
+            )
             try:
                 jobs.append(str(response.json().get("id", "")))
             except (ValueError, AttributeError):
@@ -481,6 +531,12 @@ class PendoClient:
         return jobs
 
     # --- checks -------------------------------------------------------------------------------
+    def check_track_secret(self) -> None:
+        """Validate the Track secret without sending an event: an empty object is not an event,
+        so Pendo answers 400 when the key is right and 403 when it is not [I: per the
+        contract, a missing `event`/`visitorId` is a 400]. Raises PendoAuthError if wrong."""
+        self.request("POST", TRACK_PATH, TRACK_SETTING, b"{}", refusals_ok=True)
+
     def verify_integration_key(self) -> bool:
         """`GET /api/v1/token/verify`: True when the key may write."""
         response = self.request("GET", VERIFY_PATH, API_SETTING)

@@ -48,5 +48,10 @@ class PendoRequestError(PendoError):
     """Another 4xx the target cannot recover from by retrying or rejecting a row."""
 
 
+class RejectedRowsAlert(TargetPendoError):
+    """More rows than `max_rejected_fraction` were rejected: the run delivered the rest, wrote
+    STATE, and exits non-zero so the orchestrator's alerting fires."""
+
+
 class DeleteGuardError(TargetPendoError):
     """A run would clear or delete more of a stream's objects than `max_delete_fraction`."""

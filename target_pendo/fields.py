@@ -9,6 +9,8 @@ Pure: the schema comes in as data, rows go out as metadata values.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +106,13 @@ class ObjectPlan:
             id_column=spec.id_column,
             targets=tuple(targets),
         )
+
+    def fingerprint(self) -> str:
+        """Stable across processes: what is written where, never object identities."""
+        described = [self.kind, self.id_column] + [
+            [t.group, t.key, t.column, t.type] for t in self.targets
+        ]
+        return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
 
     def row_values(self, row: Mapping[str, Any]) -> tuple[str, dict[str, dict[str, Any]]]:
         """(object id, group -> {field: value}); RowRejected names the column and value.

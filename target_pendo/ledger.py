@@ -124,7 +124,7 @@ def url_secret(url: str) -> str | None:
 class Ledger:
     """Thread-safe: sinks drained in parallel and HTTP workers record through one instance."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         try:
             parsed = make_url(url)
         except sa.exc.ArgumentError:
@@ -148,6 +148,7 @@ class Ledger:
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._lock = threading.Lock()
+        self.read_only = read_only  # dry run: look up, never write
         self._url_for_errors = parsed.render_as_string(hide_password=True)
         self._migrate()
 
@@ -188,6 +189,8 @@ class Ledger:
 
     # --- runs -------------------------------------------------------------------------------
     def start_run(self, run_id: str, full_resync: bool) -> None:
+        if self.read_only:
+            return
         with self._lock, self.engine.begin() as conn:
             conn.execute(
                 sa.text(
@@ -198,6 +201,8 @@ class Ledger:
             )
 
     def finish_run(self, run_id: str, status: str, report: dict[str, Any]) -> None:
+        if self.read_only:
+            return
         with self._lock, self.engine.begin() as conn:
             conn.execute(
                 sa.text(
@@ -225,7 +230,7 @@ class Ledger:
 
     def record(self, stream: str, run_id: str, outcomes: Sequence[RowOutcome]) -> None:
         """Upsert row_state and append sync_rows for `outcomes`, in one committed transaction."""
-        if not outcomes:
+        if not outcomes or self.read_only:
             return
         now = _now()
         state_rows = []

@@ -18,7 +18,8 @@ from target_pendo.errors import ConfigError
 from target_pendo.ledger import Ledger, default_url
 
 
-def _load_config(paths: list[str]) -> dict[str, Any]:
+def load_config(paths: list[str]) -> dict[str, Any]:
+    """Merge config JSON files, later ones winning, like the SDK's repeated --config."""
     config: dict[str, Any] = {}
     for path in paths:
         try:
@@ -36,7 +37,7 @@ def ledger_cli(argv: list[str]) -> int:
     parser.add_argument("--config", action="append", default=[], help="config JSON file(s)")
     parser.add_argument("--stream", help="the stream to reset (required for reset)")
     args = parser.parse_args(argv)
-    config = _load_config(args.config)
+    config = load_config(args.config)
     url = config.get("ledger_url") or default_url(config.get("state_dir") or ".target-pendo")
     ledger = Ledger(url)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -38,6 +39,9 @@ class StreamCounts:
     deleted: int = 0
     old_events: int = 0
     large_properties: int = 0
+    http_calls: int = 0
+    retries: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -57,6 +61,32 @@ class RunReport:
             counts = self.streams.get(name) or self.streams.setdefault(name, StreamCounts(sync))
             for key, value in increments.items():
                 setattr(counts, key, getattr(counts, key) + value)
+
+    def set_http(self, calls: dict[str, int], retries: dict[str, int]) -> None:
+        """Per-stream HTTP counts, from the client's stats at the end of the run."""
+        with self._lock:
+            for name, counts in self.streams.items():
+                counts.http_calls = calls.get(name, 0)
+                counts.retries = retries.get(name, 0)
+
+    def over_rejected(self, fraction: float) -> list[str]:
+        """Streams whose rejected rows are more than `fraction` of the rows they received."""
+        with self._lock:
+            return [
+                f"'{name}' ({c.rejected} of {c.received})"
+                for name, c in sorted(self.streams.items())
+                if c.received and c.rejected / c.received > fraction
+            ]
+
+    def add_seconds(self, name: str, sync: str, seconds: float) -> None:
+        with self._lock:
+            counts = self.streams.get(name) or self.streams.setdefault(name, StreamCounts(sync))
+            counts.seconds = round(counts.seconds + seconds, 3)
+
+    def counts(self, name: str) -> StreamCounts:
+        """A copy of one stream's counts."""
+        with self._lock:
+            return dataclasses.replace(self.streams.get(name) or StreamCounts(sync=""))
 
     def add_unknown(self, name: str, sync: str, ids: list[str]) -> None:
         """Unknown ids are counted; the first MAX_LISTED per stream are listed in the report
@@ -91,5 +121,6 @@ class RunReport:
         for name, c in data["streams"].items():
             always = f"received {c['received']}, sent {c['sent']}, rejected {c['rejected']}"
             optional = [f"{label} {c[key]}" for key, label in _OPTIONAL_COUNTS if c[key]]
-            out.append(f"stream '{name}' ({c['sync']}): " + ", ".join([always, *optional]))
+            http = f"{c['http_calls']} HTTP calls, {c['retries']} retries, {c['seconds']:.1f} s"
+            out.append(f"stream '{name}' ({c['sync']}): " + ", ".join([always, *optional, http]))
         return out

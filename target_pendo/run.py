@@ -9,9 +9,12 @@ import datetime as dt
 import threading
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from target_pendo.calllog import CallLog
 from target_pendo.client import PendoClient
+from target_pendo.dryrun import DryRunClient
 from target_pendo.ledger import Ledger, default_url, url_secret
 from target_pendo.redact import Redactor
 from target_pendo.rejects import RowLog
@@ -47,10 +50,25 @@ class RunContext:
 
     @classmethod
     def create(cls, settings: Settings) -> RunContext:
-        run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        # sortable by start time (to the millisecond), unique by the random tail
+        now = dt.datetime.now(dt.UTC)
+        run_id = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}-{uuid.uuid4().hex[:6]}"
         ledger_url = settings.ledger_url or default_url(settings.state_dir)
-        ledger = Ledger(ledger_url)
-        client = PendoClient(
+        ledger = Ledger(ledger_url, read_only=settings.dry_run)
+        redact = Redactor(
+            [settings.track_event_secret, settings.integration_key, url_secret(ledger_url)]
+        )
+        call_log = (
+            CallLog(Path(settings.state_dir) / "calls" / f"{run_id}.jsonl", redact)
+            if settings.call_log
+            else None
+        )
+        client_class: Any = PendoClient
+        extra: dict[str, Any] = {}
+        if settings.dry_run:
+            client_class = DryRunClient
+            extra["payloads"] = RowLog(settings.state_dir, f"dry_run/{run_id}", run_id, redact)
+        client = client_class(
             settings.api_url,
             track_event_secret=settings.track_event_secret,
             integration_key=settings.integration_key,
@@ -58,9 +76,9 @@ class RunContext:
             max_requests_per_second=settings.max_requests_per_second,
             request_timeout=settings.request_timeout,
             max_retry_seconds=settings.max_retry_seconds,
-            redact=Redactor(
-                [settings.track_event_secret, settings.integration_key, url_secret(ledger_url)]
-            ),
+            redact=redact,
+            call_log=call_log,
+            **extra,
         )
         ledger.start_run(run_id, settings.full_resync)
         return cls(

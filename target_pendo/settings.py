@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 from target_pendo.errors import ConfigError, StreamConfigError
@@ -124,6 +125,9 @@ class Settings:
     ledger_url: str | None = field(default=None, repr=False)
     full_resync: bool = False
     max_delete_fraction: float = 0.2
+    max_rejected_fraction: float = 0.05
+    dry_run: bool = False
+    call_log: bool = False
     track_event_secret: str | None = field(default=None, repr=False)
     integration_key: str | None = field(default=None, repr=False)
 
@@ -273,18 +277,44 @@ def parse_stream_spec(stream: str, raw: Any) -> StreamSpec:
     )
 
 
-def _positive(config: Mapping[str, Any], key: str, default: float) -> float:
-    value = config.get(key, default)
+def _number(config: Mapping[str, Any], key: str, default: float, rule: str) -> float:
+    """A finite number from the config. The SDK reads config files with decimals as Decimal
+    and environment variables as text, so both are accepted."""
+    value = config.get(key)
     if value is None:
         return default
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"setting '{key}' must be a positive number, got {value!r}")
-    return float(value)
+    number: float | None = None
+    if isinstance(value, int | float | Decimal | str) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            number = None
+    if number is None or not math.isfinite(number):
+        raise ConfigError(f"setting '{key}' must be {rule}, got {value!r}")
+    return number
+
+
+def _positive(config: Mapping[str, Any], key: str, default: float) -> float:
+    number = _number(config, key, default, "a positive number")
+    if number <= 0:
+        raise ConfigError(f"setting '{key}' must be a positive number, got {config.get(key)!r}")
+    return number
+
+
+def _fraction(config: Mapping[str, Any], key: str, default: float) -> float:
+    number = _number(config, key, default, "a number from 0 to 1")
+    if not 0 <= number <= 1:
+        raise ConfigError(f"setting '{key}' must be a number from 0 to 1, got {config.get(key)!r}")
+    return number
+
+
+def _flag(config: Mapping[str, Any], key: str) -> bool:
+    value = config.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ConfigError(f"setting '{key}' must be true or false, got {value!r}")
+    return value
 
 
 def resolve_api_url(config: Mapping[str, Any]) -> str:
@@ -319,25 +349,14 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     concurrency = _positive(config, "max_concurrency", 8)
     if concurrency != int(concurrency):
         raise ConfigError(f"setting 'max_concurrency' must be a whole number, got {concurrency}")
-    fraction = config.get("max_delete_fraction", 0.2)
-    if fraction is None:
-        fraction = 0.2
-    if (
-        isinstance(fraction, bool)
-        or not isinstance(fraction, int | float)
-        or not 0 <= fraction <= 1
-    ):
-        raise ConfigError(
-            f"setting 'max_delete_fraction' must be a number from 0 to 1, got {fraction!r}"
-        )
-    full_resync = config.get("full_resync") or False
-    if not isinstance(full_resync, bool):
-        raise ConfigError(f"setting 'full_resync' must be true or false, got {full_resync!r}")
     return Settings(
         api_url=resolve_api_url(config),
         ledger_url=config.get("ledger_url") or None,
-        full_resync=full_resync,
-        max_delete_fraction=float(fraction),
+        full_resync=_flag(config, "full_resync"),
+        max_delete_fraction=_fraction(config, "max_delete_fraction", 0.2),
+        max_rejected_fraction=_fraction(config, "max_rejected_fraction", 0.05),
+        dry_run=_flag(config, "dry_run"),
+        call_log=_flag(config, "call_log"),
         state_dir=str(config.get("state_dir") or ".target-pendo"),
         streams=streams,
         default_stream=default_stream,

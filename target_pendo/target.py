@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+from pathlib import Path
 from typing import IO, Any
 
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
-from target_pendo.errors import TargetPendoError, UnmappedStreamError
+from target_pendo.check import check_cli
+from target_pendo.errors import RejectedRowsAlert, TargetPendoError, UnmappedStreamError
 from target_pendo.ledger_cli import ledger_cli
 from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader
 from target_pendo.run import RunContext
@@ -182,6 +184,27 @@ class TargetPendo(Target):
             "stream's objects in Pendo stops and sends no deletes.",
         ),
         th.Property(
+            "max_rejected_fraction",
+            th.NumberType,
+            default=0.05,
+            description="A run whose rejected rows exceed this fraction of a stream's rows "
+            "delivers the rest, then exits non-zero so orchestrator alerting fires.",
+        ),
+        th.Property(
+            "dry_run",
+            th.BooleanType,
+            default=False,
+            description="Map, validate and diff everything, write the payloads it would send "
+            "under state_dir/dry_run/, send nothing and leave the ledger as it is.",
+        ),
+        th.Property(
+            "call_log",
+            th.BooleanType,
+            default=False,
+            description="Write every API call (method, URL, status, latency, attempt, bodies; "
+            "secrets redacted) to state_dir/calls/<run>.jsonl.",
+        ),
+        th.Property(
             "unmapped_streams",
             th.StringType,
             default="fail",
@@ -259,11 +282,20 @@ class TargetPendo(Target):
             self.finish(error=exc)
             raise
         self.finish()
+        over = self.run_context.report.over_rejected(self.settings.max_rejected_fraction)
+        if over:
+            raise RejectedRowsAlert(
+                f"rejected rows over max_rejected_fraction="
+                f"{self.settings.max_rejected_fraction:g} in stream(s) {', '.join(over)}; "
+                f"every other row was delivered and STATE written. The reasons are in "
+                f"{Path(self.settings.state_dir) / 'rejects'}."
+            )
 
     def finish(self, error: BaseException | None = None) -> None:
         """Write the run report and release the HTTP pool."""
         run = self.run_context
         stats = run.client.stats
+        run.report.set_http(dict(stats.stream_calls), dict(stats.stream_retries))
         extra = {
             "status": "failed" if error is not None else "succeeded",
             "error": str(error)
@@ -290,13 +322,15 @@ class TargetPendo(Target):
 def main() -> None:
     """Console entry point: one clear line instead of a traceback for errors a user can fix.
 
-    `target-pendo ledger ...` manages the sync ledger; `--full-resync` re-sends every object
-    row once; everything else is the SDK's target CLI.
+    `target-pendo ledger ...` manages the sync ledger; `target-pendo check` validates both
+    keys; `--full-resync` re-sends every object row once; everything else is the SDK's CLI.
     """
     try:
         args = sys.argv[1:]
         if args and args[0] == "ledger":
             sys.exit(ledger_cli(args[1:]))
+        if args and args[0] == "check":
+            sys.exit(check_cli(args[1:]))
         if "--full-resync" in args:
             TargetPendo.cli_full_resync = True
             sys.argv = [sys.argv[0], *(a for a in args if a != "--full-resync")]

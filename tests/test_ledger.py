@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from target_pendo.errors import DeleteGuardError
 from target_pendo.ledger import Ledger, default_url
 
-from .singer import TARGET_CMD, lines_to_text, record, run_target, schema, state
+from .singer import TARGET_CMD, lines_to_text, record, run_cli, run_target, schema, state
 
 EVENTS = "product_events"
 TRACK = "POST /data/track"
@@ -370,3 +370,16 @@ def test_ledger_schema_is_versioned(tmp_path):
     again.close()
     with pytest.raises(Exception, match="newer than this target-pendo"):
         Ledger(url)
+
+
+def test_unchanged_objects_stay_unchanged_across_processes(emulator, ledger_config, tmp_path):
+    """The diff hash must not depend on the process (a real sync is a new process each time)."""
+    seed_users(emulator, 5)
+    config = users_config(ledger_config)
+    lines = user_lines(range(5))
+    for _ in range(2):
+        result = run_cli(config, lines, tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert len(sent_ids(emulator)) == 5
+    reports = sorted((Path(config["state_dir"]) / "reports").glob("run-*.json"))
+    assert json.loads(reports[-1].read_text())["streams"][USERS]["unchanged"] == 5

@@ -1032,7 +1032,7 @@ def test_unmapped_streams_setting():
         parse_settings({"unmapped_streams": "ignore"})
 
 
-@pytest.mark.parametrize("value", [-1, 0, -0.5, 2.5, True, "4"])
+@pytest.mark.parametrize("value", [-1, 0, -0.5, 2.5, True, "four", "2.5"])
 def test_bad_max_concurrency(value):
     with pytest.raises(ConfigError, match="'max_concurrency'"):
         parse_settings({"max_concurrency": value})
@@ -1045,10 +1045,17 @@ def test_max_concurrency_whole_float_accepted():
 
 
 @pytest.mark.parametrize("key", ["max_requests_per_second", "request_timeout", "max_retry_seconds"])
-@pytest.mark.parametrize("value", [0, -1, False, "10"])
+@pytest.mark.parametrize("value", [0, -1, False, "ten", "-3", [1]])
 def test_other_positive_numbers(key, value):
     with pytest.raises(ConfigError, match=f"'{key}'"):
         parse_settings({key: value})
+
+
+@pytest.mark.parametrize("key", ["max_requests_per_second", "request_timeout", "max_retry_seconds"])
+def test_numbers_as_the_sdk_reads_them(key):
+    """Config files give decimals as Decimal and environment variables give text."""
+    assert getattr(parse_settings({key: Decimal("2.5")}), key) == 2.5
+    assert getattr(parse_settings({key: "10"}), key) == 10.0
 
 
 def test_positive_numbers_accepted_and_secrets_kept():

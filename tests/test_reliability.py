@@ -219,6 +219,7 @@ def test_secrets_appear_nowhere_even_with_debug_logging(tmp_path):
             "integration_key": API_KEY,
             "state_dir": str(state_dir),
             "max_requests_per_second": 1000,
+            "max_rejected_fraction": 1,
             "streams": {
                 **spec(),
                 "users": {"sync": "visitor", "custom_fields": {"plan": "plan"}},

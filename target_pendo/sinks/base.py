@@ -8,6 +8,7 @@ timestamps itself and reports a bad one against the row.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.exceptions import InvalidRecord
@@ -23,10 +24,37 @@ class PendoSink(BatchSink):
     """Base for the events and objects sinks; subclasses set SYNC and implement hooks."""
 
     SYNC = "events"
+    PROGRESS_EVERY_SECONDS = 30.0
 
     def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
         self.run: RunContext = target.run_context
         super().__init__(target, stream_name, schema, key_properties)
+        self._started = time.monotonic()
+        self._last_progress = self._started
+
+    def process_batch(self, context: dict) -> None:
+        """Times each drain for the report and logs progress on long runs."""
+        started = time.monotonic()
+        try:
+            self.drain(context)
+        finally:
+            now = time.monotonic()
+            self.run.report.add_seconds(self.stream_name, self.SYNC, now - started)
+            if now - self._last_progress >= self.PROGRESS_EVERY_SECONDS:
+                self._last_progress = now
+                counts = self.run.report.counts(self.stream_name)
+                self.logger.info(
+                    "Progress of stream '%s': %d received, %d sent, %d rejected (%.0f rows/s)",
+                    self.stream_name,
+                    counts.received,
+                    counts.sent,
+                    counts.rejected,
+                    counts.received / max(now - self._started, 1e-9),
+                )
+
+    def drain(self, context: dict) -> None:
+        """Send one batch; return only when each of its rows has an outcome."""
+        raise NotImplementedError
 
     # The SDK calls this private hook on every record before `process_record`. We take
     # validation over (see the module docstring) and leave values as the tap sent them.

@@ -101,7 +101,7 @@ class EventsSink(PendoSink):
             return
         items.append(_Item(key, record, body))
 
-    def process_batch(self, context: dict) -> None:
+    def drain(self, context: dict) -> None:
         items: list[_Item] = context.get("items", [])
         run, stream = self.run, self.stream_name
         run.report.add(stream, self.SYNC, received=context.get("received", 0))
@@ -195,4 +195,4 @@ class EventsSink(PendoSink):
                     key=item.key,
                 )
 
-        run.client.send_tracks(bodies, on_result=on_result, on_send=on_send)
+        run.client.send_tracks(bodies, on_result=on_result, on_send=on_send, stream=stream)

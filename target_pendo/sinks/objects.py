@@ -62,7 +62,7 @@ class ObjectsSink(PendoSink):
             (self.schema.get("properties") or {}).keys(),
             self.run.field_schema(self.spec.kind),
         )
-        self._mapping_hash = hashlib.sha256(repr(self.plan.targets).encode()).hexdigest()[:16]
+        self._mapping_hash = self.plan.fingerprint()
         self._deleted_ids: list[str] = []
         self._full_table_done = False
         if self.plan.new_agent_fields:
@@ -106,7 +106,7 @@ class ObjectsSink(PendoSink):
         key = None if raw_id is None or raw_id == "" else str(raw_id)
         self.reject(record, field, reason, key=key)
 
-    def process_batch(self, context: dict) -> None:
+    def drain(self, context: dict) -> None:
         rows: list[_Row] = context.get("rows", [])
         run, stream = self.run, self.stream_name
         run.report.add(stream, self.SYNC, received=context.get("received", 0))
@@ -143,7 +143,7 @@ class ObjectsSink(PendoSink):
 
         def send(batch: Sequence[_Row]) -> MetadataAnswer | Refused:
             body = dumps([{plan.id_key: r.object_id, "values": values_of(r)} for r in batch])
-            return client.update_metadata(plan.kind, group, body)
+            return client.update_metadata(plan.kind, group, body, stream=self.stream_name)
 
         result = send_with_splits(rows, send)
         for batch, answer in result.accepted:
@@ -238,7 +238,7 @@ class ObjectsSink(PendoSink):
             )
         ids = sorted(candidates)
         if verb == "delete":
-            jobs = run.client.bulk_delete(self.plan.kind, ids)
+            jobs = run.client.bulk_delete(self.plan.kind, ids, stream=self.stream_name)
             self.logger.info(
                 "Stream '%s': asked Pendo to delete %d %s(s) (jobs %s).",
                 self.stream_name,

@@ -11,6 +11,6 @@ class SkipSink(PendoSink):
     def process_record(self, record: dict, context: dict) -> None:
         context["received"] = context.get("received", 0) + 1
 
-    def process_batch(self, context: dict) -> None:
+    def drain(self, context: dict) -> None:
         received = context.get("received", 0)
         self.run.report.add(self.stream_name, self.SYNC, received=received, skipped=received)

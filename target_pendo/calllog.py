@@ -1,0 +1,71 @@
+"""The API-call log (`call_log: true`): every HTTP attempt as one JSONL line, for debugging a
+sync without a proxy: method, URL, status, latency, attempt number, request and response
+bodies (truncated). Secrets never reach it: the key header is shown as `***`, and bodies pass
+through the run's Redactor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+from typing import IO
+
+from target_pendo.redact import MASK, Redactor
+
+MAX_BODY_CHARS = 4000
+
+
+def _clip(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if len(text) <= MAX_BODY_CHARS:
+        return text
+    return text[:MAX_BODY_CHARS] + f"... ({len(text) - MAX_BODY_CHARS} more characters)"
+
+
+class CallLog:
+    """Thread-safe; one file per run: `state_dir/calls/<run_id>.jsonl`."""
+
+    def __init__(self, path: Path, redact: Redactor) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._redact = redact
+        self._file: IO[str] = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def write(
+        self,
+        method: str,
+        url: str,
+        status: int | None,
+        seconds: float,
+        attempt: int,
+        stream: str | None,
+        request_body: bytes | None,
+        response_body: str | None,
+        error: str | None,
+    ) -> None:
+        request_text = None if request_body is None else request_body.decode("utf-8", "replace")
+        entry = {
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            "stream": stream,
+            "method": method,
+            "url": url,
+            "status": status,
+            "latency_ms": round(seconds * 1000, 1),
+            "attempt": attempt,
+            "request_headers": {"x-pendo-integration-key": MASK},
+            "request_body": _clip(self._redact(request_text)) if request_text else None,
+            "response_body": _clip(self._redact(response_body)) if response_body else None,
+            "error": self._redact(error) if error else None,
+        }
+        line = json.dumps(entry, ensure_ascii=False)
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()

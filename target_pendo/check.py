@@ -1,0 +1,62 @@
+"""`target-pendo check --config c.json`: are the keys right, before the first sync?
+
+Both keys are validated with calls that change nothing in Pendo: the integration key with
+`GET /api/v1/token/verify` (which also says whether it may write), the Track secret with an
+empty Track body that Pendo refuses as an event (400) when the key is right, and with 403 when
+it is not. Prints one line per key; exits 1 when a configured key fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from target_pendo.client import PendoClient
+from target_pendo.errors import PendoError
+from target_pendo.ledger_cli import load_config
+from target_pendo.settings import parse_settings
+
+
+def check_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="target-pendo check", description=__doc__)
+    parser.add_argument("--config", action="append", default=[], help="config JSON file(s)")
+    args = parser.parse_args(argv)
+    settings = parse_settings(load_config(args.config))
+    client = PendoClient(
+        settings.api_url,
+        track_event_secret=settings.track_event_secret,
+        integration_key=settings.integration_key,
+        max_concurrency=1,
+        request_timeout=settings.request_timeout,
+        max_retry_seconds=min(settings.max_retry_seconds, 30),
+    )
+    failures = 0
+    try:
+        print(f"Pendo at {settings.api_url}")
+        if settings.track_event_secret:
+            try:
+                client.check_track_secret()
+                print("  track_event_secret: ok (Track API accepts it)")
+            except PendoError as exc:
+                failures += 1
+                print(f"  track_event_secret: FAILED: {exc}")
+        else:
+            print("  track_event_secret: not set (event streams cannot sync)")
+        if settings.integration_key:
+            try:
+                writable = client.verify_integration_key()
+                if writable:
+                    print("  integration_key: ok (valid, with write access)")
+                else:
+                    failures += 1
+                    print(
+                        "  integration_key: FAILED: valid but read-only; object sync needs an "
+                        "Integration Key with 'Allow write access'"
+                    )
+            except PendoError as exc:
+                failures += 1
+                print(f"  integration_key: FAILED: {exc}")
+        else:
+            print("  integration_key: not set (object streams cannot sync)")
+    finally:
+        client.close()
+    return 1 if failures else 0
