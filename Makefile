@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint e2e
+.PHONY: demo test lint e2e bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ demo: $(BIN)/.installed
 	$(BIN)/target-pendo-demo
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check target_pendo tests e2e
+	$(BIN)/ruff check target_pendo tests e2e bench
 
 test: lint
 	$(BIN)/python -m pytest
@@ -28,3 +28,7 @@ test: lint
 
 e2e: $(BIN)/.installed .venv-meltano/bin/meltano
 	$(BIN)/python e2e/run.py --meltano .venv-meltano/bin/meltano
+
+# The benchmark (timings are printed, never asserted): N = 10k and 100k; BENCH_ARGS=--million
+bench: $(BIN)/.installed
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -1,8 +1,9 @@
 """Client-side pacing so the target stays under Pendo's per-key limit.
 
 A strict schedule rather than a token bucket with bursts: each request takes the next slot
-`1/rate` seconds after the previous one, so no one-second window ever holds more than `rate`
-requests (+1 for the window's edge), whatever the number of threads asking.
+`1/rate` seconds after the previous one (2.5 % slower, see HEADROOM), so no one-second window
+holds more than `rate` requests, whatever the number of threads asking; a stall does not bank
+slots for a burst afterwards.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import time
 class RateLimiter:
     """Thread-safe: every sink and worker shares one instance per target run."""
 
+    # Paced a little under the limit: requests reach Pendo with scheduling and network jitter,
+    # and a window that is exactly full at the sender can look over-full at the receiver.
+    HEADROOM = 0.975
+
     def __init__(self, rate_per_second: float | None) -> None:
-        self._interval = 1.0 / rate_per_second if rate_per_second else 0.0
+        self._interval = 1.0 / (rate_per_second * self.HEADROOM) if rate_per_second else 0.0
         self._next_slot = 0.0
         self._lock = threading.Lock()
 

@@ -34,6 +34,7 @@ class RunContext:
     # Set when the whole input was read (not on SIGTERM): only then may a finished
     # full-table sync be trusted to say which ids left the source.
     input_complete: bool = False
+    sinks: list[Any] = field(default_factory=list)  # every sink of the run, to wait on
     _schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     _schema_lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -343,6 +343,11 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
             default_stream = dict(raw)
         else:
             streams[name] = parse_stream_spec(name, raw)
+    if _number(config, "max_requests_per_second", 50, "a positive number") < 0:
+        raise ConfigError(
+            "setting 'max_requests_per_second' must be a positive number (0: no client-side "
+            f"limit), got {config.get('max_requests_per_second')!r}"
+        )
     unmapped = config.get("unmapped_streams") or "fail"
     if unmapped not in ("fail", "skip"):
         raise ConfigError(f"setting 'unmapped_streams' must be 'fail' or 'skip', got {unmapped!r}")
@@ -362,7 +367,9 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         default_stream=default_stream,
         unmapped_streams=unmapped,
         max_concurrency=int(concurrency),
-        max_requests_per_second=_positive(config, "max_requests_per_second", 50),
+        max_requests_per_second=_number(
+            config, "max_requests_per_second", 50, "a positive number (0: no client-side limit)"
+        ),
         request_timeout=_positive(config, "request_timeout", 30),
         max_retry_seconds=_positive(config, "max_retry_seconds", 300),
         track_event_secret=config.get("track_event_secret") or None,

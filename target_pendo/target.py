@@ -221,7 +221,8 @@ class TargetPendo(Target):
             "max_requests_per_second",
             th.NumberType,
             default=50,
-            description="Client-side cap on requests per second to Pendo, all streams together.",
+            description="Client-side cap on requests per second to Pendo, all streams together "
+            "(0: no client-side limit, e.g. against the emulator).",
         ),
         th.Property(
             "request_timeout",
@@ -267,6 +268,13 @@ class TargetPendo(Target):
             "add a spec for it, or set 'unmapped_streams' to 'skip'"
         )
 
+    def _write_state_message(self, state: dict) -> None:
+        """STATE only after every queued batch of every sink has its outcome (sinks drain on
+        their own threads, see sinks/base.py); a failed batch raises here instead."""
+        for sink in self.run_context.sinks:
+            sink.wait_drained()
+        super()._write_state_message(state)
+
     def process_endofpipe(self) -> None:
         self.run_context.input_complete = True  # a SIGTERM drain does not come through here
         super().process_endofpipe()
@@ -294,6 +302,8 @@ class TargetPendo(Target):
     def finish(self, error: BaseException | None = None) -> None:
         """Write the run report and release the HTTP pool."""
         run = self.run_context
+        for sink in run.sinks:
+            sink.stop_draining()  # nothing may still be sending when the pool closes
         stats = run.client.stats
         run.report.set_http(dict(stats.stream_calls), dict(stats.stream_retries))
         extra = {

@@ -8,35 +8,79 @@ timestamps itself and reports a bad one against the row.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
+from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_pendo.ledger import RowOutcome
+from target_pendo.validation import compiled_or_none, violation_field
 
 if TYPE_CHECKING:
     from target_pendo.run import RunContext
 
 
 class PendoSink(BatchSink):
-    """Base for the events and objects sinks; subclasses set SYNC and implement hooks."""
+    """Base for the events and objects sinks; subclasses set SYNC and implement `drain`.
+
+    Batches are drained on the sink's own thread, so reading and mapping the next batch goes
+    on while Pendo answers for this one (on 2 cores that overlap is most of the throughput).
+    Drains of one sink run in order, at most MAX_PENDING_DRAINS wait (memory stays bounded),
+    and the target waits for every drain before it writes STATE
+    (`TargetPendo._write_state_message`): STATE still only follows rows with an outcome.
+    """
 
     SYNC = "events"
     PROGRESS_EVERY_SECONDS = 30.0
+    MAX_PENDING_DRAINS = 2
 
     def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
         self.run: RunContext = target.run_context
         super().__init__(target, stream_name, schema, key_properties)
         self._started = time.monotonic()
         self._last_progress = self._started
+        self._drainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drain")
+        self._pending: deque[Future[None]] = deque()
+        self._failed = False
+        self.run.sinks.append(self)
 
     def process_batch(self, context: dict) -> None:
+        """Queue the batch for this sink's drain thread; wait only when too many are queued."""
+        while len(self._pending) >= self.MAX_PENDING_DRAINS:
+            self._pending.popleft().result()  # re-raises a failed drain here
+        self._pending.append(self._drainer.submit(self._timed_drain, context))
+
+    def wait_drained(self) -> None:
+        """Return when every queued batch has its outcome; re-raise the first failure."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def stop_draining(self) -> None:
+        """After a failure elsewhere: let queued drains finish or fail, quietly, and stop."""
+        while self._pending:
+            with contextlib.suppress(Exception):  # the run is already failing: first error wins
+                self._pending.popleft().result()
+        self._drainer.shutdown(wait=True)
+
+    def clean_up(self) -> None:
+        self.wait_drained()
+        super().clean_up()
+
+    def _timed_drain(self, context: dict) -> None:
         """Times each drain for the report and logs progress on long runs."""
+        if self._failed:
+            raise RuntimeError(f"stream '{self.stream_name}': an earlier batch failed")
         started = time.monotonic()
         try:
             self.drain(context)
+        except BaseException:
+            self._failed = True
+            raise
         finally:
             now = time.monotonic()
             self.run.report.add_seconds(self.stream_name, self.SYNC, now - started)
@@ -79,6 +123,12 @@ class PendoSink(BatchSink):
                 self.stream_name, self.run.run_id, [RowOutcome(key, "rejected", reason)]
             )
 
+    def get_validator(self) -> BaseJSONSchemaValidator | None:
+        """A compiled validator (see validation.py); the SDK's when the schema won't compile."""
+        if not self.validate_schema:
+            return None
+        return compiled_or_none(self.schema) or super().get_validator()
+
     def schema_violation(self, record: dict) -> tuple[str | None, str] | None:
         """(field, reason) when the record breaks its schema and validation is on."""
         if self._validator is None:
@@ -86,9 +136,7 @@ class PendoSink(BatchSink):
         try:
             self._validator.validate(record)
         except InvalidRecord as exc:
-            cause = exc.__cause__
-            path = list(getattr(cause, "absolute_path", []) or [])
-            field = ".".join(str(p) for p in path) or None
+            field = violation_field(exc)
             where = f"column '{field}'" if field else "record"
             return field, f"{where} does not match the stream's schema: {exc.error_message}"
         return None

@@ -74,7 +74,12 @@ class EventsSink(PendoSink):
         if missing:
             raise RowRejected(missing[0], f"key column '{missing[0]}' is null")
         if len(values) == 1:
-            return values[0] if isinstance(values[0], str) else dumps(values[0]).decode()
+            value = values[0]
+            if isinstance(value, str):
+                return value
+            if isinstance(value, int) and not isinstance(value, bool):
+                return str(value)  # what dumps would give, without the encoder
+            return dumps(value).decode()
         return dumps(values).decode()
 
     def row_key(self, record: dict) -> Any:
