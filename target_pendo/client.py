@@ -412,6 +412,22 @@ class PendoClient:
             f"Pendo answered HTTP {status} on {path}: {self.redact(response.text[:300])!r}"
         )
 
+    def parallel(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """Run `fn` on each item on the worker pool (at most `max_concurrency` at once);
+        results in order; the first error is raised after every call has ended."""
+        futures = [self._pool.submit(fn, item) for item in items]
+        results: list[Any] = []
+        first_error: BaseException | None = None
+        for future in futures:
+            try:
+                results.append(future.result())
+            except BaseException as exc:
+                first_error = first_error or exc
+                results.append(None)
+        if first_error is not None:
+            raise first_error
+        return results
+
     # --- Track --------------------------------------------------------------------------------
     def _track_one(
         self,

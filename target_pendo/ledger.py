@@ -80,6 +80,7 @@ _STATUS_AFTER = {
     "cleared": "cleared",
     "deleted": "deleted",
     "already_sent": None,
+    "superseded": None,
     "unchanged": None,
     "in_doubt": None,
 }
@@ -160,6 +161,7 @@ class Ledger:
             sql: sql if named else re.sub(r":(\w+)", r"%(\1)s", sql)
             for sql in (_UPSERT, _SEEN, _LOG)
         }
+        self._cursor = self._raw.cursor()
         if not self.is_sqlite:
             # Marks survive a crash of target-pendo (the point of them) without waiting for
             # the server's disk on every call; a crash of the database server itself may lose
@@ -285,20 +287,17 @@ class Ledger:
                     }
                 )
         with self._lock:
-            cursor = self._raw.cursor()
+            cursor = self._cursor
             try:
-                if state_rows:
-                    cursor.executemany(self._sql[_UPSERT], state_rows)
-                if seen_rows:
-                    cursor.executemany(self._sql[_SEEN], seen_rows)
-                if log_rows:
-                    cursor.executemany(self._sql[_LOG], log_rows)
+                for sql, params in ((_UPSERT, state_rows), (_SEEN, seen_rows), (_LOG, log_rows)):
+                    if len(params) == 1:  # the per-call marks: skip executemany's setup
+                        cursor.execute(self._sql[sql], params[0])
+                    elif params:
+                        cursor.executemany(self._sql[sql], params)
                 self._raw.commit()
             except BaseException:
                 self._raw.rollback()
                 raise
-            finally:
-                cursor.close()
 
     def keys_with_status(self, stream: str, statuses: Sequence[str]) -> list[str]:
         query = sa.text(
@@ -324,6 +323,7 @@ class Ledger:
             return int(result.rowcount or 0)
 
     def close(self) -> None:
+        self._cursor.close()
         self._raw.close()
         self.engine.dispose()
 

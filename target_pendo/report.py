@@ -14,6 +14,7 @@ MAX_LISTED = 1000
 _OPTIONAL_COUNTS = (
     ("already_sent", "already sent"),
     ("unchanged", "unchanged"),
+    ("superseded", "superseded in the batch"),
     ("skipped_unknown", "unknown ids"),
     ("skipped", "skipped (unmapped)"),
     ("cleared", "cleared"),
@@ -31,6 +32,7 @@ class StreamCounts:
     sent: int = 0
     already_sent: int = 0
     unchanged: int = 0
+    superseded: int = 0
     in_doubt: int = 0
     rejected: int = 0
     skipped: int = 0

@@ -28,21 +28,6 @@ TRACK_ROUTE = "POST /data/track"
 ClientFactory = Callable[..., PendoClient]
 
 
-@pytest.fixture(scope="module")
-def shared_emulator() -> Iterator[Emulator]:
-    """One server per module: stopping one costs up to 0.5 s (serve_forever's poll interval)."""
-    with Emulator() as emu:
-        yield emu
-
-
-@pytest.fixture
-def emulator(shared_emulator: Emulator) -> Iterator[Emulator]:
-    """Overrides conftest's per-test emulator with the shared one, reset before and after."""
-    shared_emulator.reset()
-    yield shared_emulator
-    shared_emulator.reset()
-
-
 @pytest.fixture
 def make_client(emulator: Emulator) -> Iterator[ClientFactory]:
     """Builds clients aimed at the emulator (fast defaults); closes every one afterwards."""

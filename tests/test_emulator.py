@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,21 +18,6 @@ KEY = "x-pendo-integration-key"
 TRACK = "/data/track"
 VERIFY = "/api/v1/token/verify"
 TIMEOUT = 5
-
-
-@pytest.fixture(scope="module")
-def shared_emulator() -> Iterator[Emulator]:
-    """One server per module: stopping one costs up to 0.5 s (serve_forever's poll interval)."""
-    with Emulator() as emu:
-        yield emu
-
-
-@pytest.fixture
-def emulator(shared_emulator: Emulator) -> Iterator[Emulator]:
-    """Overrides conftest's per-test emulator with the shared one, reset before and after."""
-    shared_emulator.reset()
-    yield shared_emulator
-    shared_emulator.reset()
 
 
 def event(visitor: str = "u-1", **overrides: Any) -> dict[str, Any]:

@@ -383,3 +383,18 @@ def test_unchanged_objects_stay_unchanged_across_processes(emulator, ledger_conf
     assert len(sent_ids(emulator)) == 5
     reports = sorted((Path(config["state_dir"]) / "reports").glob("run-*.json"))
     assert json.loads(reports[-1].read_text())["streams"][USERS]["unchanged"] == 5
+
+
+def test_an_id_twice_in_a_batch_sends_its_last_row(emulator, ledger_config):
+    seed_users(emulator, 3)
+    lines = [
+        schema(USERS, USER_PROPS),
+        record(USERS, {"id": "v-1", "plan": "old", "seats": 1}),
+        record(USERS, {"id": "v-2", "plan": "pro", "seats": 2}),
+        record(USERS, {"id": "v-1", "plan": "new", "seats": 9}),
+    ]
+    _, target = run_target(users_config(ledger_config), lines)
+    assert emulator.objects("visitor")["v-1"]["custom"] == {"plan": "new", "seats": 9}
+    assert sorted(sent_ids(emulator)) == ["v-1", "v-2"]
+    counts = target.run_context.report.streams[USERS]
+    assert (counts.sent, counts.superseded) == (2, 1)

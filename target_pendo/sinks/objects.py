@@ -112,6 +112,16 @@ class ObjectsSink(PendoSink):
         run.report.add(stream, self.SYNC, received=context.get("received", 0))
         if not rows:
             return
+        # One id twice in a batch: only its last row is sent (chunks go out concurrently, so
+        # order between them is not kept); the earlier rows are logged as superseded.
+        last = {r.object_id: i for i, r in enumerate(rows)}
+        superseded = [r for i, r in enumerate(rows) if last[r.object_id] != i]
+        if superseded:
+            run.ledger.record(
+                stream, run.run_id, [RowOutcome(r.object_id, "superseded") for r in superseded]
+            )
+            run.report.add(stream, self.SYNC, superseded=len(superseded))
+            rows = [r for i, r in enumerate(rows) if last[r.object_id] == i]
         live = rows
         if not run.full_resync:
             known = run.ledger.states(stream, (r.object_id for r in rows))
@@ -129,20 +139,28 @@ class ObjectsSink(PendoSink):
                 run.report.add(stream, self.SYNC, unchanged=len(unchanged))
                 skip = {id(r) for r in unchanged}
                 live = [r for r in rows if id(r) not in skip]
+        self._send_chunks(live, lambda r, g: r.values[g])
         size = self.spec.batch_size
         for start in range(0, len(live), size):
-            chunk = live[start : start + size]
-            for group in self.plan.groups:
-                pending = [r for r in chunk if r.outcome == "sent" and group in r.values]
-                if pending:
-                    self._send_group(group, pending, lambda r, g=group: r.values[g])
-            self._settle(chunk)
+            self._settle(live[start : start + size])
+
+    def _send_chunks(self, rows: list[_Row], values_of: Any) -> None:
+        """Per group (agent first, so ids Pendo lacks skip the rest), `batch_size` rows a
+        call, the calls of a group concurrently on the client's pool."""
+        size = self.spec.batch_size
+        for group in self.plan.groups:
+            pending = [r for r in rows if r.outcome == "sent" and group in r.values]
+            chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
+            self.run.client.parallel(
+                lambda chunk, g=group: self._send_group(g, chunk, values_of),
+                chunks,
+            )
 
     def _send_group(self, group: str, rows: list[_Row], values_of: Any) -> None:
         plan, client = self.plan, self.run.client
 
         def send(batch: Sequence[_Row]) -> MetadataAnswer | Refused:
-            body = dumps([{plan.id_key: r.object_id, "values": values_of(r)} for r in batch])
+            body = dumps([{plan.id_key: r.object_id, "values": values_of(r, group)} for r in batch])
             return client.update_metadata(plan.kind, group, body, stream=self.stream_name)
 
         result = send_with_splits(rows, send)
@@ -256,12 +274,7 @@ class ObjectsSink(PendoSink):
             for group in self.plan.groups
         }
         rows = [_Row(i, nulls, {self.spec.id_column: i}) for i in ids]
-        for start in range(0, len(rows), self.spec.batch_size):
-            chunk = rows[start : start + self.spec.batch_size]
-            for group in self.plan.groups:
-                pending = [r for r in chunk if r.outcome == "sent"]
-                if pending:
-                    self._send_group(group, pending, lambda r, g=group: r.values[g])
+        self._send_chunks(rows, lambda r, g: r.values[g])
         cleared = [r.object_id for r in rows if r.outcome == "sent"]
         self._record_removed(cleared, "cleared", "left the source")
         for row in rows:
