@@ -454,3 +454,13 @@ def test_a_fault_waiting_out_after_does_not_block_later_faults(emulator):
 def test_times_below_one_is_refused(emulator):
     with pytest.raises(ValueError, match="times"):
         emulator.inject(route="track", status=500, times=0)
+
+
+def test_seed_by_count_creates_prefixed_ids(emulator):
+    response = requests.post(
+        emulator.url + "/_emulator/seed",
+        json={"kind": "account", "id_prefix": "a-", "count": 3},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 200
+    assert sorted(emulator.objects("account")) == ["a-0", "a-1", "a-2"]

@@ -250,6 +250,9 @@ class _Handler(BaseHTTPRequestHandler):
                     state.seed_fields(body["kind"], body["group"], body["fields"])
                 if "ids" in body:
                     state.seed_objects(body["kind"], [str(i) for i in body["ids"]])
+                if "count" in body:  # many objects without a huge request: prefix + 0..count-1
+                    prefix = str(body.get("id_prefix", ""))
+                    state.seed_objects(body["kind"], [f"{prefix}{i}" for i in range(body["count"])])
                 self._send_json(200, {"ok": True})
             elif method == "POST" and path == "/_emulator/metadata-rules":
                 state.add_metadata_rule(
