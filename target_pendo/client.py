@@ -480,21 +480,10 @@ class PendoClient:
         and is raised after the in-flight ones end.
         """
         abort = threading.Event()
-        futures = [
-            self._pool.submit(self._track_one, i, body, abort, on_send, on_result, stream)
-            for i, body in enumerate(bodies)
-        ]
-        results: list[CallResult] = []
-        first_error: BaseException | None = None
-        for future in futures:
-            try:
-                results.append(future.result())
-            except PendoError as exc:
-                first_error = first_error or exc
-                results.append(CallResult(Outcome.NOT_SENT))
-        if first_error is not None:
-            raise first_error
-        return results
+        return self.parallel(
+            lambda item: self._track_one(item[0], item[1], abort, on_send, on_result, stream),
+            list(enumerate(bodies)),
+        )
 
     # --- metadata -----------------------------------------------------------------------------
     def get_field_schema(self, kind: str) -> dict[str, Any]:
