@@ -134,6 +134,18 @@ def test_progress_is_logged_on_long_runs(emulator, base_config, caplog, monkeypa
     assert len(progress) >= 3
     assert "30 received, 30 sent, 0 rejected" in progress[-1]
     assert "rows/s" in progress[-1]
+    # the same progress as SDK metric lines: record_count tagged endpoint "pendo"
+    points = [
+        json.loads(r.getMessage().removeprefix("METRIC: "))
+        for r in caplog.records
+        if r.getMessage().startswith("METRIC: ")
+    ]
+    sent = [
+        p for p in points if p["metric"] == "record_count" and p["tags"].get("endpoint") == "pendo"
+    ]
+    assert len(sent) >= 2
+    assert sum(p["value"] for p in sent) == 30
+    assert {p["tags"]["stream"] for p in sent} == {STREAM}
 
 
 def run_check(config: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:

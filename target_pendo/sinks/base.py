@@ -14,6 +14,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from singer_sdk import metrics
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
@@ -48,6 +49,12 @@ class PendoSink(BatchSink):
         self._pending: deque[Future[None]] = deque()
         self._failed = False
         self.run.sinks.append(self)
+        # Rows Pendo accepted, as an SDK `record_count` metric tagged endpoint "pendo", so
+        # progress shows in the same METRIC lines orchestrators already parse.
+        self._sent_metric = metrics.record_counter(
+            stream_name, endpoint="pendo", log_interval=self.PROGRESS_EVERY_SECONDS
+        )
+        self._sent_reported = 0
 
     def process_batch(self, context: dict) -> None:
         """Queue the batch for this sink's drain thread; wait only when too many are queued."""
@@ -69,6 +76,7 @@ class PendoSink(BatchSink):
 
     def clean_up(self) -> None:
         self.wait_drained()
+        self._sent_metric.exit()  # the last count, even if under the interval
         super().clean_up()
 
     def _timed_drain(self, context: dict) -> None:
@@ -84,9 +92,11 @@ class PendoSink(BatchSink):
         finally:
             now = time.monotonic()
             self.run.report.add_seconds(self.stream_name, self.SYNC, now - started)
+            counts = self.run.report.counts(self.stream_name)
+            self._sent_metric.increment(counts.sent - self._sent_reported)
+            self._sent_reported = counts.sent
             if now - self._last_progress >= self.PROGRESS_EVERY_SECONDS:
                 self._last_progress = now
-                counts = self.run.report.counts(self.stream_name)
                 self.logger.info(
                     "Progress of stream '%s': %d received, %d sent, %d rejected (%.0f rows/s)",
                     self.stream_name,
