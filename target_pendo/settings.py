@@ -167,14 +167,18 @@ def _str_map(stream: str, raw: Mapping[str, Any], key: str) -> dict[str, str] | 
     return dict(value)
 
 
-def _parse_events_spec(stream: str, raw: Mapping[str, Any]) -> EventsSpec:
-    unknown = sorted(set(raw) - _EVENT_KEYS)
+def _refuse_unknown_keys(stream: str, raw: Mapping[str, Any], allowed: set[str], kind: str) -> None:
+    """A typo such as `visitor_id_colum` must not silently fall back to a default."""
+    unknown = sorted(set(raw) - allowed)
     if unknown:
         raise StreamConfigError(
             stream,
-            f"unknown setting(s) {unknown} for an events stream; "
-            f"valid ones are {sorted(_EVENT_KEYS)}",
+            f"unknown setting(s) {unknown} for {kind} stream; valid ones are {sorted(allowed)}",
         )
+
+
+def _parse_events_spec(stream: str, raw: Mapping[str, Any]) -> EventsSpec:
+    _refuse_unknown_keys(stream, raw, _EVENT_KEYS, "an events")
     visitor_col = _opt_str(stream, raw, "visitor_id_column")
     if not visitor_col:
         raise StreamConfigError(
@@ -216,13 +220,7 @@ def _parse_events_spec(stream: str, raw: Mapping[str, Any]) -> EventsSpec:
 
 
 def _parse_objects_spec(stream: str, sync: str, raw: Mapping[str, Any]) -> ObjectsSpec:
-    unknown = sorted(set(raw) - _OBJECT_KEYS)
-    if unknown:
-        raise StreamConfigError(
-            stream,
-            f"unknown setting(s) {unknown} for a '{sync}' stream; "
-            f"valid ones are {sorted(_OBJECT_KEYS)}",
-        )
+    _refuse_unknown_keys(stream, raw, _OBJECT_KEYS, f"a '{sync}'")
     create = raw.get("create_missing_fields", False)
     if not isinstance(create, bool):
         raise StreamConfigError(
