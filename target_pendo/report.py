@@ -58,9 +58,16 @@ class RunReport:
     unknown_ids: dict[str, list[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def _stream(self, name: str, sync: str) -> StreamCounts:
+        """The stream's counts, created on first use; call with the lock held."""
+        counts = self.streams.get(name)
+        if counts is None:
+            counts = self.streams[name] = StreamCounts(sync)
+        return counts
+
     def add(self, name: str, sync: str, **increments: int) -> None:
         with self._lock:
-            counts = self.streams.get(name) or self.streams.setdefault(name, StreamCounts(sync))
+            counts = self._stream(name, sync)
             for key, value in increments.items():
                 setattr(counts, key, getattr(counts, key) + value)
 
@@ -82,7 +89,7 @@ class RunReport:
 
     def add_seconds(self, name: str, sync: str, seconds: float) -> None:
         with self._lock:
-            counts = self.streams.get(name) or self.streams.setdefault(name, StreamCounts(sync))
+            counts = self._stream(name, sync)
             counts.seconds = round(counts.seconds + seconds, 3)
 
     def counts(self, name: str) -> StreamCounts:
@@ -94,7 +101,7 @@ class RunReport:
         """Unknown ids are counted; the first MAX_LISTED per stream are listed in the report
         (all of them are in `state_dir/unknown/<stream>.jsonl`)."""
         with self._lock:
-            counts = self.streams.get(name) or self.streams.setdefault(name, StreamCounts(sync))
+            counts = self._stream(name, sync)
             counts.skipped_unknown += len(ids)
             listed = self.unknown_ids.setdefault(name, [])
             listed.extend(ids[: max(0, MAX_LISTED - len(listed))])

@@ -30,7 +30,7 @@ class RunContext:
     unknown: RowLog
     report: RunReport
     ledger: Ledger
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    run_id: str  # set by `create`: sortable start time plus a random tail
     # Set when the whole input was read (not on SIGTERM): only then may a finished
     # full-table sync be trusted to say which ids left the source.
     input_complete: bool = False

@@ -263,8 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, state.objects_snapshot(path.rsplit("/", 1)[1]))
             elif method == "GET" and path.startswith("/_emulator/deleted/"):
                 kind = path.rsplit("/", 1)[1]
-                with state.lock:
-                    self._send_json(200, {"deleted": list(state.deleted.get(kind, []))})
+                self._send_json(200, {"deleted": state.deleted_ids(kind)})
             elif method == "GET" and path.startswith("/_emulator/schema/"):
                 self._send_json(200, state.schema_for(path.rsplit("/", 1)[1]))
             elif method == "POST" and path == "/_emulator/reset":
@@ -384,8 +383,7 @@ class Emulator:
             return [dict(w) for w in self.state.metadata_writes]
 
     def deleted(self, kind: str) -> list[str]:
-        with self.state.lock:
-            return list(self.state.deleted[kind])
+        return self.state.deleted_ids(kind)
 
     def request_counts(self) -> dict[str, int]:
         return self.state.request_counts()

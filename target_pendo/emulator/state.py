@@ -301,6 +301,10 @@ class PendoState:
                 response["errors"] = errors
             return response
 
+    def deleted_ids(self, kind: str) -> list[str]:
+        with self.lock:
+            return list(self.deleted.get(kind, []))
+
     def bulk_delete(self, kind: str, body: Any) -> str:
         """`POST /api/v1/bulkdelete/{kind}`: at most 500 ids; returns the job id."""
         list_key = "visitors" if kind == "visitor" else "accounts"
