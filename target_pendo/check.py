@@ -13,6 +13,7 @@ import argparse
 from target_pendo.client import PendoClient
 from target_pendo.errors import PendoError
 from target_pendo.ledger_cli import load_config
+from target_pendo.redact import shown_url
 from target_pendo.settings import parse_settings
 
 
@@ -23,6 +24,7 @@ def check_cli(argv: list[str]) -> int:
     settings = parse_settings(load_config(args.config))
     client = PendoClient(
         settings.api_url,
+        track_url=settings.track_url,
         track_event_secret=settings.track_event_secret,
         integration_key=settings.integration_key,
         max_concurrency=1,
@@ -31,7 +33,7 @@ def check_cli(argv: list[str]) -> int:
     )
     failures = 0
     try:
-        print(f"Pendo at {settings.api_url}")
+        print(f"Pendo at {shown_url(settings.api_url)} (Track: {shown_url(settings.track_url)})")
         if settings.track_event_secret:
             try:
                 client.check_track_secret()

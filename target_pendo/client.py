@@ -1,186 +1,144 @@
 """PendoClient: the only code that knows Pendo's URLs, headers and status codes.
 
+- hosts: Track events go to the Track host (`track_url`, by region `https://data.pendo.io`),
+  everything else to the API host (`api_url`, by region `https://app.pendo.io`);
 - keep-alive: one `requests.Session` per worker thread (Session is not documented as
   thread-safe), each holding its connection open between calls;
 - concurrency: a fixed pool of `max_concurrency` workers shared by every sink;
 - pacing: one RateLimiter shared by every worker, taken before each attempt (retries too);
-- retries (`backoff`): 429 honours `Retry-After` (seconds or HTTP date), else exponential
-  back-off with full jitter; 408, 409, 5xx, timeouts and resets likewise, for at most
-  `max_retry_seconds`; then PendoUnavailableError;
+- retries (``retry.RetryPolicy``): 429 honours `Retry-After` within a sane range, else
+  exponential back-off with full jitter; 408, 409, 5xx, timeouts and resets likewise, for at
+  most `max_retry_seconds`; a wait longer than what is left fails at once; a host that does
+  not resolve fails after two tries; a stop request (SIGTERM) ends every wait at once;
+- redirects are never followed: the key header must not travel to another host;
 - fatal answers raise typed errors naming the setting to check, never its value.
 """
 
 from __future__ import annotations
 
-import email.utils
 import enum
 import json
 import logging
-import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import backoff
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
+from target_pendo.answers import MetadataAnswer
 from target_pendo.calllog import CallLog
 from target_pendo.errors import (
     PendoAuthError,
     PendoError,
+    PendoFieldCreateError,
     PendoNotFoundError,
+    PendoRedirectError,
     PendoRequestError,
     PendoUnavailableError,
+    PendoUnconfirmedError,
+    StopRequested,
 )
 from target_pendo.ratelimit import RateLimiter
-from target_pendo.redact import Redactor
-from target_pendo.split import Refused
+from target_pendo.redact import Redactor, shown_url
+from target_pendo.retry import DNS_FAILURE_TRIES, RetryPolicy, parse_retry_after
+from target_pendo.split import Refused, TooBig
 
 KEY_HEADER = "x-pendo-integration-key"
 TRACK_PATH = "/data/track"
 VERIFY_PATH = "/api/v1/token/verify"
 SCHEMA_PATH = "/api/v1/metadata/schema/{kind}"
+CREATE_FIELDS_PATH = "/api/v1/metadata/schema/{kind}/{group}"
 METADATA_PATH = "/api/v1/metadata/{kind}/{group}/value"
 BULK_DELETE_PATH = "/api/v1/bulkdelete/{kind}"
 BULK_DELETE_MAX = 500  # ids per call, per Pendo
 BULK_DELETE_INTERVAL = 1.0  # seconds between calls: Pendo allows about one a second
 TRACK_SETTING = "track_event_secret"
 API_SETTING = "integration_key"
+PARENT_ACCOUNT_KIND = "parentAccount"
+UNVERIFIED_PARENT_ROUTES = (
+    "Pendo's parentAccount API routes are not publicly documented and could not be verified; "
+    "your subscription may not offer them"
+)
 
 # Answers that refuse only what was sent (one event, one metadata batch), not the run.
 _ROW_REJECT_STATUSES = frozenset({400, 413, 422})
 _RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-_RETRY_BASE_SECONDS = 0.5
-_RETRY_CAP_SECONDS = 30.0
+# Answers to a call of several metadata rows that mean "send fewer rows a call".
+_TOO_BIG_STATUSES = frozenset({408, 413})
+# A 200 metadata answer that is not Pendo's JSON is asked again this often, then the run stops.
+UNCONFIRMED_TRIES = 3
 _LOG_BODY_CHARS = 2000
 
 http_log = logging.getLogger("target_pendo.http")
+log = logging.getLogger("target_pendo.client")
 
 
 class _Retryable(Exception):
-    def __init__(self, what: str, retry_after: float | None = None, in_doubt: bool = False) -> None:
+    """An attempt worth repeating. `cause` groups retries for the summary."""
+
+    def __init__(
+        self,
+        what: str,
+        cause: str,
+        *,
+        retry_after: float | None = None,
+        in_doubt: bool = False,
+        dns: bool = False,
+    ) -> None:
         super().__init__(what)
+        self.cause = cause
         self.retry_after = retry_after
         self.in_doubt = in_doubt
+        self.dns = dns
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+class _TooBigSignal(Exception):
+    """A call of several metadata rows took too long (408, 413 or no answer in time)."""
 
 
-def _never_connected(exc: requests.ConnectionError) -> bool:
-    """True when the request cannot have reached Pendo (refused, DNS): not "in doubt"."""
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, NewConnectionError | NameResolutionError)
-
-
-def _retryable_error(exc: requests.RequestException, url: str, timeout: float) -> Exception:
+def _transport_failure(exc: requests.RequestException, url: str, timeout: float) -> Exception:
     """The retry signal for a transport failure, or the error itself when retrying is futile."""
+    shown = shown_url(url)
     if isinstance(exc, requests.ConnectTimeout):
-        return _Retryable(f"connect timeout to {url}")
+        return _Retryable(f"connect timeout to {shown}", "connect timeout")
     if isinstance(exc, requests.Timeout):
-        return _Retryable(f"no answer from {url} within {timeout}s", in_doubt=True)
+        return _Retryable(f"no answer from {shown} within {timeout:g}s", "timeout", in_doubt=True)
     if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        if isinstance(reason, NameResolutionError):
+            return _Retryable(f"cannot resolve the host of {shown}", "dns", dns=True)
+        never_connected = isinstance(reason, NewConnectionError)
         return _Retryable(
-            f"connection to {url} failed: {type(exc).__name__}",
-            in_doubt=not _never_connected(exc),
+            f"connection to {shown} failed: {type(exc).__name__}",
+            "connection refused" if never_connected else "connection reset",
+            in_doubt=not never_connected,
         )
     return exc
 
 
-def _wait_gen() -> Generator[float, Any, None]:
-    """`backoff` wait generator: Pendo's `Retry-After` when given, else full-jitter expo."""
-    exc = yield 0.0
-    attempt = 0
-    while True:
-        if isinstance(exc, _Retryable) and exc.retry_after is not None:
-            delay = exc.retry_after
-        else:
-            delay = random.uniform(0, min(_RETRY_CAP_SECONDS, _RETRY_BASE_SECONDS * 2**attempt))
-        attempt += 1
-        exc = yield delay
-
-
-ResultCallback = Callable[[int, "CallResult"], None]
-SendCallback = Callable[[int], None]
-
-
-class Outcome(enum.Enum):
+class CallOutcome(enum.Enum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
-    NOT_SENT = "not_sent"  # another call failed fatally first; the row stays unsent
+    NOT_SENT = "not_sent"  # Pendo does not have it: never on the wire, or answered a failure
+    UNANSWERED = "unanswered"  # an attempt got no answer, then the call ended: in doubt
 
 
 @dataclass(frozen=True)
 class CallResult:
-    outcome: Outcome
+    outcome: CallOutcome
     status: int = 0
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class MetadataAnswer:
-    """Pendo's 200 answer to a bulk metadata write, read tolerantly (fields are [T]/[I])."""
-
-    updated: int
-    missing: frozenset[str]
-    errors: dict[str, str]  # object id -> reason, for items Pendo failed
-    unattributed_errors: tuple[str, ...]  # errors naming no id we can match
-
-    @classmethod
-    def parse(cls, response: requests.Response, redact: Redactor) -> MetadataAnswer:
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
-        raw_missing = data.get("missing") or []
-        if isinstance(raw_missing, str | int):
-            raw_missing = [raw_missing]
-        missing = (
-            frozenset(str(i) for i in raw_missing)
-            if isinstance(raw_missing, list)
-            else (frozenset())
-        )
-        errors: dict[str, str] = {}
-        loose: list[str] = []
-        raw_errors = data.get("errors") or []
-        for entry in raw_errors if isinstance(raw_errors, list) else [raw_errors]:
-            if isinstance(entry, dict):
-                object_id = entry.get("id") or entry.get("visitorId") or entry.get("accountId")
-                text = entry.get("error") or entry.get("message") or json.dumps(entry)
-                if object_id is not None:
-                    errors[str(object_id)] = redact(str(text))
-                    continue
-                loose.append(redact(str(text)))
-            else:
-                loose.append(redact(str(entry)))
-        try:
-            updated = int(data.get("updated") or 0)
-        except (TypeError, ValueError):
-            updated = 0
-        return cls(updated, missing, errors, tuple(loose))
+ResultCallback = Callable[[int, CallResult], None]
+SendCallback = Callable[[int], None]
+Checkpoint = Callable[[], None]
 
 
 class ClientStats:
@@ -191,8 +149,9 @@ class ClientStats:
         self.calls: Counter[str] = Counter()  # per route
         self.stream_calls: Counter[str] = Counter()
         self.stream_retries: Counter[str] = Counter()
+        self.retry_causes: Counter[tuple[str, str]] = Counter()  # (stream, cause)
         self.retries = 0
-        self.in_doubt = 0  # retried after the request may have reached Pendo
+        self.in_doubt = 0  # attempts that got no answer although they may have reached Pendo
 
     def call(self, route: str, stream: str | None) -> None:
         with self._lock:
@@ -200,12 +159,16 @@ class ClientStats:
             if stream is not None:
                 self.stream_calls[stream] += 1
 
-    def retry(self, in_doubt: bool, stream: str | None) -> None:
+    def retry(self, in_doubt: bool, stream: str | None, cause: str) -> int:
+        """Count one retry; returns how many retries this stream had for this cause."""
         with self._lock:
             self.retries += 1
             self.in_doubt += int(in_doubt)
             if stream is not None:
                 self.stream_retries[stream] += 1
+            key = (stream or "-", cause)
+            self.retry_causes[key] += 1
+            return self.retry_causes[key]
 
 
 @dataclass
@@ -214,7 +177,16 @@ class _Call:
 
     stream: str | None = None
     before_send: Callable[[], None] | None = None  # runs once, before the first attempt
+    size_sensitive: bool = False  # several metadata rows: 408/timeout mean "send fewer"
     attempts: int = 0
+    maybe_delivered: bool = False  # an attempt went out and got no answer
+    started: float = field(default_factory=time.monotonic)
+
+
+def mark_in_doubt(exc: BaseException, in_doubt: bool) -> BaseException:
+    """Tag an error ending a call with whether an attempt of it may have reached Pendo."""
+    exc.in_doubt = in_doubt  # type: ignore[attr-defined]
+    return exc
 
 
 class PendoClient:
@@ -224,6 +196,7 @@ class PendoClient:
         self,
         api_url: str,
         *,
+        track_url: str | None = None,
         track_event_secret: str | None,
         integration_key: str | None,
         max_concurrency: int = 8,
@@ -234,32 +207,46 @@ class PendoClient:
         call_log: CallLog | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self.track_url = (track_url or api_url).rstrip("/")
         self._keys = {TRACK_SETTING: track_event_secret, API_SETTING: integration_key}
         self.redact = redact or Redactor(self._keys.values())
         self.max_concurrency = max_concurrency
         self._limiter = RateLimiter(max_requests_per_second)
         self._timeout = request_timeout
-        self._max_retry_seconds = max_retry_seconds
+        self._policy = RetryPolicy(max_seconds=max_retry_seconds)
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="pendo")
+        self._stop = threading.Event()
         self.stats = ClientStats()
         self._call_log = call_log
-        self._retrying = backoff.on_exception(
-            _wait_gen,
-            _Retryable,
-            max_time=self._max_retry_seconds,
-            jitter=None,
-            on_backoff=self._on_backoff,
-            logger=None,
-        )(self._attempt)
+
+    # --- stopping -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Send nothing more: waits end now, calls not yet on the wire are not sent. Calls on
+        the wire finish (bounded by `request_timeout`). Safe from a signal handler: it only
+        sets an event."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _checkpoint(self, call: _Call) -> None:
+        if self._stop.is_set():
+            raise mark_in_doubt(
+                StopRequested("the run was asked to stop before this call ended"),
+                call.maybe_delivered,
+            )
 
     # --- sessions -----------------------------------------------------------------------------
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            session.trust_env = False  # no .netrc credentials or proxy settings picked up
+            session.max_redirects = 0
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
@@ -285,77 +272,144 @@ class PendoClient:
         return key
 
     def _attempt(
-        self, method: str, path: str, setting: str, body: bytes | None, call: _Call
+        self, method: str, url: str, setting: str, body: bytes | None, call: _Call
     ) -> requests.Response:
         """One HTTP attempt; raises _Retryable for answers worth another try."""
-        url = self.api_url + path
         headers = {KEY_HEADER: self._key(setting)}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        self._limiter.acquire()
+        self._limiter.acquire(self._stop)
+        self._checkpoint(call)
         call.attempts += 1
         if call.attempts == 1 and call.before_send is not None:
             call.before_send()  # after pacing, right before the bytes leave
-        self.stats.call(f"{method} {path}", call.stream)
+        route = f"{method} {url.removeprefix(self.api_url).removeprefix(self.track_url)}"
+        self.stats.call(route, call.stream)
         started = time.perf_counter()
         try:
             response = self._session().request(
-                method, url, data=body, headers=headers, timeout=self._timeout
+                method,
+                url,
+                data=body,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
-            failure = _retryable_error(exc, url, self._timeout)
-            if self._call_log is not None:
-                self._call_log.write(
-                    method,
-                    url,
-                    None,
-                    time.perf_counter() - started,
-                    call.attempts,
-                    call.stream,
-                    body,
-                    None,
-                    str(failure),
-                )
+            failure = _transport_failure(exc, url, self._timeout)
+            self._log_call(method, url, None, started, call, body, None, str(failure))
+            if isinstance(failure, _Retryable):
+                if failure.in_doubt:
+                    call.maybe_delivered = True
+                if call.size_sensitive and failure.cause == "timeout":
+                    raise _TooBigSignal(str(failure)) from None
             raise failure from exc
+        self._log_call(method, url, response.status_code, started, call, body, response, None)
+        status = response.status_code
+        if call.size_sensitive and status in _TOO_BIG_STATUSES:
+            raise _TooBigSignal(f"HTTP {status} from {shown_url(url)}")
+        if status in _RETRY_STATUSES:
+            raise _Retryable(
+                f"HTTP {status} from {shown_url(url)}",
+                f"HTTP {status}",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        return response
+
+    def _log_call(
+        self,
+        method: str,
+        url: str,
+        status: int | None,
+        started: float,
+        call: _Call,
+        body: bytes | None,
+        response: requests.Response | None,
+        error: str | None,
+    ) -> None:
+        seconds = time.perf_counter() - started
         if self._call_log is not None:
             self._call_log.write(
                 method,
-                url,
-                response.status_code,
-                time.perf_counter() - started,
+                shown_url(url),
+                status,
+                seconds,
                 call.attempts,
                 call.stream,
                 body,
-                response.text,
-                None,
+                None if response is None else response.text,
+                error,
             )
         if http_log.isEnabledFor(logging.DEBUG):
             http_log.debug(
                 "%s %s -> %s in %.1f ms; request %s; response %s",
                 method,
-                url,
-                response.status_code,
-                (time.perf_counter() - started) * 1000,
+                shown_url(url),
+                status if status is not None else error,
+                seconds * 1000,
                 self.redact((body or b"").decode("utf-8", "replace")[:_LOG_BODY_CHARS]),
-                self.redact(response.text[:_LOG_BODY_CHARS]),
+                self.redact("" if response is None else response.text[:_LOG_BODY_CHARS]),
             )
-        if response.status_code in _RETRY_STATUSES:
-            raise _Retryable(
-                f"HTTP {response.status_code} from {url}",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            )
-        return response
 
-    def _on_backoff(self, details: Any) -> None:
-        exc = details.get("exception")
-        call = details["args"][-1] if details.get("args") else None
-        stream = call.stream if isinstance(call, _Call) else None
-        self.stats.retry(bool(getattr(exc, "in_doubt", False)), stream)
-        logging.getLogger("target_pendo.client").info(
-            "Retrying in %.1fs (attempt %d): %s",
-            details["wait"],
-            details["tries"],
+    def _send(
+        self, method: str, url: str, setting: str, body: bytes | None, call: _Call
+    ) -> requests.Response:
+        """One logical call: attempts until an answer that is not worth retrying."""
+        retry = 0
+        while True:
+            self._checkpoint(call)
+            try:
+                return self._attempt(method, url, setting, body, call)
+            except _Retryable as exc:
+                retry += 1
+                if exc.dns and retry >= DNS_FAILURE_TRIES:
+                    raise mark_in_doubt(
+                        PendoUnavailableError(
+                            f"{exc}: check setting 'api_url' / 'track_url' / 'region' and the "
+                            "network's DNS; nothing more was sent"
+                        ),
+                        call.maybe_delivered,
+                    ) from None
+                wait = self._policy.wait(retry, exc.retry_after)
+                left = self._policy.max_seconds - (time.monotonic() - call.started)
+                if left <= 0 or (exc.retry_after is not None and wait > left):
+                    # Pendo's own Retry-After past the budget: failing now beats sleeping
+                    # through the budget only to fail then
+                    raise mark_in_doubt(
+                        self._unavailable(exc, wait, left), call.maybe_delivered
+                    ) from None
+                wait = min(wait, left)  # a last attempt when the budget ends
+                self._note_retry(exc, call, wait)
+                self._stop.wait(wait)  # a stop request ends the wait; the loop's top raises
+
+    def _unavailable(self, exc: _Retryable, wait: float, left: float) -> PendoUnavailableError:
+        budget = self._policy.max_seconds
+        if exc.retry_after is not None:
+            why = (
+                f"Pendo asked to wait {wait:g}s (Retry-After) but only {max(left, 0):.0f}s of "
+                f"the {budget:g}s retry budget (setting 'max_retry_seconds') were left"
+            )
+        else:
+            why = f"Pendo kept failing for {budget:g}s (setting 'max_retry_seconds')"
+        return PendoUnavailableError(
+            f"{why}; last error: {self.redact(str(exc))}. Rows not accepted were not marked "
+            "done; rerun the sync later."
+        )
+
+    def _note_retry(self, exc: _Retryable, call: _Call, wait: float) -> None:
+        """Count the retry; log the first of each cause per stream, the rest at DEBUG (the run
+        report sums them up), so an outage is a few lines, not one per attempt."""
+        times = self.stats.retry(exc.in_doubt, call.stream, exc.cause)
+        level = logging.INFO if times == 1 else logging.DEBUG
+        where = f"stream '{call.stream}'" if call.stream else "Pendo"
+        log.log(
+            level,
+            "Retrying %s in %.1fs (attempt %d): %s%s",
+            where,
+            wait,
+            call.attempts,
             self.redact(str(exc)),
+            "; further retries for this cause are counted in the run report" if times == 1 else "",
         )
 
     def request(
@@ -365,30 +419,38 @@ class PendoClient:
         setting: str,
         body: bytes | None = None,
         *,
+        base: str | None = None,
         stream: str | None = None,
         refusals_ok: bool = False,
         before_send: Callable[[], None] | None = None,
+        size_sensitive: bool = False,
     ) -> requests.Response:
         """One logical call with retries; raises typed errors for fatal answers.
 
         With `refusals_ok`, a 400/413/422 is returned to the caller: it refuses only what was
         sent (an event, a metadata batch) and the caller rejects or splits. `before_send` runs
-        before each attempt goes on the wire (after pacing).
+        once, before the first attempt goes on the wire (after pacing). Every error raised
+        carries `in_doubt`: whether an attempt may have reached Pendo.
         """
-        try:
-            response = self._retrying(method, path, setting, body, _Call(stream, before_send))
-        except _Retryable as exc:
-            raise PendoUnavailableError(
-                f"Pendo kept failing for {self._max_retry_seconds:g}s "
-                f"(setting 'max_retry_seconds'); last error: {self.redact(str(exc))}. "
-                "Rows not accepted were not marked done; rerun the sync later."
-            ) from None
+        call = _Call(stream, before_send, size_sensitive)
+        response = self._send(method, (base or self.api_url) + path, setting, body, call)
         if not (refusals_ok and response.status_code in _ROW_REJECT_STATUSES):
-            self._raise_for_fatal(response, path, setting)
+            try:
+                self._raise_for_fatal(response, path, setting)
+            except PendoError as exc:
+                raise mark_in_doubt(exc, call.maybe_delivered) from None
         return response
 
     def _raise_for_fatal(self, response: requests.Response, path: str, setting: str) -> None:
         status = response.status_code
+        if 300 <= status < 400:
+            location = response.headers.get("Location") or "(no Location header)"
+            raise PendoRedirectError(
+                f"{shown_url(response.url or path)} answered HTTP {status}, a redirect to "
+                f"{shown_url(location)}; target-pendo never follows a redirect with a key "
+                "attached, and the call's rows were not sent. Point setting 'api_url' / "
+                "'track_url' (or 'region') at the host that answers."
+            )
         if status < 400:
             return
         if status in (401, 403):
@@ -404,28 +466,51 @@ class PendoClient:
                 + "; a key from another region also fails: check 'region' / 'api_url'."
             )
         if status == 404:
+            if PARENT_ACCOUNT_KIND in path:
+                raise PendoNotFoundError(
+                    f"Pendo answered 404 on {path}: {UNVERIFIED_PARENT_ROUTES}. Sync parent "
+                    "accounts' fields another way, or ask Pendo support whether the route exists."
+                )
             raise PendoNotFoundError(
-                f"{self.api_url}{path} answered 404: check setting 'region' (or 'api_url') "
-                "points at your Pendo subscription's host"
+                f"{shown_url(response.url or self.api_url + path)} answered 404: check setting "
+                "'region' (or 'api_url' / 'track_url') points at your Pendo subscription's host"
             )
         raise PendoRequestError(
             f"Pendo answered HTTP {status} on {path}: {self.redact(response.text[:300])!r}"
         )
 
-    def parallel(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        """Run `fn` on each item on the worker pool (at most `max_concurrency` at once);
-        results in order; the first error is raised after every call has ended."""
-        futures = [self._pool.submit(fn, item) for item in items]
+    def parallel(self, fn: Callable[[Any, Checkpoint], Any], items: Sequence[Any]) -> list[Any]:
+        """Run `fn(item, checkpoint)` on each item on the worker pool (at most
+        `max_concurrency` at once); results in order. The first error stops the items not yet
+        started and is raised after every running one has ended; `checkpoint()` raises in a
+        running item once another failed, so it can stop between its calls."""
+        failed = threading.Event()
+
+        def checkpoint() -> None:
+            if failed.is_set():
+                raise StopRequested("another call of this batch failed")
+
+        def run(item: Any) -> Any:
+            checkpoint()
+            try:
+                return fn(item, checkpoint)
+            except BaseException:
+                failed.set()
+                raise
+
+        futures = [self._pool.submit(run, item) for item in items]
         results: list[Any] = []
-        first_error: BaseException | None = None
+        errors: list[BaseException] = []
         for future in futures:
             try:
                 results.append(future.result())
             except BaseException as exc:
-                first_error = first_error or exc
+                errors.append(exc)
                 results.append(None)
-        if first_error is not None:
-            raise first_error
+        if errors:
+            # the error that failed the batch, not the "another call failed" that followed it
+            causes = [e for e in errors if not isinstance(e, StopRequested)]
+            raise (causes or errors)[0]
         return results
 
     # --- Track --------------------------------------------------------------------------------
@@ -433,31 +518,41 @@ class PendoClient:
         self,
         index: int,
         body: bytes,
-        abort: threading.Event,
+        checkpoint: Checkpoint,
         on_send: SendCallback | None,
         on_result: ResultCallback | None,
         stream: str | None,
     ) -> CallResult:
-        if abort.is_set():
-            return CallResult(Outcome.NOT_SENT)
+        sent = False
+
+        def before_send() -> None:
+            nonlocal sent
+            sent = True
+            if on_send is not None:
+                on_send(index)
+
         try:
             response = self.request(
                 "POST",
                 TRACK_PATH,
                 TRACK_SETTING,
                 body,
+                base=self.track_url,
                 stream=stream,
                 refusals_ok=True,
-                before_send=None if on_send is None else lambda: on_send(index),
+                before_send=before_send,
             )
-        except PendoError:
-            abort.set()
+        except (PendoError, StopRequested) as exc:
+            if sent and on_result is not None:
+                doubt = bool(getattr(exc, "in_doubt", False))
+                outcome = CallOutcome.UNANSWERED if doubt else CallOutcome.NOT_SENT
+                on_result(index, CallResult(outcome, 0, self.redact(str(exc))[:300]))
             raise
         if response.status_code in _ROW_REJECT_STATUSES:
             reason = self.redact(response.text.strip()[:500]) or "no reason given"
-            result = CallResult(Outcome.REJECTED, response.status_code, reason)
+            result = CallResult(CallOutcome.REJECTED, response.status_code, reason)
         else:
-            result = CallResult(Outcome.ACCEPTED, response.status_code)
+            result = CallResult(CallOutcome.ACCEPTED, response.status_code)
         if on_result is not None:
             on_result(index, result)
         return result
@@ -470,18 +565,19 @@ class PendoClient:
         *,
         stream: str | None = None,
     ) -> list[CallResult]:
-        """POST each body to /data/track (one event per request), `max_concurrency` at a time.
+        """POST each body to the Track host (one event per request), `max_concurrency` at a time.
 
         Returns one result per body, in order. `on_result(index, result)` runs in the worker
-        thread as soon as Pendo answered, so a caller can record an accepted call at once;
-        `on_send(index)` runs once, just before the first attempt goes on the wire (after
-        pacing), so a caller can mark the call as in flight (both must be thread-safe).
-        A fatal error (bad key, Pendo down past the retry budget) stops the remaining sends
-        and is raised after the in-flight ones end.
+        thread as soon as the call ended (accepted, refused, or failed after it went out), so
+        a caller can record it at once; `on_send(index)` runs once, just before the first
+        attempt goes on the wire (after pacing), so a caller can mark the call as in flight
+        (both must be thread-safe). A fatal error (bad key, Pendo down past the retry budget,
+        a stop request) stops the remaining sends and is raised after the running ones end.
         """
-        abort = threading.Event()
         return self.parallel(
-            lambda item: self._track_one(item[0], item[1], abort, on_send, on_result, stream),
+            lambda item, checkpoint: self._track_one(
+                item[0], item[1], checkpoint, on_send, on_result, stream
+            ),
             list(enumerate(bodies)),
         )
 
@@ -497,22 +593,82 @@ class PendoClient:
             ) from None
         return data if isinstance(data, dict) else {}
 
-    def update_metadata(
-        self, kind: str, group: str, body: bytes, *, stream: str | None = None
-    ) -> MetadataAnswer | Refused:
-        """One bulk metadata write; Refused when Pendo rejects the batch whole."""
-        response = self.request(
-            "POST",
-            METADATA_PATH.format(kind=kind, group=group),
-            API_SETTING,
-            body,
-            stream=stream,
-            refusals_ok=True,
-        )
+    def create_fields(
+        self, kind: str, group: str, fields: Sequence[dict[str, str]], *, stream: str | None = None
+    ) -> bool:
+        """`POST /api/v1/metadata/schema/{kind}/{group}`: create (or undelete) fields, each
+        `{"name", "displayname", "type"}`. False when the route is not there (404/405), so a
+        caller can fall back; a refusal raises PendoFieldCreateError with Pendo's reason."""
+        path = CREATE_FIELDS_PATH.format(kind=kind, group=group)
+        body = json.dumps(list(fields)).encode()
+        try:
+            response = self.request(
+                "POST", path, API_SETTING, body, stream=stream, refusals_ok=True
+            )
+        except PendoNotFoundError:
+            return False
+        except PendoRequestError as exc:
+            if " 405 " in str(exc):
+                return False
+            raise
         if response.status_code in _ROW_REJECT_STATUSES:
-            reason = self.redact(response.text.strip()[:500]) or "no reason given"
-            return Refused(f"HTTP {response.status_code}: {reason}")
-        return MetadataAnswer.parse(response, self.redact)
+            names = ", ".join(f"'{f['name']}'" for f in fields)
+            raise PendoFieldCreateError(
+                f"Pendo refused to create {kind} {group} field(s) {names} (HTTP "
+                f"{response.status_code}: {self.redact(response.text.strip()[:300]) or 'no reason'}"
+                "); create them in Pendo under Settings > Data Mappings"
+            )
+        return True
+
+    def update_metadata(
+        self, kind: str, group: str, body: bytes, rows: int, *, stream: str | None = None
+    ) -> MetadataAnswer | Refused | TooBig:
+        """One bulk metadata write of `rows` rows.
+
+        Refused when Pendo rejects the call whole (400/422); TooBig when a call of several
+        rows took too long (408, 413, no answer in time); else Pendo's answer. A 200 whose
+        body is not Pendo's JSON confirms nothing: asked again, then PendoUnconfirmedError.
+        """
+        path = METADATA_PATH.format(kind=kind, group=group)
+        for attempt in range(1, UNCONFIRMED_TRIES + 1):
+            try:
+                response = self.request(
+                    "POST",
+                    path,
+                    API_SETTING,
+                    body,
+                    stream=stream,
+                    refusals_ok=True,
+                    size_sensitive=rows > 1,
+                )
+            except _TooBigSignal as exc:
+                return TooBig(self.redact(str(exc)))
+            if response.status_code in _ROW_REJECT_STATUSES:
+                reason = self.redact(response.text.strip()[:500]) or "no reason given"
+                if kind == PARENT_ACCOUNT_KIND:
+                    reason += f" ({UNVERIFIED_PARENT_ROUTES})"
+                return Refused(f"HTTP {response.status_code}: {reason}", response.status_code)
+            answer = MetadataAnswer.parse(response.content, self.redact)
+            if answer is not None:
+                return answer
+            preview = self.redact(response.text.strip()[:120]) or "an empty body"
+            log.warning(
+                "Pendo's 200 answer to POST %s is not its JSON object (%s: %r); nothing in "
+                "that call is recorded as sent (try %d of %d).",
+                path,
+                response.headers.get("Content-Type") or "no content type",
+                preview,
+                attempt,
+                UNCONFIRMED_TRIES,
+            )
+            if attempt < UNCONFIRMED_TRIES and self._stop.wait(attempt):
+                raise StopRequested("the run was asked to stop")
+        raise PendoUnconfirmedError(
+            f"Pendo answered POST {path} with 200 but not with its JSON answer ({preview!r}), "
+            f"{UNCONFIRMED_TRIES} times; no row of those calls was recorded as sent. Something "
+            "between target-pendo and Pendo (a proxy, a captive portal) may be answering in "
+            "Pendo's place: check setting 'api_url'."
+        )
 
     def bulk_delete(self, kind: str, ids: Sequence[str], *, stream: str | None = None) -> list[str]:
         """Delete visitors or accounts (permanent in Pendo), 500 ids a call, one call a second.
@@ -522,8 +678,8 @@ class PendoClient:
         list_key = "visitors" if kind == "visitor" else "accounts"
         jobs: list[str] = []
         for start in range(0, len(ids), BULK_DELETE_MAX):
-            if start:
-                time.sleep(BULK_DELETE_INTERVAL)
+            if start and self._stop.wait(BULK_DELETE_INTERVAL):
+                raise StopRequested("the run was asked to stop during deletes")
             chunk = list(ids[start : start + BULK_DELETE_MAX])
             body = json.dumps({list_key: chunk}).encode()
             response = self.request(
@@ -537,12 +693,18 @@ class PendoClient:
 
     # --- checks -------------------------------------------------------------------------------
     def check_track_secret(self) -> None:
-        """Validate the Track secret without sending an event: an empty object is not an event,
-        so Pendo answers 400 when the key is right and 403 when it is not [I: per the
-        contract, a missing `event`/`visitorId` is a 400]. Raises PendoAuthError if wrong."""
-        self.request("POST", TRACK_PATH, TRACK_SETTING, b"{}", refusals_ok=True)
+        """Check the Track secret without sending an event: an empty object is not an event,
+        so Pendo answers 400 when the key is not refused, 401/403 when it is [I: the contract
+        says a wrong Track secret's answer is undocumented]. Raises PendoAuthError if refused."""
+        self.request(
+            "POST", TRACK_PATH, TRACK_SETTING, b"{}", base=self.track_url, refusals_ok=True
+        )
 
     def verify_integration_key(self) -> bool:
         """`GET /api/v1/token/verify`: True when the key may write."""
         response = self.request("GET", VERIFY_PATH, API_SETTING)
-        return bool(response.json().get("writeAccess"))
+        try:
+            data = response.json()
+        except ValueError:
+            return False
+        return isinstance(data, dict) and bool(data.get("writeAccess"))

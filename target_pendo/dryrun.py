@@ -11,19 +11,20 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from target_pendo.answers import MetadataAnswer
 from target_pendo.client import (
     BULK_DELETE_PATH,
+    CREATE_FIELDS_PATH,
     METADATA_PATH,
     TRACK_PATH,
+    CallOutcome,
     CallResult,
-    MetadataAnswer,
-    Outcome,
     PendoClient,
     ResultCallback,
     SendCallback,
 )
 from target_pendo.rejects import RowLog
-from target_pendo.split import Refused
+from target_pendo.split import Refused, TooBig
 
 
 class DryRunClient(PendoClient):
@@ -38,7 +39,9 @@ class DryRunClient(PendoClient):
         self._payloads.close()
 
     def _record(self, stream: str | None, method: str, path: str, body: Any) -> None:
-        self._payloads.append(stream or "_", {"method": method, "path": path, "body": body})
+        self._payloads.append(
+            stream or "_", {"method": method, "path": path, "body": self.redact.value(body)}
+        )
 
     def send_tracks(
         self,
@@ -51,18 +54,24 @@ class DryRunClient(PendoClient):
         results = []
         for index, body in enumerate(bodies):
             self._record(stream, "POST", TRACK_PATH, json.loads(body))
-            result = CallResult(Outcome.ACCEPTED, 200)
+            result = CallResult(CallOutcome.ACCEPTED, 200)
             if on_result is not None:
                 on_result(index, result)
             results.append(result)
         return results
 
+    def create_fields(
+        self, kind: str, group: str, fields: Sequence[dict[str, str]], *, stream: str | None = None
+    ) -> bool:
+        self._record(stream, "POST", CREATE_FIELDS_PATH.format(kind=kind, group=group), fields)
+        return True
+
     def update_metadata(
-        self, kind: str, group: str, body: bytes, *, stream: str | None = None
-    ) -> MetadataAnswer | Refused:
+        self, kind: str, group: str, body: bytes, rows: int, *, stream: str | None = None
+    ) -> MetadataAnswer | Refused | TooBig:
         items = json.loads(body)
         self._record(stream, "POST", METADATA_PATH.format(kind=kind, group=group), items)
-        return MetadataAnswer(len(items), frozenset(), {}, ())
+        return MetadataAnswer.all_updated(len(items))
 
     def bulk_delete(self, kind: str, ids: Sequence[str], *, stream: str | None = None) -> list[str]:
         list_key = "visitors" if kind == "visitor" else "accounts"

@@ -55,3 +55,23 @@ class RejectedRowsAlert(TargetPendoError):
 
 class DeleteGuardError(TargetPendoError):
     """A run would clear or delete more of a stream's objects than `max_delete_fraction`."""
+
+
+class PendoRedirectError(PendoError):
+    """Pendo's host (or something in between) answered a redirect: never followed with a key."""
+
+
+class PendoUnconfirmedError(PendoError):
+    """A 200 answer that is not Pendo's JSON confirms nothing; asked again, it stayed so."""
+
+
+class PendoFieldCreateError(PendoError):
+    """Pendo refused to create a field `create_missing_fields` asked for."""
+
+
+class FieldGoneError(StreamConfigError):
+    """A mapped field disappeared from Pendo (deleted) while the run went."""
+
+
+class StopRequested(TargetPendoError):
+    """The run was asked to stop (SIGTERM, SIGINT): nothing more is sent."""

@@ -1,9 +1,12 @@
 """An object stream's mapping resolved against Pendo's field schema, once per stream.
 
 Pendo keys fields in lowercase (`planTier` shows as `plantier`), so configured names match
-case-insensitively. A field Pendo does not have is a setup error, raised before any row is
-sent, unless it is an agent field and `create_missing_fields` is on: Pendo creates an agent
-field when a value is written to it. Custom fields cannot be created through the API.
+case-insensitively. Pendo's schema answers capitalised attributes (`Type`, `DisplayName`;
+revision 2 of the contract); `type` is read as a fallback, `date` behaves as `time`, and a
+field marked `isDeleted` is a missing field. A missing field is a setup error, raised before
+any row is sent, unless `create_missing_fields` is on: the sink then creates it through
+Pendo's schema route (``pendo_type_for`` types it from the column), and an agent field the
+route could not create is written by value, which makes Pendo create it.
 Pure: the schema comes in as data, rows go out as metadata values.
 """
 
@@ -22,8 +25,50 @@ from target_pendo.settings import ObjectsSpec
 
 GROUPS = ("agent", "custom")
 ID_KEYS = {"visitor": "visitorId", "account": "accountId", "parentAccount": "accountId"}
+# Field types Pendo answers under another name, and the type target-pendo treats them as.
+TYPE_ALIASES = {"date": "time", "number": "float"}
 
 FieldSchema = Mapping[str, Mapping[str, Mapping[str, Any]]]  # group -> field -> attributes
+
+
+def pendo_field_type(attributes: Mapping[str, Any]) -> str:
+    """A schema entry's type: `Type` (Pendo's key), else `type`; `""` when untyped."""
+    raw = attributes.get("Type", attributes.get("type"))
+    field_type = raw.strip().lower() if isinstance(raw, str) else ""
+    return TYPE_ALIASES.get(field_type, field_type)
+
+
+def is_deleted(attributes: Mapping[str, Any]) -> bool:
+    flag = attributes.get("isDeleted", attributes.get("IsDeleted"))
+    return flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")
+
+
+def pendo_type_for(column_schema: Mapping[str, Any]) -> str | None:
+    """The type to create a Pendo field with for a column (the schema route takes `string`,
+    `number`, `time`, `boolean`); None when no such type can hold the column (arrays, objects).
+    """
+    types = column_schema.get("type") or []
+    kinds = {types} if isinstance(types, str) else set(types)
+    kinds.discard("null")
+    if column_schema.get("format") in ("date-time", "date") and kinds <= {"string"}:
+        return "time"
+    if kinds == {"boolean"}:
+        return "boolean"
+    if kinds and kinds <= {"integer", "number"}:
+        return "number"
+    if kinds & {"array", "object"}:
+        return None
+    return "string"
+
+
+@dataclass(frozen=True)
+class WantedField:
+    """One configured field: where it goes in Pendo and which column feeds it."""
+
+    group: str
+    key: str  # the lowercase key Pendo stores
+    name: str  # as configured (Pendo's display name when target-pendo creates it)
+    column: str
 
 
 @dataclass(frozen=True)
@@ -55,48 +100,19 @@ class ObjectPlan:
     def build(
         cls, spec: ObjectsSpec, schema_columns: Iterable[str], pendo_schema: FieldSchema
     ) -> ObjectPlan:
-        columns = list(schema_columns)
-        known = set(columns)
-        if spec.id_column not in known:
-            raise StreamConfigError(
-                spec.stream,
-                f"id_column names column '{spec.id_column}', which is not in the stream's "
-                f"schema (columns: {sorted(known)})",
-            )
-        wanted: list[tuple[str, str, str]] = []  # (group, field, column)
-        if spec.agent_fields is None and spec.custom_fields is None:
-            wanted = [
-                ("custom", c, c)
-                for c in columns
-                if c != spec.id_column and not c.startswith(SINGER_METADATA_PREFIX)
-            ]
-        else:
-            for group, mapping in (("agent", spec.agent_fields), ("custom", spec.custom_fields)):
-                wanted += [(group, f, c) for f, c in (mapping or {}).items()]
         targets: list[FieldTarget] = []
-        seen: dict[tuple[str, str], str] = {}
-        for group, field, column in wanted:
-            if column not in known:
-                raise StreamConfigError(
-                    spec.stream,
-                    f"{group}_fields.{field} names column '{column}', which is not in the "
-                    f"stream's schema (columns: {sorted(known)})",
-                )
-            key = field.lower()
-            if (group, key) in seen:
-                raise StreamConfigError(
-                    spec.stream,
-                    f"columns '{seen[(group, key)]}' and '{column}' both write {group} field "
-                    f"'{key}' (Pendo field names ignore case)",
-                )
-            seen[(group, key)] = column
-            attributes = _live_field(pendo_schema, group, key)
+        for wanted in wanted_fields(spec, schema_columns):
+            attributes = live_field(pendo_schema, wanted.group, wanted.key)
             if attributes is None:
-                _missing_field(spec, group, key)
+                _missing_field(spec, wanted.group, wanted.key)
                 field_type = None
             else:
-                field_type = str(attributes.get("type") or "")
-            targets.append(FieldTarget(group, key, column, field_type, coercer_for(field_type)))
+                field_type = pendo_field_type(attributes)
+            targets.append(
+                FieldTarget(
+                    wanted.group, wanted.key, wanted.column, field_type, coercer_for(field_type)
+                )
+            )
         if not targets:
             raise StreamConfigError(spec.stream, "maps no columns to Pendo fields")
         return cls(
@@ -141,27 +157,84 @@ class ObjectPlan:
         return object_id, values
 
 
-def _live_field(schema: FieldSchema, group: str, key: str) -> Mapping[str, Any] | None:
+def wanted_fields(spec: ObjectsSpec, schema_columns: Iterable[str]) -> list[WantedField]:
+    """The fields a spec writes, each checked against the stream's columns."""
+    columns = list(schema_columns)
+    known = set(columns)
+    if spec.id_column not in known:
+        raise StreamConfigError(
+            spec.stream,
+            f"id_column names column '{spec.id_column}', which is not in the stream's "
+            f"schema (columns: {sorted(known)})",
+        )
+    configured: list[tuple[str, str, str]] = []  # (group, field, column)
+    if spec.agent_fields is None and spec.custom_fields is None:
+        configured = [
+            ("custom", c, c)
+            for c in columns
+            if c != spec.id_column and not c.startswith(SINGER_METADATA_PREFIX)
+        ]
+    else:
+        for group, mapping in (("agent", spec.agent_fields), ("custom", spec.custom_fields)):
+            configured += [(group, f, c) for f, c in (mapping or {}).items()]
+    wanted: list[WantedField] = []
+    seen: dict[tuple[str, str], str] = {}
+    for group, name, column in configured:
+        if column not in known:
+            raise StreamConfigError(
+                spec.stream,
+                f"{group}_fields.{name} names column '{column}', which is not in the "
+                f"stream's schema (columns: {sorted(known)})",
+            )
+        key = name.lower()
+        if (group, key) in seen:
+            raise StreamConfigError(
+                spec.stream,
+                f"columns '{seen[(group, key)]}' and '{column}' both write {group} field "
+                f"'{key}' (Pendo field names ignore case)",
+            )
+        seen[(group, key)] = column
+        wanted.append(WantedField(group, key, name, column))
+    return wanted
+
+
+def live_field(schema: FieldSchema, group: str, key: str) -> Mapping[str, Any] | None:
+    """The attributes of a field Pendo has and can write (not deleted), else None."""
     fields = schema.get(group) or {}
+    if not isinstance(fields, Mapping):
+        return None
     for name, attributes in fields.items():
-        if name.lower() == key and not (attributes or {}).get("isDeleted"):
-            return attributes or {}
+        entry = attributes if isinstance(attributes, Mapping) else {}
+        if str(name).lower() == key and not is_deleted(entry):
+            return entry
     return None
 
 
+def missing_fields(
+    spec: ObjectsSpec, schema_columns: Iterable[str], pendo_schema: FieldSchema
+) -> list[WantedField]:
+    """The configured fields Pendo does not have (or has deleted)."""
+    return [
+        w
+        for w in wanted_fields(spec, schema_columns)
+        if live_field(pendo_schema, w.group, w.key) is None
+    ]
+
+
 def _missing_field(spec: ObjectsSpec, group: str, key: str) -> None:
-    """A field Pendo lacks: fine only for an agent field with create_missing_fields."""
+    """A field Pendo lacks: a setup error, except an agent field that is to be written by
+    value (create_missing_fields, when Pendo's schema route did not create it)."""
     where = f"{group} field '{key}' does not exist in Pendo's {spec.kind} fields"
-    if group == "custom":
-        hint = (
-            "custom fields cannot be created through Pendo's API: create it in Pendo under "
-            "Settings > Data Mappings"
-            + ("" if spec.create_missing_fields else ", or map the column to an agent field")
-        )
-        raise StreamConfigError(spec.stream, f"{where}; {hint}")
     if not spec.create_missing_fields:
         raise StreamConfigError(
             spec.stream,
-            f"{where}; set 'create_missing_fields': true to create it by writing it, or fix "
-            "the name in 'agent_fields'",
+            f"{where}; create it in Pendo (Settings > Data Mappings), set "
+            f"'create_missing_fields': true to have target-pendo create it, or fix the name in "
+            f"'{group}_fields'",
+        )
+    if group == "custom":
+        raise StreamConfigError(
+            spec.stream,
+            f"{where} and Pendo did not create it through its schema route; create it in Pendo "
+            "under Settings > Data Mappings",
         )

@@ -79,6 +79,7 @@ _STATUS_AFTER = {
     "skipped_unknown": "unknown",
     "cleared": "cleared",
     "deleted": "deleted",
+    "not_sent": "not_sent",
     "already_sent": None,
     "superseded": None,
     "unchanged": None,
@@ -86,7 +87,8 @@ _STATUS_AFTER = {
 }
 _COUNTS_AS_ATTEMPT = {"rejected", "skipped_unknown"}
 _NOT_LOGGED = {"in_flight"}  # a transient mark, not an outcome
-_NOT_SEEN = {"cleared", "deleted", "in_flight"}  # not a sighting of the row in the source
+# not a sighting of the row in the source
+_NOT_SEEN = {"cleared", "deleted", "in_flight", "not_sent"}
 _IN_CHUNK = 500
 
 

@@ -153,11 +153,14 @@ def sanitize_property_name(column: str) -> str:
     """Pendo property name for a column, by the rule documented in README.
 
     1. every run of characters other than ASCII letters, digits and `_` becomes one `_`;
-    2. a name that starts with a digit (or is empty) gets a leading `_`;
-    3. a name longer than 32 keeps its first 23 characters, then `_` and 8 hex digits of the
+    2. a name that both starts and ends with `__` (reserved by Pendo) loses its leading `_`s;
+    3. a name that starts with a digit (or is empty) gets a leading `_`;
+    4. a name longer than 32 keeps its first 23 characters, then `_` and 8 hex digits of the
        SHA-1 of the original column name, so long names that share a prefix stay distinct.
     """
     name = _INVALID_NAME_CHARS.sub("_", column)
+    if name.startswith("__") and name.endswith("__"):
+        name = name.lstrip("_")
     if not name or name[0].isdigit():
         name = "_" + name
     if len(name) > MAX_PROPERTY_NAME:

@@ -24,8 +24,9 @@ class RateLimiter:
         self._next_slot = 0.0
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        """Block until this caller's slot; returns the seconds waited."""
+    def acquire(self, stop: threading.Event | None = None) -> float:
+        """Block until this caller's slot (or until `stop` is set); returns the seconds
+        waited."""
         if not self._interval:
             return 0.0
         with self._lock:
@@ -34,5 +35,8 @@ class RateLimiter:
             self._next_slot = slot + self._interval
         wait = slot - now
         if wait > 0:
-            time.sleep(wait)
+            if stop is not None:
+                stop.wait(wait)
+            else:
+                time.sleep(wait)
         return wait

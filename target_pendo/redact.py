@@ -1,11 +1,13 @@
-"""Keep secrets out of every text the target writes: logs, errors, rejects, call logs.
+"""Keep secrets out of every text the target writes: logs, errors, rejects, call logs, reports.
 
 Header values are never logged at all; this is the second line of defence for texts that come
-back from Pendo or from exceptions and might echo a key.
+back from Pendo, from exceptions or from row data and might echo a key. URLs are shown without
+their credentials and query (`shown_url`), since a proxy URL may carry a password or a key.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterable
 
 MASK = "***"
@@ -22,3 +24,47 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
+
+    def value(self, value: object) -> object:
+        """A copy of a JSON-like value (row data, a payload) with every secret masked, in keys
+        and strings at any depth; other values as they are."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self(k) if isinstance(k, str) else k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The credentials a URL carries (user, password, query values), to redact them wherever
+    they might be echoed."""
+    if not url:
+        return []
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return []
+    found = [p for p in (parts.username, parts.password) if p]
+    found += [urllib.parse.unquote(p) for p in found]
+    for _, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=False):
+        found.append(value)
+    return found
+
+
+def shown_url(url: str) -> str:
+    """`url` as it may be shown: no user, password, query or fragment."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "(unreadable URL)"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))

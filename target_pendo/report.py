@@ -22,6 +22,7 @@ _OPTIONAL_COUNTS = (
     ("in_doubt", "in doubt (resent after a crash)"),
     ("old_events", "older than 7 days"),
     ("large_properties", "properties over 512 bytes"),
+    ("fields_created", "fields created"),
 )
 
 
@@ -41,6 +42,7 @@ class StreamCounts:
     deleted: int = 0
     old_events: int = 0
     large_properties: int = 0
+    fields_created: int = 0
     http_calls: int = 0
     retries: int = 0
     seconds: float = 0.0

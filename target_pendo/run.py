@@ -45,6 +45,13 @@ class RunContext:
                 self._schemas[kind] = self.client.get_field_schema(kind)
             return self._schemas[kind]
 
+    def refresh_field_schema(self, kind: str) -> dict[str, Any]:
+        """Read Pendo's field schema again (fields were created, or one may be gone)."""
+        schema = self.client.get_field_schema(kind)
+        with self._schema_lock:
+            self._schemas[kind] = schema
+        return schema
+
     @property
     def full_resync(self) -> bool:
         return self.settings.full_resync
@@ -71,6 +78,7 @@ class RunContext:
             extra["payloads"] = RowLog(settings.state_dir, f"dry_run/{run_id}", run_id, redact)
         client = client_class(
             settings.api_url,
+            track_url=settings.track_url,
             track_event_secret=settings.track_event_secret,
             integration_key=settings.integration_key,
             max_concurrency=settings.max_concurrency,

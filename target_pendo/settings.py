@@ -8,14 +8,17 @@ every row to the rejects file.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
 from target_pendo.errors import ConfigError, StreamConfigError
+from target_pendo.redact import shown_url
 
 REGION_HOSTS: dict[str, str] = {
     "us": "https://app.pendo.io",
@@ -24,6 +27,19 @@ REGION_HOSTS: dict[str, str] = {
     "jpn": "https://app.jpn.pendo.io",
     "au": "https://app.au.pendo.io",
 }
+# Recent Pendo material and most integrations post Track events to the `data.*` hosts.
+REGION_TRACK_HOSTS: dict[str, str] = {
+    "us": "https://data.pendo.io",
+    "eu": "https://data.eu.pendo.io",
+    "us1": "https://us1.data.pendo.io",
+    "jpn": "https://data.jpn.pendo.io",
+    "au": "https://data.au.pendo.io",
+}
+# Settings whose numbers would make a run impossible or hang: (low, high), inclusive.
+REQUEST_TIMEOUT_RANGE = (0.1, 600.0)
+MAX_RETRY_SECONDS_RANGE = (1.0, 86_400.0)
+MIN_REQUESTS_PER_SECOND = 0.1  # below this one call takes minutes: surely a typo
+MAX_CONCURRENCY = 64
 
 CONTEXT_KEYS = ("ip", "userAgent", "url", "title")
 WILDCARD_STREAM = "*"
@@ -45,8 +61,11 @@ _EVENT_KEYS = {
 
 
 def is_valid_property_name(name: str) -> bool:
-    """Pendo's rule: letters, digits and `_`, at most 32 characters, no leading digit."""
-    return bool(_PROPERTY_NAME.fullmatch(name))
+    """Pendo's rule: letters, digits and `_`, at most 32 characters, no leading digit, and not
+    both starting and ending with `__`."""
+    return bool(_PROPERTY_NAME.fullmatch(name)) and not (
+        name.startswith("__") and name.endswith("__")
+    )
 
 
 @dataclass(frozen=True)
@@ -130,6 +149,9 @@ class Settings:
     call_log: bool = False
     track_event_secret: str | None = field(default=None, repr=False)
     integration_key: str | None = field(default=None, repr=False)
+    track_url: str = ""  # the Track host; parse_settings always sets it
+    region: str = "us"
+    api_url_set: bool = False  # 'api_url' given: the region's hosts are not used
 
     def spec_for(self, stream: str) -> StreamSpec | None:
         """The stream's own spec, else the `*` default applied to it, else None."""
@@ -197,7 +219,8 @@ def _parse_events_spec(stream: str, raw: Mapping[str, Any]) -> EventsSpec:
             raise StreamConfigError(
                 stream,
                 f"property name(s) {bad} in 'properties' break Pendo's rule (letters, digits "
-                "and '_', at most 32 characters, not starting with a digit); rename them",
+                "and '_', at most 32 characters, not starting with a digit, not both starting "
+                "and ending with '__'); rename them",
             )
     context = _str_map(stream, raw, "context_columns") or {}
     bad_ctx = sorted(set(context) - set(CONTEXT_KEYS))
@@ -292,10 +315,13 @@ def _number(config: Mapping[str, Any], key: str, default: float, rule: str) -> f
     return number
 
 
-def _positive(config: Mapping[str, Any], key: str, default: float) -> float:
-    number = _number(config, key, default, "a positive number")
-    if number <= 0:
-        raise ConfigError(f"setting '{key}' must be a positive number, got {config.get(key)!r}")
+def _in_range(
+    config: Mapping[str, Any], key: str, default: float, low: float, high: float
+) -> float:
+    rule = f"a number from {low:g} to {high:g}"
+    number = _number(config, key, default, rule)
+    if not low <= number <= high:
+        raise ConfigError(f"setting '{key}' must be {rule}, got {config.get(key)!r}")
     return number
 
 
@@ -315,17 +341,83 @@ def _flag(config: Mapping[str, Any], key: str) -> bool:
     return value
 
 
-def resolve_api_url(config: Mapping[str, Any]) -> str:
-    """`api_url` wins (emulator, proxy); else the region's host."""
-    api_url = config.get("api_url")
-    if api_url:
-        if not isinstance(api_url, str) or not api_url.startswith(("http://", "https://")):
-            raise ConfigError(f"setting 'api_url' must be an http(s) URL, got {api_url!r}")
-        return api_url.rstrip("/")
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine: the only place keys may go over plain http."""
+    if host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url(config: Mapping[str, Any], key: str) -> str | None:
+    """A validated base URL setting (`api_url`, `track_url`), without a trailing slash.
+
+    Keys travel in a header, so they go only over https://, except to a loopback address (the
+    bundled emulator, a local proxy)."""
+    raw = config.get(key)
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise ConfigError(f"setting '{key}' must be a URL such as https://app.pendo.io")
+    try:
+        parts = urllib.parse.urlsplit(raw.strip())
+        port = parts.port
+    except ValueError:
+        raise ConfigError(
+            f"setting '{key}' is not a valid URL (bad port or host): {shown_url(raw)!r}"
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"setting '{key}' must be an https:// URL with a host, got {shown_url(raw)!r}"
+        )
+    if port == 0:
+        raise ConfigError(f"setting '{key}' has port 0, which no server listens on")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"setting '{key}' must use https:// ({shown_url(raw)!r} is plain http): Pendo keys "
+            "are sent only over TLS; plain http is allowed only to a loopback address such as "
+            "the bundled emulator"
+        )
+    return raw.strip().rstrip("/")
+
+
+def resolve_hosts(config: Mapping[str, Any]) -> tuple[str, str]:
+    """(API host, Track host): `api_url` serves both when set (emulator, proxy), `track_url`
+    overrides the Track host; else the region's hosts."""
     region = config.get("region") or "us"
     if region not in REGION_HOSTS:
         raise ConfigError(f"setting 'region' must be one of {sorted(REGION_HOSTS)}, got {region!r}")
-    return REGION_HOSTS[region]
+    api_url = base_url(config, "api_url")
+    track_url = base_url(config, "track_url")
+    api = api_url or REGION_HOSTS[region]
+    return api, track_url or api_url or REGION_TRACK_HOSTS[region]
+
+
+def resolve_api_url(config: Mapping[str, Any]) -> str:
+    """The API host alone (the connection check and tests use it)."""
+    return resolve_hosts(config)[0]
+
+
+def key_region_warnings(settings: Settings) -> list[str]:
+    """Keys seen in the wild end in their region (`….us`, `….eu`); one that disagrees with
+    'region' gets a 403 on every call, so say so before the first one."""
+    if settings.api_url_set:
+        return []
+    warnings = []
+    for setting, key in (
+        ("track_event_secret", settings.track_event_secret),
+        ("integration_key", settings.integration_key),
+    ):
+        suffix = (key or "").rsplit(".", 1)[-1].lower() if key and "." in key else ""
+        if suffix in REGION_HOSTS and suffix != settings.region:
+            warnings.append(
+                f"setting '{setting}' ends in '.{suffix}', which looks like a key of Pendo's "
+                f"'{suffix}' region, but 'region' is '{settings.region}': Pendo refuses keys "
+                "on another region's host; set 'region' to match"
+            )
+    return warnings
 
 
 def parse_settings(config: Mapping[str, Any]) -> Settings:
@@ -341,19 +433,24 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
             default_stream = dict(raw)
         else:
             streams[name] = parse_stream_spec(name, raw)
-    if _number(config, "max_requests_per_second", 50, "a positive number") < 0:
+    rate = _number(config, "max_requests_per_second", 50, "a positive number")
+    if rate != 0 and rate < MIN_REQUESTS_PER_SECOND:
         raise ConfigError(
-            "setting 'max_requests_per_second' must be a positive number (0: no client-side "
-            f"limit), got {config.get('max_requests_per_second')!r}"
+            f"setting 'max_requests_per_second' must be at least {MIN_REQUESTS_PER_SECOND:g} "
+            f"(0: no client-side limit), got {config.get('max_requests_per_second')!r}"
         )
     unmapped = config.get("unmapped_streams") or "fail"
     if unmapped not in ("fail", "skip"):
         raise ConfigError(f"setting 'unmapped_streams' must be 'fail' or 'skip', got {unmapped!r}")
-    concurrency = _positive(config, "max_concurrency", 8)
+    concurrency = _in_range(config, "max_concurrency", 8, 1, MAX_CONCURRENCY)
     if concurrency != int(concurrency):
         raise ConfigError(f"setting 'max_concurrency' must be a whole number, got {concurrency}")
+    api_url, track_url = resolve_hosts(config)
     return Settings(
-        api_url=resolve_api_url(config),
+        api_url=api_url,
+        track_url=track_url,
+        region=config.get("region") or "us",
+        api_url_set=bool(config.get("api_url")),
         ledger_url=config.get("ledger_url") or None,
         full_resync=_flag(config, "full_resync"),
         max_delete_fraction=_fraction(config, "max_delete_fraction", 0.2),
@@ -368,8 +465,8 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         max_requests_per_second=_number(
             config, "max_requests_per_second", 50, "a positive number (0: no client-side limit)"
         ),
-        request_timeout=_positive(config, "request_timeout", 30),
-        max_retry_seconds=_positive(config, "max_retry_seconds", 300),
+        request_timeout=_in_range(config, "request_timeout", 30, *REQUEST_TIMEOUT_RANGE),
+        max_retry_seconds=_in_range(config, "max_retry_seconds", 300, *MAX_RETRY_SECONDS_RANGE),
         track_event_secret=config.get("track_event_secret") or None,
         integration_key=config.get("integration_key") or None,
     )

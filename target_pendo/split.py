@@ -1,57 +1,132 @@
-"""Split retries: find the bad items of a metadata batch Pendo rejected whole.
+"""Send one field group's rows in calls Pendo takes, and find exactly the rows it failed.
 
-Pendo answers 400 to a whole batch when one item in it is invalid, and names (at best) the
-first bad item in words we cannot rely on. Bisecting finds every bad item: a rejected batch
-is split in halves and each half is sent again, recursively, until a rejected batch is a
-single item. With k bad items among n, that is at most 1 + 2·k·⌈log2 n⌉ calls, and every good
-item lands in a call that Pendo accepted.
+Three kinds of answer steer the calls (the contract, revision 3, says which readings to allow):
+- ``Refused``: Pendo refused the whole call (a 400: one bad value fails the batch in one
+  reading of the contract). The call is bisected until every refused call is a single row.
+- ``TooBig``: a 408 (Pendo's 5-minute server budget), or no answer in time, for a call of
+  several rows. The call is halved and the smaller size kept for the rest of the stream
+  (``CallSize``): a call that took too long is a reason to send smaller calls, not the same.
+- a ``Verdict`` with unresolved rows: Pendo counted failures its answer does not tie to ids.
+  Those rows are sent again in halves until each failure is tied to its row.
+
+With k bad rows among n this takes at most 1 + 2·k·⌈log2 n⌉ calls besides the halvings, and
+every good row lands in a call that Pendo confirmed. Pure: the caller's `send` does the I/O.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from target_pendo.answers import Verdict
+
 T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
 class Refused:
-    """Pendo refused the whole batch sent; `reason` is its answer."""
+    """Pendo refused the whole call; `reason` is its answer."""
+
+    reason: str
+    status: int = 400
+
+
+@dataclass(frozen=True)
+class TooBig:
+    """Pendo could not finish the call in time (408 or no answer): send fewer rows a call."""
 
     reason: str
 
 
+class CallSize:
+    """The most rows one call may carry; only ever shrinks. Shared by a stream's calls."""
+
+    def __init__(self, size: int) -> None:
+        self._value = max(1, size)
+        self._lock = threading.Lock()
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    def halve_below(self, rows: int) -> None:
+        """A call of `rows` rows was too big: from now on send at most half of it."""
+        with self._lock:
+            self._value = max(1, min(self._value, (rows + 1) // 2))
+
+
 @dataclass
-class SplitResult(Generic[T, R]):
-    accepted: list[tuple[Sequence[T], R]] = field(default_factory=list)  # (items, answer)
-    rejected: list[tuple[T, str]] = field(default_factory=list)  # (item, Pendo's reason)
+class SplitResult(Generic[T]):
+    confirmed: list[T] = field(default_factory=list)
+    missing: list[T] = field(default_factory=list)  # ids Pendo does not have
+    failed: list[tuple[T, str]] = field(default_factory=list)  # Pendo's answer failed the row
+    refused: list[tuple[T, str]] = field(default_factory=list)  # a 400 for the row alone
     calls: int = 0
+    refused_calls: int = 0
+    halvings: int = 0
 
 
-def send_with_splits(
-    items: Sequence[T], send: Callable[[Sequence[T]], R | Refused]
-) -> SplitResult[T, R]:
-    """Send `items` as one batch; on Refused, bisect until only the bad items are left out.
+def send_batches(
+    items: Sequence[T],
+    send: Callable[[Sequence[T]], Verdict | Refused | TooBig],
+    key: Callable[[T], str],
+    size: CallSize,
+    *,
+    on_refused: Callable[[Refused], None] | None = None,
+    checkpoint: Callable[[], None] | None = None,
+) -> SplitResult[T]:
+    """Send `items` in calls of at most `size.value` rows until each row has its fate.
 
-    `send` returns Pendo's answer for an accepted batch, or Refused; any exception it raises
-    (a fatal error) propagates at once.
+    `on_refused` runs on every refused call before it is split (it may raise to stop, e.g.
+    when the refusal is about a field Pendo no longer has); `checkpoint` runs before every
+    call (it raises when the run must stop sending). Exceptions from `send` propagate.
     """
-    result: SplitResult[T, R] = SplitResult()
+    result: SplitResult[T] = SplitResult()
     pending: list[Sequence[T]] = [items] if items else []
     while pending:
         batch = pending.pop()
+        limit = size.value
+        if len(batch) > limit:
+            # pushed last piece first, so the first piece goes first and rows keep their order
+            pending.extend(batch[i : i + limit] for i in reversed(range(0, len(batch), limit)))
+            continue
+        if checkpoint is not None:
+            checkpoint()
         answer = send(batch)
         result.calls += 1
-        if not isinstance(answer, Refused):
-            result.accepted.append((batch, answer))
-        elif len(batch) == 1:
-            result.rejected.append((batch[0], answer.reason))
+        if isinstance(answer, TooBig):
+            result.halvings += 1
+            size.halve_below(len(batch))
+            pending.append(batch)  # re-cut at the new size on the next turn
+        elif isinstance(answer, Refused):
+            result.refused_calls += 1
+            if on_refused is not None:
+                on_refused(answer)
+            if len(batch) == 1:
+                result.refused.append((batch[0], answer.reason))
+            else:
+                _push_halves(pending, batch)
         else:
-            middle = len(batch) // 2
-            # pushed right first so the left half is sent first: rows keep their order
-            pending.append(batch[middle:])
-            pending.append(batch[:middle])
+            unresolved = set(answer.unresolved)
+            again: list[T] = []
+            for item in batch:
+                item_key = key(item)
+                if item_key in answer.confirmed:
+                    result.confirmed.append(item)
+                elif item_key in answer.missing:
+                    result.missing.append(item)
+                elif item_key in answer.failed:
+                    result.failed.append((item, answer.failed[item_key]))
+                elif item_key in unresolved:
+                    again.append(item)
+            if again:
+                _push_halves(pending, again)
     return result
+
+
+def _push_halves(pending: list[Sequence[T]], batch: Sequence[T]) -> None:
+    middle = len(batch) // 2
+    pending.append(batch[middle:])
+    pending.append(batch[:middle])  # the left half goes first

@@ -30,6 +30,7 @@ from target_pendo.settings import (
     REGION_HOSTS,
     EventsSpec,
     ObjectsSpec,
+    key_region_warnings,
     parse_settings,
 )
 from target_pendo.sinks import EventsSink, ObjectsSink, SkipSink
@@ -143,12 +144,20 @@ class TargetPendo(Target):
             th.StringType,
             default="us",
             allowed_values=sorted(REGION_HOSTS),
-            description="Pendo region of the subscription: picks the API host.",
+            description="Pendo region of the subscription: picks the API and Track hosts.",
         ),
         th.Property(
             "api_url",
             th.StringType,
-            description="Base URL that overrides 'region' (the bundled emulator, a proxy).",
+            description="Base URL that overrides 'region' for every route, Track included (the "
+            "bundled emulator, a proxy). https:// only, except to a loopback address.",
+        ),
+        th.Property(
+            "track_url",
+            th.StringType,
+            description="Base URL for Track events (default: the region's data host, "
+            "https://data.pendo.io in 'us'; 'api_url' when that is set). https:// only, except "
+            "to a loopback address.",
         ),
         th.Property(
             "state_dir",
@@ -247,6 +256,8 @@ class TargetPendo(Target):
         self.settings = parse_settings(self.config)
         if type(self).cli_full_resync:
             self.settings = dataclasses.replace(self.settings, full_resync=True)
+        for warning in key_region_warnings(self.settings):
+            self.logger.warning(warning)
         self.run_context = RunContext.create(self.settings)
 
     def get_sink_class(self, stream_name: str) -> type[Sink]:

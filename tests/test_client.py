@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from target_pendo.client import CallResult, Outcome, PendoClient, parse_retry_after
+from target_pendo.client import CallOutcome as Outcome
+from target_pendo.client import CallResult, PendoClient
 from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 from target_pendo.errors import (
     PendoAuthError,
@@ -22,6 +23,7 @@ from target_pendo.errors import (
     PendoUnavailableError,
 )
 from target_pendo.ratelimit import RateLimiter
+from target_pendo.retry import parse_retry_after
 
 TRACK_ROUTE = "POST /data/track"
 
@@ -333,8 +335,11 @@ def _closed_port() -> int:
     [
         ("5", 5.0),
         (" 2 ", 2.0),
-        ("0", 0.0),
+        ("0", 0.5),  # a floor above zero: `Retry-After: 0` must not be a hot loop
+        ("-3", 0.5),
         ("1.5", 1.5),
+        ("86400", 600.0),  # a ceiling: a bogus day is not honoured
+        ("nan", None),
         (None, None),
         ("", None),
         ("soon", None),
@@ -350,9 +355,9 @@ def test_parse_retry_after_http_dates() -> None:
     header = email.utils.format_datetime(when, usegmt=True)
     assert header == "Tue, 01 Jan 2030 12:00:00 GMT"
     assert parse_retry_after(header, now=when.timestamp() - 30) == pytest.approx(30.0)
-    assert parse_retry_after(header, now=when.timestamp() + 30) == 0.0
+    assert parse_retry_after(header, now=when.timestamp() + 30) == 0.5
     past = email.utils.format_datetime(datetime.now(UTC) - timedelta(hours=1), usegmt=True)
-    assert parse_retry_after(past) == 0.0
+    assert parse_retry_after(past) == 0.5
     future = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
     assert 100 < (parse_retry_after(future) or 0) <= 120
 
@@ -373,12 +378,14 @@ def test_wrong_track_secret_is_auth_error_without_the_value(
 
 def test_fatal_error_stops_other_sends(emulator: Emulator, make_client: ClientFactory) -> None:
     client = make_client(track_event_secret="wrong-secret-Zq81xx", max_concurrency=4)
-    called: list[int] = []
+    called: list[CallResult] = []
     with pytest.raises(PendoAuthError):
-        client.send_tracks(bodies(200), on_result=lambda i, _r: called.append(i))
+        client.send_tracks(bodies(200), on_result=lambda i, r: called.append(r))
     assert emulator.request_counts()[TRACK_ROUTE] <= 20
     assert client.stats.calls[TRACK_ROUTE] <= 20
-    assert called == []
+    # every call that went out got a definite "no": not sent, so not "in doubt" later
+    assert len(called) == client.stats.calls[TRACK_ROUTE]
+    assert {r.outcome for r in called} == {Outcome.NOT_SENT}
     # the client stays usable for later calls (here: still refused, but answered quickly)
     with pytest.raises(PendoAuthError):
         client.send_tracks([body("v-0")])

@@ -7,18 +7,18 @@ exercised directly with hand-built inputs (a real `requests.Response` for the an
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from target_pendo.client import MetadataAnswer
+from target_pendo.answers import MetadataAnswer, Verdict, reconcile
 from target_pendo.coerce import COERCERS, MAX_TEXT, CoercionError, coerce, coercer_for
 from target_pendo.errors import ConfigError, StreamConfigError
-from target_pendo.fields import FieldTarget, ObjectPlan
+from target_pendo.fields import FieldTarget, ObjectPlan, pendo_type_for
 from target_pendo.mapping import RowRejected
 from target_pendo.redact import Redactor
 from target_pendo.settings import ObjectsSpec, parse_stream_spec
@@ -424,7 +424,8 @@ def test_string_keeps_text_under_the_limit(t: str) -> None:
 
 # --- ObjectPlan --------------------------------------------------------------------------------
 
-SCHEMA: dict[str, dict[str, dict[str, Any]]] = {
+# Revision 1's lowercase shape; SCHEMA below is the same in Pendo's capitalised shape.
+SCHEMA_LOWERCASE: dict[str, dict[str, dict[str, Any]]] = {
     "agent": {
         "email": {"type": "string", "displayName": "email", "isDeleted": False},
         "seats": {"type": "integer"},
@@ -445,6 +446,24 @@ SCHEMA: dict[str, dict[str, dict[str, Any]]] = {
         "notes": {"type": ""},
         "legacy": {"type": "integer", "isDeleted": True},
     },
+}
+
+
+def capitalised(schema: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Pendo's shape: `Type`, `DisplayName`, ... capitalised, the `is...` flags camelCase."""
+    big = {"type": "Type", "displayName": "DisplayName"}
+    return {
+        group: {
+            name: {big.get(k, k): v for k, v in attrs.items()} for name, attrs in fields.items()
+        }
+        for group, fields in schema.items()
+    }
+
+
+SCHEMA = {
+    **capitalised(SCHEMA_LOWERCASE),
+    "auto": {"lastvisit": {"Type": "time", "isCalculated": True}},
+    "pendo": {"donotprocess": {"Type": "boolean"}},
 }
 COLUMNS = [
     "id",
@@ -563,17 +582,66 @@ def test_only_agent_fields_given_means_no_default_custom_fields() -> None:
     assert plan.groups == ("agent",)
 
 
-@pytest.mark.parametrize("create", [False, True])
-def test_missing_custom_field_points_to_data_mappings(create: bool) -> None:
-    message = config_error(custom_fields={"noSuch": "mrr"}, create_missing_fields=create)
-    assert message.startswith(
+def test_missing_custom_field_points_to_data_mappings_and_the_setting() -> None:
+    message = config_error(custom_fields={"noSuch": "mrr"})
+    assert message == (
         "stream 'users': custom field 'nosuch' does not exist in Pendo's visitor fields; "
-        "custom fields cannot be created through Pendo's API: create it in Pendo under "
+        "create it in Pendo (Settings > Data Mappings), set 'create_missing_fields': true to "
+        "have target-pendo create it, or fix the name in 'custom_fields'"
+    )
+
+
+def test_missing_custom_field_pendo_did_not_create_is_an_error() -> None:
+    message = config_error(custom_fields={"noSuch": "mrr"}, create_missing_fields=True)
+    assert message == (
+        "stream 'users': custom field 'nosuch' does not exist in Pendo's visitor fields and "
+        "Pendo did not create it through its schema route; create it in Pendo under "
         "Settings > Data Mappings"
     )
-    assert message.endswith(
-        "Settings > Data Mappings" if create else ", or map the column to an agent field"
+
+
+def test_both_schema_shapes_give_the_same_plan() -> None:
+    fields = {"custom_fields": {"planTier": "plan_col", "mrr": "mrr", "renewal": "renewal"}}
+    assert summary(build(schema=SCHEMA, **fields)) == summary(
+        build(schema=SCHEMA_LOWERCASE, **fields)
     )
+    assert [t.type for t in build(schema=SCHEMA, **fields).targets] == ["string", "float", "time"]
+
+
+@pytest.mark.parametrize(
+    ("answered", "read_as", "raw", "sent"),
+    [("date", "time", "2024-01-01T00:00:00Z", JAN_1_2024_MS), ("number", "float", "12.5", 12.5)],
+)
+def test_type_aliases_behave_as_their_type(answered: str, read_as: str, raw: str, sent) -> None:
+    schema = {"custom": {"when": {"Type": answered}}}
+    plan = build(schema=schema, custom_fields={"when": "renewal"})
+    assert plan.targets[0].type == read_as
+    assert plan.row_values({"id": "u", "renewal": raw})[1] == {"custom": {"when": sent}}
+
+
+def test_capitalised_type_wins_over_lowercase() -> None:
+    schema = {"custom": {"mrr": {"Type": "float", "type": "string"}}}
+    assert build(schema=schema, custom_fields={"mrr": "mrr"}).targets[0].type == "float"
+
+
+@pytest.mark.parametrize(
+    ("column", "expected"),
+    [
+        ({"type": ["string", "null"]}, "string"),
+        ({"type": "string", "format": "date-time"}, "time"),
+        ({"type": ["null", "string"], "format": "date"}, "time"),
+        ({"type": ["integer", "null"]}, "number"),
+        ({"type": "number"}, "number"),
+        ({"type": ["integer", "number"]}, "number"),
+        ({"type": ["boolean", "null"]}, "boolean"),
+        ({"type": ["array", "null"]}, None),
+        ({"type": "object"}, None),
+        ({"type": ["string", "integer"]}, "string"),
+        ({}, "string"),
+    ],
+)
+def test_pendo_type_for_a_column(column: dict[str, Any], expected: str | None) -> None:
+    assert pendo_type_for(column) == expected
 
 
 @pytest.mark.parametrize("create", [False, True])
@@ -592,8 +660,8 @@ def test_missing_agent_field_without_create_names_field_and_setting() -> None:
     message = config_error(agent_fields={"nickName": "notes"})
     assert message == (
         "stream 'users': agent field 'nickname' does not exist in Pendo's visitor fields; "
-        "set 'create_missing_fields': true to create it by writing it, or fix the name in "
-        "'agent_fields'"
+        "create it in Pendo (Settings > Data Mappings), set 'create_missing_fields': true to "
+        "have target-pendo create it, or fix the name in 'agent_fields'"
     )
 
 
@@ -937,125 +1005,139 @@ def test_object_spec_unknown_sync() -> None:
     assert message.endswith("got 'visitors'")
 
 
-# --- MetadataAnswer.parse ----------------------------------------------------------------------
+# --- MetadataAnswer.parse and reconcile ---------------------------------------------------------
 
 
-def response(body: bytes, content_type: str | None = "application/json") -> requests.Response:
-    r = requests.Response()
-    r.status_code = 200
-    r._content = body
-    if content_type:
-        r.headers["Content-Type"] = content_type
-    return r
+def parse(body: bytes, secrets: tuple[str, ...] = ()) -> MetadataAnswer | None:
+    return MetadataAnswer.parse(body, Redactor(secrets))
 
 
-def parse(body: bytes, secrets: tuple[str, ...] = ()) -> MetadataAnswer:
-    return MetadataAnswer.parse(response(body), Redactor(secrets))
+def verdict(body: bytes, ids: list[str]) -> Verdict:
+    answer = parse(body)
+    assert answer is not None
+    return reconcile(answer, ids)
 
 
 def test_answer_with_missing_ids() -> None:
-    answer = parse(b'{"total":2,"updated":1,"failed":1,"missing":["u-43"],"kind":"visitor"}')
-    assert answer.updated == 1
-    assert answer.missing == frozenset({"u-43"})
-    assert answer.errors == {}
-    assert answer.unattributed_errors == ()
+    answer = parse(b'{"total":2,"updated":1,"failed":1,"missing":["u-43"]}')
+    assert answer == MetadataAnswer(2, 1, 1, frozenset({"u-43"}), ())
+    assert verdict(b'{"total":2,"updated":1,"failed":1,"missing":["u-43"]}', ["u-42", "u-43"]) == (
+        Verdict(confirmed=frozenset({"u-42"}), missing=frozenset({"u-43"}))
+    )
 
 
 def test_answer_missing_ids_become_text() -> None:
     answer = parse(b'{"updated":0,"missing":[42,"a-1"]}')
+    assert answer is not None
     assert answer.missing == frozenset({"42", "a-1"})
-    assert "42" in answer.missing
 
 
-def test_answer_errors_with_ids_are_attributed() -> None:
+def test_errors_as_dicts_are_tied_to_their_ids() -> None:
     body = (
-        b'{"updated":1,"failed":3,"errors":['
+        b'{"total":4,"updated":1,"failed":3,"errors":['
         b'{"id":"u-1","error":"field plan: not a string"},'
         b'{"visitorId":"u-2","message":"bad value"},'
         b'{"accountId":77,"error":"nope"}]}'
     )
-    answer = parse(body)
-    assert answer.updated == 1
-    assert answer.errors == {
-        "u-1": "field plan: not a string",
-        "u-2": "bad value",
-        "77": "nope",
-    }
-    assert answer.unattributed_errors == ()
-    assert answer.missing == frozenset()
+    result = verdict(body, ["u-1", "u-2", "77", "u-4"])
+    assert result.failed == {"u-1": "field plan: not a string", "u-2": "bad value", "77": "nope"}
+    assert result.confirmed == frozenset({"u-4"})
+    assert result.unresolved == ()
 
 
-def test_answer_error_without_text_keeps_the_entry_as_json() -> None:
-    answer = parse(b'{"errors":[{"id":"u-1","code":7}]}')
-    assert answer.errors == {"u-1": '{"id": "u-1", "code": 7}'}
+def test_errors_as_strings_with_the_id_are_tied() -> None:
+    body = (
+        b'{"total":3,"updated":2,"failed":1,'
+        b'"errors":["u-44: value for plantier is not a number"]}'
+    )
+    result = verdict(body, ["u-4", "u-44", "u-444"])
+    assert result.failed == {"u-44": "u-44: value for plantier is not a number"}
+    assert result.confirmed == frozenset({"u-4", "u-444"})
 
 
-def test_answer_plain_string_errors_are_unattributed() -> None:
-    answer = parse(b'{"updated":0,"errors":["custom field foo does not exist","boom"]}')
-    assert answer.errors == {}
-    assert answer.unattributed_errors == ("custom field foo does not exist", "boom")
+def test_an_id_inside_an_error_text_is_matched_as_a_whole_token() -> None:
+    body = b'{"updated":2,"failed":1,"errors":["value for plan of visitor u-44 is too long"]}'
+    result = verdict(body, ["u-4", "u-44", "u-444"])
+    assert result.failed == {"u-44": "value for plan of visitor u-44 is too long"}
 
 
-def test_answer_error_dict_without_id_is_unattributed() -> None:
-    answer = parse(b'{"errors":[{"error":"no id here"},{"id":"u-1","error":"with id"}]}')
-    assert answer.errors == {"u-1": "with id"}
-    assert answer.unattributed_errors == ("no id here",)
+def test_untied_failures_leave_the_other_rows_unresolved() -> None:
+    body = b'{"total":5,"updated":3,"failed":2,"errors":["boom","boom again"]}'
+    result = verdict(body, ["a", "b", "c", "d", "e"])
+    assert result.confirmed == frozenset()
+    assert result.unresolved == ("a", "b", "c", "d", "e")
+    assert result.untied == 2
+    assert "boom" in result.untied_reason
+
+
+def test_errors_absent_so_only_the_counts_tell() -> None:
+    result = verdict(b'{"total":4,"updated":3,"failed":1,"missing":[]}', ["a", "b", "c", "d"])
+    assert result.unresolved == ("a", "b", "c", "d")
+    assert result.untied == 1
+    assert "gave no reason" in result.untied_reason
+
+
+def test_failed_beyond_missing_and_errors_is_untied() -> None:
+    body = b'{"total":4,"updated":1,"failed":3,"missing":["a"],"errors":[{"id":"b","error":"x"}]}'
+    result = verdict(body, ["a", "b", "c", "d"])
+    assert result.missing == frozenset({"a"})
+    assert result.failed == {"b": "x"}
+    assert result.unresolved == ("c", "d")
+    assert result.untied == 1
+
+
+def test_when_every_unnamed_row_failed_no_bisecting_is_needed() -> None:
+    result = verdict(b'{"total":3,"updated":0,"failed":3}', ["a", "b", "c"])
+    assert result.unresolved == ()
+    assert set(result.failed) == {"a", "b", "c"}
+
+
+def test_updated_short_of_the_rows_is_untied_even_without_failed() -> None:
+    result = verdict(b'{"updated":2}', ["a", "b", "c"])
+    assert result.unresolved == ("a", "b", "c")
+    assert result.untied == 1
+
+
+def test_counts_that_explain_everything_confirm_the_rest() -> None:
+    body = b'{"total":3,"updated":1,"failed":2,"missing":["a"],"errors":["b: no"]}'
+    result = verdict(body, ["a", "b", "c"])
+    assert result == Verdict(
+        confirmed=frozenset({"c"}), missing=frozenset({"a"}), failed={"b": "b: no"}
+    )
 
 
 @pytest.mark.parametrize(
-    ("body", "content_type"),
+    "body",
     [
-        (b"not json", "text/plain"),
-        (b"not json", "application/json"),
-        (b"", None),
-        (b"<html>oops</html>", "text/html"),
-        (b"[1, 2]", "application/json"),
-        (b'"ok"', "application/json"),
-        (b"null", "application/json"),
-        (b'{"updated":null,"missing":null,"errors":null}', "application/json"),
-        (b"{}", "application/json"),
+        b"not json",
+        b"",
+        b"<html>proxy says hello</html>",
+        b"[1, 2]",
+        b'"ok"',
+        b"null",
+        b"{}",
+        b'{"total":3}',
+        b'{"updated":null,"failed":null,"missing":[]}',
+        b'{"updated":"n/a"}',
+        b"[" * 10_000,
     ],
 )
-def test_answer_tolerates_odd_bodies(body: bytes, content_type: str | None) -> None:
-    answer = MetadataAnswer.parse(response(body, content_type), Redactor())
-    assert answer == MetadataAnswer(0, frozenset(), {}, ())
+def test_a_body_that_is_not_pendos_answer_confirms_nothing(body: bytes) -> None:
+    assert parse(body) is None
 
 
 def test_answer_redacts_secrets_in_error_texts() -> None:
     body = (
-        b'{"errors":['
+        b'{"updated":0,"errors":['
         b'{"id":"u-1","error":"key supersecretkey rejected"},'
         b'"bad key supersecretkey, twice supersecretkey",'
         b'{"error":"no id, supersecretkey"},'
         b'{"id":"u-2","detail":"supersecretkey"}]}'
     )
     answer = parse(body, ("supersecretkey",))
-    assert answer.errors == {"u-1": "key *** rejected", "u-2": '{"id": "u-2", "detail": "***"}'}
-    assert answer.unattributed_errors == ("bad key ***, twice ***", "no id, ***")
+    assert answer is not None
     assert "supersecretkey" not in repr(answer)
-
-
-def test_answer_is_not_redacted_without_the_secret() -> None:
-    answer = parse(b'{"errors":["key supersecretkey rejected"]}', ("othersecret",))
-    assert answer.unattributed_errors == ("key supersecretkey rejected",)
-
-
-@pytest.mark.parametrize(
-    ("body", "updated", "missing"),
-    [
-        (b'{"updated":"n/a"}', 0, frozenset()),
-        (b'{"updated":1,"missing":5}', 1, frozenset({"5"})),
-        (b'{"updated":1,"missing":{"a":1}}', 1, frozenset()),
-    ],
-)
-def test_answer_tolerates_odd_field_types(body: bytes, updated: int, missing: frozenset) -> None:
-    answer = parse(body)
-    assert (answer.updated, answer.missing) == (updated, missing)
-
-
-def test_answer_missing_as_a_bare_string_is_not_split_into_characters() -> None:
-    answer = parse(b'{"updated":0,"missing":"u-43"}')
-    assert answer.missing == frozenset({"u-43"})
+    assert ("u-1", "key *** rejected") in answer.errors
 
 
 def test_redactor_masks_only_secrets_of_four_characters_or_more() -> None:
@@ -1067,5 +1149,41 @@ def test_redactor_masks_only_secrets_of_four_characters_or_more() -> None:
 @pytest.mark.parametrize(("updated", "expected"), [(b"3", 3), (b'"3"', 3), (b"0", 0)])
 def test_answer_updated_count(updated: bytes, expected: int) -> None:
     answer = parse(b'{"updated":' + updated + b"}")
+    assert answer is not None
     assert answer.updated == expected
     assert type(answer.updated) is int
+
+
+@given(
+    n=st.integers(1, 40),
+    data=st.data(),
+)
+def test_property_reconcile_never_confirms_a_failed_row(n: int, data: st.DataObject) -> None:
+    ids = [f"id-{i}" for i in range(n)]
+    failed = set(data.draw(st.lists(st.sampled_from(ids), unique=True)))
+    missing = set(data.draw(st.lists(st.sampled_from(ids), unique=True))) - failed
+    shown = set(data.draw(st.lists(st.sampled_from(sorted(failed) or ["-"]), unique=True)))
+    shape = data.draw(st.sampled_from(["dict", "string", "anonymous", "absent"]))
+    errors: list[object] = []
+    for i in sorted(failed):
+        if shape == "dict":
+            errors.append({"visitorId": i, "error": "bad"} if i in shown else {"error": "bad"})
+        elif shape == "string":
+            errors.append(f"{i}: bad" if i in shown else "bad")
+        elif shape == "anonymous":
+            errors.append("bad")
+    body = {
+        "total": n,
+        "updated": n - len(failed) - len(missing),
+        "failed": len(failed) + len(missing),
+        "missing": sorted(missing),
+    }
+    if shape != "absent":
+        body["errors"] = errors
+    result = verdict(json.dumps(body).encode(), ids)
+    assert not result.confirmed & (failed | missing)
+    assert result.missing == missing
+    assert set(result.failed) <= failed
+    assert failed <= set(result.failed) | set(result.unresolved)
+    every = result.confirmed | result.missing | set(result.failed) | set(result.unresolved)
+    assert every == set(ids)

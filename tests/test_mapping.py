@@ -14,7 +14,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from target_pendo.errors import ConfigError, StreamConfigError
@@ -30,9 +30,11 @@ from target_pendo.mapping import (
 )
 from target_pendo.settings import (
     REGION_HOSTS,
+    REGION_TRACK_HOSTS,
     EventsSpec,
     Settings,
     is_valid_property_name,
+    key_region_warnings,
     parse_settings,
     parse_stream_spec,
 )
@@ -279,6 +281,13 @@ def test_epoch_seconds_become_milliseconds(seconds):
         ("9", "_9"),
         ("-9", "_9"),
         ("x" * 32, "x" * 32),
+        ("__id__", "id__"),
+        ("__", "_"),
+        ("____", "_"),
+        ("__2__", "_2__"),
+        ("__private", "__private"),
+        ("trailing__", "trailing__"),
+        ("--x--", "_x_"),
     ],
 )
 def test_sanitize_property_name_examples(column, expected):
@@ -309,8 +318,18 @@ def test_sanitize_property_name_always_valid_and_deterministic(column):
     assert sanitize_property_name(name) == name  # idempotent
 
 
+@pytest.mark.parametrize("name", ["__id__", "__", "___", "__a_b__"])
+def test_names_both_starting_and_ending_with_two_underscores_are_invalid(name):
+    assert not is_valid_property_name(name)
+    with pytest.raises(StreamConfigError, match="__"):
+        parse_stream_spec(
+            "s", {"event_name": "E", "visitor_id_column": "u", "properties": {name: "c"}}
+        )
+
+
 @given(name=st.from_regex(STRICT_NAME, fullmatch=True))
 def test_sanitize_keeps_valid_names(name):
+    assume(not (name.startswith("__") and name.endswith("__")))
     assert is_valid_property_name(name)
     assert sanitize_property_name(name) == name
 
@@ -945,29 +964,82 @@ def test_parse_settings_defaults():
         max_requests_per_second=50.0,
         request_timeout=30.0,
         max_retry_seconds=300.0,
+        track_url="https://data.pendo.io",
     )
     assert settings.spec_for("anything") is None
     assert settings.configured_stream_names() == []
 
 
 @pytest.mark.parametrize(
-    ("region", "host"),
+    ("region", "host", "track"),
     [
-        ("us", "https://app.pendo.io"),
-        ("eu", "https://app.eu.pendo.io"),
-        ("us1", "https://us1.app.pendo.io"),
-        ("jpn", "https://app.jpn.pendo.io"),
-        ("au", "https://app.au.pendo.io"),
-        (None, "https://app.pendo.io"),
-        ("", "https://app.pendo.io"),
+        ("us", "https://app.pendo.io", "https://data.pendo.io"),
+        ("eu", "https://app.eu.pendo.io", "https://data.eu.pendo.io"),
+        ("us1", "https://us1.app.pendo.io", "https://us1.data.pendo.io"),
+        ("jpn", "https://app.jpn.pendo.io", "https://data.jpn.pendo.io"),
+        ("au", "https://app.au.pendo.io", "https://data.au.pendo.io"),
+        (None, "https://app.pendo.io", "https://data.pendo.io"),
+        ("", "https://app.pendo.io", "https://data.pendo.io"),
     ],
 )
-def test_region_hosts(region, host):
-    assert parse_settings({"region": region}).api_url == host
+def test_region_hosts(region, host, track):
+    settings = parse_settings({"region": region})
+    assert (settings.api_url, settings.track_url) == (host, track)
 
 
 def test_region_table_is_exactly_the_documented_regions():
-    assert sorted(REGION_HOSTS) == ["au", "eu", "jpn", "us", "us1"]
+    assert sorted(REGION_HOSTS) == sorted(REGION_TRACK_HOSTS) == ["au", "eu", "jpn", "us", "us1"]
+
+
+def test_track_url_overrides_the_track_host_only():
+    settings = parse_settings({"region": "eu", "track_url": "https://app.eu.pendo.io/"})
+    assert (settings.api_url, settings.track_url) == (
+        "https://app.eu.pendo.io",
+        "https://app.eu.pendo.io",
+    )
+    both = parse_settings({"api_url": "http://127.0.0.1:9", "track_url": "https://t.example"})
+    assert (both.api_url, both.track_url) == ("http://127.0.0.1:9", "https://t.example")
+
+
+@pytest.mark.parametrize("key", ["api_url", "track_url"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://app.pendo.io", "http://10.0.0.5:8080", "http://user:pw@proxy.example/"],
+)
+def test_keys_only_over_https_except_loopback(key, url):
+    with pytest.raises(ConfigError) as info:
+        parse_settings({key: url})
+    message = str(info.value)
+    assert f"'{key}'" in message
+    assert "https://" in message
+    assert "pw" not in message  # credentials in a URL are never shown
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8765", "http://localhost:1", "http://[::1]:80", "http://127.9.9.9"]
+)
+def test_plain_http_to_loopback_is_allowed(url):
+    assert parse_settings({"api_url": url}).api_url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["http://", "https://", "http://127.0.0.1:99999", "http://127.0.0.1:x", "http://:80"]
+)
+def test_unusable_urls_are_refused_naming_the_setting(url):
+    with pytest.raises(ConfigError, match="'api_url'"):
+        parse_settings({"api_url": url})
+
+
+def test_a_key_from_another_region_is_warned_about():
+    settings = parse_settings({"region": "us", "integration_key": "abcd-1234.eu"})
+    (warning,) = key_region_warnings(settings)
+    assert "'integration_key'" in warning
+    assert "'.eu'" in warning
+    assert "abcd" not in warning
+    assert key_region_warnings(parse_settings({"region": "eu", "integration_key": "x.eu"})) == []
+    assert key_region_warnings(parse_settings({"integration_key": "no-suffix"})) == []
+    emulator = parse_settings({"api_url": "http://127.0.0.1:1", "integration_key": "k.eu"})
+    assert key_region_warnings(emulator) == []
 
 
 @pytest.mark.parametrize("region", ["mars", "EU", "eu1"])
@@ -1042,6 +1114,23 @@ def test_max_concurrency_whole_float_accepted():
     settings = parse_settings({"max_concurrency": 4.0})
     assert settings.max_concurrency == 4
     assert type(settings.max_concurrency) is int
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("max_requests_per_second", 1e-9),
+        ("max_requests_per_second", 0.01),
+        ("request_timeout", 0.01),
+        ("request_timeout", 1e9),
+        ("max_retry_seconds", 0.5),
+        ("max_retry_seconds", 1e12),
+        ("max_concurrency", 1000),
+    ],
+)
+def test_numbers_that_make_the_run_impossible_are_refused(key, value):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        parse_settings({key: value})
 
 
 @pytest.mark.parametrize("key", ["max_requests_per_second", "request_timeout", "max_retry_seconds"])

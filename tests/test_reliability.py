@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from target_pendo.emulator import Emulator
+from target_pendo.errors import PendoUnavailableError
 
 from .singer import read_rejects, record, run_cli, run_target, schema, state
 
@@ -122,12 +123,22 @@ def test_property_random_faults_and_bad_rows(emulator, base_config, n, data):
         "request_timeout": 0.25,
         "max_concurrency": 3,
     }
-    run_target(config, lines_for(rows(n, bad_visitor, refused)))
+    lines = lines_for(rows(n, bad_visitor, refused))
+    reruns = 0
+    try:
+        run_target(config, lines)
+    except PendoUnavailableError:
+        # The schedule outlasted the retry budget: the run failed without STATE. Pendo
+        # recovers and the same input is piped again, as an orchestrator's retry would.
+        emulator.faults.clear()
+        reruns = 1
+        run_target(config, lines)
 
     delivered = delivered_ids(emulator)
     rejected = Counter(r["key"] for r in read_rejects(state_dir, STREAM))
     assert all(count == 1 for count in delivered.values()), delivered  # no duplicates
-    assert all(count == 1 for count in rejected.values()), rejected
+    # a rerun sends a refused row again (rejected rows are retried), so it may be listed twice
+    assert all(count <= 1 + reruns for count in rejected.values()), rejected
     assert not set(delivered) & set(rejected)
     assert set(delivered) | set(rejected) == set(ids)
     assert set(rejected) == bad_visitor | refused

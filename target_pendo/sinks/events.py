@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from target_pendo.client import CallResult, Outcome
+from target_pendo.client import CallOutcome, CallResult
 from target_pendo.errors import StreamConfigError
 from target_pendo.ledger import RowOutcome
 from target_pendo.mapping import EventPlan, RowRejected, dumps
@@ -123,10 +123,10 @@ class EventsSink(PendoSink):
             if item.key in batch_keys or (state is not None and state.status == "sent"):
                 skipped.append(RowOutcome(item.key, "already_sent"))
                 continue
-            batch_keys.add(item.key)
             if item.body is None:
-                rejected.append(item)
+                rejected.append(item)  # an unusable row does not claim its key
                 continue
+            batch_keys.add(item.key)
             if state is not None and state.status == "in_flight" and state.last_run != run.run_id:
                 in_doubt += 1
                 skipped.append(
@@ -189,10 +189,16 @@ class EventsSink(PendoSink):
 
         def on_result(index: int, result: CallResult) -> None:
             item = items[index]
-            if result.outcome is Outcome.ACCEPTED:
+            if result.outcome is CallOutcome.ACCEPTED:
                 run.ledger.record(stream, run.run_id, [RowOutcome(item.key, "sent")])
                 report.add(stream, self.SYNC, sent=1)
-            elif result.outcome is Outcome.REJECTED:
+            elif result.outcome is CallOutcome.NOT_SENT:
+                # answered with a failure (or stopped before it went out): not in Pendo, so
+                # not "in doubt" next run
+                run.ledger.record(
+                    stream, run.run_id, [RowOutcome(item.key, "not_sent", result.reason)]
+                )
+            elif result.outcome is CallOutcome.REJECTED:
                 self.reject(
                     item.record,
                     None,

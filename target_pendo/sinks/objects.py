@@ -6,9 +6,13 @@ counted "unchanged" (`full_resync` sends everything once). Rows rejected or unkn
 sent again when they arrive again.
 
 One bulk call per field group (agent, custom) per `batch_size` rows. Pendo's answer sorts each
-row: updated; `missing` (an id Pendo does not have: skipped and listed, never created); failed
-with an error (rejected). A batch Pendo refuses whole (400) is bisected by
-``split.send_with_splits`` so only the bad rows are rejected, each with Pendo's reason.
+row (``answers.reconcile``): updated; `missing` (an id Pendo does not have: skipped and listed,
+never created); failed with an error (rejected); or unresolved, when Pendo counted failures it
+did not tie to ids: never recorded as sent, found by sending those rows again in halves
+(``split.send_batches``). A call Pendo refuses whole (400) is bisected the same way, after a
+fresh look at Pendo's field schema: a mapped field that is gone stops the run at once, naming
+it. A call Pendo could not finish in time (408, no answer) is halved, and the smaller size
+kept for the rest of the stream.
 
 Deletes (`delete_behavior` clear | delete): ids whose row arrives with `_sdc_deleted_at`, and,
 after a completed full-table sync (ACTIVATE_VERSION), ids sent before that the sync did not
@@ -21,20 +25,30 @@ after a full drain, never covers a row that is nowhere.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from target_pendo.client import MetadataAnswer
-from target_pendo.errors import DeleteGuardError
-from target_pendo.fields import ObjectPlan
+from target_pendo.answers import MetadataAnswer, Verdict, reconcile
+from target_pendo.errors import DeleteGuardError, FieldGoneError, StreamConfigError
+from target_pendo.fields import (
+    FieldSchema,
+    ObjectPlan,
+    WantedField,
+    live_field,
+    missing_fields,
+    pendo_field_type,
+    pendo_type_for,
+)
 from target_pendo.ledger import RowOutcome
 from target_pendo.mapping import RowRejected, dumps
 from target_pendo.settings import ObjectsSpec
 from target_pendo.sinks.base import PendoSink
-from target_pendo.split import Refused, send_with_splits
+from target_pendo.split import CallSize, Refused, TooBig, send_batches
 
 DELETED_AT = "_sdc_deleted_at"
+ValuesOf = Callable[["_Row", str], dict[str, Any]]
 
 
 @dataclass
@@ -47,6 +61,34 @@ class _Row:
     reason: str = ""
     groups_done: list[str] = field(default_factory=list)
 
+    def has_outcome(self) -> bool:
+        """Whether Pendo's answers settled this row: skipped, failed, or every group done."""
+        return self.outcome != "sent" or set(self.values) <= set(self.groups_done)
+
+
+# Most ids of an account batch unknown to Pendo: maybe the subscription uses parent accounts.
+_PARENT_HINT_MIN_ROWS = 10
+_PARENT_HINT_SHARE = 0.5
+
+
+class _FieldCheck:
+    """When a refused call should make the sink look at Pendo's field schema again: at the
+    first refusal of a drain's group, then each time the refused single rows double, so a
+    field deleted mid-bisect is found within a few calls at a cost of O(log k) schema reads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refusals = 0
+        self._next_check = 1
+
+    def due(self) -> bool:
+        with self._lock:
+            self._refusals += 1
+            if self._refusals < self._next_check:
+                return False
+            self._next_check *= 2
+            return True
+
 
 class ObjectsSink(PendoSink):
     # Rows held before a drain; each drain is cut into `batch_size` calls per group.
@@ -57,20 +99,106 @@ class ObjectsSink(PendoSink):
         assert isinstance(self.spec, ObjectsSpec)
         super().__init__(target, stream_name, schema, key_properties)
         self.SYNC = self.spec.sync
-        self.plan = ObjectPlan.build(
-            self.spec,
-            (self.schema.get("properties") or {}).keys(),
-            self.run.field_schema(self.spec.kind),
-        )
+        columns: Mapping[str, Any] = self.schema.get("properties") or {}
+        pendo_schema = self.run.field_schema(self.spec.kind)
+        if self.spec.create_missing_fields:
+            pendo_schema = self._create_missing_fields(columns, pendo_schema)
+        self.plan = ObjectPlan.build(self.spec, columns.keys(), pendo_schema)
         self._mapping_hash = self.plan.fingerprint()
         self._deleted_ids: list[str] = []
         self._full_table_done = False
+        self._call_size = CallSize(self.spec.batch_size)
+        self._parent_hint_given = False
         if self.plan.new_agent_fields:
             self.logger.info(
-                "Stream '%s': agent field(s) %s do not exist in Pendo yet; they are created by "
-                "the first write (create_missing_fields).",
+                "Stream '%s': agent field(s) %s do not exist in Pendo yet; they are written by "
+                "value, which makes Pendo create them (create_missing_fields).",
                 stream_name,
                 self.plan.new_agent_fields,
+            )
+
+    # --- fields -----------------------------------------------------------------------------
+    def _create_missing_fields(
+        self, columns: Mapping[str, Any], pendo_schema: FieldSchema
+    ) -> FieldSchema:
+        """Create the fields Pendo lacks through its schema route, typed from the columns'
+        JSON schema; returns the schema read again. An agent field the route cannot create
+        (no type fits, or the route is not there) is left to be written by value."""
+        spec, run, kind = self.spec, self.run, self.spec.kind
+        missing = missing_fields(spec, columns.keys(), pendo_schema)
+        if not missing:
+            return pendo_schema
+        asked: list[tuple[WantedField, str]] = []
+        for group in ("agent", "custom"):
+            entries: list[tuple[WantedField, str]] = []
+            for wanted in (w for w in missing if w.group == group):
+                pendo_type = pendo_type_for(columns.get(wanted.column) or {})
+                if pendo_type is None:
+                    if group == "custom":
+                        raise StreamConfigError(
+                            self.stream_name,
+                            f"custom field '{wanted.key}' does not exist in Pendo and column "
+                            f"'{wanted.column}' holds arrays or objects, which no Pendo custom "
+                            "field type can hold; map a text column, or create the field in "
+                            "Pendo under Settings > Data Mappings",
+                        )
+                    continue  # an agent list: written by value, Pendo infers its type
+                entries.append((wanted, pendo_type))
+            if not entries:
+                continue
+            body = [{"name": w.key, "displayname": w.name, "type": t} for w, t in entries]
+            if run.client.create_fields(kind, group, body, stream=self.stream_name):
+                asked += entries
+            else:
+                self.logger.warning(
+                    "Stream '%s': Pendo has no route to create %s %s fields here; %s",
+                    self.stream_name,
+                    kind,
+                    group,
+                    "they are written by value instead"
+                    if group == "agent"
+                    else "create them under Settings > Data Mappings",
+                )
+        if not asked:
+            return pendo_schema
+        if run.settings.dry_run:
+            created = {g: dict(pendo_schema.get(g) or {}) for g in ("agent", "custom")}
+            for wanted, pendo_type in asked:
+                created[wanted.group][wanted.key] = {"Type": pendo_type, "DisplayName": wanted.name}
+            return {**pendo_schema, **created}
+        fresh = run.refresh_field_schema(kind)
+        made = [
+            f"{w.group} field '{w.key}' ({pendo_field_type(entry)})"
+            for w, _ in asked
+            if (entry := live_field(fresh, w.group, w.key)) is not None
+        ]
+        if made:
+            self.logger.info(
+                "Stream '%s': created %s %s in Pendo (create_missing_fields).",
+                self.stream_name,
+                kind,
+                ", ".join(made),
+            )
+            run.report.add(self.stream_name, self.spec.sync, fields_created=len(made))
+        return fresh
+
+    def _warn_fields_written_by_value(self) -> None:
+        """Agent fields written by value exist afterwards unless Pendo's "Block undefined
+        agent metadata fields" is on, which discards their values silently: say so."""
+        new = self.plan.new_agent_fields
+        run = self.run
+        if not new or run.settings.dry_run or not run.report.counts(self.stream_name).sent:
+            return
+        fresh = run.refresh_field_schema(self.spec.kind)
+        absent = [key for key in new if live_field(fresh, "agent", key) is None]
+        if absent:
+            self.logger.warning(
+                "Stream '%s': agent field(s) %s were written by value but Pendo does not have "
+                "them afterwards: the subscription's 'Block undefined agent metadata fields' "
+                "setting may be on, and those values were discarded. Create the fields in "
+                "Pendo (Settings > Data Mappings) and run with 'full_resync'.",
+                self.stream_name,
+                absent,
             )
 
     @property
@@ -139,58 +267,128 @@ class ObjectsSink(PendoSink):
                 run.report.add(stream, self.SYNC, unchanged=len(unchanged))
                 skip = {id(r) for r in unchanged}
                 live = [r for r in rows if id(r) not in skip]
-        self._send_chunks(live, lambda r, g: r.values[g])
-        size = self.spec.batch_size
-        for start in range(0, len(live), size):
-            self._settle(live[start : start + size])
+        try:
+            self._send_chunks(live, lambda r, g: r.values[g])
+        except BaseException:
+            # the run stops: what Pendo confirmed is still recorded, the rest stays unsent
+            self._settle_in_chunks([r for r in live if r.has_outcome()])
+            raise
+        self._settle_in_chunks(live)
 
-    def _send_chunks(self, rows: list[_Row], values_of: Any) -> None:
-        """Per group (agent first, so ids Pendo lacks skip the rest), `batch_size` rows a
-        call, the calls of a group concurrently on the client's pool."""
+    def _settle_in_chunks(self, rows: list[_Row]) -> None:
         size = self.spec.batch_size
+        for start in range(0, len(rows), size):
+            self._settle(rows[start : start + size])
+
+    def _send_chunks(self, rows: list[_Row], values_of: ValuesOf) -> None:
+        """Per group (agent first, so ids Pendo lacks skip the rest), at most the stream's
+        call size a call, the calls of a group concurrently on the client's pool."""
         for group in self.plan.groups:
             pending = [r for r in rows if r.outcome == "sent" and group in r.values]
+            size = self._call_size.value
             chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
+            check = _FieldCheck()
             self.run.client.parallel(
-                lambda chunk, g=group: self._send_group(g, chunk, values_of),
+                lambda chunk, checkpoint, g=group, c=check: self._send_group(
+                    g, chunk, values_of, checkpoint, c
+                ),
                 chunks,
             )
 
-    def _send_group(self, group: str, rows: list[_Row], values_of: Any) -> None:
+    def _send_group(
+        self,
+        group: str,
+        rows: list[_Row],
+        values_of: ValuesOf,
+        checkpoint: Callable[[], None],
+        check: _FieldCheck,
+    ) -> None:
         plan, client = self.plan, self.run.client
 
-        def send(batch: Sequence[_Row]) -> MetadataAnswer | Refused:
+        def send(batch: Sequence[_Row]) -> Verdict | Refused | TooBig:
             body = dumps([{plan.id_key: r.object_id, "values": values_of(r, group)} for r in batch])
-            return client.update_metadata(plan.kind, group, body, stream=self.stream_name)
+            answer = client.update_metadata(
+                plan.kind, group, body, len(batch), stream=self.stream_name
+            )
+            if isinstance(answer, MetadataAnswer):
+                return reconcile(answer, [r.object_id for r in batch])
+            return answer
 
-        result = send_with_splits(rows, send)
-        for batch, answer in result.accepted:
-            for row in batch:
-                if row.object_id in answer.missing:
-                    row.outcome = "skipped_unknown"
-                elif row.object_id in answer.errors:
-                    row.outcome = "rejected"
-                    row.reason = f"Pendo failed the {group} update: {answer.errors[row.object_id]}"
-                else:
-                    row.groups_done.append(group)
-            if answer.unattributed_errors:
-                self.logger.warning(
-                    "Pendo reported errors for the %s %s update it did not tie to an id: %s",
-                    plan.kind,
-                    group,
-                    list(answer.unattributed_errors)[:5],
-                )
-        for row, reason in result.rejected:
+        def on_refused(refusal: Refused) -> None:
+            if refusal.status == 400 and check.due():
+                self._stop_if_a_field_is_gone(group, refusal.reason)
+
+        result = send_batches(
+            rows,
+            send,
+            key=lambda r: r.object_id,
+            size=self._call_size,
+            on_refused=on_refused,
+            checkpoint=checkpoint,
+        )
+        for row in result.confirmed:
+            row.groups_done.append(group)
+        for row in result.missing:
+            row.outcome = "skipped_unknown"
+        for row, reason in result.failed:
+            row.outcome = "rejected"
+            row.reason = f"Pendo failed the {group} update: {reason}"
+        for row, reason in result.refused:
             row.outcome = "rejected"
             row.reason = f"Pendo refused the {group} update: {reason}"
-        if result.calls > 1:
+        self._hint_parent_accounts(len(rows), len(result.missing))
+        if result.halvings:
             self.logger.info(
-                "Stream '%s': Pendo refused a %s batch; %d split call(s) isolated %d bad row(s).",
+                "Stream '%s': Pendo could not finish %d %s call(s) in time (408 or no answer); "
+                "calls now carry at most %d rows.",
                 self.stream_name,
+                result.halvings,
                 group,
-                result.calls - 1,
-                len(result.rejected),
+                self._call_size.value,
             )
+        extra = result.calls - 1 - result.halvings
+        if extra > 0:
+            self.logger.info(
+                "Stream '%s': %d more %s call(s) found %d row(s) Pendo refused or failed.",
+                self.stream_name,
+                extra,
+                group,
+                len(result.refused) + len(result.failed),
+            )
+
+    def _stop_if_a_field_is_gone(self, group: str, reason: str) -> None:
+        """A 400 may mean "missing field mappings": a field deleted in Pendo while the run
+        goes. Bisecting that rejects every row one by one, so look at the schema again and
+        stop, naming the field, when a mapped one is gone."""
+        fresh = self.run.refresh_field_schema(self.spec.kind)
+        for target in self.plan.targets:
+            known = target.type is not None  # a field to be created by value is not "gone"
+            if target.group == group and known and live_field(fresh, group, target.key) is None:
+                raise FieldGoneError(
+                    self.stream_name,
+                    f"{group} field '{target.key}' (column '{target.column}') no longer "
+                    f"exists in Pendo's {self.spec.kind} fields, and Pendo refused the call "
+                    f"({reason}); re-create the field in Pendo or remove it from "
+                    f"'{group}_fields'. Rows not confirmed were not marked sent.",
+                )
+
+    def _hint_parent_accounts(self, rows: int, missing: int) -> None:
+        if (
+            self.spec.kind != "account"
+            or self._parent_hint_given
+            or rows < _PARENT_HINT_MIN_ROWS
+            or missing < rows * _PARENT_HINT_SHARE
+        ):
+            return
+        self._parent_hint_given = True
+        self.logger.warning(
+            "Stream '%s': Pendo does not know %d of %d account ids of a call. If the "
+            "subscription has parent accounts on, its account ids are "
+            "'ParentAccountID::childAccountID': map a column holding ids in that form.",
+            self.stream_name,
+            missing,
+            rows,
+        )
 
     def _settle(self, rows: list[_Row]) -> None:
         """Record each row's outcome: ledger, report, rejects and unknown-id files."""
@@ -229,6 +427,7 @@ class ObjectsSink(PendoSink):
 
     def clean_up(self) -> None:
         super().clean_up()
+        self._warn_fields_written_by_value()
         run = self.run
         if self.spec.delete_behavior == "nothing" or not run.input_complete:
             return
