@@ -54,7 +54,7 @@ def visitors(emu: Emulator) -> list[str]:
 
 # --- /data/track -----------------------------------------------------------------------------
 def test_track_with_track_secret_is_stored_with_empty_200(emulator: Emulator) -> None:
-    body = event("u-42")
+    body = event("u-42", timestamp=int(time.time() * 1000))
     response = post_track(emulator.url, body)
     assert response.status_code == 200
     assert response.content == b""
@@ -62,11 +62,12 @@ def test_track_with_track_secret_is_stored_with_empty_200(emulator: Emulator) ->
     assert len(events) == 1
     stored = dict(events[0])
     assert isinstance(stored.pop("_received_at"), int)
+    assert stored.pop("_processed") is True
     assert stored == body
 
 
 def test_track_accepts_minimal_body(emulator: Emulator) -> None:
-    body = {"type": "track", "event": "E", "visitorId": "v", "timestamp": 0}
+    body = {"type": "track", "event": "E", "visitorId": "v", "timestamp": 0, "context": {}}
     assert post_track(emulator.url, body).status_code == 200
     assert visitors(emulator) == ["v"]
 
@@ -103,6 +104,8 @@ def test_track_with_wrong_or_missing_key_is_403_empty(emulator: Emulator, key: s
         (json.dumps({k: v for k, v in event().items() if k != "timestamp"}).encode(), "timestamp"),
         (json.dumps(event(properties=[1])).encode(), "properties"),
         (json.dumps(event(context="x")).encode(), "context"),
+        (json.dumps(event(context=None)).encode(), "context"),
+        (json.dumps({k: v for k, v in event().items() if k != "context"}).encode(), "context"),
     ],
     ids=[
         "malformed",
@@ -122,6 +125,8 @@ def test_track_with_wrong_or_missing_key_is_403_empty(emulator: Emulator, key: s
         "timestamp-missing",
         "properties-list",
         "context-string",
+        "context-null",
+        "context-missing",
     ],
 )
 def test_track_invalid_body_is_400_plain_text(
@@ -415,6 +420,14 @@ def test_cli_serves_track_and_events() -> None:
             "from target_pendo.emulator.server import main; main()",
             "--port",
             str(port),
+            "--schema-case",
+            "lowercase",
+            "--item-budget",
+            "100",
+            "--block-undefined-agent-fields",
+            "true",
+            "--rate-limit-retry-after",
+            "null",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -433,6 +446,12 @@ def test_cli_serves_track_and_events() -> None:
         assert post_track(url, event("cli-visitor")).status_code == 200
         events = requests.get(url + "/_emulator/events", timeout=TIMEOUT).json()["events"]
         assert [e["visitorId"] for e in events] == ["cli-visitor"]
+        switches = requests.get(url + "/_emulator/switches", timeout=TIMEOUT).json()["switches"]
+        assert switches["schema_case"] == "lowercase"
+        assert switches["item_budget"] == 100
+        assert switches["block_undefined_agent_fields"] is True
+        assert switches["rate_limit_retry_after"] is None
+        assert switches["bad_value"] == "item"  # not given: the default
     finally:
         proc.terminate()
         try:
@@ -464,3 +483,11 @@ def test_seed_by_count_creates_prefixed_ids(emulator):
     )
     assert response.status_code == 200
     assert sorted(emulator.objects("account")) == ["a-0", "a-1", "a-2"]
+
+
+def test_cli_refuses_a_bad_switch_value() -> None:
+    from target_pendo.emulator.server import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--bad-value", "sometimes"])
+    assert exc.value.code == 2

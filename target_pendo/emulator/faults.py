@@ -11,13 +11,19 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-ROUTES = ("track", "verify", "metadata", "schema", "object", "bulkdelete", "*")
+# "fields": the field create/delete routes (`/api/v1/metadata/schema/{kind}/{group}[/{field}]`)
+ROUTES = ("track", "verify", "metadata", "schema", "fields", "object", "bulkdelete", "*")
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 @dataclass
 class Fault:
     """One injected behaviour. `status` answers with that code (and `Retry-After` when given);
-    `delay` sleeps before handling; `drop` closes the connection without any answer."""
+    `delay` sleeps before handling; `drop` closes the connection without any answer.
+
+    A redirect status (301/302/303/307/308) needs `location`, e.g. another emulator's URL: a
+    front end moving a host is a way keys leak, so the target's received headers can be read
+    back. `headers` adds any other answer headers."""
 
     route: str = "*"
     status: int | None = None
@@ -33,6 +39,8 @@ class Fault:
     # (like a front end that checks the connection before handing the request on) [I].
     # True: processed anyway, the case where a timed-out call did reach Pendo.
     process_after_disconnect: bool = False
+    location: str | None = None
+    headers: dict[str, str] | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Fault:
@@ -45,7 +53,23 @@ class Fault:
             raise ValueError("times must be at least 1, or null for ever")
         if fault.retry_after is not None:
             fault.retry_after = str(fault.retry_after)
+        if fault.status in REDIRECTS and not fault.location:
+            raise ValueError(f"a {fault.status} redirect needs a location")
+        if fault.headers is not None and not (
+            isinstance(fault.headers, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in fault.headers.items())
+        ):
+            raise ValueError("headers must be an object of strings")
         return fault
+
+    def answer_headers(self) -> dict[str, str]:
+        """The headers this fault's answer carries (Retry-After, Location, extra ones)."""
+        headers = dict(self.headers or {})
+        if self.retry_after:
+            headers["Retry-After"] = self.retry_after
+        if self.location:
+            headers["Location"] = self.location
+        return headers
 
 
 class FaultPlan:

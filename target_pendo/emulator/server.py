@@ -1,14 +1,25 @@
 """A local Pendo over real HTTP, for the demo, the tests and the benchmark.
 
-Pendo routes follow ../shared/pendo-api.md. Control routes live under `/_emulator/` (no key):
-read back events and request counts, add faults and Track rules, reset. In-process users
-(tests) get the same through the ``Emulator`` object without HTTP.
+Pendo routes follow ../shared/pendo-api.md: `/data/track`, `/api/v1/token/verify`,
+`/api/v1/metadata/{kind}/{group}/value`, `/api/v1/metadata/schema/{kind}` (GET), the field
+create (POST `.../schema/{kind}/{group}`) and delete (DELETE `.../{field}`) routes,
+`/api/v1/{visitor|account}/{id}` and `/api/v1/bulkdelete/{kind}`.
+
+Control routes live under `/_emulator/` (no key), mirroring the ``Emulator`` methods that
+in-process users (tests) call without HTTP:
+  GET  events, requests, received[?route=R], key-headers, rate-limited, metadata-writes,
+       switches (current values and help), objects/{kind}, deleted/{kind}, schema/{kind}
+  POST switches {name: value}, faults (one or a list), track-rules, define-event
+       {"event", "at"}, seed, metadata-rules, field-deletions {"kind", "group", "field",
+       "after"}, reset
+  DELETE faults
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import re
 import select
@@ -21,21 +32,33 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from target_pendo.emulator.faults import Fault, FaultPlan
-from target_pendo.emulator.state import MetadataInvalid, PendoState, TrackInvalid
+from target_pendo.emulator.state import ApiError, PendoState
+from target_pendo.emulator.switches import Switches
 
 _KIND = r"(visitor|account|parentAccount)"
-_METADATA_PATH = re.compile(rf"^/api/v1/metadata/{_KIND}/(agent|custom)/value$")
+_GROUP = r"(agent|custom)"
+_METADATA_PATH = re.compile(rf"^/api/v1/metadata/{_KIND}/{_GROUP}/value$")
 _SCHEMA_PATH = re.compile(rf"^/api/v1/metadata/schema/{_KIND}$")
+_FIELD_CREATE_PATH = re.compile(rf"^/api/v1/metadata/schema/{_KIND}/{_GROUP}$")
+_FIELD_DELETE_PATH = re.compile(rf"^/api/v1/metadata/schema/{_KIND}/{_GROUP}/([^/]+)$")
 _OBJECT_PATH = re.compile(r"^/api/v1/(visitor|account)/([^/]+)$")
 _BULK_DELETE_PATH = re.compile(r"^/api/v1/bulkdelete/(visitor|account)$")
+_WRITE_ROUTES = ("metadata", "fields", "bulkdelete")  # need an integration key with write access
 
 DEMO_TRACK_SECRET = "emulator-track-secret"  # noqa: S105 - fake key, only the emulator knows it
 DEMO_INTEGRATION_KEY = "emulator-integration-key"
 KEY_HEADER = "x-pendo-integration-key"
 
+# What a proxy in front of Pendo might answer with a 200 (switch `ok_body` = "html").
+PROXY_HTML = (
+    b"<html><head><title>Request received</title></head><body><h1>Thank you</h1>"
+    b"<p>Your request was received by the proxy and will be forwarded.</p></body></html>"
+)
+
 
 class TokenBucket:
-    """Pendo's per-key leaky bucket: `rate` requests a second, bursts up to `rate`."""
+    """Pendo's leaky bucket: `rate` requests a second, bursts up to `rate`, per bucket name
+    (a key, or a key and an endpoint: switch `rate_limit_scope`)."""
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
@@ -91,6 +114,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, payload: Any) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json")
 
+    def _send_error(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        """A 4xx from the emulated Pendo, its body as switch `error_body` says: plain text,
+        `{"message": ...}` or nothing [T]."""
+        style = self.server.state.switches.error_body
+        if style == "json":
+            body, content_type = json.dumps({"message": text}).encode(), "application/json"
+        elif style == "empty":
+            body, content_type = b"", "text/plain"
+        else:
+            body, content_type = text.encode(), "text/plain"
+        self._send(status, body, content_type, headers)
+
     def _drop(self) -> None:
         """Close the socket with no answer at all: the client sees a reset connection."""
         self.close_connection = True
@@ -108,6 +143,15 @@ class _Handler(BaseHTTPRequestHandler):
             return True
 
     def _route(self, method: str, path: str) -> str | None:
+        """The route family of a Pendo request, None for a route Pendo does not have (404)."""
+        route = self._route_family(method, path)
+        if route in ("metadata", "schema", "fields") and "/parentAccount" in path:
+            # parent-account routes are unverified [I]: switch `parent_account_routes`
+            return route if self.server.state.switches.parent_account_routes else None
+        return route
+
+    @staticmethod
+    def _route_family(method: str, path: str) -> str | None:
         if method == "POST" and path == "/data/track":
             return "track"
         if method == "GET" and path == "/api/v1/token/verify":
@@ -116,6 +160,10 @@ class _Handler(BaseHTTPRequestHandler):
             return "metadata"
         if method == "GET" and _SCHEMA_PATH.match(path):
             return "schema"
+        if method == "POST" and _FIELD_CREATE_PATH.match(path):
+            return "fields"
+        if method == "DELETE" and _FIELD_DELETE_PATH.match(path):
+            return "fields"
         if method == "GET" and _OBJECT_PATH.match(path):
             return "object"
         if method == "POST" and _BULK_DELETE_PATH.match(path):
@@ -129,20 +177,25 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
         raw = self._read_body()
-        path = self.path.split("?", 1)[0]
+        split = urllib.parse.urlsplit(self.path)
+        path = split.path
         if path.startswith("/_emulator/"):
-            self._control(method, path, raw)
+            self._control(method, path, split.query, raw)
             return
         state = self.server.state
         state.count(f"{method} {path}")
         route = self._route(method, path)
+        state.record_request(method, path, split.query, route, dict(self.headers.items()))
         if route is None:
-            self._send(404, b"Not Found")
+            self._send_error(404, "Not Found")
             return
         parsed: Any = None
         if raw:
@@ -161,19 +214,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             if fault.status is not None:
-                headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-                self._send(fault.status, fault.body.encode(), headers=headers)
+                self._send(fault.status, fault.body.encode(), headers=fault.answer_headers())
                 return
         key = self.headers.get(KEY_HEADER)
-        limiter = self.server.limiter
-        if limiter is not None and key is not None and not limiter.allow(key):
-            self._send(429, b"Too Many Requests")
+        if not self._within_rate_limit(key, route):
             return
         if route == "track":
             self._track(key, raw, parsed)
             return
         access = state.api_key_access(key)
-        if access is None or (route in ("metadata", "bulkdelete") and not access):
+        if access is None:
+            self._send(state.switches.api_bad_key_status)
+        elif route in _WRITE_ROUTES and not access:
             self._send(403)
         elif route == "verify":
             self._send_json(200, {"valid": True, "writeAccess": access})
@@ -184,57 +236,131 @@ class _Handler(BaseHTTPRequestHandler):
             kind, object_id = _OBJECT_PATH.match(path).groups()  # type: ignore[union-attr]
             found = state.get_object(kind, urllib.parse.unquote(object_id))
             if found is None:
-                self._send(404, b"Not Found")
+                self._send_error(404, "Not Found")
             else:
                 self._send_json(200, {"id": object_id, "metadata": found})
         elif route == "metadata":
-            self._metadata(path, raw, parsed)
+            self._metadata(path, split.query, raw, parsed)
+        elif route == "fields":
+            self._fields(method, path, raw, parsed)
         elif route == "bulkdelete":
             kind = _BULK_DELETE_PATH.match(path)[1]  # type: ignore[index]
             try:
                 job = state.bulk_delete(kind, parsed)
-            except MetadataInvalid as exc:
-                self._send(400, str(exc).encode())
+            except ApiError as exc:
+                self._send_error(exc.status, str(exc))
                 return
             self._send_json(200, {"id": job})
 
-    def _metadata(self, path: str, raw: bytes, parsed: Any) -> None:
+    def _within_rate_limit(self, key: str | None, route: str) -> bool:
+        """Apply the limiter (per key and endpoint by default); answer 429 when over it."""
+        limiter = self.server.limiter
+        if limiter is None or key is None:
+            return True
+        switches = self.server.state.switches
+        bucket = key if switches.rate_limit_scope == "key" else f"{key}\n{route}"
+        if limiter.allow(bucket):
+            return True
+        self.server.state.count_rate_limited(route)
+        retry = switches.rate_limit_retry_after
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        self._send_error(429, "Too Many Requests", headers)
+        return False
+
+    def _proxy_answer(self) -> None:
+        """A 200 that is not Pendo's answer (switch `ok_body`): it confirms nothing."""
+        if self.server.state.switches.ok_body == "html":
+            self._send(200, PROXY_HTML, "text/html; charset=utf-8")
+        else:
+            self._send_json(200, {})
+
+    def _metadata(self, path: str, query_string: str, raw: bytes, parsed: Any) -> None:
         kind, group = _METADATA_PATH.match(path).groups()  # type: ignore[union-attr]
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        state = self.server.state
+        switches = state.switches
+        if switches.ok_body != "json" and not switches.ok_body_writes:
+            self._proxy_answer()  # Pendo never saw the call
+            return
+        query = urllib.parse.parse_qs(query_string)
         create = query.get("create", ["false"])[0].lower() == "true"
         if parsed is None and raw.strip() != b"null":
-            self._send(400, b"malformed JSON")
+            self._send_error(400, "malformed JSON or missing field mappings: body is not JSON")
             return
         try:
-            response = self.server.state.apply_metadata(kind, group, parsed, create=create)
-        except MetadataInvalid as exc:
-            self._send(400, str(exc).encode())
+            answer = state.apply_metadata(kind, group, parsed, create=create)
+        except ApiError as exc:
+            self._send_error(exc.status, str(exc))
             return
-        self._send_json(200, response)
+        if switches.ok_body != "json":
+            self._proxy_answer()  # written, but the answer was replaced on the way
+            return
+        self._send_json(200, answer)
+
+    def _fields(self, method: str, path: str, raw: bytes, parsed: Any) -> None:
+        """Create/undelete fields (POST) or delete one (DELETE) [C, Postman collection]."""
+        state = self.server.state
+        try:
+            if method == "POST":
+                kind, group = _FIELD_CREATE_PATH.match(path).groups()  # type: ignore[union-attr]
+                if parsed is None:
+                    raise ApiError("malformed JSON: body is not JSON")
+                keys = state.create_fields(kind, group, parsed)
+                text = f"created or undeleted {len(keys)} field(s): {', '.join(keys)}"
+            else:
+                match = _FIELD_DELETE_PATH.match(path)
+                kind, group, name = match.groups()  # type: ignore[union-attr]
+                name = urllib.parse.unquote(name)
+                state.delete_field(kind, group, name)
+                text = f"deleted field {name.lower()}"
+        except ApiError as exc:
+            self._send_error(exc.status, str(exc))
+            return
+        if state.switches.field_route_body == "text":
+            self._send(200, text.encode())
+        else:
+            self._send(200)
 
     def _track(self, key: str | None, raw: bytes, parsed: Any) -> None:
-        if not self.server.state.track_key_ok(key):
-            self._send(403)
+        state = self.server.state
+        if not state.track_key_ok(key):
+            self._send(state.switches.track_bad_secret_status)
             return
         if parsed is None and raw.strip() != b"null":
-            self._send(400, b"malformed JSON")
+            self._send_error(400, "malformed JSON")
             return
         try:
-            self.server.state.accept_track(parsed)
-        except TrackInvalid as exc:
-            self._send(400, str(exc).encode())
+            state.accept_track(parsed)
+        except ApiError as exc:
+            self._send_error(exc.status, str(exc))
             return
         self._send(200)
 
     # --- control routes -----------------------------------------------------------------------
-    def _control(self, method: str, path: str, raw: bytes) -> None:
+    def _control(self, method: str, path: str, query_string: str, raw: bytes) -> None:
+        emulator = self.server.emulator
         state, faults = self.server.state, self.server.faults
+        query = urllib.parse.parse_qs(query_string)
         try:
             body = json.loads(raw) if raw else None
             if method == "GET" and path == "/_emulator/events":
                 self._send_json(200, {"events": state.events_snapshot()})
             elif method == "GET" and path == "/_emulator/requests":
                 self._send_json(200, {"counts": state.request_counts()})
+            elif method == "GET" and path == "/_emulator/received":
+                route = query.get("route", [None])[0]
+                self._send_json(200, {"received": state.received_snapshot(route)})
+            elif method == "GET" and path == "/_emulator/key-headers":
+                self._send_json(200, {"routes": state.key_header_counts()})
+            elif method == "GET" and path == "/_emulator/rate-limited":
+                self._send_json(200, {"rate_limited": state.rate_limited_counts()})
+            elif method == "GET" and path == "/_emulator/switches":
+                self._send_json(
+                    200, {"switches": state.switches.as_dict(), "help": Switches.describe()}
+                )
+            elif method == "POST" and path == "/_emulator/switches":
+                if not isinstance(body, dict):
+                    raise ValueError("a JSON object of switch -> value")
+                self._send_json(200, {"switches": emulator.set_switches(**body).as_dict()})
             elif method == "POST" and path == "/_emulator/faults":
                 for item in body if isinstance(body, list) else [body]:
                     faults.add(Fault.from_dict(item))
@@ -245,9 +371,12 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "POST" and path == "/_emulator/track-rules":
                 state.add_track_rule(body["field"], list(body["values"]), body["reason"])
                 self._send_json(200, {"ok": True})
+            elif method == "POST" and path == "/_emulator/define-event":
+                state.define_event(str(body["event"]), int(body["at"]))
+                self._send_json(200, {"ok": True})
             elif method == "POST" and path == "/_emulator/seed":
                 if "fields" in body:
-                    state.seed_fields(body["kind"], body["group"], body["fields"])
+                    state.seed_fields(body["kind"], body.get("group", "custom"), body["fields"])
                 if "ids" in body:
                     state.seed_objects(body["kind"], [str(i) for i in body["ids"]])
                 if "count" in body:  # many objects without a huge request: prefix + 0..count-1
@@ -259,6 +388,13 @@ class _Handler(BaseHTTPRequestHandler):
                     body["kind"], body["field"], list(body["values"]), body["reason"]
                 )
                 self._send_json(200, {"ok": True})
+            elif method == "POST" and path == "/_emulator/field-deletions":
+                state.schedule_field_deletion(
+                    body["kind"], body["group"], body["field"], int(body.get("after", 0))
+                )
+                self._send_json(200, {"ok": True})
+            elif method == "GET" and path == "/_emulator/metadata-writes":
+                self._send_json(200, {"writes": state.metadata_writes_snapshot()})
             elif method == "GET" and path.startswith("/_emulator/objects/"):
                 self._send_json(200, state.objects_snapshot(path.rsplit("/", 1)[1]))
             elif method == "GET" and path.startswith("/_emulator/deleted/"):
@@ -267,10 +403,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "GET" and path.startswith("/_emulator/schema/"):
                 self._send_json(200, state.schema_for(path.rsplit("/", 1)[1]))
             elif method == "POST" and path == "/_emulator/reset":
-                state.reset()
-                faults.clear()
-                if self.server.limiter is not None:
-                    self.server.limiter.reset()
+                emulator.reset()
                 self._send_json(200, {"ok": True})
             else:
                 self._send(404, b"unknown control route")
@@ -286,20 +419,30 @@ class _EmulatorHTTPServer(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        state: PendoState,
-        faults: FaultPlan,
+        emulator: Emulator,
         limiter: TokenBucket | None,
         verbose: bool,
     ) -> None:
         super().__init__(address, _Handler)
-        self.state = state
-        self.faults = faults
+        self.emulator = emulator
+        self.state = emulator.state
+        self.faults = emulator.faults
         self.limiter = limiter
         self.verbose = verbose
 
 
+def _as_switches(switches: Switches | dict[str, Any] | None) -> Switches:
+    if switches is None:
+        return Switches()
+    if isinstance(switches, Switches):
+        return switches
+    return Switches().updated(dict(switches))
+
+
 class Emulator:
-    """Start/stop handle plus the test-facing API: seed, inject faults, read back."""
+    """Start/stop handle plus the test-facing API: seed, inject faults, flip switches, read
+    back. `switches` (a Switches or a dict of changes to the defaults) is what `reset()`
+    restores."""
 
     def __init__(
         self,
@@ -310,14 +453,18 @@ class Emulator:
         integration_keys: dict[str, bool] | None = None,
         rate_limit: float | None = None,
         verbose: bool = False,
+        switches: Switches | dict[str, Any] | None = None,
     ) -> None:
+        base = _as_switches(switches)
         self.state = PendoState(
             track_secrets=set(track_secrets),
             integration_keys=dict(integration_keys or {DEMO_INTEGRATION_KEY: True}),
+            switches=base,
+            base_switches=base,
         )
         self.faults = FaultPlan()
         limiter = TokenBucket(rate_limit) if rate_limit else None
-        self._server = _EmulatorHTTPServer((host, port), self.state, self.faults, limiter, verbose)
+        self._server = _EmulatorHTTPServer((host, port), self, limiter, verbose)
         self._thread: threading.Thread | None = None
 
     @property
@@ -348,12 +495,28 @@ class Emulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # --- switches -----------------------------------------------------------------------------
+    @property
+    def switches(self) -> Switches:
+        """The switches in force now (frozen: change them with `set_switches`)."""
+        return self.state.switches
+
+    def set_switches(self, **changes: Any) -> Switches:
+        """Flip switches mid-run, e.g. `set_switches(bad_value="batch")`; validated first, so
+        a bad name or value raises ValueError and changes nothing."""
+        return self.state.set_switches(changes)
+
     # --- test API -----------------------------------------------------------------------------
     def inject(self, **fault: Any) -> None:
         self.faults.add(Fault.from_dict(fault))
 
     def reject_track(self, field: str, values: list[Any], reason: str) -> None:
         self.state.add_track_rule(field, values, reason)
+
+    def define_event(self, name: str, at_ms: int) -> None:
+        """Pretend Pendo first saw event `name` at `at_ms` (see the "before the event name
+        was defined" rule: backfills of a new name are not processed)."""
+        self.state.define_event(name, at_ms)
 
     def events(self) -> list[dict[str, Any]]:
         return self.state.events_snapshot()
@@ -364,13 +527,27 @@ class Emulator:
         ids: list[str] | None = None,
         *,
         group: str | None = None,
-        fields: dict[str, str] | None = None,
+        fields: dict[str, str | dict[str, Any]] | None = None,
     ) -> None:
-        """Create objects (`ids`) and/or fields (`group` + name -> type) in Pendo."""
+        """Create objects (`ids`) and/or fields (`group` + name -> type, or name -> attributes
+        such as `{"type": "string", "isDeleted": True}`) in Pendo."""
         if fields:
             self.state.seed_fields(kind, group or "custom", fields)
         if ids:
             self.state.seed_objects(kind, [str(i) for i in ids])
+
+    def schema(self, kind: str) -> dict[str, Any]:
+        """The field schema exactly as Pendo's schema route answers it now."""
+        return self.state.schema_for(kind)
+
+    def delete_field(self, kind: str, group: str, field: str) -> None:
+        """Mark a field `isDeleted` now, as the DELETE route or Pendo's UI would."""
+        self.state.delete_field(kind, group, field)
+
+    def delete_field_after(self, kind: str, group: str, field: str, *, after: int) -> None:
+        """Mark a field deleted once `after` more metadata calls have been accepted: a field
+        deleted while a run goes."""
+        self.state.schedule_field_deletion(kind, group, field, after)
 
     def reject_metadata(self, kind: str, field: str, values: list[Any], reason: str) -> None:
         self.state.add_metadata_rule(kind, field, values, reason)
@@ -379,14 +556,26 @@ class Emulator:
         return self.state.objects_snapshot(kind)
 
     def metadata_writes(self) -> list[dict[str, Any]]:
-        with self.state.lock:
-            return [dict(w) for w in self.state.metadata_writes]
+        return self.state.metadata_writes_snapshot()
 
     def deleted(self, kind: str) -> list[str]:
         return self.state.deleted_ids(kind)
 
     def request_counts(self) -> dict[str, int]:
         return self.state.request_counts()
+
+    def received(self, route: str | None = None) -> list[dict[str, Any]]:
+        """The last requests received (method, path, query, route, key_present, headers),
+        optionally of one route family ("track", "metadata", ..., "unknown")."""
+        return self.state.received_snapshot(route)
+
+    def key_header_counts(self) -> dict[str, dict[str, int]]:
+        """route family -> {"with_key": n, "without_key": n} over every request received."""
+        return self.state.key_header_counts()
+
+    def rate_limited(self) -> dict[str, int]:
+        """route family -> 429s the rate limiter answered (injected faults not counted)."""
+        return self.state.rate_limited_counts()
 
     def reset(self) -> None:
         self.state.reset()
@@ -395,8 +584,16 @@ class Emulator:
             self._server.limiter.reset()
 
 
+def _switch_value(text: str) -> Any:
+    """A CLI switch value: JSON when it parses (`true`, `100`, `null`), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`target-pendo-emulator --port N`: serve until interrupted."""
+    """`target-pendo-emulator --port N [--SWITCH VALUE ...]`: serve until interrupted."""
     parser = argparse.ArgumentParser(description="Local Pendo emulator for target-pendo.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
@@ -416,10 +613,33 @@ def main(argv: list[str] | None = None) -> None:
         "--rate-limit",
         type=float,
         default=None,
-        help="requests per second per key before 429 (default: none)",
+        help="requests per second per key and endpoint before 429 (default: none)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    switches = parser.add_argument_group(
+        "switches", "Pendo behaviours the contract leaves open (GET /_emulator/switches)"
+    )
+    for spec in dataclasses.fields(Switches):
+        values = spec.metadata["values"]
+        choices = f" (one of {', '.join(json.dumps(v) for v in values)})" if values else ""
+        switches.add_argument(
+            "--" + spec.name.replace("_", "-"),
+            dest=f"switch_{spec.name}",
+            type=_switch_value,
+            default=argparse.SUPPRESS,  # absent unless given, so `null` can be a value
+            metavar="VALUE",
+            help=f"default {json.dumps(spec.default)}{choices}",
+        )
     args = parser.parse_args(argv)
+    changes = {
+        spec.name: getattr(args, f"switch_{spec.name}")
+        for spec in dataclasses.fields(Switches)
+        if hasattr(args, f"switch_{spec.name}")
+    }
+    try:
+        chosen = Switches().updated(changes)
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
     emulator = Emulator(
         host=args.host,
         port=args.port,
@@ -427,6 +647,7 @@ def main(argv: list[str] | None = None) -> None:
         integration_keys=dict.fromkeys(args.integration_keys or (DEMO_INTEGRATION_KEY,), True),
         rate_limit=args.rate_limit,
         verbose=args.verbose,
+        switches=chosen,
     )
     print(f"Pendo emulator listening on {emulator.url}", file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
