@@ -246,7 +246,6 @@ class PendoClient:
         if session is None:
             session = requests.Session()
             session.trust_env = False  # no .netrc credentials or proxy settings picked up
-            session.max_redirects = 0
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)

@@ -28,21 +28,19 @@ VISITOR_FIELDS = {
         "mrr": "float",
         "isTrial": "boolean",
         "signedUpAt": "time",
-        "tags": "list",
     },
-    "agent": {"email": "string"},
+    "agent": {"email": "string", "tags": "list"},  # list fields are agent-only in Pendo
 }
 USERS_SPEC = {
     "sync": "visitor",
     "id_column": "id",
-    "agent_fields": {"email": "email"},
+    "agent_fields": {"email": "email", "tags": "tags"},
     "custom_fields": {
         "plan": "plan",
         "seats": "seats",
         "mrr": "mrr",
         "isTrial": "is_trial",
         "signedUpAt": "signed_up_at",
-        "tags": "tags",
     },
 }
 
@@ -88,14 +86,13 @@ def test_ten_thousand_visitors_with_unknown_ids(emulator, base_config):
     assert len(stored) == 9_963
     for i in (1, 2, 3, 4999, 9999):
         assert stored[f"v-{i}"] == {
-            "agent": {"email": f"user{i}@example.com"},
+            "agent": {"email": f"user{i}@example.com", "tags": [f"t{i % 4}"]},
             "custom": {
                 "plan": ("free", "team", "enterprise")[i % 3],
                 "seats": i % 50,
                 "mrr": i * 1.25,
                 "istrial": i % 2 == 0,
                 "signedupat": 1735787045000,
-                "tags": [f"t{i % 4}"],
             },
         }
     assert all(f"v-{i}" not in stored for i in unknown)
@@ -252,23 +249,88 @@ def test_missing_agent_field_needs_the_setting(emulator, base_config, tmp_path):
     assert metadata_posts(emulator) == {}
 
 
-def test_create_missing_agent_field_by_writing_it(emulator, base_config):
+CREATE_SCHEMA = {
+    "id": {"type": "string"},
+    "nick": {"type": ["string", "null"]},
+    "plan": {"type": ["string", "null"]},
+    "seats": {"type": ["integer", "null"]},
+    "active": {"type": ["boolean", "null"]},
+    "since": {"type": ["string", "null"], "format": "date-time"},
+    "tags": {"type": ["array", "null"], "items": {"type": "string"}},
+}
+CREATE_SPEC = {
+    "sync": "visitor",
+    "agent_fields": {"nickName": "nick"},
+    "custom_fields": {"planTier": "plan", "seats": "seats", "active": "active", "since": "since"},
+    "create_missing_fields": True,
+}
+
+
+def test_create_missing_fields_through_the_schema_route_typed_from_the_columns(
+    emulator, base_config, caplog
+):
+    caplog.set_level("INFO")
     emulator.seed("visitor", ["v-1"])
-    spec = {"sync": "visitor", "agent_fields": {"nickname": "plan"}, "create_missing_fields": True}
-    lines = [
-        schema("users", {"id": {"type": "string"}, "plan": {"type": "string"}}),
-        record("users", {"id": "v-1", "plan": "Bo"}),
-    ]
+    row = {"id": "v-1", "nick": "Bo", "plan": "pro", "seats": 12, "active": True}
+    row["since"] = "2024-01-01T00:00:00Z"
+    lines = [schema("users", CREATE_SCHEMA), record("users", row)]
+    _, target = run_target({**base_config, "streams": {"users": CREATE_SPEC}}, lines)
+    schema_now = emulator.schema("visitor")
+    assert schema_now["agent"]["nickname"]["Type"] == "string"
+    assert schema_now["agent"]["nickname"]["DisplayName"] == "nickName"
+    assert {k: schema_now["custom"][k]["Type"] for k in ("plantier", "seats", "active", "since")} == {
+        "plantier": "string",
+        "seats": "float",  # created as "number", which Pendo types as a float
+        "active": "boolean",
+        "since": "time",
+    }
+    assert emulator.objects("visitor")["v-1"] == {
+        "agent": {"nickname": "Bo"},
+        "custom": {"plantier": "pro", "seats": 12.0, "active": True, "since": 1704067200000},
+    }
+    counts = target.run_context.report.streams["users"]
+    assert (counts.sent, counts.fields_created) == (1, 5)
+    assert "created visitor agent field 'nickname' (string)" in caplog.text
+    created = [r for r in emulator.received() if r["method"] == "POST" and "/schema/" in r["path"]]
+    assert len(created) == 2  # one call per group
+
+
+def test_an_agent_list_column_is_written_by_value_and_blocked_fields_are_warned_about(
+    emulator, base_config, caplog
+):
+    emulator.seed("visitor", ["v-1"])
+    emulator.set_switches(block_undefined_agent_fields=True)
+    spec = {"sync": "visitor", "agent_fields": {"labels": "tags"}, "create_missing_fields": True}
+    lines = [schema("users", CREATE_SCHEMA), record("users", {"id": "v-1", "tags": ["a", "b"]})]
     run_target({**base_config, "streams": {"users": spec}}, lines)
-    assert emulator.objects("visitor")["v-1"]["agent"] == {"nickname": "Bo"}
-    assert emulator.state.schema_for("visitor")["agent"]["nickname"]["type"] == "string"
+    assert "labels" not in emulator.schema("visitor").get("agent", {})
+    assert "Block undefined agent metadata fields" in caplog.text
+    assert "'labels'" in caplog.text
 
 
-def test_create_missing_does_not_create_custom_fields(emulator, base_config):
-    spec = {"sync": "visitor", "custom_fields": {"nickname": "plan"}, "create_missing_fields": True}
-    lines = [schema("users", {"id": {"type": "string"}, "plan": {"type": "string"}})]
-    with pytest.raises(StreamConfigError, match="Settings > Data Mappings"):
-        run_target({**base_config, "streams": {"users": spec}}, lines)
+def test_an_agent_list_column_creates_its_field_by_writing_it(emulator, base_config):
+    emulator.seed("visitor", ["v-1"])
+    spec = {"sync": "visitor", "agent_fields": {"labels": "tags"}, "create_missing_fields": True}
+    lines = [schema("users", CREATE_SCHEMA), record("users", {"id": "v-1", "tags": ["a", "b"]})]
+    run_target({**base_config, "streams": {"users": spec}}, lines)
+    assert emulator.schema("visitor")["agent"]["labels"]["Type"] == "list"
+    assert emulator.objects("visitor")["v-1"]["agent"] == {"labels": ["a", "b"]}
+
+
+def test_a_custom_field_no_pendo_type_can_hold_is_a_setup_error(emulator, base_config):
+    spec = {"sync": "visitor", "custom_fields": {"labels": "tags"}, "create_missing_fields": True}
+    with pytest.raises(StreamConfigError, match="column 'tags' holds arrays or objects"):
+        run_target({**base_config, "streams": {"users": spec}}, [schema("users", CREATE_SCHEMA)])
+
+
+def test_a_deleted_field_is_undeleted_by_create_missing_fields(emulator, base_config):
+    emulator.seed("visitor", ["v-1"])
+    emulator.seed("visitor", group="custom", fields={"plan": {"type": "string", "isDeleted": True}})
+    spec = {"sync": "visitor", "custom_fields": {"plan": "plan"}, "create_missing_fields": True}
+    lines = [schema("users", CREATE_SCHEMA), record("users", {"id": "v-1", "plan": "pro"})]
+    run_target({**base_config, "streams": {"users": spec}}, lines)
+    assert emulator.schema("visitor")["custom"]["plan"]["isDeleted"] is False
+    assert emulator.objects("visitor")["v-1"]["custom"] == {"plan": "pro"}
 
 
 def test_row_without_id_is_rejected_locally(emulator, base_config):
