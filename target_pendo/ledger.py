@@ -2,7 +2,7 @@
 are not re-sent. SQLite under `state_dir` by default; any SQLAlchemy URL (PostgreSQL) by
 `ledger_url`.
 
-Tables (a versioned schema, migrated forward on open):
+Tables (a versioned schema, migrated forward on open, one transaction per open):
 - `row_state`: one row per (stream, key): the last status (in_flight, sent, rejected,
   unknown, cleared, deleted), the hash of the values Pendo holds, reason, attempts, and the
   run that last saw the key in the source.
@@ -15,15 +15,22 @@ Each `record` call is one transaction, committed before it returns: an accepted 
 disk before the next STATE can pass it. A call is marked `in_flight` before it is sent, so
 after a crash exactly the calls in flight at that moment are left `in_flight`: the next run
 counts them as "in doubt" and sends them again (Pendo has no idempotency key).
+
+Database problems surface as `LedgerError`s whose one-line message names the file, URL
+(password hidden) or table and says what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import logging
 import re
+import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+import urllib.parse
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +38,30 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from target_pendo.errors import ConfigError
+from target_pendo.errors import ConfigError, TargetPendoError
+
+logger = logging.getLogger("target_pendo.ledger")
 
 SCHEMA_VERSION = 1
+
+
+class LedgerError(TargetPendoError):
+    """The ledger cannot be used as it is; the message names it and says what to do."""
+
+
+class LedgerOpenError(LedgerError, ConfigError):
+    """The ledger cannot be opened at all (unreachable server, unusable URL or file): a
+    configuration problem, found before any data is read or sent."""
+
+
+class LedgerCorruptError(LedgerError):
+    """The ledger's file or tables are damaged: not a database, or an expected table gone."""
+
+
+class LedgerStorageError(LedgerError):
+    """The ledger cannot be written where it is: folder not creatable, read-only, disk full,
+    disk I/O error."""
+
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -70,6 +98,18 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX sync_rows_run ON sync_rows (run_id, stream, outcome)",
     ],
 }
+
+
+def _tables_of(version: int) -> set[str]:
+    """The tables a ledger of `version` must have."""
+    names: set[str] = set()
+    for v in range(1, version + 1):
+        for statement in _MIGRATIONS[v]:
+            match = re.match(r"\s*CREATE TABLE (\w+)", statement)
+            if match:
+                names.add(match.group(1))
+    return names
+
 
 # outcome -> the status it leaves in row_state (None: status unchanged, only seen)
 _STATUS_AFTER = {
@@ -123,6 +163,11 @@ def url_secret(url: str) -> str | None:
         return None
 
 
+def _one_line(text: str, secret: str | None) -> str:
+    line = " ".join(str(text).split())
+    return line.replace(secret, "***") if secret else line
+
+
 class Ledger:
     """Thread-safe: sinks drained in parallel and HTTP workers record through one instance."""
 
@@ -134,64 +179,121 @@ class Ledger:
                 "setting 'ledger_url' is not a SQLAlchemy URL (e.g. "
                 "postgresql+psycopg://user@host/db)"
             ) from None
+        self.read_only = read_only  # dry run: look up, never write
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.is_sqlite and parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs: dict[str, Any] = {"future": True}
-        if self.is_sqlite:
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self._url_for_errors = parsed.render_as_string(hide_password=True)
+        self._password: str | None = parsed.password  # type: ignore[assignment]
+        # The SQLite file (None: in memory, or not SQLite); absolute, so a chdir later does
+        # not move the lock files away from the database.
+        self.path: Path | None = _sqlite_file(parsed) if self.is_sqlite else None
+        self._where = str(self.path) if self.path is not None else self._url_for_errors
+        self._lock = threading.Lock()  # one write transaction at a time
+        self._raw: Any = None
+        self._cursor: Any = None
+        self._closed = False
         try:
-            self.engine = sa.create_engine(parsed, **kwargs)
+            self._open_read_write(parsed)
+        except BaseException:
+            if hasattr(self, "engine"):
+                self.engine.dispose()  # a ledger that could not open keeps no file open
+            raise
+
+    # --- opening ----------------------------------------------------------------------------
+    def _create_engine(self, parsed: sa.URL, **kwargs: Any) -> sa.Engine:
+        kwargs.setdefault("future", True)
+        try:
+            return sa.create_engine(parsed, **kwargs)
         except ModuleNotFoundError as exc:
             raise ConfigError(
                 f"setting 'ledger_url' needs the database driver '{exc.name}': install "
                 "target-pendo[postgres] for PostgreSQL"
             ) from None
+
+    def _open_read_write(self, parsed: sa.URL) -> None:
+        if self.path is not None:
+            self._make_folder(self.path.parent)
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine = self._create_engine(parsed, **kwargs)
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._lock = threading.Lock()
-        self.read_only = read_only  # dry run: look up, never write
-        self._url_for_errors = parsed.render_as_string(hide_password=True)
         self._migrate()
         # Writes go through one raw DBAPI connection: `record` runs once per accepted Track
         # call, and SQLAlchemy's per-statement machinery cost more than the commit itself.
-        self._raw = self.engine.raw_connection()
+        with self._errors("opening it", opening=True):
+            self._raw = self.engine.raw_connection()
+            self._cursor = self._raw.cursor()
+            if not self.is_sqlite:
+                # Marks survive a crash of target-pendo (the point of them) without waiting
+                # for the server's disk on every call; a crash of the database server itself
+                # may lose the last few hundred milliseconds of marks.
+                cursor = self._raw.cursor()
+                cursor.execute("SET synchronous_commit TO off")
+                cursor.close()
+                self._raw.commit()
         named = self.is_sqlite  # sqlite3 takes `:name`; psycopg wants `%(name)s`
         self._sql = {
             sql: sql if named else re.sub(r":(\w+)", r"%(\1)s", sql)
             for sql in (_UPSERT, _SEEN, _LOG)
         }
-        self._cursor = self._raw.cursor()
-        if not self.is_sqlite:
-            # Marks survive a crash of target-pendo (the point of them) without waiting for
-            # the server's disk on every call; a crash of the database server itself may lose
-            # the last few hundred milliseconds of marks.
-            cursor = self._raw.cursor()
-            cursor.execute("SET synchronous_commit TO off")
-            cursor.close()
-            self._raw.commit()
+
+    def _make_folder(self, folder: Path) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if isinstance(exc, FileExistsError):
+                why = f"{exc.filename or folder} is a file, not a folder"
+            elif isinstance(exc, NotADirectoryError):
+                why = "a part of that path is a file, not a folder"
+            else:
+                why = exc.strerror or str(exc)
+            raise LedgerStorageError(
+                f"cannot create the ledger's folder {folder}: {why}; set 'state_dir' (or "
+                "'ledger_url') to a folder this user can create and write"
+            ) from exc
 
     # --- schema -----------------------------------------------------------------------------
     def _migrate(self) -> None:
-        try:
-            with self._lock, self.engine.begin() as conn:
-                version = self._version(conn)
-                if version > SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"the ledger at {self._url_for_errors} has schema version {version}, "
-                        f"newer than this target-pendo ({SCHEMA_VERSION}); upgrade target-pendo"
-                    )
-                for target in range(version + 1, SCHEMA_VERSION + 1):
-                    for statement in _MIGRATIONS[target]:
-                        conn.exec_driver_sql(statement)
-                    conn.execute(
-                        _SET_VERSION if target > 1 else _INSERT_VERSION, {"v": str(target)}
-                    )
-        except sa.exc.OperationalError as exc:
-            raise ConfigError(
-                f"cannot open the ledger at {self._url_for_errors}: {exc.orig}; check "
-                "'ledger_url' (or 'state_dir')"
-            ) from None
+        """Forward-only, in one transaction (SQLite: BEGIN IMMEDIATE, as DDL would otherwise
+        commit statement by statement). The transaction ends with a no-op write, so a
+        read-only file or server fails here, before any data is read or sent."""
+        with self._errors("opening it", opening=True), self._lock, self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            version = self._version(conn)
+            if version > SCHEMA_VERSION:
+                raise self._newer_error(version)
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    conn.exec_driver_sql(statement)
+                conn.execute(_SET_VERSION if target > 1 else _INSERT_VERSION, {"v": str(target)})
+            if 0 < version < SCHEMA_VERSION:
+                logger.info(
+                    "Migrated the ledger at %s from schema version %d to %d.",
+                    self._where,
+                    version,
+                    SCHEMA_VERSION,
+                )
+            self._check_tables(conn, SCHEMA_VERSION)
+            conn.execute(_TOUCH_VERSION)
+            conn.commit()
+
+    def _newer_error(self, version: int) -> ConfigError:
+        return ConfigError(
+            f"the ledger at {self._url_for_errors} has schema version {version}, "
+            f"newer than this target-pendo ({SCHEMA_VERSION}); upgrade target-pendo"
+        )
+
+    def _check_tables(self, conn: sa.Connection, version: int) -> None:
+        missing = sorted(_tables_of(version) - set(sa.inspect(conn).get_table_names()))
+        if missing:
+            names = ", ".join(f"'{t}'" for t in missing)
+            raise LedgerCorruptError(
+                f"the ledger at {self._where} says schema version {version} but has no table "
+                f"{names}: it was damaged or changed by hand; restore it from a backup, or "
+                f"{self._fresh_advice()}"
+            )
 
     @staticmethod
     def _version(conn: sa.Connection) -> int:
@@ -203,14 +305,100 @@ class Ledger:
         return int(value or 0)
 
     def schema_version(self) -> int:
-        with self.engine.connect() as conn:
+        """The schema version of the ledger (0: none)."""
+        with self._errors("reading its schema version"), self.engine.connect() as conn:
             return self._version(conn)
+
+    # --- errors -----------------------------------------------------------------------------
+    def _fresh_advice(self) -> str:
+        then = "(the next run then sends every event again and every object once)"
+        if self.path is not None:
+            return f"move {self.path} aside to start an empty ledger {then}"
+        tables = ", ".join(sorted(_tables_of(SCHEMA_VERSION)))
+        return f"drop its tables ({tables}) to start an empty ledger {then}"
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str, *, opening: bool = False) -> Iterator[None]:
+        """Turn the database's errors into one-line `LedgerError`s naming the ledger."""
+        try:
+            yield
+        except TargetPendoError:
+            raise
+        except Exception as exc:
+            error = self._translate(exc, doing, opening)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _translate(self, exc: Exception, doing: str, opening: bool) -> LedgerError | None:
+        """The LedgerError for a database error (None: not one, or a bug to show as is)."""
+        orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        # psycopg has `sqlstate`, psycopg2 `pgcode`; the drivers need not be importable here
+        sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+        classes = {c.__name__ for c in type(orig).__mro__}
+        if not (isinstance(orig, sqlite3.Error) or sqlstate or "OperationalError" in classes):
+            return None
+        text = _one_line(str(orig), self._password)
+        low = text.lower()
+        where = self._where
+        table = re.search(r'no such table: (\w+)|relation "(\w+)" does not exist', text)
+        if table:
+            name = table.group(1) or table.group(2)
+            return LedgerCorruptError(
+                f"the ledger at {where} has no table '{name}' (found while {doing}): it was "
+                f"damaged or changed by hand; restore it from a backup, or {self._fresh_advice()}"
+            )
+        if "not a database" in low or "malformed" in low or sqlstate in ("XX001", "XX002"):
+            return LedgerCorruptError(
+                f"the ledger at {where} is damaged or is not a SQLite database ({text}; found "
+                f"while {doing}): restore it from a backup, or {self._fresh_advice()}"
+            )
+        if "readonly" in low or "read-only" in low or sqlstate == "25006":
+            return LedgerStorageError(
+                f"cannot write the ledger at {where} while {doing} ({text}): it is read-only "
+                "for this user; make the database (for SQLite: the file and its folder) "
+                "writable, or set 'state_dir' (or 'ledger_url') to a writable place"
+            )
+        if "disk is full" in low or "no space left" in low or sqlstate == "53100":
+            return LedgerStorageError(
+                f"cannot write the ledger at {where} while {doing}: the disk is full ({text}); "
+                "free space on the disk that holds it and run again (what was recorded so far "
+                "is kept)"
+            )
+        if "disk i/o error" in low or sqlstate == "58030":
+            return LedgerStorageError(
+                f"cannot write the ledger at {where} while {doing}: disk I/O error ({text}); "
+                "check the disk that holds it (full, read-only, removed or failing?) and run "
+                "again (what was recorded so far is kept)"
+            )
+        if "unable to open database file" in low:
+            return LedgerStorageError(
+                f"cannot open the ledger file {where} ({text}): check that its folder exists "
+                "and that this user may read and write both, or set 'state_dir' (or "
+                "'ledger_url')"
+            )
+        if "database is locked" in low:
+            return LedgerError(
+                f"the ledger file {where} stayed locked by another process for 30 s while "
+                f"{doing}: find the process holding it (another target-pendo, or a tool with "
+                "the file open in a write transaction) and run again"
+            )
+        if opening:
+            return LedgerOpenError(
+                f"cannot open the ledger at {where}: {text}; check 'ledger_url' (or 'state_dir')"
+            )
+        if "OperationalError" in classes or sqlstate[:2] in ("08", "53", "57", "58"):
+            return LedgerError(
+                f"the ledger at {where} failed while {doing}: {text}; check that the database "
+                "is reachable and healthy, then run again (what was recorded so far is kept)"
+            )
+        return None
 
     # --- runs -------------------------------------------------------------------------------
     def start_run(self, run_id: str, full_resync: bool) -> None:
         if self.read_only:
             return
-        with self._lock, self.engine.begin() as conn:
+        with self._errors("starting the run"), self._lock, self.engine.begin() as conn:
             conn.execute(
                 sa.text(
                     "INSERT INTO sync_runs (run_id, started_at, status, full_resync) "
@@ -222,7 +410,7 @@ class Ledger:
     def finish_run(self, run_id: str, status: str, report: dict[str, Any]) -> None:
         if self.read_only:
             return
-        with self._lock, self.engine.begin() as conn:
+        with self._errors("finishing the run"), self._lock, self.engine.begin() as conn:
             conn.execute(
                 sa.text(
                     "UPDATE sync_runs SET finished_at = :t, status = :s, report = :j "
@@ -240,7 +428,7 @@ class Ledger:
             "SELECT row_key, status, value_hash, attempts, last_run FROM row_state "
             "WHERE stream = :s AND row_key IN :keys"
         ).bindparams(sa.bindparam("keys", expanding=True))
-        with self.engine.connect() as conn:
+        with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
             for start in range(0, len(unique), _IN_CHUNK):
                 chunk = unique[start : start + _IN_CHUNK]
                 for row in conn.execute(query, {"s": stream, "keys": chunk}):
@@ -258,6 +446,7 @@ class Ledger:
         for o in outcomes:
             status = _STATUS_AFTER[o.outcome]
             seen = None if o.outcome in _NOT_SEEN else run_id
+            reason = o.reason
             if status is not None:
                 state_rows.append(
                     {
@@ -265,7 +454,7 @@ class Ledger:
                         "k": o.key,
                         "st": status,
                         "h": o.value_hash,
-                        "reason": o.reason,
+                        "reason": reason,
                         "a": int(o.outcome in _COUNTS_AS_ATTEMPT),
                         "reset": int(status == "sent"),
                         "r": run_id,
@@ -282,11 +471,11 @@ class Ledger:
                         "s": stream,
                         "k": o.key,
                         "o": o.outcome,
-                        "reason": o.reason,
+                        "reason": reason,
                         "t": now,
                     }
                 )
-        with self._lock:
+        with self._errors(f"recording rows of stream '{stream}'"), self._lock:
             cursor = self._cursor
             try:
                 for sql, params in ((_UPSERT, state_rows), (_SEEN, seen_rows), (_LOG, log_rows)):
@@ -296,14 +485,15 @@ class Ledger:
                         cursor.executemany(self._sql[sql], params)
                 self._raw.commit()
             except BaseException:
-                self._raw.rollback()
+                with contextlib.suppress(Exception):  # a dead connection: the original error
+                    self._raw.rollback()
                 raise
 
     def keys_with_status(self, stream: str, statuses: Sequence[str]) -> list[str]:
         query = sa.text(
             "SELECT row_key FROM row_state WHERE stream = :s AND status IN :st ORDER BY row_key"
         ).bindparams(sa.bindparam("st", expanding=True))
-        with self.engine.connect() as conn:
+        with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query, {"s": stream, "st": list(statuses)})]
 
     def unseen_since(self, stream: str, run_id: str, statuses: Sequence[str]) -> list[str]:
@@ -312,24 +502,37 @@ class Ledger:
             "SELECT row_key FROM row_state WHERE stream = :s AND status IN :st "
             "AND (last_seen_run IS NULL OR last_seen_run <> :r) ORDER BY row_key"
         ).bindparams(sa.bindparam("st", expanding=True))
-        with self.engine.connect() as conn:
+        with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
             rows = conn.execute(query, {"s": stream, "st": list(statuses), "r": run_id})
             return [r[0] for r in rows]
 
     def reset_stream(self, stream: str) -> int:
         """Forget a stream's row state (its log stays); returns how many keys were forgotten."""
-        with self._lock, self.engine.begin() as conn:
+        with (
+            self._errors(f"resetting stream '{stream}'"),
+            self._lock,
+            self.engine.begin() as conn,
+        ):
             result = conn.execute(sa.text("DELETE FROM row_state WHERE stream = :s"), {"s": stream})
             return int(result.rowcount or 0)
 
     def close(self) -> None:
-        self._cursor.close()
-        self._raw.close()
+        """Close the ledger's connections (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._cursor is not None:
+            self._cursor.close()
+        if self._raw is not None:
+            self._raw.close()
         self.engine.dispose()
 
 
 _INSERT_VERSION = sa.text("INSERT INTO ledger_meta (name, value) VALUES ('schema_version', :v)")
 _SET_VERSION = sa.text("UPDATE ledger_meta SET value = :v WHERE name = 'schema_version'")
+# A write that changes nothing: opening fails here, not at the first accepted call, when the
+# ledger cannot be written.
+_TOUCH_VERSION = sa.text("UPDATE ledger_meta SET value = value WHERE name = 'schema_version'")
 _UPSERT = (
     "INSERT INTO row_state (stream, row_key, status, value_hash, reason, attempts, first_run, "
     "last_run, last_seen_run, updated_at) "
@@ -348,6 +551,17 @@ _LOG = (
     "INSERT INTO sync_rows (run_id, stream, row_key, outcome, reason, at) "
     "VALUES (:r, :s, :k, :o, :reason, :t)"
 )
+
+
+def _sqlite_file(parsed: sa.URL) -> Path | None:
+    """The database file of a SQLite URL, also in URI form (`sqlite:///file:x.db?uri=true`);
+    None in memory."""
+    database = parsed.database or ""
+    if parsed.query.get("uri") in ("true", "1") and database.startswith("file:"):
+        database = urllib.parse.unquote(urllib.parse.urlparse(database).path)
+    if not database or database == ":memory:" or parsed.query.get("mode") == "memory":
+        return None
+    return Path(database).resolve()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -1,0 +1,270 @@
+"""The ledger as a store: one clear error for each way the database can fail. On SQLite and a
+real PostgreSQL where both must behave alike."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from target_pendo.errors import TargetPendoError
+from target_pendo.ledger import (
+    Ledger,
+    LedgerCorruptError,
+    LedgerStorageError,
+    RowOutcome,
+    default_url,
+)
+
+from .ledger_helpers import ledger_url
+from .singer import TARGET_CMD
+
+__all__ = ["ledger_url"]  # the fixture, used by name
+
+S = "users"
+
+
+def _path(url: str) -> Path:
+    return Path(sa.make_url(url).database or "")
+
+
+def _write_config(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+# --- errors -----------------------------------------------------------------------------------
+def _one_line(error: BaseException) -> str:
+    message = str(error)
+    assert "\n" not in message
+    assert isinstance(error, TargetPendoError)
+    return message
+
+
+def test_a_file_that_is_not_a_database(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    path.write_bytes(b"this is not a SQLite database, just some text\n" * 100)
+    for read_only in (False, True):
+        with pytest.raises(LedgerCorruptError) as info:
+            Ledger(f"sqlite:///{path}", read_only=read_only)
+        message = _one_line(info.value)
+        assert str(path) in message
+        assert "move" in message
+        assert "aside" in message
+
+
+def _open_and_look_up(url: str, keys: list[str]) -> None:
+    ledger = Ledger(url)
+    try:
+        ledger.states(S, keys)
+    finally:
+        ledger.close()
+
+
+def test_a_truncated_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    ledger = Ledger(url)
+    keys = [f"key-{i:05d}-{'x' * 40}" for i in range(3000)]
+    ledger.record(S, "r1", [RowOutcome(k, "sent", value_hash="h" * 32) for k in keys])
+    ledger.close()
+    path = _path(url)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(LedgerCorruptError) as info:
+        _open_and_look_up(url, keys)
+    message = _one_line(info.value)
+    assert str(path) in message
+    assert "backup" in message
+
+
+def test_a_ledger_missing_a_table(ledger_url):
+    Ledger(ledger_url).close()
+    engine = sa.create_engine(ledger_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE row_state")
+    engine.dispose()
+    for read_only in (False, True):
+        with pytest.raises(LedgerCorruptError) as info:
+            Ledger(ledger_url, read_only=read_only)
+        message = _one_line(info.value)
+        assert "'row_state'" in message
+        where = str(_path(ledger_url)) if ledger_url.startswith("sqlite") else "ledger_"
+        assert where in message
+
+
+def test_a_table_dropped_while_running(ledger_url):
+    ledger = Ledger(ledger_url)
+    try:
+        ledger.record(S, "r1", [RowOutcome("1", "rejected", "no")])
+        engine = sa.create_engine(ledger_url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE sync_rows")
+        engine.dispose()
+        with pytest.raises(LedgerCorruptError) as info:
+            ledger.record(S, "r1", [RowOutcome("2", "rejected", "no")])
+        assert "'sync_rows'" in _one_line(info.value)
+    finally:
+        ledger.close()
+
+
+def test_state_dir_is_a_file(tmp_path):
+    state_dir = tmp_path / "state"
+    state_dir.write_text("not a folder")
+    with pytest.raises(LedgerStorageError) as info:
+        Ledger(default_url(state_dir))
+    message = _one_line(info.value)
+    assert f"{state_dir} is a file, not a folder" in message
+    assert "'state_dir'" in message
+    below = state_dir / "deeper"
+    with pytest.raises(LedgerStorageError) as info:
+        Ledger(default_url(below))
+    assert str(below) in _one_line(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write a folder whatever its mode")
+def test_state_dir_that_cannot_be_created(tmp_path):
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    parent.chmod(0o500)
+    try:
+        with pytest.raises(LedgerStorageError) as info:
+            Ledger(default_url(parent / "state"))
+        message = _one_line(info.value)
+        assert str(parent / "state") in message
+        assert "ermission denied" in message
+    finally:
+        parent.chmod(0o700)
+
+
+def _make_read_only(path: Path) -> None:
+    """chmod for a normal user; as root (who ignores modes) the immutable attribute, which
+    stops root too. Skips when neither can be had."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        path.parent.chmod(0o555)
+        return
+    if shutil.which("chattr") is None:
+        pytest.skip("running as root without chattr: no way to make a file read-only for root")
+    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"running as root and chattr +i failed: {done.stderr.decode().strip()}")
+
+
+def _make_writable(path: Path) -> None:
+    if os.geteuid() != 0:
+        path.parent.chmod(0o755)
+        path.chmod(0o644)
+    else:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True, check=False)
+
+
+def test_a_read_only_ledger_file_fails_at_open_before_anything_is_sent(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    Ledger(url).close()
+    path = _path(url)
+    _make_read_only(path)
+    try:
+        with pytest.raises(LedgerStorageError) as info:
+            Ledger(url)
+        message = _one_line(info.value)
+        assert str(path) in message
+        assert "read-only" in message
+        assert "readonly database" in message
+    finally:
+        _make_writable(path)
+
+
+def _record_many(ledger: Ledger) -> None:
+    for i in range(200):
+        ledger.record(S, "r1", [RowOutcome(f"{i}-{'k' * 500}", "rejected", "x" * 2000)])
+
+
+def test_a_full_database_during_a_write(tmp_path):
+    """SQLITE_FULL ("database or disk is full"), as a full disk gives, from SQLite's own cap on
+    the database's size."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    ledger = Ledger(url)
+    try:
+        cursor = ledger._raw.cursor()
+        pages = cursor.execute("PRAGMA page_count").fetchone()[0]
+        cursor.execute(f"PRAGMA max_page_count = {pages + 2}")
+        cursor.close()
+        with pytest.raises(LedgerStorageError) as info:
+            _record_many(ledger)
+        message = _one_line(info.value)
+        assert str(_path(url)) in message
+        assert "disk is full" in message
+        assert f"stream '{S}'" in message
+    finally:
+        ledger.close()
+
+
+_FILL_THE_DISK = r"""
+import resource, signal, sys
+from target_pendo.errors import TargetPendoError
+from target_pendo.ledger import Ledger, RowOutcome
+ledger = Ledger(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+try:
+    for i in range(100_000):
+        ledger.record("users", "r1", [RowOutcome(str(i), "rejected", "x" * 300)])
+except TargetPendoError as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_a_write_failing_on_the_disk(tmp_path):
+    """The file cannot grow (RLIMIT_FSIZE, which binds root too): SQLite's disk I/O error."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    done = subprocess.run(
+        [sys.executable, "-c", _FILL_THE_DISK, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    kind, message = done.stdout.strip().split(" ", 1)
+    assert kind == "LedgerStorageError"
+    assert "\n" not in message
+    assert str(_path(url)) in message
+    assert "disk I/O error" in message
+
+
+def test_the_cli_prints_a_ledger_problem_as_one_line(tmp_path):
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / "ledger.sqlite3").write_bytes(b"\x00garbage" * 500)
+    cfg = _write_config(tmp_path, {"state_dir": str(state_dir)})
+    for action in (["status"], ["reset", "--stream", S]):
+        done = subprocess.run(
+            [*TARGET_CMD, "ledger", *action, "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith("target-pendo: error: the ledger at ")
+        assert str(state_dir / "ledger.sqlite3") in line
+
+
+def test_postgres_errors_hide_the_password(postgres_server):
+    url = postgres_server.new_database().replace("postgres@", "postgres:s3cret-pw@")
+    url = url.replace(f":{postgres_server.port}/", ":1/")  # nothing listens on port 1
+    with pytest.raises(TargetPendoError) as info:
+        Ledger(url)
+    message = _one_line(info.value)
+    assert "s3cret-pw" not in message
+    assert "***" in message
+    assert "'ledger_url'" in message
