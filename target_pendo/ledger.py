@@ -6,15 +6,21 @@ Tables (a versioned schema, migrated forward on open, one transaction per open):
 - `row_state`: one row per (stream, key): the last status (in_flight, sent, rejected,
   unknown, cleared, deleted), the hash of the values Pendo holds, reason, attempts, and the
   run that last saw the key in the source.
-- `sync_runs`: one row per run, with its status and report.
+- `sync_runs`: one row per run, with its status (running, succeeded, failed, abandoned) and
+  report.
 - `sync_rows`: one row per row and run: the outcome (sent, already_sent, unchanged,
   skipped_unknown, rejected + reason, in_doubt, cleared, deleted): "which rows failed and why"
   is a SQL query.
+- `stream_leases` (version 2): which run holds each stream's lease, for a waiting run to name.
 
 Each `record` call is one transaction, committed before it returns: an accepted call is on
 disk before the next STATE can pass it. A call is marked `in_flight` before it is sent, so
 after a crash exactly the calls in flight at that moment are left `in_flight`: the next run
 counts them as "in doubt" and sends them again (Pendo has no idempotency key).
+
+One writer per stream: `lease_stream` gives a run the stream until `close()`, and a run's
+own lock (taken by `start_run`) tells a live run from one that was killed; both free
+themselves when their holder dies (see `lease.py`).
 
 Database problems surface as `LedgerError`s whose one-line message names the file, URL
 (password hidden) or table and says what to do.
@@ -29,6 +35,7 @@ import logging
 import re
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,10 +46,28 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from target_pendo.errors import ConfigError, TargetPendoError
+from target_pendo.lease import (
+    FILE_LOCKS_AVAILABLE,
+    PG_KEEPALIVE_CONNECT_ARGS,
+    PG_NAMESPACE_MIGRATION,
+    PG_NAMESPACE_RUN,
+    PG_NAMESPACE_STREAM,
+    FileLease,
+    LeaseHolder,
+    PgLeases,
+    lock_file_name,
+    pg_key,
+)
 
 logger = logging.getLogger("target_pendo.ledger")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# A suggestion for the `ledger_wait_seconds` setting: long enough for a PostgreSQL lease of a
+# container that vanished to free itself (about 50 s of TCP keepalives) and for a previous
+# run to finish its last batch; short enough that an overlapping scheduled run fails with a
+# clear message instead of holding a worker for hours.
+DEFAULT_WAIT_SECONDS = 90.0
+LEASE_POLL_SECONDS = 0.2
 
 
 class LedgerError(TargetPendoError):
@@ -52,6 +77,17 @@ class LedgerError(TargetPendoError):
 class LedgerOpenError(LedgerError, ConfigError):
     """The ledger cannot be opened at all (unreachable server, unusable URL or file): a
     configuration problem, found before any data is read or sent."""
+
+
+class LedgerBusyError(LedgerError):
+    """Another live run holds the lease on a stream (or the run id) this run asked for."""
+
+    def __init__(
+        self, message: str, *, stream: str | None = None, holder: LeaseHolder | None = None
+    ) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.holder = holder
 
 
 class LedgerCorruptError(LedgerError):
@@ -96,6 +132,16 @@ _MIGRATIONS: dict[int, list[str]] = {
             reason TEXT,
             at VARCHAR(40) NOT NULL)""",
         "CREATE INDEX sync_rows_run ON sync_rows (run_id, stream, outcome)",
+    ],
+    # 2: who holds each stream's lease, for a waiting run to name it (PostgreSQL; SQLite keeps
+    # the holder in the lock file, but the schema is the same on both backends).
+    2: [
+        """CREATE TABLE stream_leases (
+            stream VARCHAR(512) PRIMARY KEY,
+            run_id VARCHAR(64) NOT NULL,
+            host VARCHAR(255) NOT NULL,
+            pid INTEGER NOT NULL,
+            acquired_at VARCHAR(40) NOT NULL)""",
     ],
 }
 
@@ -188,9 +234,15 @@ class Ledger:
         self.path: Path | None = _sqlite_file(parsed) if self.is_sqlite else None
         self._where = str(self.path) if self.path is not None else self._url_for_errors
         self._lock = threading.Lock()  # one write transaction at a time
+        self._lease_lock = threading.RLock()  # the lease state and the lease session
+        # stream -> (its lock file, None on PostgreSQL or without files; the run holding it)
+        self._leases: dict[str, tuple[FileLease | None, str]] = {}
+        self._run_locks: dict[str, FileLease | None] = {}
+        self._pg: PgLeases | None = None
         self._raw: Any = None
         self._cursor: Any = None
         self._closed = False
+        self._no_flock_warned = False
         try:
             self._open_read_write(parsed)
         except BaseException:
@@ -215,6 +267,8 @@ class Ledger:
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs["connect_args"] = _pg_connect_args(parsed)
         self.engine = self._create_engine(parsed, **kwargs)
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -255,12 +309,18 @@ class Ledger:
 
     # --- schema -----------------------------------------------------------------------------
     def _migrate(self) -> None:
-        """Forward-only, in one transaction (SQLite: BEGIN IMMEDIATE, as DDL would otherwise
-        commit statement by statement). The transaction ends with a no-op write, so a
-        read-only file or server fails here, before any data is read or sent."""
+        """Forward-only, in one transaction that also serialises concurrent openers (SQLite:
+        BEGIN IMMEDIATE; PostgreSQL: a transaction advisory lock), so two runs upgrading one
+        ledger at once do not both create its tables. The transaction ends with a no-op write,
+        so a read-only file or server fails here, before any data is read or sent."""
         with self._errors("opening it", opening=True), self._lock, self.engine.connect() as conn:
             if self.is_sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(CAST(:ns AS INTEGER), 0)"),
+                    {"ns": PG_NAMESPACE_MIGRATION},
+                )
             version = self._version(conn)
             if version > SCHEMA_VERSION:
                 raise self._newer_error(version)
@@ -394,18 +454,213 @@ class Ledger:
             )
         return None
 
-    # --- runs -------------------------------------------------------------------------------
-    def start_run(self, run_id: str, full_resync: bool) -> None:
+    # --- leases -----------------------------------------------------------------------------
+    def _lock_dir(self) -> Path:
+        assert self.path is not None
+        return self.path.with_name(self.path.name + ".locks")
+
+    def _file_locks(self) -> bool:
+        """Whether locks for this ledger are files (SQLite on disk, on a POSIX system)."""
+        if self.path is None:
+            return False
+        if not FILE_LOCKS_AVAILABLE:
+            if not self._no_flock_warned:
+                self._no_flock_warned = True
+                logger.warning(
+                    "This system has no flock: runs sharing the SQLite ledger at %s cannot be "
+                    "kept apart. Use a PostgreSQL 'ledger_url' to run several at once.",
+                    self.path,
+                )
+            return False
+        return True
+
+    def _pg_session(self) -> PgLeases:
+        """The session that holds this Ledger's advisory locks: kept out of the pool (a pooled
+        connection would carry its session locks into other uses) and in autocommit, so it
+        idles between calls instead of sitting in an open transaction."""
+        if self._pg is None:
+            fairy = self.engine.raw_connection()
+            conn = fairy.driver_connection
+            fairy.detach()  # the pool forgets it: closing `conn` really closes it
+            conn.rollback()
+            conn.autocommit = True
+            self._pg = PgLeases(conn)
+        return self._pg
+
+    def _file_lease(self, path: Path, holder: LeaseHolder) -> tuple[FileLease, bool]:
+        lease = FileLease(path)
+        try:
+            return lease, lease.try_acquire(holder)
+        except OSError as exc:
+            raise LedgerStorageError(
+                f"cannot create or lock {path} ({exc.strerror or exc}): the folder beside the "
+                f"ledger file {self.path} must be writable by this user"
+            ) from exc
+
+    def _try_lease(self, stream: str, run_id: str) -> tuple[bool, LeaseHolder | None]:
+        with self._lease_lock:
+            if stream in self._leases:
+                return True, None
+            holder = LeaseHolder.this_process(run_id)
+            if self.is_sqlite:
+                if not self._file_locks():
+                    self._leases[stream] = (None, run_id)
+                    return True, None
+                lease, taken = self._file_lease(self._lock_dir() / lock_file_name(stream), holder)
+                if taken:
+                    self._leases[stream] = (lease, run_id)
+                    return True, None
+                return False, lease.holder()
+            session = self._pg_session()
+            if session.try_lock(PG_NAMESPACE_STREAM, pg_key(stream)):
+                self._leases[stream] = (None, run_id)
+                session.write_holder(stream, holder)
+                return True, None
+            return False, session.read_holder(stream)
+
+    def lease_stream(self, stream: str, run_id: str, wait_seconds: float) -> None:
+        """Make this run the only writer of `stream` until `close()` (or `release_leases()`).
+
+        Waits up to `wait_seconds` (polling every 0.2 s) while another run holds it, then
+        raises `LedgerBusyError` naming that run. Call it before the stream's first lookup or
+        send. Taking a lease this Ledger holds already does nothing; a read-only Ledger takes
+        none. A holder that dies frees the lease by itself: at once on SQLite (flock), within
+        about a minute on PostgreSQL for a machine that vanished (TCP keepalives), at once for
+        a process that was killed.
+        """
         if self.read_only:
             return
-        with self._errors("starting the run"), self._lock, self.engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO sync_runs (run_id, started_at, status, full_resync) "
-                    "VALUES (:r, :t, 'running', :f)"
-                ),
-                {"r": run_id, "t": _now(), "f": int(full_resync)},
-            )
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        while True:
+            with self._errors(f"taking the lease on stream '{stream}'"):
+                taken, holder = self._try_lease(stream, run_id)
+            if taken:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(LEASE_POLL_SECONDS, left))
+        raise self._busy_error(stream, holder, wait_seconds)
+
+    def _busy_error(
+        self, stream: str, holder: LeaseHolder | None, wait_seconds: float
+    ) -> LedgerBusyError:
+        who = holder.describe() if holder is not None else "a run whose details could not be read"
+        frees = "at once" if self.is_sqlite else "within about a minute"
+        return LedgerBusyError(
+            f"stream '{stream}' is being synced by another run on the ledger at {self._where}: "
+            f"{who}; waited {wait_seconds:g} s. Two runs on one stream would send its events "
+            "twice, so this run does not sync it. Let the other run finish (a run that died "
+            f"frees its lease by itself, {frees}), or raise 'ledger_wait_seconds' (now "
+            f"{wait_seconds:g}) to wait longer.",
+            stream=stream,
+            holder=holder,
+        )
+
+    def release_leases(self) -> None:
+        """Give back every stream lease of this Ledger (done by `close()` too)."""
+        with self._lease_lock:
+            leases, self._leases = self._leases, {}
+            for stream, (lease, run_id) in leases.items():
+                try:
+                    if lease is not None:
+                        lease.release(remove=False)
+                    elif self._pg is not None and not self.is_sqlite:
+                        self._pg.forget_holder(stream, run_id)
+                        self._pg.unlock(PG_NAMESPACE_STREAM, pg_key(stream))
+                except Exception as exc:  # the session is gone, and its locks with it
+                    logger.warning("Could not release the lease on stream '%s': %s", stream, exc)
+
+    # --- runs -------------------------------------------------------------------------------
+    def start_run(self, run_id: str, full_resync: bool) -> list[str]:
+        """Record the run as running, holding its lock for the life of the run; mark every
+        other `running` run whose lock is free (killed, or closed without finishing) as
+        `abandoned`. Returns the run ids so marked (none when read-only)."""
+        if self.read_only:
+            return []
+        with self._errors("starting the run"):
+            self._lock_run(run_id)  # before the row: a running row always has a held lock
+            with self._lock, self.engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO sync_runs (run_id, started_at, status, full_resync) "
+                        "VALUES (:r, :t, 'running', :f)"
+                    ),
+                    {"r": run_id, "t": _now(), "f": int(full_resync)},
+                )
+            return self._mark_abandoned(run_id)
+
+    def _lock_run(self, run_id: str) -> None:
+        with self._lease_lock:
+            if run_id in self._run_locks:
+                return
+            holder = LeaseHolder.this_process(run_id)
+            if self.is_sqlite:
+                if not self._file_locks():
+                    self._run_locks[run_id] = None
+                    return
+                path = self._lock_dir() / f"run-{lock_file_name(run_id)}"
+                lease, taken = self._file_lease(path, holder)
+                other = None if taken else lease.holder()
+            else:
+                lease, other = None, None
+                taken = self._pg_session().try_lock(PG_NAMESPACE_RUN, pg_key(run_id))
+            if not taken:
+                who = f" ({other.describe()})" if other is not None else ""
+                raise LedgerBusyError(
+                    f"run id '{run_id}' is already in use by a live run{who} on the ledger at "
+                    f"{self._where}: give each run its own id"
+                )
+            self._run_locks[run_id] = lease
+
+    def _run_lock_free(self, run_id: str) -> bool:
+        if self.is_sqlite:
+            if not self._file_locks():
+                return False  # in memory, or no flock: cannot tell, so never mark
+            return FileLease.is_free(self._lock_dir() / f"run-{lock_file_name(run_id)}")
+        return self._pg_session().is_free(PG_NAMESPACE_RUN, pg_key(run_id))
+
+    def _mark_abandoned(self, run_id: str) -> list[str]:
+        with self.engine.connect() as conn:
+            running = [
+                r[0]
+                for r in conn.execute(
+                    sa.text("SELECT run_id FROM sync_runs WHERE status = 'running' ORDER BY run_id")
+                )
+                if r[0] != run_id
+            ]
+        with self._lease_lock:
+            gone = [r for r in running if self._run_lock_free(r)]
+        if not gone:
+            return []
+        query = sa.text(
+            "UPDATE sync_runs SET status = 'abandoned', finished_at = :t "
+            "WHERE run_id IN :ids AND status = 'running'"
+        ).bindparams(sa.bindparam("ids", expanding=True))
+        with self._lock, self.engine.begin() as conn:
+            for start in range(0, len(gone), _IN_CHUNK):
+                conn.execute(query, {"t": _now(), "ids": gone[start : start + _IN_CHUNK]})
+        logger.warning(
+            "Marked %d earlier run(s) of the ledger at %s as abandoned: they stopped without "
+            "finishing (killed, or their machine vanished): %s",
+            len(gone),
+            self._where,
+            ", ".join(gone[:10]) + (" ..." if len(gone) > 10 else ""),
+        )
+        return gone
+
+    def _unlock_run(self, run_id: str) -> None:
+        with self._lease_lock:
+            if run_id not in self._run_locks:
+                return
+            lease = self._run_locks.pop(run_id)
+            try:
+                if lease is not None:
+                    lease.release(remove=True)  # a finished run's lock file goes
+                elif self._pg is not None and not self.is_sqlite:
+                    self._pg.unlock(PG_NAMESPACE_RUN, pg_key(run_id))
+            except Exception as exc:  # the session is gone, and its locks with it
+                logger.warning("Could not release the lock of run '%s': %s", run_id, exc)
 
     def finish_run(self, run_id: str, status: str, report: dict[str, Any]) -> None:
         if self.read_only:
@@ -418,6 +673,7 @@ class Ledger:
                 ),
                 {"t": _now(), "s": status, "j": json.dumps(report), "r": run_id},
             )
+        self._unlock_run(run_id)
 
     # --- rows -------------------------------------------------------------------------------
     def states(self, stream: str, keys: Iterable[str]) -> dict[str, RowState]:
@@ -517,15 +773,24 @@ class Ledger:
             return int(result.rowcount or 0)
 
     def close(self) -> None:
-        """Close the ledger's connections (idempotent)."""
+        """Release every lease and lock of this Ledger and its connections (idempotent). A run
+        closed without `finish_run` stays `running` until the next run marks it abandoned."""
         if self._closed:
             return
         self._closed = True
-        if self._cursor is not None:
-            self._cursor.close()
-        if self._raw is not None:
-            self._raw.close()
-        self.engine.dispose()
+        try:
+            self.release_leases()
+            for run_id in list(self._run_locks):
+                self._unlock_run(run_id)
+        finally:
+            with contextlib.suppress(Exception):
+                if self._pg is not None:
+                    self._pg.close()
+            if self._cursor is not None:
+                self._cursor.close()
+            if self._raw is not None:
+                self._raw.close()
+            self.engine.dispose()
 
 
 _INSERT_VERSION = sa.text("INSERT INTO ledger_meta (name, value) VALUES ('schema_version', :v)")
@@ -562,6 +827,14 @@ def _sqlite_file(parsed: sa.URL) -> Path | None:
     if not database or database == ":memory:" or parsed.query.get("mode") == "memory":
         return None
     return Path(database).resolve()
+
+
+def _pg_connect_args(parsed: sa.URL) -> dict[str, Any]:
+    """libpq TCP keepalives (unless the URL sets its own): a server that vanished is noticed
+    in about a minute instead of hanging the run. Only libpq drivers know these."""
+    if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
+        return {}
+    return {k: v for k, v in PG_KEEPALIVE_CONNECT_ARGS.items() if k not in parsed.query}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
