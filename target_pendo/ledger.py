@@ -4,19 +4,20 @@ are not re-sent. SQLite under `state_dir` by default; any SQLAlchemy URL (Postgr
 
 Tables (a versioned schema, migrated forward on open, one transaction per open):
 - `row_state`: one row per (stream, key): the last status (in_flight, sent, rejected,
-  unknown, cleared, deleted), the hash of the values Pendo holds, reason, attempts, and the
-  run that last saw the key in the source.
+  unknown, not_sent, cleared, deleted), the hash of the values Pendo holds, reason, attempts,
+  and the run that last saw the key in the source.
 - `sync_runs`: one row per run, with its status (running, succeeded, failed, abandoned) and
   report.
 - `sync_rows`: one row per row and run: the outcome (sent, already_sent, unchanged,
-  skipped_unknown, rejected + reason, in_doubt, cleared, deleted): "which rows failed and why"
-  is a SQL query.
+  skipped_unknown, rejected + reason, not_sent + reason, in_doubt, cleared, deleted): "which
+  rows failed and why" is a SQL query.
 - `stream_leases` (version 2): which run holds each stream's lease, for a waiting run to name.
 
 Each `record` call is one transaction, committed before it returns: an accepted call is on
 disk before the next STATE can pass it. A call is marked `in_flight` before it is sent, so
 after a crash exactly the calls in flight at that moment are left `in_flight`: the next run
-counts them as "in doubt" and sends them again (Pendo has no idempotency key).
+counts them as "in doubt" and sends them again (Pendo has no idempotency key). A call that got
+a definite "no" (or never went out) is marked `not_sent`, so it is not counted in doubt.
 
 One writer per stream: `lease_stream` gives a run the stream until `close()`, and a run's
 own lock (taken by `start_run`) tells a live run from one that was killed; both free
@@ -163,6 +164,7 @@ _STATUS_AFTER = {
     "sent": "sent",
     "rejected": "rejected",
     "skipped_unknown": "unknown",
+    "not_sent": "not_sent",
     "cleared": "cleared",
     "deleted": "deleted",
     "already_sent": None,
@@ -172,7 +174,9 @@ _STATUS_AFTER = {
 }
 _COUNTS_AS_ATTEMPT = {"rejected", "skipped_unknown"}
 _NOT_LOGGED = {"in_flight"}  # a transient mark, not an outcome
-_NOT_SEEN = {"cleared", "deleted", "in_flight"}  # not a sighting of the row in the source
+# Not a sighting of the row in the source. `not_sent` is the answer to a call, which may be a
+# clear or a delete of a key that has left the source: it must not make the key look present.
+_NOT_SEEN = {"cleared", "deleted", "in_flight", "not_sent"}
 _IN_CHUNK = 500
 
 
@@ -761,6 +765,15 @@ class Ledger:
         with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
             rows = conn.execute(query, {"s": stream, "st": list(statuses), "r": run_id})
             return [r[0] for r in rows]
+
+    def status_counts(self) -> list[tuple[str, str, int]]:
+        """(stream, status, number of keys), ordered: what `target-pendo ledger status` shows."""
+        query = sa.text(
+            "SELECT stream, status, COUNT(*) FROM row_state GROUP BY stream, status "
+            "ORDER BY stream, status"
+        )
+        with self._errors("counting rows"), self.engine.connect() as conn:
+            return [(r[0], r[1], int(r[2])) for r in conn.execute(query)]
 
     def reset_stream(self, stream: str) -> int:
         """Forget a stream's row state (its log stays); returns how many keys were forgotten."""

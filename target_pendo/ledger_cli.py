@@ -15,8 +15,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from target_pendo.errors import ConfigError
 from target_pendo.ledger import Ledger, default_url
 
@@ -53,14 +51,7 @@ def ledger_cli(argv: list[str]) -> int:
             forgotten = ledger.reset_stream(args.stream)
             print(f"forgot {forgotten} key(s) of stream '{args.stream}'; nothing was sent")
             return 0
-        with ledger.engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT stream, status, COUNT(*) FROM row_state GROUP BY stream, status "
-                    "ORDER BY stream, status"
-                )
-            ).all()
-        for stream, status, count in rows:
+        for stream, status, count in ledger.status_counts():
             print(f"{stream}\t{status}\t{count}")
         return 0
     finally:

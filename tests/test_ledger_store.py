@@ -1,5 +1,6 @@
-"""The ledger as a store: one clear error for each way the database can fail. On SQLite and a
-real PostgreSQL where both must behave alike."""
+"""The ledger as a store: honest accounting of calls that were not sent, and one clear error
+for each way the database can fail. On SQLite and a real PostgreSQL where both must behave
+alike."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from target_pendo.ledger import (
     RowOutcome,
     default_url,
 )
+from target_pendo.ledger_cli import ledger_cli
 
-from .ledger_helpers import ledger_url
+from .ledger_helpers import ledger_url, rows
 from .singer import TARGET_CMD
 
 __all__ = ["ledger_url"]  # the fixture, used by name
@@ -38,6 +40,70 @@ def _write_config(tmp_path: Path, config: dict) -> Path:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     return path
+
+
+# --- not_sent and status counts ---------------------------------------------------------------
+def test_not_sent_is_no_attempt_keeps_the_hash_and_is_no_sighting(ledger_url):
+    ledger = Ledger(ledger_url)
+    try:
+        ledger.record(
+            S,
+            "r1",
+            [RowOutcome("k", "sent", value_hash="h1"), RowOutcome("bad", "rejected", "refused")],
+        )
+        reason = "Pendo refused the call (HTTP 403): the key lacks write access"
+        ledger.record(S, "r2", [RowOutcome("k", "in_flight"), RowOutcome("bad", "in_flight")])
+        ledger.record(S, "r2", [RowOutcome("k", "not_sent", reason)])
+        ledger.record(S, "r2", [RowOutcome("bad", "not_sent", "never put on the wire")])
+        found = rows(
+            ledger_url,
+            "SELECT row_key, status, value_hash, attempts, reason, last_seen_run, last_run "
+            "FROM row_state ORDER BY row_key",
+        )
+        assert found == [
+            ("bad", "not_sent", None, 1, "never put on the wire", "r1", "r2"),
+            ("k", "not_sent", "h1", 0, reason, "r1", "r2"),
+        ]
+        # not in flight, so the next run does not count it in doubt
+        assert ledger.keys_with_status(S, ["in_flight"]) == []
+        # not a sighting: a full-table sync of r2 still sees both as gone from the source
+        assert ledger.unseen_since(S, "r2", ["not_sent"]) == ["bad", "k"]
+        logged = rows(
+            ledger_url,
+            "SELECT row_key, outcome, reason FROM sync_rows WHERE run_id = 'r2' ORDER BY row_key",
+        )
+        assert logged == [("bad", "not_sent", "never put on the wire"), ("k", "not_sent", reason)]
+        assert ledger.status_counts() == [(S, "not_sent", 2)]
+        ledger.record(S, "r3", [RowOutcome("k", "sent", value_hash="h2")])
+        assert ledger.states(S, ["k"])["k"].value_hash == "h2"
+    finally:
+        ledger.close()
+
+
+def test_status_counts_per_stream_and_status(ledger_url):
+    ledger = Ledger(ledger_url)
+    try:
+        ledger.record("b", "r1", [RowOutcome("1", "sent"), RowOutcome("2", "sent")])
+        ledger.record("a", "r1", [RowOutcome("1", "rejected", "no"), RowOutcome("2", "sent")])
+        ledger.record("a", "r1", [RowOutcome("3", "skipped_unknown", "no such visitor")])
+        assert ledger.status_counts() == [
+            ("a", "rejected", 1),
+            ("a", "sent", 1),
+            ("a", "unknown", 1),
+            ("b", "sent", 2),
+        ]
+    finally:
+        ledger.close()
+
+
+def test_ledger_status_command_prints_the_counts(tmp_path, capsys):
+    state_dir = tmp_path / "state"
+    ledger = Ledger(default_url(state_dir))
+    ledger.record(S, "r1", [RowOutcome("1", "sent"), RowOutcome("2", "not_sent", "HTTP 403")])
+    ledger.close()
+    cfg = _write_config(tmp_path, {"state_dir": str(state_dir)})
+    assert ledger_cli(["status", "--config", str(cfg)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{S}\tnot_sent\t1", f"{S}\tsent\t1"]
 
 
 # --- errors -----------------------------------------------------------------------------------
