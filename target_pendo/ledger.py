@@ -21,7 +21,8 @@ a definite "no" (or never went out) is marked `not_sent`, so it is not counted i
 
 One writer per stream: `lease_stream` gives a run the stream until `close()`, and a run's
 own lock (taken by `start_run`) tells a live run from one that was killed; both free
-themselves when their holder dies (see `lease.py`).
+themselves when their holder dies (see `lease.py`). `read_only=True` (dry runs, `ledger
+status`) writes nothing at all: no file, no migration, no lease.
 
 Database problems surface as `LedgerError`s whose one-line message names the file, URL
 (password hidden) or table and says what to do.
@@ -63,6 +64,9 @@ from target_pendo.lease import (
 logger = logging.getLogger("target_pendo.ledger")
 
 SCHEMA_VERSION = 2
+# The oldest schema the lookups of this version can read unmigrated (a read-only ledger is
+# never migrated): row_state, sync_runs and sync_rows have not changed since version 1.
+READABLE_FROM_VERSION = 1
 # A suggestion for the `ledger_wait_seconds` setting: long enough for a PostgreSQL lease of a
 # container that vanished to free itself (about 50 s of TCP keepalives) and for a previous
 # run to finish its last batch; short enough that an overlapping scheduled run fails with a
@@ -98,6 +102,10 @@ class LedgerCorruptError(LedgerError):
 class LedgerStorageError(LedgerError):
     """The ledger cannot be written where it is: folder not creatable, read-only, disk full,
     disk I/O error."""
+
+
+class LedgerReadOnlyError(LedgerError):
+    """A change was asked of a ledger opened read-only (a dry run, `ledger status`)."""
 
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -245,10 +253,14 @@ class Ledger:
         self._pg: PgLeases | None = None
         self._raw: Any = None
         self._cursor: Any = None
+        self._view_version: int | None = None  # read-only, shown as empty: the version found
         self._closed = False
         self._no_flock_warned = False
         try:
-            self._open_read_write(parsed)
+            if read_only:
+                self._open_read_only(parsed)
+            else:
+                self._open_read_write(parsed)
         except BaseException:
             if hasattr(self, "engine"):
                 self.engine.dispose()  # a ledger that could not open keeps no file open
@@ -311,6 +323,74 @@ class Ledger:
                 "'ledger_url') to a folder this user can create and write"
             ) from exc
 
+    def _open_read_only(self, parsed: sa.URL) -> None:
+        """Look, never touch: no file, folder, migration, write or lease. A ledger that is not
+        there (or not readable by this version) is shown as an empty one."""
+        if self.is_sqlite and self.path is None:
+            self._show_empty(0)  # in memory: nothing to read
+            return
+        if self.path is not None:
+            if not self.path.exists():
+                logger.info(
+                    "No ledger at %s yet: every row is treated as new (nothing is created in a "
+                    "read-only run).",
+                    self.path,
+                )
+                self._show_empty(0)
+                return
+            uri = self.path.as_uri() + "?mode=ro"
+
+            def connect() -> sqlite3.Connection:
+                return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+
+            self.engine = self._create_engine(
+                sa.make_url("sqlite://"), creator=connect, poolclass=sa.pool.QueuePool
+            )
+        else:
+            self.engine = self._create_engine(parsed, connect_args=_pg_connect_args(parsed))
+            sa.event.listen(self.engine, "connect", _pg_read_only)
+        with self._errors("opening it", opening=True), self.engine.connect() as conn:
+            version = self._version(conn)
+            if version > SCHEMA_VERSION:
+                raise self._newer_error(version)
+            if version == 0:
+                logger.info(
+                    "The ledger at %s has no tables yet: every row is treated as new.",
+                    self._where,
+                )
+                empty = True
+            elif version < READABLE_FROM_VERSION:
+                logger.warning(
+                    "The ledger at %s has schema version %d, too old for this target-pendo to "
+                    "read without migrating it, and a read-only run never migrates: every row "
+                    "is treated as new. A run that is not read-only migrates it.",
+                    self._where,
+                    version,
+                )
+                empty = True
+            else:
+                self._check_tables(conn, version)
+                empty = False
+        if empty:
+            self.engine.dispose()
+            self._show_empty(version)
+
+    def _show_empty(self, version: int) -> None:
+        """Serve lookups from an empty, current-schema ledger in memory: every query works and
+        finds nothing, and the real ledger (if any) is left exactly as it was."""
+        self._view_version = version
+        self.engine = sa.create_engine(
+            "sqlite://",
+            poolclass=sa.pool.StaticPool,
+            connect_args={"check_same_thread": False},
+            future=True,
+        )
+        with self.engine.begin() as conn:
+            for target in range(1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    conn.exec_driver_sql(statement)
+            conn.execute(_INSERT_VERSION, {"v": str(SCHEMA_VERSION)})
+
     # --- schema -----------------------------------------------------------------------------
     def _migrate(self) -> None:
         """Forward-only, in one transaction that also serialises concurrent openers (SQLite:
@@ -369,7 +449,10 @@ class Ledger:
         return int(value or 0)
 
     def schema_version(self) -> int:
-        """The schema version of the ledger (0: none)."""
+        """The schema version of the ledger on disk (0: none; read-only and shown as empty:
+        the version that was found)."""
+        if self._view_version is not None:
+            return self._view_version
         with self._errors("reading its schema version"), self.engine.connect() as conn:
             return self._version(conn)
 
@@ -777,6 +860,12 @@ class Ledger:
 
     def reset_stream(self, stream: str) -> int:
         """Forget a stream's row state (its log stays); returns how many keys were forgotten."""
+        if self.read_only:
+            raise LedgerReadOnlyError(
+                f"the ledger at {self._where} was opened read-only (a dry run): it cannot "
+                f"reset stream '{stream}'; run 'target-pendo ledger reset' with a config "
+                "without 'dry_run'"
+            )
         with (
             self._errors(f"resetting stream '{stream}'"),
             self._lock,
@@ -856,3 +945,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _pg_read_only(dbapi_conn: Any, _record: Any) -> None:
+    """A read-only view's sessions refuse writes on the server too, whatever a caller runs."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cursor.close()
+    dbapi_conn.commit()

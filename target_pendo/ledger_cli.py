@@ -4,7 +4,7 @@
 values Pendo holds), so the next run sends S's rows as new; the per-run log in `sync_rows`
 stays. It needs the same config as the sync (for `state_dir` / `ledger_url`), and waits for
 no run: while a run holds the stream's lease it fails at once, naming that run (or waits
-`ledger_wait_seconds`).
+`ledger_wait_seconds`). `status` opens the ledger read-only and creates nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def ledger_cli(argv: list[str]) -> int:
     url = config.get("ledger_url") or default_url(config.get("state_dir") or ".target-pendo")
     if args.action == "reset" and not args.stream:
         parser.error("reset needs --stream NAME")
-    ledger = Ledger(url)
+    # Looking changes nothing: no ledger file is created, no schema migrated.
+    ledger = Ledger(url, read_only=args.action == "status")
     try:
         if args.action == "reset":
             # Not under a run that is syncing the stream: it would re-record what it sends.

@@ -1,10 +1,12 @@
-"""The ledger as a store: honest accounting of calls that were not sent, and one clear error
-for each way the database can fail. On SQLite and a real PostgreSQL where both must behave
-alike."""
+"""The ledger as a store: a read-only view that writes nothing, honest accounting of calls
+that were not sent, and one clear error for each way the database can fail. On SQLite and a
+real PostgreSQL where both must behave alike."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -14,17 +16,19 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from target_pendo import ledger as ledger_module
 from target_pendo.errors import TargetPendoError
 from target_pendo.ledger import (
     Ledger,
     LedgerCorruptError,
+    LedgerReadOnlyError,
     LedgerStorageError,
     RowOutcome,
     default_url,
 )
 from target_pendo.ledger_cli import ledger_cli
 
-from .ledger_helpers import ledger_url, rows
+from .ledger_helpers import ledger_url, make_v1_ledger, rows, scalar, tables
 from .singer import TARGET_CMD
 
 __all__ = ["ledger_url"]  # the fixture, used by name
@@ -40,6 +44,117 @@ def _write_config(tmp_path: Path, config: dict) -> Path:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     return path
+
+
+# --- read-only --------------------------------------------------------------------------------
+def test_read_only_without_a_ledger_creates_nothing(tmp_path):
+    state_dir = tmp_path / "state"
+    url = default_url(state_dir)
+    ledger = Ledger(url, read_only=True)
+    assert ledger.states(S, ["a"]) == {}
+    assert ledger.keys_with_status(S, ["sent"]) == []
+    assert ledger.unseen_since(S, "r1", ["sent"]) == []
+    assert ledger.status_counts() == []
+    assert ledger.schema_version() == 0
+    assert ledger.start_run("r1", False) == []
+    ledger.lease_stream(S, "r1", 0)
+    ledger.record(S, "r1", [RowOutcome("a", "sent", value_hash="h")])
+    ledger.finish_run("r1", "succeeded", {})
+    ledger.close()
+    assert not _path(url).exists()
+    assert not state_dir.exists()  # not even the folder
+
+
+def test_read_only_reads_an_existing_ledger_and_changes_nothing(ledger_url):
+    writer = Ledger(ledger_url)
+    writer.start_run("r1", False)
+    writer.record(S, "r1", [RowOutcome("a", "sent", value_hash="h1")])
+    writer.finish_run("r1", "succeeded", {})
+    writer.close()
+    sqlite = ledger_url.startswith("sqlite")
+    before = hashlib.sha256(_path(ledger_url).read_bytes()).hexdigest() if sqlite else None
+
+    viewer = Ledger(ledger_url, read_only=True)
+    try:
+        assert viewer.states(S, ["a", "b"])["a"].value_hash == "h1"
+        assert viewer.status_counts() == [(S, "sent", 1)]
+        viewer.start_run("dry", False)
+        viewer.record(S, "dry", [RowOutcome("b", "sent", value_hash="h2")])
+        viewer.finish_run("dry", "succeeded", {})
+        with pytest.raises(LedgerReadOnlyError, match="read-only"):
+            viewer.reset_stream(S)
+        # the connection itself refuses writes (SQLite mode=ro; PostgreSQL read-only session,
+        # which psycopg raises as an InternalError), not only the Ledger's methods
+        refused = (sa.exc.OperationalError, sa.exc.InternalError)
+        with pytest.raises(refused, match=r"(?i)read.?only"), viewer.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM row_state"))
+    finally:
+        viewer.close()
+    assert rows(ledger_url, "SELECT run_id FROM sync_runs") == [("r1",)]
+    assert rows(ledger_url, "SELECT row_key FROM row_state") == [("a",)]
+    if sqlite:
+        assert hashlib.sha256(_path(ledger_url).read_bytes()).hexdigest() == before
+
+
+def test_read_only_reads_an_older_ledger_without_migrating_it(ledger_url):
+    make_v1_ledger(ledger_url)
+    viewer = Ledger(ledger_url, read_only=True)
+    try:
+        assert viewer.schema_version() == 1
+        assert viewer.states("s", ["old-key"])["old-key"].status == "sent"
+    finally:
+        viewer.close()
+    assert scalar(ledger_url, "SELECT value FROM ledger_meta") == "1"
+    assert "stream_leases" not in tables(ledger_url)
+
+
+def test_read_only_leaves_an_empty_database_file_as_it_is(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    path.touch()  # a SQLite database with no tables
+    viewer = Ledger(f"sqlite:///{path}", read_only=True)
+    try:
+        assert viewer.states(S, ["a"]) == {}
+        assert viewer.schema_version() == 0
+    finally:
+        viewer.close()
+    assert path.stat().st_size == 0  # not migrated
+
+
+def test_read_only_shows_a_schema_it_cannot_read_as_empty_and_says_so(
+    ledger_url, monkeypatch, caplog
+):
+    make_v1_ledger(ledger_url)
+    monkeypatch.setattr(ledger_module, "READABLE_FROM_VERSION", 2)
+    caplog.set_level(logging.WARNING, logger="target_pendo.ledger")
+    viewer = Ledger(ledger_url, read_only=True)
+    try:
+        assert viewer.states("s", ["old-key"]) == {}
+        assert viewer.schema_version() == 1
+    finally:
+        viewer.close()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "schema version 1" in warning
+    assert "every row is treated as new" in warning
+    assert scalar(ledger_url, "SELECT value FROM ledger_meta") == "1"  # still not migrated
+
+
+def test_read_only_database_without_tables_is_an_empty_ledger(postgres_server):
+    url = postgres_server.new_database()
+    viewer = Ledger(url, read_only=True)
+    try:
+        assert viewer.states(S, ["a"]) == {}
+        assert viewer.status_counts() == []
+    finally:
+        viewer.close()
+    assert tables(url) == set()
+
+
+def test_dry_run_status_command_creates_no_ledger(tmp_path, capsys):
+    state_dir = tmp_path / "state"
+    cfg = _write_config(tmp_path, {"state_dir": str(state_dir)})
+    assert ledger_cli(["status", "--config", str(cfg)]) == 0
+    assert capsys.readouterr().out == ""
+    assert not state_dir.exists()
 
 
 # --- not_sent and status counts ---------------------------------------------------------------
@@ -243,6 +358,9 @@ def test_a_read_only_ledger_file_fails_at_open_before_anything_is_sent(tmp_path)
         assert str(path) in message
         assert "read-only" in message
         assert "readonly database" in message
+        viewer = Ledger(url, read_only=True)  # reading it is fine
+        assert viewer.states(S, ["a"]) == {}
+        viewer.close()
     finally:
         _make_writable(path)
 
