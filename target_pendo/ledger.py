@@ -73,6 +73,8 @@ READABLE_FROM_VERSION = 1
 # clear message instead of holding a worker for hours.
 DEFAULT_WAIT_SECONDS = 90.0
 LEASE_POLL_SECONDS = 0.2
+MAX_KEY_CHARS = 2048  # row_state.row_key VARCHAR(2048): PostgreSQL enforces it
+MAX_STREAM_CHARS = 512
 
 
 class LedgerError(TargetPendoError):
@@ -186,6 +188,7 @@ _NOT_LOGGED = {"in_flight"}  # a transient mark, not an outcome
 # clear or a delete of a key that has left the source: it must not make the key look present.
 _NOT_SEEN = {"cleared", "deleted", "in_flight", "not_sent"}
 _IN_CHUNK = 500
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,44 @@ def url_secret(url: str) -> str | None:
         return make_url(url).password  # type: ignore[return-value]
     except sa.exc.ArgumentError:
         return None
+
+
+def unstorable_reason(text: str, *, max_chars: int | None = None) -> str | None:
+    """Why `text` (a row key, stream name or reason) cannot be stored in the ledger, or None.
+
+    PostgreSQL text cannot hold NUL, and no driver can encode a lone surrogate: the sinks
+    reject such rows before they reach the ledger, on both backends alike, so that a ledger
+    moved from SQLite to PostgreSQL keeps working. Keys: pass `max_chars=MAX_KEY_CHARS`
+    (PostgreSQL enforces the column's length).
+    """
+    if "\x00" in text:
+        return "it contains a NUL character (\\x00), which the ledger's database cannot store"
+    if not text.isascii():
+        match = _SURROGATE.search(text)
+        if match:
+            return (
+                f"it contains a lone surrogate (U+{ord(match.group()):04X}), which is not "
+                "valid Unicode text and cannot be stored"
+            )
+    if max_chars is not None and len(text) > max_chars:
+        return f"it is {len(text)} characters long, more than the {max_chars} the ledger stores"
+    return None
+
+
+def _storable(text: str | None) -> str | None:
+    """A reason as the database can store it: see `_escaped`."""
+    return None if text is None else _escaped(text)
+
+
+def _escaped(text: str) -> str:
+    """`text` with NUL and lone surrogates written as escapes (`\\x00`, `\\ud800`): a reason
+    (or a lease holder's stream name) is for people to read, and must not crash the commit
+    that records a row's outcome."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii() and _SURROGATE.search(text):
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _one_line(text: str, secret: str | None) -> str:
@@ -601,9 +642,9 @@ class Ledger:
             session = self._pg_session()
             if session.try_lock(PG_NAMESPACE_STREAM, pg_key(stream)):
                 self._leases[stream] = (None, run_id)
-                session.write_holder(stream, holder)
+                session.write_holder(_escaped(stream), holder)
                 return True, None
-            return False, session.read_holder(stream)
+            return False, session.read_holder(_escaped(stream))
 
     def lease_stream(self, stream: str, run_id: str, wait_seconds: float) -> None:
         """Make this run the only writer of `stream` until `close()` (or `release_leases()`).
@@ -653,7 +694,7 @@ class Ledger:
                     if lease is not None:
                         lease.release(remove=False)
                     elif self._pg is not None and not self.is_sqlite:
-                        self._pg.forget_holder(stream, run_id)
+                        self._pg.forget_holder(_escaped(stream), run_id)
                         self._pg.unlock(PG_NAMESPACE_STREAM, pg_key(stream))
                 except Exception as exc:  # the session is gone, and its locks with it
                     logger.warning("Could not release the lease on stream '%s': %s", stream, exc)
@@ -789,7 +830,7 @@ class Ledger:
         for o in outcomes:
             status = _STATUS_AFTER[o.outcome]
             seen = None if o.outcome in _NOT_SEEN else run_id
-            reason = o.reason
+            reason = _storable(o.reason)
             if status is not None:
                 state_rows.append(
                     {

@@ -1,6 +1,6 @@
 """The ledger as a store: a read-only view that writes nothing, honest accounting of calls
-that were not sent, and one clear error for each way the database can fail. On SQLite and a
-real PostgreSQL where both must behave alike."""
+that were not sent, one clear error for each way the database can fail, and text the
+database cannot hold. On SQLite and a real PostgreSQL where both must behave alike."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ import sqlalchemy as sa
 from target_pendo import ledger as ledger_module
 from target_pendo.errors import TargetPendoError
 from target_pendo.ledger import (
+    MAX_KEY_CHARS,
     Ledger,
     LedgerCorruptError,
     LedgerReadOnlyError,
     LedgerStorageError,
     RowOutcome,
     default_url,
+    unstorable_reason,
 )
 from target_pendo.ledger_cli import ledger_cli
 
@@ -452,3 +454,29 @@ def test_postgres_errors_hide_the_password(postgres_server):
     assert "s3cret-pw" not in message
     assert "***" in message
     assert "'ledger_url'" in message
+
+
+# --- text the database cannot store -----------------------------------------------------------
+def test_unstorable_reason_names_the_problem():
+    assert unstorable_reason("order-42 ünïcode ok") is None
+    assert "NUL" in (unstorable_reason("a\x00b") or "")
+    assert "surrogate (U+D800)" in (unstorable_reason("a\ud800b") or "")
+    assert unstorable_reason("k" * MAX_KEY_CHARS, max_chars=MAX_KEY_CHARS) is None
+    too_long = unstorable_reason("k" * (MAX_KEY_CHARS + 1), max_chars=MAX_KEY_CHARS)
+    assert "2049 characters" in (too_long or "")
+
+
+def test_reasons_with_nul_or_surrogates_are_stored_escaped(ledger_url):
+    ledger = Ledger(ledger_url)
+    try:
+        reason = "Pendo said: bad byte \x00 and half a pair \ud800"
+        ledger.record(S, "r1", [RowOutcome("k", "rejected", reason)])
+        escaped = "Pendo said: bad byte \\x00 and half a pair \\ud800"
+        assert rows(ledger_url, "SELECT reason FROM row_state") == [(escaped,)]
+        assert rows(ledger_url, "SELECT reason FROM sync_rows") == [(escaped,)]
+        # a stream name the database cannot hold still gets its lease (PostgreSQL writes the
+        # holder's row with the name escaped)
+        ledger.lease_stream("odd\x00stream", "r1", 0)
+        ledger.release_leases()
+    finally:
+        ledger.close()
