@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from target_pendo.lease import lock_file_name
-from target_pendo.ledger import SCHEMA_VERSION, Ledger, LedgerBusyError
+from target_pendo.ledger import SCHEMA_VERSION, Ledger, LedgerBusyError, default_url
+from target_pendo.ledger_cli import ledger_cli
 
 from .ledger_helpers import Holder, ledger_url, make_v1_ledger, rows, scalar, tables
 
@@ -248,3 +249,19 @@ def test_runs_opening_a_new_ledger_at_once_all_succeed(ledger_url):
         t.join()
     assert errors == []
     assert scalar(ledger_url, "SELECT value FROM ledger_meta") == str(SCHEMA_VERSION)
+
+
+def test_ledger_reset_refuses_while_a_run_holds_the_stream(tmp_path, capsys):
+    state_dir = tmp_path / "state"
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"state_dir": str(state_dir)}))
+    reset = ["reset", "--stream", STREAM, "--config", str(cfg)]
+    holder = Holder(default_url(state_dir), "syncing-run", STREAM)
+    try:
+        with pytest.raises(LedgerBusyError, match="syncing-run"):
+            ledger_cli(reset)
+        holder.kill()
+        assert ledger_cli(reset) == 0
+        assert f"forgot 0 key(s) of stream '{STREAM}'" in capsys.readouterr().out
+    finally:
+        holder.stop()
