@@ -2,28 +2,44 @@
 are not re-sent. SQLite under `state_dir` by default; any SQLAlchemy URL (PostgreSQL) by
 `ledger_url`.
 
-Tables (a versioned schema, migrated forward on open):
+Tables (a versioned schema, migrated forward on open, one transaction per open):
 - `row_state`: one row per (stream, key): the last status (in_flight, sent, rejected,
-  unknown, cleared, deleted), the hash of the values Pendo holds, reason, attempts, and the
-  run that last saw the key in the source.
-- `sync_runs`: one row per run, with its status and report.
+  unknown, not_sent, cleared, deleted), the hash of the values Pendo holds, reason, attempts,
+  and the run that last saw the key in the source.
+- `sync_runs`: one row per run, with its status (running, succeeded, failed, abandoned) and
+  report.
 - `sync_rows`: one row per row and run: the outcome (sent, already_sent, unchanged,
-  skipped_unknown, rejected + reason, in_doubt, cleared, deleted): "which rows failed and why"
-  is a SQL query.
+  skipped_unknown, rejected + reason, not_sent + reason, in_doubt, cleared, deleted): "which
+  rows failed and why" is a SQL query.
+- `stream_leases` (version 2): which run holds each stream's lease, for a waiting run to name.
 
 Each `record` call is one transaction, committed before it returns: an accepted call is on
 disk before the next STATE can pass it. A call is marked `in_flight` before it is sent, so
 after a crash exactly the calls in flight at that moment are left `in_flight`: the next run
-counts them as "in doubt" and sends them again (Pendo has no idempotency key).
+counts them as "in doubt" and sends them again (Pendo has no idempotency key). A call that got
+a definite "no" (or never went out) is marked `not_sent`, so it is not counted in doubt.
+
+One writer per stream: `lease_stream` gives a run the stream until `close()`, and a run's
+own lock (taken by `start_run`) tells a live run from one that was killed; both free
+themselves when their holder dies (see `lease.py`). `read_only=True` (dry runs, `ledger
+status`) writes nothing at all: no file, no migration, no lease.
+
+Database problems surface as `LedgerError`s whose one-line message names the file, URL
+(password hidden) or table and says what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import logging
 import re
+import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +47,68 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from target_pendo.errors import ConfigError
+from target_pendo.errors import ConfigError, TargetPendoError
+from target_pendo.lease import (
+    FILE_LOCKS_AVAILABLE,
+    PG_KEEPALIVE_CONNECT_ARGS,
+    PG_NAMESPACE_MIGRATION,
+    PG_NAMESPACE_RUN,
+    PG_NAMESPACE_STREAM,
+    FileLease,
+    LeaseHolder,
+    PgLeases,
+    lock_file_name,
+    pg_key,
+)
 
-SCHEMA_VERSION = 1
+logger = logging.getLogger("target_pendo.ledger")
+
+SCHEMA_VERSION = 2
+# The oldest schema the lookups of this version can read unmigrated (a read-only ledger is
+# never migrated): row_state, sync_runs and sync_rows have not changed since version 1.
+READABLE_FROM_VERSION = 1
+# A suggestion for the `ledger_wait_seconds` setting: long enough for a PostgreSQL lease of a
+# container that vanished to free itself (about 50 s of TCP keepalives) and for a previous
+# run to finish its last batch; short enough that an overlapping scheduled run fails with a
+# clear message instead of holding a worker for hours.
+DEFAULT_WAIT_SECONDS = 90.0
+LEASE_POLL_SECONDS = 0.2
+MAX_KEY_CHARS = 2048  # row_state.row_key VARCHAR(2048): PostgreSQL enforces it
+MAX_STREAM_CHARS = 512
+
+
+class LedgerError(TargetPendoError):
+    """The ledger cannot be used as it is; the message names it and says what to do."""
+
+
+class LedgerOpenError(LedgerError, ConfigError):
+    """The ledger cannot be opened at all (unreachable server, unusable URL or file): a
+    configuration problem, found before any data is read or sent."""
+
+
+class LedgerBusyError(LedgerError):
+    """Another live run holds the lease on a stream (or the run id) this run asked for."""
+
+    def __init__(
+        self, message: str, *, stream: str | None = None, holder: LeaseHolder | None = None
+    ) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.holder = holder
+
+
+class LedgerCorruptError(LedgerError):
+    """The ledger's file or tables are damaged: not a database, or an expected table gone."""
+
+
+class LedgerStorageError(LedgerError):
+    """The ledger cannot be written where it is: folder not creatable, read-only, disk full,
+    disk I/O error."""
+
+
+class LedgerReadOnlyError(LedgerError):
+    """A change was asked of a ledger opened read-only (a dry run, `ledger status`)."""
+
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -69,7 +144,29 @@ _MIGRATIONS: dict[int, list[str]] = {
             at VARCHAR(40) NOT NULL)""",
         "CREATE INDEX sync_rows_run ON sync_rows (run_id, stream, outcome)",
     ],
+    # 2: who holds each stream's lease, for a waiting run to name it (PostgreSQL; SQLite keeps
+    # the holder in the lock file, but the schema is the same on both backends).
+    2: [
+        """CREATE TABLE stream_leases (
+            stream VARCHAR(512) PRIMARY KEY,
+            run_id VARCHAR(64) NOT NULL,
+            host VARCHAR(255) NOT NULL,
+            pid INTEGER NOT NULL,
+            acquired_at VARCHAR(40) NOT NULL)""",
+    ],
 }
+
+
+def _tables_of(version: int) -> set[str]:
+    """The tables a ledger of `version` must have."""
+    names: set[str] = set()
+    for v in range(1, version + 1):
+        for statement in _MIGRATIONS[v]:
+            match = re.match(r"\s*CREATE TABLE (\w+)", statement)
+            if match:
+                names.add(match.group(1))
+    return names
+
 
 # outcome -> the status it leaves in row_state (None: status unchanged, only seen)
 _STATUS_AFTER = {
@@ -77,6 +174,7 @@ _STATUS_AFTER = {
     "sent": "sent",
     "rejected": "rejected",
     "skipped_unknown": "unknown",
+    "not_sent": "not_sent",
     "cleared": "cleared",
     "deleted": "deleted",
     "not_sent": "not_sent",
@@ -87,9 +185,11 @@ _STATUS_AFTER = {
 }
 _COUNTS_AS_ATTEMPT = {"rejected", "skipped_unknown"}
 _NOT_LOGGED = {"in_flight"}  # a transient mark, not an outcome
-# not a sighting of the row in the source
+# Not a sighting of the row in the source. `not_sent` is the answer to a call, which may be a
+# clear or a delete of a key that has left the source: it must not make the key look present.
 _NOT_SEEN = {"cleared", "deleted", "in_flight", "not_sent"}
 _IN_CHUNK = 500
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -125,6 +225,49 @@ def url_secret(url: str) -> str | None:
         return None
 
 
+def unstorable_reason(text: str, *, max_chars: int | None = None) -> str | None:
+    """Why `text` (a row key, stream name or reason) cannot be stored in the ledger, or None.
+
+    PostgreSQL text cannot hold NUL, and no driver can encode a lone surrogate: the sinks
+    reject such rows before they reach the ledger, on both backends alike, so that a ledger
+    moved from SQLite to PostgreSQL keeps working. Keys: pass `max_chars=MAX_KEY_CHARS`
+    (PostgreSQL enforces the column's length).
+    """
+    if "\x00" in text:
+        return "it contains a NUL character (\\x00), which the ledger's database cannot store"
+    if not text.isascii():
+        match = _SURROGATE.search(text)
+        if match:
+            return (
+                f"it contains a lone surrogate (U+{ord(match.group()):04X}), which is not "
+                "valid Unicode text and cannot be stored"
+            )
+    if max_chars is not None and len(text) > max_chars:
+        return f"it is {len(text)} characters long, more than the {max_chars} the ledger stores"
+    return None
+
+
+def _storable(text: str | None) -> str | None:
+    """A reason as the database can store it: see `_escaped`."""
+    return None if text is None else _escaped(text)
+
+
+def _escaped(text: str) -> str:
+    """`text` with NUL and lone surrogates written as escapes (`\\x00`, `\\ud800`): a reason
+    (or a lease holder's stream name) is for people to read, and must not crash the commit
+    that records a row's outcome."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii() and _SURROGATE.search(text):
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _one_line(text: str, secret: str | None) -> str:
+    line = " ".join(str(text).split())
+    return line.replace(secret, "***") if secret else line
+
+
 class Ledger:
     """Thread-safe: sinks drained in parallel and HTTP workers record through one instance."""
 
@@ -136,64 +279,207 @@ class Ledger:
                 "setting 'ledger_url' is not a SQLAlchemy URL (e.g. "
                 "postgresql+psycopg://user@host/db)"
             ) from None
+        self.read_only = read_only  # dry run: look up, never write
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.is_sqlite and parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs: dict[str, Any] = {"future": True}
-        if self.is_sqlite:
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self._url_for_errors = parsed.render_as_string(hide_password=True)
+        self._password: str | None = parsed.password  # type: ignore[assignment]
+        # The SQLite file (None: in memory, or not SQLite); absolute, so a chdir later does
+        # not move the lock files away from the database.
+        self.path: Path | None = _sqlite_file(parsed) if self.is_sqlite else None
+        self._where = str(self.path) if self.path is not None else self._url_for_errors
+        self._lock = threading.Lock()  # one write transaction at a time
+        self._lease_lock = threading.RLock()  # the lease state and the lease session
+        # stream -> (its lock file, None on PostgreSQL or without files; the run holding it)
+        self._leases: dict[str, tuple[FileLease | None, str]] = {}
+        self._run_locks: dict[str, FileLease | None] = {}
+        self._pg: PgLeases | None = None
+        self._raw: Any = None
+        self._cursor: Any = None
+        self._view_version: int | None = None  # read-only, shown as empty: the version found
+        self._closed = False
+        self._no_flock_warned = False
         try:
-            self.engine = sa.create_engine(parsed, **kwargs)
+            if read_only:
+                self._open_read_only(parsed)
+            else:
+                self._open_read_write(parsed)
+        except BaseException:
+            if hasattr(self, "engine"):
+                self.engine.dispose()  # a ledger that could not open keeps no file open
+            raise
+
+    # --- opening ----------------------------------------------------------------------------
+    def _create_engine(self, parsed: sa.URL, **kwargs: Any) -> sa.Engine:
+        kwargs.setdefault("future", True)
+        try:
+            return sa.create_engine(parsed, **kwargs)
         except ModuleNotFoundError as exc:
             raise ConfigError(
                 f"setting 'ledger_url' needs the database driver '{exc.name}': install "
                 "target-pendo[postgres] for PostgreSQL"
             ) from None
+
+    def _open_read_write(self, parsed: sa.URL) -> None:
+        if self.path is not None:
+            self._make_folder(self.path.parent)
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs["connect_args"] = _pg_connect_args(parsed)
+        self.engine = self._create_engine(parsed, **kwargs)
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._lock = threading.Lock()
-        self.read_only = read_only  # dry run: look up, never write
-        self._url_for_errors = parsed.render_as_string(hide_password=True)
         self._migrate()
         # Writes go through one raw DBAPI connection: `record` runs once per accepted Track
         # call, and SQLAlchemy's per-statement machinery cost more than the commit itself.
-        self._raw = self.engine.raw_connection()
+        with self._errors("opening it", opening=True):
+            self._raw = self.engine.raw_connection()
+            self._cursor = self._raw.cursor()
+            if not self.is_sqlite:
+                # Marks survive a crash of target-pendo (the point of them) without waiting
+                # for the server's disk on every call; a crash of the database server itself
+                # may lose the last few hundred milliseconds of marks.
+                cursor = self._raw.cursor()
+                cursor.execute("SET synchronous_commit TO off")
+                cursor.close()
+                self._raw.commit()
         named = self.is_sqlite  # sqlite3 takes `:name`; psycopg wants `%(name)s`
         self._sql = {
             sql: sql if named else re.sub(r":(\w+)", r"%(\1)s", sql)
             for sql in (_UPSERT, _SEEN, _LOG)
         }
-        self._cursor = self._raw.cursor()
-        if not self.is_sqlite:
-            # Marks survive a crash of target-pendo (the point of them) without waiting for
-            # the server's disk on every call; a crash of the database server itself may lose
-            # the last few hundred milliseconds of marks.
-            cursor = self._raw.cursor()
-            cursor.execute("SET synchronous_commit TO off")
-            cursor.close()
-            self._raw.commit()
+
+    def _make_folder(self, folder: Path) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if isinstance(exc, FileExistsError):
+                why = f"{exc.filename or folder} is a file, not a folder"
+            elif isinstance(exc, NotADirectoryError):
+                why = "a part of that path is a file, not a folder"
+            else:
+                why = exc.strerror or str(exc)
+            raise LedgerStorageError(
+                f"cannot create the ledger's folder {folder}: {why}; set 'state_dir' (or "
+                "'ledger_url') to a folder this user can create and write"
+            ) from exc
+
+    def _open_read_only(self, parsed: sa.URL) -> None:
+        """Look, never touch: no file, folder, migration, write or lease. A ledger that is not
+        there (or not readable by this version) is shown as an empty one."""
+        if self.is_sqlite and self.path is None:
+            self._show_empty(0)  # in memory: nothing to read
+            return
+        if self.path is not None:
+            if not self.path.exists():
+                logger.info(
+                    "No ledger at %s yet: every row is treated as new (nothing is created in a "
+                    "read-only run).",
+                    self.path,
+                )
+                self._show_empty(0)
+                return
+            uri = self.path.as_uri() + "?mode=ro"
+
+            def connect() -> sqlite3.Connection:
+                return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+
+            self.engine = self._create_engine(
+                sa.make_url("sqlite://"), creator=connect, poolclass=sa.pool.QueuePool
+            )
+        else:
+            self.engine = self._create_engine(parsed, connect_args=_pg_connect_args(parsed))
+            sa.event.listen(self.engine, "connect", _pg_read_only)
+        with self._errors("opening it", opening=True), self.engine.connect() as conn:
+            version = self._version(conn)
+            if version > SCHEMA_VERSION:
+                raise self._newer_error(version)
+            if version == 0:
+                logger.info(
+                    "The ledger at %s has no tables yet: every row is treated as new.",
+                    self._where,
+                )
+                empty = True
+            elif version < READABLE_FROM_VERSION:
+                logger.warning(
+                    "The ledger at %s has schema version %d, too old for this target-pendo to "
+                    "read without migrating it, and a read-only run never migrates: every row "
+                    "is treated as new. A run that is not read-only migrates it.",
+                    self._where,
+                    version,
+                )
+                empty = True
+            else:
+                self._check_tables(conn, version)
+                empty = False
+        if empty:
+            self.engine.dispose()
+            self._show_empty(version)
+
+    def _show_empty(self, version: int) -> None:
+        """Serve lookups from an empty, current-schema ledger in memory: every query works and
+        finds nothing, and the real ledger (if any) is left exactly as it was."""
+        self._view_version = version
+        self.engine = sa.create_engine(
+            "sqlite://",
+            poolclass=sa.pool.StaticPool,
+            connect_args={"check_same_thread": False},
+            future=True,
+        )
+        with self.engine.begin() as conn:
+            for target in range(1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    conn.exec_driver_sql(statement)
+            conn.execute(_INSERT_VERSION, {"v": str(SCHEMA_VERSION)})
 
     # --- schema -----------------------------------------------------------------------------
     def _migrate(self) -> None:
-        try:
-            with self._lock, self.engine.begin() as conn:
-                version = self._version(conn)
-                if version > SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"the ledger at {self._url_for_errors} has schema version {version}, "
-                        f"newer than this target-pendo ({SCHEMA_VERSION}); upgrade target-pendo"
-                    )
-                for target in range(version + 1, SCHEMA_VERSION + 1):
-                    for statement in _MIGRATIONS[target]:
-                        conn.exec_driver_sql(statement)
-                    conn.execute(
-                        _SET_VERSION if target > 1 else _INSERT_VERSION, {"v": str(target)}
-                    )
-        except sa.exc.OperationalError as exc:
-            raise ConfigError(
-                f"cannot open the ledger at {self._url_for_errors}: {exc.orig}; check "
-                "'ledger_url' (or 'state_dir')"
-            ) from None
+        """Forward-only, in one transaction that also serialises concurrent openers (SQLite:
+        BEGIN IMMEDIATE; PostgreSQL: a transaction advisory lock), so two runs upgrading one
+        ledger at once do not both create its tables. The transaction ends with a no-op write,
+        so a read-only file or server fails here, before any data is read or sent."""
+        with self._errors("opening it", opening=True), self._lock, self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(CAST(:ns AS INTEGER), 0)"),
+                    {"ns": PG_NAMESPACE_MIGRATION},
+                )
+            version = self._version(conn)
+            if version > SCHEMA_VERSION:
+                raise self._newer_error(version)
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    conn.exec_driver_sql(statement)
+                conn.execute(_SET_VERSION if target > 1 else _INSERT_VERSION, {"v": str(target)})
+            if 0 < version < SCHEMA_VERSION:
+                logger.info(
+                    "Migrated the ledger at %s from schema version %d to %d.",
+                    self._where,
+                    version,
+                    SCHEMA_VERSION,
+                )
+            self._check_tables(conn, SCHEMA_VERSION)
+            conn.execute(_TOUCH_VERSION)
+            conn.commit()
+
+    def _newer_error(self, version: int) -> ConfigError:
+        return ConfigError(
+            f"the ledger at {self._url_for_errors} has schema version {version}, "
+            f"newer than this target-pendo ({SCHEMA_VERSION}); upgrade target-pendo"
+        )
+
+    def _check_tables(self, conn: sa.Connection, version: int) -> None:
+        missing = sorted(_tables_of(version) - set(sa.inspect(conn).get_table_names()))
+        if missing:
+            names = ", ".join(f"'{t}'" for t in missing)
+            raise LedgerCorruptError(
+                f"the ledger at {self._where} says schema version {version} but has no table "
+                f"{names}: it was damaged or changed by hand; restore it from a backup, or "
+                f"{self._fresh_advice()}"
+            )
 
     @staticmethod
     def _version(conn: sa.Connection) -> int:
@@ -205,26 +491,310 @@ class Ledger:
         return int(value or 0)
 
     def schema_version(self) -> int:
-        with self.engine.connect() as conn:
+        """The schema version of the ledger on disk (0: none; read-only and shown as empty:
+        the version that was found)."""
+        if self._view_version is not None:
+            return self._view_version
+        with self._errors("reading its schema version"), self.engine.connect() as conn:
             return self._version(conn)
 
-    # --- runs -------------------------------------------------------------------------------
-    def start_run(self, run_id: str, full_resync: bool) -> None:
+    # --- errors -----------------------------------------------------------------------------
+    def _fresh_advice(self) -> str:
+        then = "(the next run then sends every event again and every object once)"
+        if self.path is not None:
+            return f"move {self.path} aside to start an empty ledger {then}"
+        tables = ", ".join(sorted(_tables_of(SCHEMA_VERSION)))
+        return f"drop its tables ({tables}) to start an empty ledger {then}"
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str, *, opening: bool = False) -> Iterator[None]:
+        """Turn the database's errors into one-line `LedgerError`s naming the ledger."""
+        try:
+            yield
+        except TargetPendoError:
+            raise
+        except Exception as exc:
+            error = self._translate(exc, doing, opening)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _translate(self, exc: Exception, doing: str, opening: bool) -> LedgerError | None:
+        """The LedgerError for a database error (None: not one, or a bug to show as is)."""
+        orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        # psycopg has `sqlstate`, psycopg2 `pgcode`; the drivers need not be importable here
+        sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+        classes = {c.__name__ for c in type(orig).__mro__}
+        if not (isinstance(orig, sqlite3.Error) or sqlstate or "OperationalError" in classes):
+            return None
+        text = _one_line(str(orig), self._password)
+        low = text.lower()
+        where = self._where
+        table = re.search(r'no such table: (\w+)|relation "(\w+)" does not exist', text)
+        if table:
+            name = table.group(1) or table.group(2)
+            return LedgerCorruptError(
+                f"the ledger at {where} has no table '{name}' (found while {doing}): it was "
+                f"damaged or changed by hand; restore it from a backup, or {self._fresh_advice()}"
+            )
+        if "not a database" in low or "malformed" in low or sqlstate in ("XX001", "XX002"):
+            return LedgerCorruptError(
+                f"the ledger at {where} is damaged or is not a SQLite database ({text}; found "
+                f"while {doing}): restore it from a backup, or {self._fresh_advice()}"
+            )
+        if "readonly" in low or "read-only" in low or sqlstate == "25006":
+            return LedgerStorageError(
+                f"cannot write the ledger at {where} while {doing} ({text}): it is read-only "
+                "for this user; make the database (for SQLite: the file and its folder) "
+                "writable, or set 'state_dir' (or 'ledger_url') to a writable place"
+            )
+        if "disk is full" in low or "no space left" in low or sqlstate == "53100":
+            return LedgerStorageError(
+                f"cannot write the ledger at {where} while {doing}: the disk is full ({text}); "
+                "free space on the disk that holds it and run again (what was recorded so far "
+                "is kept)"
+            )
+        if "disk i/o error" in low or sqlstate == "58030":
+            return LedgerStorageError(
+                f"cannot write the ledger at {where} while {doing}: disk I/O error ({text}); "
+                "check the disk that holds it (full, read-only, removed or failing?) and run "
+                "again (what was recorded so far is kept)"
+            )
+        if "unable to open database file" in low:
+            return LedgerStorageError(
+                f"cannot open the ledger file {where} ({text}): check that its folder exists "
+                "and that this user may read and write both, or set 'state_dir' (or "
+                "'ledger_url')"
+            )
+        if "database is locked" in low:
+            return LedgerError(
+                f"the ledger file {where} stayed locked by another process for 30 s while "
+                f"{doing}: find the process holding it (another target-pendo, or a tool with "
+                "the file open in a write transaction) and run again"
+            )
+        if opening:
+            return LedgerOpenError(
+                f"cannot open the ledger at {where}: {text}; check 'ledger_url' (or 'state_dir')"
+            )
+        if "OperationalError" in classes or sqlstate[:2] in ("08", "53", "57", "58"):
+            return LedgerError(
+                f"the ledger at {where} failed while {doing}: {text}; check that the database "
+                "is reachable and healthy, then run again (what was recorded so far is kept)"
+            )
+        return None
+
+    # --- leases -----------------------------------------------------------------------------
+    def _lock_dir(self) -> Path:
+        assert self.path is not None
+        return self.path.with_name(self.path.name + ".locks")
+
+    def _file_locks(self) -> bool:
+        """Whether locks for this ledger are files (SQLite on disk, on a POSIX system)."""
+        if self.path is None:
+            return False
+        if not FILE_LOCKS_AVAILABLE:
+            if not self._no_flock_warned:
+                self._no_flock_warned = True
+                logger.warning(
+                    "This system has no flock: runs sharing the SQLite ledger at %s cannot be "
+                    "kept apart. Use a PostgreSQL 'ledger_url' to run several at once.",
+                    self.path,
+                )
+            return False
+        return True
+
+    def _pg_session(self) -> PgLeases:
+        """The session that holds this Ledger's advisory locks: kept out of the pool (a pooled
+        connection would carry its session locks into other uses) and in autocommit, so it
+        idles between calls instead of sitting in an open transaction."""
+        if self._pg is None:
+            fairy = self.engine.raw_connection()
+            conn = fairy.driver_connection
+            fairy.detach()  # the pool forgets it: closing `conn` really closes it
+            conn.rollback()
+            conn.autocommit = True
+            self._pg = PgLeases(conn)
+        return self._pg
+
+    def _file_lease(self, path: Path, holder: LeaseHolder) -> tuple[FileLease, bool]:
+        lease = FileLease(path)
+        try:
+            return lease, lease.try_acquire(holder)
+        except OSError as exc:
+            raise LedgerStorageError(
+                f"cannot create or lock {path} ({exc.strerror or exc}): the folder beside the "
+                f"ledger file {self.path} must be writable by this user"
+            ) from exc
+
+    def _try_lease(self, stream: str, run_id: str) -> tuple[bool, LeaseHolder | None]:
+        with self._lease_lock:
+            if stream in self._leases:
+                return True, None
+            holder = LeaseHolder.this_process(run_id)
+            if self.is_sqlite:
+                if not self._file_locks():
+                    self._leases[stream] = (None, run_id)
+                    return True, None
+                lease, taken = self._file_lease(self._lock_dir() / lock_file_name(stream), holder)
+                if taken:
+                    self._leases[stream] = (lease, run_id)
+                    return True, None
+                return False, lease.holder()
+            session = self._pg_session()
+            if session.try_lock(PG_NAMESPACE_STREAM, pg_key(stream)):
+                self._leases[stream] = (None, run_id)
+                session.write_holder(_escaped(stream), holder)
+                return True, None
+            return False, session.read_holder(_escaped(stream))
+
+    def lease_stream(self, stream: str, run_id: str, wait_seconds: float) -> None:
+        """Make this run the only writer of `stream` until `close()` (or `release_leases()`).
+
+        Waits up to `wait_seconds` (polling every 0.2 s) while another run holds it, then
+        raises `LedgerBusyError` naming that run. Call it before the stream's first lookup or
+        send. Taking a lease this Ledger holds already does nothing; a read-only Ledger takes
+        none. A holder that dies frees the lease by itself: at once on SQLite (flock), within
+        about a minute on PostgreSQL for a machine that vanished (TCP keepalives), at once for
+        a process that was killed.
+        """
         if self.read_only:
             return
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        while True:
+            with self._errors(f"taking the lease on stream '{stream}'"):
+                taken, holder = self._try_lease(stream, run_id)
+            if taken:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(LEASE_POLL_SECONDS, left))
+        raise self._busy_error(stream, holder, wait_seconds)
+
+    def _busy_error(
+        self, stream: str, holder: LeaseHolder | None, wait_seconds: float
+    ) -> LedgerBusyError:
+        who = holder.describe() if holder is not None else "a run whose details could not be read"
+        frees = "at once" if self.is_sqlite else "within about a minute"
+        return LedgerBusyError(
+            f"stream '{stream}' is being synced by another run on the ledger at {self._where}: "
+            f"{who}; waited {wait_seconds:g} s. Two runs on one stream would send its events "
+            "twice, so this run does not sync it. Let the other run finish (a run that died "
+            f"frees its lease by itself, {frees}), or raise 'ledger_wait_seconds' (now "
+            f"{wait_seconds:g}) to wait longer.",
+            stream=stream,
+            holder=holder,
+        )
+
+    def release_leases(self) -> None:
+        """Give back every stream lease of this Ledger (done by `close()` too)."""
+        with self._lease_lock:
+            leases, self._leases = self._leases, {}
+            for stream, (lease, run_id) in leases.items():
+                try:
+                    if lease is not None:
+                        lease.release(remove=False)
+                    elif self._pg is not None and not self.is_sqlite:
+                        self._pg.forget_holder(_escaped(stream), run_id)
+                        self._pg.unlock(PG_NAMESPACE_STREAM, pg_key(stream))
+                except Exception as exc:  # the session is gone, and its locks with it
+                    logger.warning("Could not release the lease on stream '%s': %s", stream, exc)
+
+    # --- runs -------------------------------------------------------------------------------
+    def start_run(self, run_id: str, full_resync: bool) -> list[str]:
+        """Record the run as running, holding its lock for the life of the run; mark every
+        other `running` run whose lock is free (killed, or closed without finishing) as
+        `abandoned`. Returns the run ids so marked (none when read-only)."""
+        if self.read_only:
+            return []
+        with self._errors("starting the run"):
+            self._lock_run(run_id)  # before the row: a running row always has a held lock
+            with self._lock, self.engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO sync_runs (run_id, started_at, status, full_resync) "
+                        "VALUES (:r, :t, 'running', :f)"
+                    ),
+                    {"r": run_id, "t": _now(), "f": int(full_resync)},
+                )
+            return self._mark_abandoned(run_id)
+
+    def _lock_run(self, run_id: str) -> None:
+        with self._lease_lock:
+            if run_id in self._run_locks:
+                return
+            holder = LeaseHolder.this_process(run_id)
+            if self.is_sqlite:
+                if not self._file_locks():
+                    self._run_locks[run_id] = None
+                    return
+                path = self._lock_dir() / f"run-{lock_file_name(run_id)}"
+                lease, taken = self._file_lease(path, holder)
+                other = None if taken else lease.holder()
+            else:
+                lease, other = None, None
+                taken = self._pg_session().try_lock(PG_NAMESPACE_RUN, pg_key(run_id))
+            if not taken:
+                who = f" ({other.describe()})" if other is not None else ""
+                raise LedgerBusyError(
+                    f"run id '{run_id}' is already in use by a live run{who} on the ledger at "
+                    f"{self._where}: give each run its own id"
+                )
+            self._run_locks[run_id] = lease
+
+    def _run_lock_free(self, run_id: str) -> bool:
+        if self.is_sqlite:
+            if not self._file_locks():
+                return False  # in memory, or no flock: cannot tell, so never mark
+            return FileLease.is_free(self._lock_dir() / f"run-{lock_file_name(run_id)}")
+        return self._pg_session().is_free(PG_NAMESPACE_RUN, pg_key(run_id))
+
+    def _mark_abandoned(self, run_id: str) -> list[str]:
+        with self.engine.connect() as conn:
+            running = [
+                r[0]
+                for r in conn.execute(
+                    sa.text("SELECT run_id FROM sync_runs WHERE status = 'running' ORDER BY run_id")
+                )
+                if r[0] != run_id
+            ]
+        with self._lease_lock:
+            gone = [r for r in running if self._run_lock_free(r)]
+        if not gone:
+            return []
+        query = sa.text(
+            "UPDATE sync_runs SET status = 'abandoned', finished_at = :t "
+            "WHERE run_id IN :ids AND status = 'running'"
+        ).bindparams(sa.bindparam("ids", expanding=True))
         with self._lock, self.engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO sync_runs (run_id, started_at, status, full_resync) "
-                    "VALUES (:r, :t, 'running', :f)"
-                ),
-                {"r": run_id, "t": _now(), "f": int(full_resync)},
-            )
+            for start in range(0, len(gone), _IN_CHUNK):
+                conn.execute(query, {"t": _now(), "ids": gone[start : start + _IN_CHUNK]})
+        logger.warning(
+            "Marked %d earlier run(s) of the ledger at %s as abandoned: they stopped without "
+            "finishing (killed, or their machine vanished): %s",
+            len(gone),
+            self._where,
+            ", ".join(gone[:10]) + (" ..." if len(gone) > 10 else ""),
+        )
+        return gone
+
+    def _unlock_run(self, run_id: str) -> None:
+        with self._lease_lock:
+            if run_id not in self._run_locks:
+                return
+            lease = self._run_locks.pop(run_id)
+            try:
+                if lease is not None:
+                    lease.release(remove=True)  # a finished run's lock file goes
+                elif self._pg is not None and not self.is_sqlite:
+                    self._pg.unlock(PG_NAMESPACE_RUN, pg_key(run_id))
+            except Exception as exc:  # the session is gone, and its locks with it
+                logger.warning("Could not release the lock of run '%s': %s", run_id, exc)
 
     def finish_run(self, run_id: str, status: str, report: dict[str, Any]) -> None:
         if self.read_only:
             return
-        with self._lock, self.engine.begin() as conn:
+        with self._errors("finishing the run"), self._lock, self.engine.begin() as conn:
             conn.execute(
                 sa.text(
                     "UPDATE sync_runs SET finished_at = :t, status = :s, report = :j "
@@ -232,6 +802,7 @@ class Ledger:
                 ),
                 {"t": _now(), "s": status, "j": json.dumps(report), "r": run_id},
             )
+        self._unlock_run(run_id)
 
     # --- rows -------------------------------------------------------------------------------
     def states(self, stream: str, keys: Iterable[str]) -> dict[str, RowState]:
@@ -242,7 +813,7 @@ class Ledger:
             "SELECT row_key, status, value_hash, attempts, last_run FROM row_state "
             "WHERE stream = :s AND row_key IN :keys"
         ).bindparams(sa.bindparam("keys", expanding=True))
-        with self.engine.connect() as conn:
+        with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
             for start in range(0, len(unique), _IN_CHUNK):
                 chunk = unique[start : start + _IN_CHUNK]
                 for row in conn.execute(query, {"s": stream, "keys": chunk}):
@@ -260,6 +831,7 @@ class Ledger:
         for o in outcomes:
             status = _STATUS_AFTER[o.outcome]
             seen = None if o.outcome in _NOT_SEEN else run_id
+            reason = _storable(o.reason)
             if status is not None:
                 state_rows.append(
                     {
@@ -267,7 +839,7 @@ class Ledger:
                         "k": o.key,
                         "st": status,
                         "h": o.value_hash,
-                        "reason": o.reason,
+                        "reason": reason,
                         "a": int(o.outcome in _COUNTS_AS_ATTEMPT),
                         "reset": int(status == "sent"),
                         "r": run_id,
@@ -284,11 +856,11 @@ class Ledger:
                         "s": stream,
                         "k": o.key,
                         "o": o.outcome,
-                        "reason": o.reason,
+                        "reason": reason,
                         "t": now,
                     }
                 )
-        with self._lock:
+        with self._errors(f"recording rows of stream '{stream}'"), self._lock:
             cursor = self._cursor
             try:
                 for sql, params in ((_UPSERT, state_rows), (_SEEN, seen_rows), (_LOG, log_rows)):
@@ -298,14 +870,15 @@ class Ledger:
                         cursor.executemany(self._sql[sql], params)
                 self._raw.commit()
             except BaseException:
-                self._raw.rollback()
+                with contextlib.suppress(Exception):  # a dead connection: the original error
+                    self._raw.rollback()
                 raise
 
     def keys_with_status(self, stream: str, statuses: Sequence[str]) -> list[str]:
         query = sa.text(
             "SELECT row_key FROM row_state WHERE stream = :s AND status IN :st ORDER BY row_key"
         ).bindparams(sa.bindparam("st", expanding=True))
-        with self.engine.connect() as conn:
+        with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query, {"s": stream, "st": list(statuses)})]
 
     def unseen_since(self, stream: str, run_id: str, statuses: Sequence[str]) -> list[str]:
@@ -314,24 +887,61 @@ class Ledger:
             "SELECT row_key FROM row_state WHERE stream = :s AND status IN :st "
             "AND (last_seen_run IS NULL OR last_seen_run <> :r) ORDER BY row_key"
         ).bindparams(sa.bindparam("st", expanding=True))
-        with self.engine.connect() as conn:
+        with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
             rows = conn.execute(query, {"s": stream, "st": list(statuses), "r": run_id})
             return [r[0] for r in rows]
 
+    def status_counts(self) -> list[tuple[str, str, int]]:
+        """(stream, status, number of keys), ordered: what `target-pendo ledger status` shows."""
+        query = sa.text(
+            "SELECT stream, status, COUNT(*) FROM row_state GROUP BY stream, status "
+            "ORDER BY stream, status"
+        )
+        with self._errors("counting rows"), self.engine.connect() as conn:
+            return [(r[0], r[1], int(r[2])) for r in conn.execute(query)]
+
     def reset_stream(self, stream: str) -> int:
         """Forget a stream's row state (its log stays); returns how many keys were forgotten."""
-        with self._lock, self.engine.begin() as conn:
+        if self.read_only:
+            raise LedgerReadOnlyError(
+                f"the ledger at {self._where} was opened read-only (a dry run): it cannot "
+                f"reset stream '{stream}'; run 'target-pendo ledger reset' with a config "
+                "without 'dry_run'"
+            )
+        with (
+            self._errors(f"resetting stream '{stream}'"),
+            self._lock,
+            self.engine.begin() as conn,
+        ):
             result = conn.execute(sa.text("DELETE FROM row_state WHERE stream = :s"), {"s": stream})
             return int(result.rowcount or 0)
 
     def close(self) -> None:
-        self._cursor.close()
-        self._raw.close()
-        self.engine.dispose()
+        """Release every lease and lock of this Ledger and its connections (idempotent). A run
+        closed without `finish_run` stays `running` until the next run marks it abandoned."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.release_leases()
+            for run_id in list(self._run_locks):
+                self._unlock_run(run_id)
+        finally:
+            with contextlib.suppress(Exception):
+                if self._pg is not None:
+                    self._pg.close()
+            if self._cursor is not None:
+                self._cursor.close()
+            if self._raw is not None:
+                self._raw.close()
+            self.engine.dispose()
 
 
 _INSERT_VERSION = sa.text("INSERT INTO ledger_meta (name, value) VALUES ('schema_version', :v)")
 _SET_VERSION = sa.text("UPDATE ledger_meta SET value = :v WHERE name = 'schema_version'")
+# A write that changes nothing: opening fails here, not at the first accepted call, when the
+# ledger cannot be written.
+_TOUCH_VERSION = sa.text("UPDATE ledger_meta SET value = value WHERE name = 'schema_version'")
 _UPSERT = (
     "INSERT INTO row_state (stream, row_key, status, value_hash, reason, attempts, first_run, "
     "last_run, last_seen_run, updated_at) "
@@ -352,9 +962,36 @@ _LOG = (
 )
 
 
+def _sqlite_file(parsed: sa.URL) -> Path | None:
+    """The database file of a SQLite URL, also in URI form (`sqlite:///file:x.db?uri=true`);
+    None in memory."""
+    database = parsed.database or ""
+    if parsed.query.get("uri") in ("true", "1") and database.startswith("file:"):
+        database = urllib.parse.unquote(urllib.parse.urlparse(database).path)
+    if not database or database == ":memory:" or parsed.query.get("mode") == "memory":
+        return None
+    return Path(database).resolve()
+
+
+def _pg_connect_args(parsed: sa.URL) -> dict[str, Any]:
+    """libpq TCP keepalives (unless the URL sets its own): a server that vanished is noticed
+    in about a minute instead of hanging the run. Only libpq drivers know these."""
+    if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
+        return {}
+    return {k: v for k, v in PG_KEEPALIVE_CONNECT_ARGS.items() if k not in parsed.query}
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     """WAL + synchronous=NORMAL: a commit per accepted call costs microseconds, not a fsync."""
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _pg_read_only(dbapi_conn: Any, _record: Any) -> None:
+    """A read-only view's sessions refuse writes on the server too, whatever a caller runs."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cursor.close()
+    dbapi_conn.commit()

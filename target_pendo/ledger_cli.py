@@ -2,17 +2,18 @@
 
 `reset --stream S` forgets what the ledger knows of S (which events were sent, which object
 values Pendo holds), so the next run sends S's rows as new; the per-run log in `sync_rows`
-stays. It needs the same config as the sync (for `state_dir` / `ledger_url`).
+stays. It needs the same config as the sync (for `state_dir` / `ledger_url`), and waits for
+no run: while a run holds the stream's lease it fails at once, naming that run (or waits
+`ledger_wait_seconds`). `status` opens the ledger read-only and creates nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import uuid
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 from target_pendo.errors import ConfigError
 from target_pendo.ledger import Ledger, default_url
@@ -39,23 +40,32 @@ def ledger_cli(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     config = load_config(args.config)
     url = config.get("ledger_url") or default_url(config.get("state_dir") or ".target-pendo")
-    ledger = Ledger(url)
+    if args.action == "reset" and not args.stream:
+        parser.error("reset needs --stream NAME")
+    # Looking changes nothing: no ledger file is created, no schema migrated.
+    ledger = Ledger(url, read_only=args.action == "status")
     try:
         if args.action == "reset":
-            if not args.stream:
-                parser.error("reset needs --stream NAME")
+            # Not under a run that is syncing the stream: it would re-record what it sends.
+            run_id = f"ledger-reset-{uuid.uuid4().hex[:6]}"
+            ledger.lease_stream(args.stream, run_id, _wait_seconds(config))
             forgotten = ledger.reset_stream(args.stream)
             print(f"forgot {forgotten} key(s) of stream '{args.stream}'; nothing was sent")
             return 0
-        with ledger.engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT stream, status, COUNT(*) FROM row_state GROUP BY stream, status "
-                    "ORDER BY stream, status"
-                )
-            ).all()
-        for stream, status, count in rows:
+        for stream, status, count in ledger.status_counts():
             print(f"{stream}\t{status}\t{count}")
         return 0
     finally:
         ledger.close()
+
+
+def _wait_seconds(config: dict[str, Any]) -> float:
+    """`ledger_wait_seconds` from the config; 0 (fail at once) by default: a reset is asked
+    for by a person, who should hear at once that a run holds the stream."""
+    value = config.get("ledger_wait_seconds", 0)
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"setting 'ledger_wait_seconds' must be a number of seconds, not {value!r}"
+        ) from None

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from target_pendo.errors import DeleteGuardError
-from target_pendo.ledger import Ledger, default_url
+from target_pendo.ledger import SCHEMA_VERSION, Ledger, default_url
 
 from .singer import TARGET_CMD, lines_to_text, record, run_cli, run_target, schema, state
 
@@ -361,10 +361,10 @@ def test_ledger_reset_forgets_a_stream(emulator, ledger_config, tmp_path):
 def test_ledger_schema_is_versioned(tmp_path):
     url = default_url(tmp_path)
     first = Ledger(url)
-    assert first.schema_version() == 1
+    assert first.schema_version() == SCHEMA_VERSION == 2
     first.close()
     again = Ledger(url)  # opening an up-to-date ledger migrates nothing
-    assert again.schema_version() == 1
+    assert again.schema_version() == SCHEMA_VERSION
     with again.engine.begin() as conn:
         conn.execute(sa.text("UPDATE ledger_meta SET value = '99' WHERE name = 'schema_version'"))
     again.close()
