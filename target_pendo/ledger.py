@@ -177,7 +177,6 @@ _STATUS_AFTER = {
     "not_sent": "not_sent",
     "cleared": "cleared",
     "deleted": "deleted",
-    "not_sent": "not_sent",
     "already_sent": None,
     "superseded": None,
     "unchanged": None,

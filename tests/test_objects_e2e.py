@@ -278,7 +278,8 @@ def test_create_missing_fields_through_the_schema_route_typed_from_the_columns(
     schema_now = emulator.schema("visitor")
     assert schema_now["agent"]["nickname"]["Type"] == "string"
     assert schema_now["agent"]["nickname"]["DisplayName"] == "nickName"
-    assert {k: schema_now["custom"][k]["Type"] for k in ("plantier", "seats", "active", "since")} == {
+    custom = schema_now["custom"]
+    assert {k: custom[k]["Type"] for k in ("plantier", "seats", "active", "since")} == {
         "plantier": "string",
         "seats": "float",  # created as "number", which Pendo types as a float
         "active": "boolean",
