@@ -75,3 +75,22 @@ class FieldGoneError(StreamConfigError):
 
 class StopRequested(TargetPendoError):
     """The run was asked to stop (SIGTERM, SIGINT): nothing more is sent."""
+
+
+class StopSignal(BaseException):
+    """Raised in the main thread by the SIGTERM/SIGINT handler to stop reading input.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it on the
+    way up; ``TargetPendo.listen`` turns it into an orderly stop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class RunStopped(TargetPendoError):
+    """The run stopped on a signal; `exit_code` is 128 + the signal's number."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

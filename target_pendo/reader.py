@@ -1,14 +1,19 @@
-"""Singer input reading that can say *which line* is wrong.
+"""Singer input reading that can say *which line* is wrong, and survives hostile bytes.
 
-The SDK's reader logs a traceback and the whole line for malformed JSON; ours counts lines so
-every input error (malformed JSON, a RECORD before its SCHEMA, a record without its key)
-names the line, and the CLI prints one line instead of a traceback.
+The SDK's reader logs a traceback and the whole line for malformed JSON, and dies on bytes
+that are not UTF-8; ours counts lines so every input error (malformed JSON, a line that is not
+a message, an unknown message type, a RECORD before its SCHEMA, JSON nested beyond reason)
+names the line, and the CLI prints one line instead of a traceback. Bytes that are not UTF-8
+are kept as lone surrogates (`surrogateescape`): the row holding them is rejected with the
+field named (see ``mapping.unencodable_field``), the rest of the input goes on.
 """
 
 from __future__ import annotations
 
+import io
 import json
-from typing import Any
+import sys
+from typing import IO, Any
 
 from singer_sdk.exceptions import (
     InvalidJSONSchema,
@@ -28,10 +33,22 @@ SINGER_INPUT_ERRORS: tuple[type[BaseException], ...] = (
     MissingKeyPropertiesError,
     InvalidJSONSchema,
 )
+_PREVIEW = 120
 
 
 class InputError(TargetPendoError):
     """The input is not a valid Singer stream at some line."""
+
+
+def tolerant_stdin() -> IO[str]:
+    """Standard input decoded as UTF-8, with undecodable bytes kept as lone surrogates."""
+    return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
+
+
+def preview(line: str) -> str:
+    """A short, printable piece of an input line for an error message."""
+    text = line.strip()[:_PREVIEW]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class LineCountingReader(SimpleSingerReader):
@@ -40,10 +57,36 @@ class LineCountingReader(SimpleSingerReader):
     def deserialize_json(self, line: str) -> dict[str, Any]:
         self.line_number += 1
         try:
-            return deserialize_json(line)
+            message = deserialize_json(line)
         except json.JSONDecodeError as exc:
-            preview = line.strip()[:120]
             raise InputError(
                 f"input line {self.line_number} is not valid JSON ({exc.msg}, column "
-                f"{exc.colno}): {preview!r}; the tap must write one Singer message per line"
+                f"{exc.colno}): {preview(line)!r}; the tap must write one Singer message per line"
             ) from None
+        except RecursionError:
+            raise InputError(
+                f"input line {self.line_number} is JSON nested too deeply to read; the tap "
+                "must write flat Singer messages"
+            ) from None
+        if not isinstance(message, dict):
+            raise InputError(
+                f"input line {self.line_number} is not a Singer message (a JSON object with "
+                f"'type'), got {type(message).__name__}: {preview(line)!r}"
+            )
+        if not isinstance(message.get("type"), str):
+            raise InputError(
+                f"input line {self.line_number} has no message 'type' (RECORD, SCHEMA, STATE, "
+                f"ACTIVATE_VERSION, BATCH): {preview(line)!r}"
+            )
+        return message
+
+    def _process_unknown_message(self, message_dict: dict[str, Any]) -> None:
+        kind = str(message_dict.get("type"))
+        raise InputError(
+            f"input line {self.line_number} has unknown message type {preview(kind)!r}; "
+            "a Singer tap writes RECORD, SCHEMA, STATE, ACTIVATE_VERSION or BATCH messages"
+        )
+
+    def fail(self, what: str) -> InputError:
+        """An input error about the message on the current line."""
+        return InputError(f"input line {self.line_number}: {what}")

@@ -23,6 +23,7 @@ _OPTIONAL_COUNTS = (
     ("old_events", "older than 7 days"),
     ("large_properties", "properties over 512 bytes"),
     ("fields_created", "fields created"),
+    ("deletes_withheld", "deletes withheld (full-table sync not seen complete)"),
 )
 
 
@@ -43,6 +44,7 @@ class StreamCounts:
     old_events: int = 0
     large_properties: int = 0
     fields_created: int = 0
+    deletes_withheld: int = 0
     http_calls: int = 0
     retries: int = 0
     seconds: float = 0.0
@@ -129,9 +131,14 @@ class RunReport:
     def lines(self, extra: dict[str, Any]) -> list[str]:
         data = self.as_dict(extra)
         out = []
+        dry = bool(extra.get("dry_run"))
+        sent = "would send" if dry else "sent"
         for name, c in data["streams"].items():
-            always = f"received {c['received']}, sent {c['sent']}, rejected {c['rejected']}"
+            always = f"received {c['received']}, {sent} {c['sent']}, rejected {c['rejected']}"
             optional = [f"{label} {c[key]}" for key, label in _OPTIONAL_COUNTS if c[key]]
             http = f"{c['http_calls']} HTTP calls, {c['retries']} retries, {c['seconds']:.1f} s"
-            out.append(f"stream '{name}' ({c['sync']}): " + ", ".join([always, *optional, http]))
+            prefix = "dry run, nothing sent: " if dry else ""
+            out.append(
+                f"{prefix}stream '{name}' ({c['sync']}): " + ", ".join([always, *optional, http])
+            )
         return out

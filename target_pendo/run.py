@@ -20,6 +20,15 @@ from target_pendo.redact import Redactor
 from target_pendo.rejects import RowLog
 from target_pendo.report import RunReport
 from target_pendo.settings import Settings
+from target_pendo.versions import FullTableVersions
+
+
+@dataclass
+class StreamRunState:
+    """Per stream, for its sinks: full-table versions seen, ids the source marked deleted."""
+
+    versions: FullTableVersions = field(default_factory=FullTableVersions)
+    deleted_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -35,6 +44,8 @@ class RunContext:
     # full-table sync be trusted to say which ids left the source.
     input_complete: bool = False
     sinks: list[Any] = field(default_factory=list)  # every sink of the run, to wait on
+    abandoned_runs: list[str] = field(default_factory=list)  # runs found killed, now marked
+    _streams: dict[str, StreamRunState] = field(default_factory=dict)
     _schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     _schema_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -51,6 +62,14 @@ class RunContext:
         with self._schema_lock:
             self._schemas[kind] = schema
         return schema
+
+    def stream_state(self, stream: str) -> StreamRunState:
+        """What the run learnt about a stream beyond its rows; shared by the stream's sinks
+        (a SCHEMA change makes a new sink for the same stream). Main thread only."""
+        state = self._streams.get(stream)
+        if state is None:
+            state = self._streams[stream] = StreamRunState()
+        return state
 
     @property
     def full_resync(self) -> bool:
@@ -89,8 +108,9 @@ class RunContext:
             call_log=call_log,
             **extra,
         )
-        ledger.start_run(run_id, settings.full_resync)
+        abandoned = ledger.start_run(run_id, settings.full_resync)
         return cls(
+            abandoned_runs=abandoned,
             settings=settings,
             client=client,
             rejects=RowLog(settings.state_dir, "rejects", run_id, client.redact),

@@ -40,6 +40,7 @@ REQUEST_TIMEOUT_RANGE = (0.1, 600.0)
 MAX_RETRY_SECONDS_RANGE = (1.0, 86_400.0)
 MIN_REQUESTS_PER_SECOND = 0.1  # below this one call takes minutes: surely a typo
 MAX_CONCURRENCY = 64
+LEDGER_WAIT_RANGE = (0.0, 86_400.0)
 
 CONTEXT_KEYS = ("ip", "userAgent", "url", "title")
 WILDCARD_STREAM = "*"
@@ -150,6 +151,7 @@ class Settings:
     track_event_secret: str | None = field(default=None, repr=False)
     integration_key: str | None = field(default=None, repr=False)
     track_url: str = ""  # the Track host; parse_settings always sets it
+    ledger_wait_seconds: float = 90.0
     region: str = "us"
     api_url_set: bool = False  # 'api_url' given: the region's hosts are not used
 
@@ -467,6 +469,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         ),
         request_timeout=_in_range(config, "request_timeout", 30, *REQUEST_TIMEOUT_RANGE),
         max_retry_seconds=_in_range(config, "max_retry_seconds", 300, *MAX_RETRY_SECONDS_RANGE),
+        ledger_wait_seconds=_in_range(config, "ledger_wait_seconds", 90, *LEDGER_WAIT_RANGE),
         track_event_secret=config.get("track_event_secret") or None,
         integration_key=config.get("integration_key") or None,
     )

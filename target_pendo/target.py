@@ -7,20 +7,32 @@ any of its rows is sent.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
+import os
+import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
+from target_pendo.batchfiles import read_batch_files
 from target_pendo.check import check_cli
-from target_pendo.errors import RejectedRowsAlert, TargetPendoError, UnmappedStreamError
+from target_pendo.errors import (
+    RejectedRowsAlert,
+    RunStopped,
+    StopSignal,
+    TargetPendoError,
+    UnmappedStreamError,
+)
 from target_pendo.ledger_cli import ledger_cli
-from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader
+from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader, tolerant_stdin
 from target_pendo.run import RunContext
 from target_pendo.settings import (
     CONTEXT_KEYS,
@@ -34,6 +46,7 @@ from target_pendo.settings import (
     parse_settings,
 )
 from target_pendo.sinks import EventsSink, ObjectsSink, SkipSink
+from target_pendo.sinks.base import PendoSink
 
 _STREAM_SPEC = th.ObjectType(
     th.Property(
@@ -179,6 +192,14 @@ class TargetPendo(Target):
             "db). Default: SQLite at state_dir/ledger.sqlite3.",
         ),
         th.Property(
+            "ledger_wait_seconds",
+            th.NumberType,
+            default=90,
+            description="How long a run waits for another run that is syncing the same stream "
+            "on the same ledger before it stops with a message naming that run (two writers "
+            "would send events twice).",
+        ),
+        th.Property(
             "full_resync",
             th.BooleanType,
             default=False,
@@ -252,6 +273,10 @@ class TargetPendo(Target):
     cli_full_resync = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Read by the signal handler, which the SDK installs inside super().__init__.
+        self._stop_signal: int | None = None
+        self._settling = False  # the input is read: a signal no longer interrupts the run
+        self._state_watermarks: dict[int, int] = {}  # sink id -> rows it had at the last STATE
         super().__init__(*args, **kwargs)
         self.settings = parse_settings(self.config)
         if type(self).cli_full_resync:
@@ -259,6 +284,12 @@ class TargetPendo(Target):
         for warning in key_region_warnings(self.settings):
             self.logger.warning(warning)
         self.run_context = RunContext.create(self.settings)
+        for run_id in self.run_context.abandoned_runs:
+            self.logger.warning(
+                "Run %s stopped without finishing (killed?); it is marked 'abandoned' in the "
+                "ledger. Its calls then in flight are sent again and counted 'in doubt'.",
+                run_id,
+            )
 
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         spec = self.settings.spec_for(stream_name)
@@ -279,21 +310,143 @@ class TargetPendo(Target):
             "add a spec for it, or set 'unmapped_streams' to 'skip'"
         )
 
+    def get_sink(
+        self,
+        stream_name: str,
+        *,
+        record: dict | None = None,
+        schema: dict | None = None,
+        key_properties: Sequence[str] | None = None,
+    ) -> Sink:
+        """One stream, one order: when a SCHEMA change replaces a stream's sink, the old
+        sink's rows are settled before the new sink sends anything, so an older value never
+        overwrites a newer one and a replayed event is seen as sent."""
+        existing = self._sinks_active.get(stream_name)
+        if (
+            schema is not None
+            and isinstance(existing, PendoSink)
+            and (existing.original_schema != schema or existing.key_properties != key_properties)
+        ):
+            self.drain_one(existing)
+            existing.wait_drained()
+            existing.replaced = True
+        return super().get_sink(
+            stream_name, record=record, schema=schema, key_properties=key_properties
+        )
+
+    # --- messages ---------------------------------------------------------------------------
+    def _process_record_message(self, message_dict: dict) -> None:
+        self._assert_line_requires(message_dict, requires={"stream", "record"})
+        record = message_dict["record"]
+        if not isinstance(record, dict):
+            raise self.message_reader.fail(
+                f"the RECORD of stream {message_dict['stream']!r} has no record object "
+                f"(got {_json_kind(record)}); the tap must send each row as a JSON object"
+            )
+        version = message_dict.get("version")
+        if version is not None:
+            self.run_context.stream_state(message_dict["stream"]).versions.record(version)
+        super()._process_record_message(message_dict)
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        super()._process_state_message(message_dict)
+        # STATE covers the rows before it: remember how many each sink had at this point
+        self._state_watermarks = {id(s): s.received_rows for s in self.run_context.sinks}
+
+    def _process_activate_version_message(self, message_dict: dict) -> None:
+        self._assert_line_requires(message_dict, requires={"stream", "version"})
+        stream, version = message_dict["stream"], message_dict["version"]
+        if stream not in self.mapper.stream_maps:
+            raise self.message_reader.fail(
+                f"ACTIVATE_VERSION for stream {stream!r} before its SCHEMA"
+            )
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise self.message_reader.fail(
+                f"ACTIVATE_VERSION of stream {stream!r} has version {version!r}, not an integer"
+            )
+        self.run_context.stream_state(stream).versions.activate(version)
+        super()._process_activate_version_message(message_dict)
+
+    def _process_batch_message(self, message_dict: dict) -> None:
+        """BATCH messages (the SDK's batch files, jsonl or jsonl.gz): each row goes the way a
+        RECORD goes (maps, validation, rejects, ledger, STATE), so the same guarantees hold."""
+        self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
+        stream = message_dict["stream"]
+        if stream not in self.mapper.stream_maps:
+            raise self.message_reader.fail(f"BATCH for stream {stream!r} before its SCHEMA")
+        for record in read_batch_files(stream, message_dict, self.message_reader.line_number):
+            message = {"type": "RECORD", "stream": stream, "record": record}
+            if message_dict.get("version") is not None:
+                message["version"] = message_dict["version"]
+            self._process_record_message(message)
+
     def _write_state_message(self, state: dict) -> None:
         """STATE only after every queued batch of every sink has its outcome (sinks drain on
-        their own threads, see sinks/base.py); a failed batch raises here instead."""
+        their own threads, see sinks/base.py); a failed batch raises here instead. A dry run
+        writes none: an orchestrator would save it, and the real run would skip the rows."""
         for sink in self.run_context.sinks:
             sink.wait_drained()
+        if self.settings.dry_run:
+            self.logger.info("Dry run: STATE not written (nothing was sent).")
+            return
         super()._write_state_message(state)
 
     def process_endofpipe(self) -> None:
-        self.run_context.input_complete = True  # a SIGTERM drain does not come through here
+        self.run_context.input_complete = True  # a stop on a signal does not come through here
         super().process_endofpipe()
 
+    # --- signals ----------------------------------------------------------------------------
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM / SIGINT. Runs in the main thread between two bytecodes, wherever it was,
+        so it takes no lock and waits for nothing: it raises, and the main thread unwinds to
+        `listen`, which stops in order (`_stop_on_signal`). A second signal exits at once."""
+        if self._stop_signal is not None:
+            os._exit(128 + signum)  # calls then on the wire stay marked in flight: in doubt
+        self._stop_signal = signum
+        if not self._settling:
+            raise StopSignal(signum)
+
+    def _stop_on_signal(self, signum: int) -> RunStopped:
+        """Stop reading, let the calls on the wire finish (each within `request_timeout`),
+        settle what was answered, and write STATE only if every row before it is settled."""
+        self._settling = True
+        run = self.run_context
+        name = signal.Signals(signum).name
+        self.logger.warning(
+            "Received %s: no more input is read and nothing more is sent; waiting for the calls "
+            "on the wire (at most request_timeout=%gs).",
+            name,
+            self.settings.request_timeout,
+        )
+        run.client.stop()
+        for sink in run.sinks:
+            sink.stop_draining(cancel=True)
+        settled = all(s.settled_rows >= self._state_watermarks.get(id(s), 0) for s in run.sinks)
+        unsent = sum(s.received_rows - s.settled_rows for s in run.sinks)
+        state = self._latest_state
+        wrote = bool(settled and state and not self.settings.dry_run)
+        if wrote:
+            super()._write_state_message(copy.deepcopy(state))
+        self.finish(stopped=name, unsent=unsent)
+        covered = (
+            "STATE was written for the rows settled before it"
+            if wrote
+            else "no STATE was written past the rows settled earlier"
+        )
+        return RunStopped(
+            f"stopped by {name}: {unsent} row(s) read were not settled and stay unsent, and "
+            f"{covered}; the next run sends them (calls then on the wire are counted 'in "
+            "doubt' if they got no answer)",
+            128 + signum,
+        )
+
+    # --- the run ------------------------------------------------------------------------------
     def listen(self, file_input: IO[str] | None = None) -> None:
         """Read all input; the report is written and the pool released even when a run fails."""
         try:
-            super().listen(file_input)
+            super().listen(file_input if file_input is not None else tolerant_stdin())
+        except StopSignal as stop:
+            raise self._stop_on_signal(stop.signum) from None
         except BaseException as exc:
             if isinstance(exc, SINGER_INPUT_ERRORS):
                 line = getattr(self.message_reader, "line_number", 0)
@@ -310,42 +463,60 @@ class TargetPendo(Target):
                 f"{Path(self.settings.state_dir) / 'rejects'}."
             )
 
-    def finish(self, error: BaseException | None = None) -> None:
+    def finish(
+        self, error: BaseException | None = None, stopped: str | None = None, unsent: int = 0
+    ) -> None:
         """Write the run report and release the HTTP pool."""
+        self._settling = True
         run = self.run_context
         for sink in run.sinks:
             sink.stop_draining()  # nothing may still be sending when the pool closes
         stats = run.client.stats
         run.report.set_http(dict(stats.stream_calls), dict(stats.stream_retries))
+        status = "stopped" if stopped else "failed" if error is not None else "succeeded"
         extra = {
-            "status": "failed" if error is not None else "succeeded",
+            "status": status,
+            "dry_run": self.settings.dry_run,
             "error": str(error)
             if isinstance(error, (TargetPendoError, *SINGER_INPUT_ERRORS))
             else None,
+            "signal": stopped,
+            "unsent_rows": unsent,
             "http_calls": dict(stats.calls),
             "retries": stats.retries,
+            "retries_by_cause": {f"{s}: {c}": n for (s, c), n in stats.retry_causes.items()},
             "calls_in_doubt": stats.in_doubt,
         }
         for line in run.report.lines(extra):
             self.logger.info(line)
         self.logger.info(
-            "HTTP calls: %s; retries: %d; retried after a possible delivery: %d",
+            "HTTP calls: %s; retries: %d%s; attempts that got no answer: %d",
             sum(stats.calls.values()),
             stats.retries,
+            "".join(f", {n} of {c} ({s})" for (s, c), n in sorted(stats.retry_causes.items())),
             stats.in_doubt,
         )
         path = run.report.write(self.settings.state_dir, extra)
         self.logger.info("Run report written to %s", path)
-        run.ledger.finish_run(run.run_id, extra["status"], run.report.as_dict(extra))
+        run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))
         run.close()
 
 
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+
+
 def main() -> None:
-    """Console entry point: one clear line instead of a traceback for errors a user can fix.
+    """Console entry point: one clear line instead of a traceback, for every error.
 
     `target-pendo ledger ...` manages the sync ledger; `target-pendo check` validates both
     keys; `--full-resync` re-sends every object row once; everything else is the SDK's CLI.
+    Exit codes: 0 success; 1 an error (one line on stderr naming what to fix); 128 + the
+    signal's number (130 SIGINT, 143 SIGTERM) when a signal stopped the run.
     """
+    log = logging.getLogger("target-pendo")
     try:
         args = sys.argv[1:]
         if args and args[0] == "ledger":
@@ -356,10 +527,31 @@ def main() -> None:
             TargetPendo.cli_full_resync = True
             sys.argv = [sys.argv[0], *(a for a in args if a != "--full-resync")]
         TargetPendo.cli()
+    except RunStopped as exc:
+        _fail(str(exc), exc.exit_code, prefix="target-pendo: ")
+    except StopSignal as exc:
+        name = signal.Signals(exc.signum).name
+        _fail(f"stopped by {name} before any input was read; nothing was sent", 128 + exc.signum)
     except (TargetPendoError, *SINGER_INPUT_ERRORS) as exc:
-        logging.getLogger("target-pendo").debug("fatal error", exc_info=True)
+        log.debug("fatal error", exc_info=True)
         notes = " ".join(getattr(exc, "__notes__", []))
         kind = "" if isinstance(exc, TargetPendoError) else "invalid Singer input: "
-        message = " ".join(f"{kind}{exc} {notes}".split())  # one line, whatever the SDK wrote
-        print(f"target-pendo: error: {message}", file=sys.stderr)
-        sys.exit(1)
+        _fail(f"{kind}{exc} {notes}", 1)
+    except OSError as exc:
+        log.debug("fatal error", exc_info=True)
+        where = f" ({exc.filename})" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}: check the path, its permissions and free space", 1)
+    except Exception as exc:  # a bug: still one line, the traceback at DEBUG
+        log.debug("fatal error", exc_info=True)
+        _fail(
+            f"unexpected {type(exc).__name__}: {exc}; rerun with TARGET_PENDO_LOGLEVEL=DEBUG "
+            "for the traceback and report it",
+            1,
+        )
+
+
+def _fail(message: str, code: int, prefix: str = "target-pendo: error: ") -> None:
+    text = " ".join(message.split())  # one line, whatever the SDK wrote
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    print(f"{prefix}{text}", file=sys.stderr)
+    sys.exit(code)

@@ -42,7 +42,15 @@ class PendoSink(BatchSink):
 
     def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
         self.run: RunContext = target.run_context
+        # One writer per stream and ledger: before this sink reads or writes the stream's
+        # state, no other run may be sending it (a re-take by this run does nothing).
+        self.run.ledger.lease_stream(
+            stream_name, self.run.run_id, self.run.settings.ledger_wait_seconds
+        )
         super().__init__(target, stream_name, schema, key_properties)
+        self.received_rows = 0  # rows handed to this sink
+        self.settled_rows = 0  # rows of batches whose every row has its outcome
+        self.replaced = False  # a SCHEMA change gave the stream a new sink
         self._started = time.monotonic()
         self._last_progress = self._started
         self._drainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drain")
@@ -67,11 +75,15 @@ class PendoSink(BatchSink):
         while self._pending:
             self._pending.popleft().result()
 
-    def stop_draining(self) -> None:
-        """After a failure elsewhere: let queued drains finish or fail, quietly, and stop."""
+    def stop_draining(self, cancel: bool = False) -> None:
+        """After a failure elsewhere: let queued drains finish or fail, quietly, and stop.
+        With `cancel`, drains not yet started are dropped (their rows stay unsent)."""
         while self._pending:
-            with contextlib.suppress(Exception):  # the run is already failing: first error wins
-                self._pending.popleft().result()
+            future = self._pending.popleft()
+            if cancel and future.cancel():
+                continue
+            with contextlib.suppress(BaseException):  # the run is failing: first error wins
+                future.result()
         self._drainer.shutdown(wait=True)
 
     def clean_up(self) -> None:
@@ -86,6 +98,7 @@ class PendoSink(BatchSink):
         started = time.monotonic()
         try:
             self.drain(context)
+            self.settled_rows += context.get("received", 0)
         except BaseException:
             self._failed = True
             raise
@@ -114,6 +127,17 @@ class PendoSink(BatchSink):
     # validation over (see the module docstring) and leave values as the tap sent them.
     def _validate_and_parse(self, record: dict) -> dict:
         return record
+
+    # The SDK calls this private hook after every record; it logs the whole batch context at
+    # DEBUG, which is every row's data (hundreds of MB for a small run). Progress is logged
+    # per drain instead.
+    def _after_process_record(self, context: dict) -> None:
+        return
+
+    def count_received(self, context: dict) -> None:
+        """Count a row handed to this sink: in its batch and in the sink's total."""
+        context["received"] = context.get("received", 0) + 1
+        self.received_rows += 1
 
     def row_key(self, record: dict) -> Any:
         """The row's Singer key (for rejects and, later, the ledger); None without one."""

@@ -88,7 +88,7 @@ class EventsSink(PendoSink):
         return {c: record.get(c) for c in self.key_columns}
 
     def process_record(self, record: dict, context: dict) -> None:
-        context["received"] = context.get("received", 0) + 1
+        self.count_received(context)
         try:
             key = self.event_key(record)
         except RowRejected as exc:

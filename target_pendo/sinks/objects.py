@@ -105,8 +105,7 @@ class ObjectsSink(PendoSink):
             pendo_schema = self._create_missing_fields(columns, pendo_schema)
         self.plan = ObjectPlan.build(self.spec, columns.keys(), pendo_schema)
         self._mapping_hash = self.plan.fingerprint()
-        self._deleted_ids: list[str] = []
-        self._full_table_done = False
+        self._stream_state = self.run.stream_state(stream_name)  # shared with a replaced sink
         self._call_size = CallSize(self.spec.batch_size)
         self._parent_hint_given = False
         if self.plan.new_agent_fields:
@@ -211,11 +210,11 @@ class ObjectsSink(PendoSink):
 
     # --- rows -------------------------------------------------------------------------------
     def process_record(self, record: dict, context: dict) -> None:
-        context["received"] = context.get("received", 0) + 1
+        self.count_received(context)
         if record.get(DELETED_AT) is not None and self.spec.delete_behavior != "nothing":
             raw_id = record.get(self.spec.id_column)
             if raw_id is not None:
-                self._deleted_ids.append(str(raw_id))
+                self._stream_state.deleted_ids.append(str(raw_id))
                 return
         violation = self.schema_violation(record)
         if violation is not None:
@@ -421,25 +420,37 @@ class ObjectsSink(PendoSink):
 
     # --- deletes ----------------------------------------------------------------------------
     def activate_version(self, new_version: int) -> None:
-        """A full-table sync of this stream completed (or began): the ids it did not send
-        are candidates for `delete_behavior` once the whole input was read."""
-        self._full_table_done = True
+        """The target keeps what ACTIVATE_VERSION says per stream (``versions.py``): ids a
+        full-table sync did not send are candidates for `delete_behavior` only once that
+        sync is seen complete and the whole input was read."""
 
     def clean_up(self) -> None:
         super().clean_up()
         self._warn_fields_written_by_value()
-        run = self.run
-        if self.spec.delete_behavior == "nothing" or not run.input_complete:
-            return
+        run, state = self.run, self._stream_state
+        if self.spec.delete_behavior == "nothing" or not run.input_complete or self.replaced:
+            return  # deletes once per stream, by its last sink, after the whole input
+        full_table = state.versions.completed is not None
         if run.full_resync:
-            if self._deleted_ids or self._full_table_done:
+            if state.deleted_ids or full_table:
                 self.logger.info(
                     "Stream '%s': deletes are not applied during a full resync.", self.stream_name
                 )
             return
+        if not full_table and state.versions.incomplete:
+            self.logger.warning(
+                "Stream '%s': the full-table sync (version %s) was never seen complete: the "
+                "tap announced it with ACTIVATE_VERSION but sent no closing ACTIVATE_VERSION "
+                "(it stopped early, or it is a singer-sdk tap, which announces a sync only when "
+                "it begins). Ids absent from it are not %sed.",
+                self.stream_name,
+                state.versions.incomplete[-1],
+                self.spec.delete_behavior,
+            )
+            run.report.add(self.stream_name, self.SYNC, deletes_withheld=1)
         in_pendo = set(run.ledger.keys_with_status(self.stream_name, ["sent"]))
-        candidates = {i for i in self._deleted_ids if i in in_pendo}
-        if self._full_table_done:
+        candidates = {i for i in state.deleted_ids if i in in_pendo}
+        if full_table:
             candidates |= set(run.ledger.unseen_since(self.stream_name, run.run_id, ["sent"]))
         if not candidates:
             return

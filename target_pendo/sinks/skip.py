@@ -9,7 +9,7 @@ class SkipSink(PendoSink):
     SYNC = "skipped"
 
     def process_record(self, record: dict, context: dict) -> None:
-        context["received"] = context.get("received", 0) + 1
+        self.count_received(context)
 
     def drain(self, context: dict) -> None:
         received = context.get("received", 0)

@@ -1,0 +1,66 @@
+"""Rows of a Singer BATCH message: the SDK's batch files, JSONL plain or gzipped.
+
+A BATCH message points at files instead of carrying rows; each line of a file is one raw
+record (not a Singer message). Files are read through the SDK's own storage helper, so the
+URLs a singer-sdk tap writes (`file://...`) resolve the same way. Any other format (parquet)
+is refused by name: dropping a batch would lose its rows silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+from collections.abc import Iterator, Mapping
+from typing import IO, Any
+
+from singer_sdk.helpers._batch import StorageTarget
+from singer_sdk.singerlib.json import deserialize_json
+
+from target_pendo.reader import InputError, preview
+
+
+def read_batch_files(stream: str, message: Mapping[str, Any], line: int) -> Iterator[dict]:
+    """Each record of each file of a BATCH message, in order; InputError names the file."""
+    encoding = message.get("encoding")
+    manifest = message.get("manifest")
+    where = f"input line {line}: BATCH of stream {stream!r}"
+    if not isinstance(encoding, Mapping) or not isinstance(manifest, list):
+        raise InputError(f"{where} needs an 'encoding' object and a 'manifest' list of files")
+    file_format, compression = encoding.get("format"), encoding.get("compression")
+    if file_format != "jsonl" or compression not in (None, "none", "gzip"):
+        raise InputError(
+            f"{where} uses format {file_format!r} with compression {compression!r}; "
+            "target-pendo reads BATCH files in jsonl, plain or gzip, only: configure the tap's "
+            "batch_config for jsonl, or let it send RECORD messages"
+        )
+    for url in manifest:
+        if not isinstance(url, str):
+            raise InputError(f"{where} lists {url!r} in its manifest, not a file URL")
+        yield from _records(url, compression == "gzip", where)
+
+
+def _records(url: str, gzipped: bool, where: str) -> Iterator[dict]:
+    try:
+        head, tail = StorageTarget.split_url(url)
+        storage = StorageTarget.from_url(head)
+        with storage.open(tail, mode="rb") as raw, contextlib.ExitStack() as stack:
+            handle: IO[bytes] = stack.enter_context(gzip.open(raw)) if gzipped else raw
+            for number, data in enumerate(handle, start=1):
+                text = data.decode("utf-8", "surrogateescape")
+                if not text.strip():
+                    continue
+                try:
+                    record = deserialize_json(text)
+                except (json.JSONDecodeError, RecursionError):
+                    raise InputError(
+                        f"{where}: line {number} of {url} is not valid JSON: {preview(text)!r}"
+                    ) from None
+                if not isinstance(record, dict):
+                    raise InputError(
+                        f"{where}: line {number} of {url} is not a record object: "
+                        f"{preview(text)!r}"
+                    )
+                yield record
+    except OSError as exc:
+        raise InputError(f"{where}: cannot read {url}: {exc.strerror or exc}") from None
