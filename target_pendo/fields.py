@@ -123,6 +123,15 @@ class ObjectPlan:
             targets=tuple(targets),
         )
 
+    def column_for(self, values_path: str) -> str:
+        """The column behind a place in a row's values (`custom.plantier` -> its column)."""
+        group, _, rest = values_path.partition(".")
+        key = rest.split(".", 1)[0].split("[", 1)[0]
+        for target in self.targets:
+            if target.group == group and target.key == key:
+                return target.column + rest[len(key) :]
+        return values_path or self.id_column
+
     def fingerprint(self) -> str:
         """Stable across processes: what is written where, never object identities."""
         described = [self.kind, self.id_column] + [

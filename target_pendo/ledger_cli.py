@@ -19,15 +19,46 @@ from target_pendo.errors import ConfigError
 from target_pendo.ledger import Ledger, default_url
 
 
+def read_config_file(path: str) -> dict[str, Any]:
+    """One config file: a JSON object of settings, or a ConfigError naming the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read config file {path}: {why}") from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        raise ConfigError(f"config file {path} is not valid JSON{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {path} holds a JSON {type(data).__name__}; it must be an object of "
+            'settings, e.g. {"track_event_secret": "...", "streams": {...}}'
+        )
+    return data
+
+
 def load_config(paths: list[str]) -> dict[str, Any]:
     """Merge config JSON files, later ones winning, like the SDK's repeated --config."""
     config: dict[str, Any] = {}
     for path in paths:
-        try:
-            config.update(json.loads(Path(path).read_text()))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        config.update(read_config_file(path))
     return config
+
+
+def check_config_files(argv: list[str]) -> None:
+    """Read every `--config FILE` the SDK's CLI is about to read, so that a file that is not
+    a JSON object fails as one line naming it (the SDK would print a traceback)."""
+    for n, arg in enumerate(argv):
+        if arg == "--config" and n + 1 < len(argv):
+            path = argv[n + 1]
+        elif arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        else:
+            continue
+        if path != "ENV":
+            read_config_file(path)
 
 
 def ledger_cli(argv: list[str]) -> int:

@@ -93,6 +93,46 @@ def dumps(value: Any) -> bytes:
     return text.encode("utf-8")
 
 
+def unencodable_field(value: Any, path: str = "") -> str | None:
+    """The first place in a row (a column, or `column.key` inside an object) whose text cannot
+    be written as UTF-8 JSON: a lone surrogate, from a tap's `\\ud800` escape or from bytes
+    that were not UTF-8 (read with surrogateescape). None when every text is fine. Keys of
+    objects count: Pendo gets them as text too."""
+    if isinstance(value, str):
+        return None if value.isascii() or _encodes(value) else (path or "(value)")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            name = str(key)
+            where = f"{path}.{name}" if path else name
+            if not (name.isascii() or _encodes(name)):
+                return where
+            found = unencodable_field(item, where)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            found = unencodable_field(item, f"{path}[{n}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unencodable_reason(field: str) -> str:
+    return (
+        f"'{field}' holds text that is not valid Unicode (a lone surrogate: a '\\ud800'-style "
+        "escape or bytes that were not UTF-8), which Pendo cannot take"
+    )
+
+
 # --- timestamps ------------------------------------------------------------------------------
 
 
@@ -260,6 +300,23 @@ class EventPlan:
             properties=tuple(props.items()),
             context=tuple(spec.context_columns.items()),
         )
+
+    def column_for(self, body_path: str) -> str:
+        """The column behind a place in the Track body (`properties.plan` -> its column)."""
+        head, _, rest = body_path.partition(".")
+        top = {
+            "visitorId": self.visitor_column,
+            "accountId": self.account_column,
+            "event": self.event_name_column,
+        }
+        if top.get(head):
+            return str(top[head])
+        group = {"properties": self.properties, "context": self.context}.get(head, ())
+        name = rest.split(".", 1)[0].split("[", 1)[0]
+        for pendo_name, column in group:
+            if pendo_name == name:
+                return column + rest[len(name) :]
+        return body_path
 
     def track_body(self, row: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
         """The Track body for one row; `now_ms` stands in when no timestamp column is set."""

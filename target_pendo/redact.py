@@ -7,8 +7,10 @@ their credentials and query (`shown_url`), since a proxy URL may carry a passwor
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 MASK = "***"
 
@@ -68,3 +70,29 @@ def shown_url(url: str) -> str:
         port = None
     netloc = f"{host}:{port}" if port else host
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+_plain_factory = logging.getLogRecordFactory()
+_active: list[Callable[[str], str]] = []  # the latest run's redactor, for the CLI's last line
+
+
+def redact_text(text: str) -> str:
+    """`text` through the latest run's redactor (unchanged before any run was set up)."""
+    return _active[-1](text) if _active else text
+
+
+def install_log_redaction(redact: Callable[[str], str]) -> None:
+    """Every log record of the process (the SDK's too) is redacted when it is formatted, so
+    no handler or format can print a key. The latest run's redactor wins."""
+    _active[:] = [redact]
+
+    class RedactedRecord(logging.LogRecord):
+        def getMessage(self) -> str:
+            return redact(super().getMessage())
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = _plain_factory(*args, **kwargs)
+        record.__class__ = RedactedRecord
+        return record
+
+    logging.setLogRecordFactory(factory)

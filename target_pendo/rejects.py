@@ -8,12 +8,13 @@ Each line is flushed as written: a row is either in Pendo or here before STATE m
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import threading
 from pathlib import Path
 from typing import IO, Any
 
-from target_pendo.mapping import dumps
+from target_pendo.mapping import dumps, json_safe
 from target_pendo.redact import Redactor
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -40,21 +41,32 @@ class RowLog:
         self._lock = threading.Lock()
 
     def reject(self, stream: str, key: Any, field: str | None, reason: str, record: Any) -> None:
-        """A row that was not sent, and why."""
+        """A row that was not sent, and why. The row's data passes through the redactor too:
+        a key pasted into a column must not land in the file."""
         self.append(
             stream,
-            {"key": key, "field": field, "reason": self._redact(reason), "record": record},
+            {
+                "key": self._redact.value(key),
+                "field": field,
+                "reason": self._redact(reason),
+                "record": self._redact.value(record),
+            },
         )
 
     def append(self, stream: str, entry: dict[str, Any]) -> None:
-        line = dumps(
-            {
-                "run_id": self._run_id,
-                "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-                "stream": stream,
-                **entry,
-            }
-        )
+        full = {
+            "run_id": self._run_id,
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            "stream": stream,
+            **entry,
+        }
+        try:
+            line = dumps(full)
+        except UnicodeEncodeError:
+            # text that is not valid Unicode (lone surrogates): an escaped copy, which any
+            # JSON reader takes (`"\ud800"`), marked so that nobody mistakes it for the row
+            full["escaped"] = True
+            line = json.dumps(json_safe(full), ensure_ascii=True, separators=(",", ":")).encode()
         with self._lock:
             handle = self._files.get(stream)
             if handle is None:

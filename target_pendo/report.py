@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,11 +122,13 @@ class RunReport:
                 **extra,
             }
 
-    def write(self, state_dir: str | Path, extra: dict[str, Any]) -> Path:
+    def write(
+        self, state_dir: str | Path, extra: dict[str, Any], redact: Callable[[str], str] = str
+    ) -> Path:
         data = self.as_dict(extra)
         path = Path(state_dir) / "reports" / f"run-{self.run_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        path.write_text(redact(json.dumps(data, indent=2)) + "\n")
         return path
 
     def lines(self, extra: dict[str, Any]) -> list[str]:

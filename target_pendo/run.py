@@ -16,7 +16,7 @@ from target_pendo.calllog import CallLog
 from target_pendo.client import PendoClient
 from target_pendo.dryrun import DryRunClient
 from target_pendo.ledger import Ledger, default_url, url_secret
-from target_pendo.redact import Redactor
+from target_pendo.redact import Redactor, install_log_redaction, url_secrets
 from target_pendo.rejects import RowLog
 from target_pendo.report import RunReport
 from target_pendo.settings import Settings
@@ -83,8 +83,15 @@ class RunContext:
         ledger_url = settings.ledger_url or default_url(settings.state_dir)
         ledger = Ledger(ledger_url, read_only=settings.dry_run)
         redact = Redactor(
-            [settings.track_event_secret, settings.integration_key, url_secret(ledger_url)]
+            [
+                settings.track_event_secret,
+                settings.integration_key,
+                url_secret(ledger_url),
+                *url_secrets(settings.api_url),
+                *url_secrets(settings.track_url),
+            ]
         )
+        install_log_redaction(redact)
         call_log = (
             CallLog(Path(settings.state_dir) / "calls" / f"{run_id}.jsonl", redact)
             if settings.call_log

@@ -31,8 +31,9 @@ from target_pendo.errors import (
     TargetPendoError,
     UnmappedStreamError,
 )
-from target_pendo.ledger_cli import ledger_cli
+from target_pendo.ledger_cli import check_config_files, ledger_cli
 from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader, tolerant_stdin
+from target_pendo.redact import redact_text
 from target_pendo.run import RunContext
 from target_pendo.settings import (
     CONTEXT_KEYS,
@@ -477,7 +478,7 @@ class TargetPendo(Target):
         extra = {
             "status": status,
             "dry_run": self.settings.dry_run,
-            "error": str(error)
+            "error": run.client.redact(str(error))
             if isinstance(error, (TargetPendoError, *SINGER_INPUT_ERRORS))
             else None,
             "signal": stopped,
@@ -496,7 +497,7 @@ class TargetPendo(Target):
             "".join(f", {n} of {c} ({s})" for (s, c), n in sorted(stats.retry_causes.items())),
             stats.in_doubt,
         )
-        path = run.report.write(self.settings.state_dir, extra)
+        path = run.report.write(self.settings.state_dir, extra, run.client.redact)
         self.logger.info("Run report written to %s", path)
         run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))
         run.close()
@@ -526,6 +527,7 @@ def main() -> None:
         if "--full-resync" in args:
             TargetPendo.cli_full_resync = True
             sys.argv = [sys.argv[0], *(a for a in args if a != "--full-resync")]
+        check_config_files(sys.argv[1:])
         TargetPendo.cli()
     except RunStopped as exc:
         _fail(str(exc), exc.exit_code, prefix="target-pendo: ")
@@ -551,7 +553,7 @@ def main() -> None:
 
 
 def _fail(message: str, code: int, prefix: str = "target-pendo: error: ") -> None:
-    text = " ".join(message.split())  # one line, whatever the SDK wrote
+    text = redact_text(" ".join(message.split()))  # one line, whatever the SDK wrote
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     print(f"{prefix}{text}", file=sys.stderr)
     sys.exit(code)

@@ -150,6 +150,7 @@ class PendoSink(BatchSink):
     def reject(self, record: dict, field: str | None, reason: str, key: str | None = None) -> None:
         """Write the row to the rejects file; with a ledger `key`, the ledger keeps it as
         rejected (reason, attempts) so a later run that sees it again sends it again."""
+        reason = self.run.client.redact(reason)  # a value quoted in a reason may hold a key
         self.run.rejects.reject(self.stream_name, self.row_key(record), field, reason, record)
         self.run.report.add(self.stream_name, self.SYNC, rejected=1)
         if key is not None:

@@ -19,13 +19,28 @@ from typing import Any
 
 from target_pendo.client import CallOutcome, CallResult
 from target_pendo.errors import StreamConfigError
-from target_pendo.ledger import RowOutcome
-from target_pendo.mapping import EventPlan, RowRejected, dumps
+from target_pendo.ledger import MAX_KEY_CHARS, RowOutcome, unstorable_reason
+from target_pendo.mapping import (
+    EventPlan,
+    RowRejected,
+    dumps,
+    unencodable_field,
+    unencodable_reason,
+)
 from target_pendo.settings import EventsSpec
 from target_pendo.sinks.base import PendoSink
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 MAX_PROPERTIES_BYTES = 512  # Pendo shows bigger `properties` objects as "too large"
+
+
+def _encoded_key(value: object) -> str:
+    """A key that is not a plain string: its compact JSON (surrogates escaped, so that a bad
+    value gives a storable-but-flagged key rather than an encoder crash)."""
+    try:
+        return dumps(value).decode()
+    except UnicodeEncodeError:
+        return "\ud800"  # flagged by unstorable_reason: the row is rejected, its column named
 
 
 @dataclass
@@ -69,18 +84,24 @@ class EventsSink(PendoSink):
             )
 
     def event_key(self, record: dict) -> str:
+        """The row's key as the ledger stores it; RowRejected when there is none, or when the
+        ledger could not store it (NUL, a lone surrogate, over the length limit)."""
         values = [record.get(c) for c in self.key_columns]
         missing = [c for c, v in zip(self.key_columns, values, strict=True) if v is None]
         if missing:
             raise RowRejected(missing[0], f"key column '{missing[0]}' is null")
         if len(values) == 1:
             value = values[0]
-            if isinstance(value, str):
-                return value
             if isinstance(value, int) and not isinstance(value, bool):
                 return str(value)  # what dumps would give, without the encoder
-            return dumps(value).decode()
-        return dumps(values).decode()
+            key = value if isinstance(value, str) else _encoded_key(value)
+        else:
+            key = _encoded_key(values)
+        why = unstorable_reason(key, max_chars=MAX_KEY_CHARS)
+        if why is not None:
+            column = ", ".join(self.key_columns)
+            raise RowRejected(self.key_columns[0], f"the key ({column}) cannot be kept: {why}")
+        return key
 
     def row_key(self, record: dict) -> Any:
         if len(self.key_columns) == 1:
@@ -103,6 +124,11 @@ class EventsSink(PendoSink):
             body = self.plan.track_body(record, now_ms=0)
         except RowRejected as exc:
             items.append(_Item(key, record, None, exc.field, exc.reason))
+            return
+        bad = unencodable_field(body)
+        if bad is not None:
+            column = self.plan.column_for(bad)
+            items.append(_Item(key, record, None, column, unencodable_reason(column)))
             return
         items.append(_Item(key, record, body))
 

@@ -41,8 +41,8 @@ from target_pendo.fields import (
     pendo_field_type,
     pendo_type_for,
 )
-from target_pendo.ledger import RowOutcome
-from target_pendo.mapping import RowRejected, dumps
+from target_pendo.ledger import MAX_KEY_CHARS, RowOutcome, unstorable_reason
+from target_pendo.mapping import RowRejected, dumps, unencodable_field, unencodable_reason
 from target_pendo.settings import ObjectsSpec
 from target_pendo.sinks.base import PendoSink
 from target_pendo.split import CallSize, Refused, TooBig, send_batches
@@ -213,7 +213,8 @@ class ObjectsSink(PendoSink):
         self.count_received(context)
         if record.get(DELETED_AT) is not None and self.spec.delete_behavior != "nothing":
             raw_id = record.get(self.spec.id_column)
-            if raw_id is not None:
+            storable = raw_id is not None and unstorable_reason(str(raw_id)) is None
+            if storable and len(str(raw_id)) <= MAX_KEY_CHARS:
                 self._stream_state.deleted_ids.append(str(raw_id))
                 return
         violation = self.schema_violation(record)
@@ -222,15 +223,25 @@ class ObjectsSink(PendoSink):
             return
         try:
             object_id, values = self.plan.row_values(record)
+            why = unstorable_reason(object_id, max_chars=MAX_KEY_CHARS)
+            if why is not None:
+                raise RowRejected(self.spec.id_column, f"the id cannot be kept: {why}")
+            encoded = dumps(values)
         except RowRejected as exc:
             self._reject_row(record, exc.field, exc.reason)
             return
-        digest = hashlib.sha256(self._mapping_hash.encode() + dumps(values)).hexdigest()[:32]
+        except UnicodeEncodeError:
+            column = self.plan.column_for(unencodable_field(values) or "")
+            self._reject_row(record, column, unencodable_reason(column))
+            return
+        digest = hashlib.sha256(self._mapping_hash.encode() + encoded).hexdigest()[:32]
         context.setdefault("rows", []).append(_Row(object_id, values, record, digest))
 
     def _reject_row(self, record: dict, field: str | None, reason: str) -> None:
         raw_id = record.get(self.spec.id_column)
         key = None if raw_id is None or raw_id == "" else str(raw_id)
+        if key is not None and unstorable_reason(key, max_chars=MAX_KEY_CHARS) is not None:
+            key = None  # the ledger cannot remember it: the rejects file still has the row
         self.reject(record, field, reason, key=key)
 
     def drain(self, context: dict) -> None:
