@@ -18,7 +18,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check target_pendo tests e2e bench
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # The real pipeline: PostgreSQL -> meltano run tap-postgres target-pendo -> the emulator.
 # Meltano gets its own venv; it installs the tap from PyPI into another one.

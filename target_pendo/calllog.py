@@ -7,11 +7,11 @@ through the run's Redactor.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 from pathlib import Path
 from typing import IO
 
+from target_pendo.mapping import jsonl_line
 from target_pendo.redact import MASK, Redactor
 
 MAX_BODY_CHARS = 4000
@@ -61,7 +61,7 @@ class CallLog:
             "response_body": _clip(self._redact(response_body)) if response_body else None,
             "error": self._redact(error) if error else None,
         }
-        line = json.dumps(entry, ensure_ascii=False)
+        line = jsonl_line(entry).decode("utf-8")
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()

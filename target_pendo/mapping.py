@@ -133,6 +133,20 @@ def unencodable_reason(field: str) -> str:
     )
 
 
+# Characters JSON leaves raw that many line readers (Python's str.splitlines among them) take
+# for a line break: escaped in every JSONL file, so one entry is always one line.
+_LINE_BREAKS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def jsonl_line(value: Any) -> bytes:
+    """One JSONL line (no newline) for a log file; see `_LINE_BREAKS`."""
+    text = dumps(value).decode("utf-8")
+    if not text.isascii():
+        for char, escape in _LINE_BREAKS.items():
+            text = text.replace(char, escape)
+    return text.encode("utf-8")
+
+
 # --- timestamps ------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from target_pendo.mapping import dumps, json_safe
+from target_pendo.mapping import json_safe, jsonl_line
 from target_pendo.redact import Redactor
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -61,7 +61,7 @@ class RowLog:
             **entry,
         }
         try:
-            line = dumps(full)
+            line = jsonl_line(full)
         except UnicodeEncodeError:
             # text that is not valid Unicode (lone surrogates): an escaped copy, which any
             # JSON reader takes (`"\ud800"`), marked so that nobody mistakes it for the row
