@@ -467,7 +467,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         max_requests_per_second=_number(
             config, "max_requests_per_second", 50, "a positive number (0: no client-side limit)"
         ),
-        request_timeout=_in_range(config, "request_timeout", 30, *REQUEST_TIMEOUT_RANGE),
+        request_timeout=_in_range(config, "request_timeout", 20, *REQUEST_TIMEOUT_RANGE),
         max_retry_seconds=_in_range(config, "max_retry_seconds", 300, *MAX_RETRY_SECONDS_RANGE),
         ledger_wait_seconds=_in_range(config, "ledger_wait_seconds", 90, *LEDGER_WAIT_RANGE),
         track_event_secret=config.get("track_event_secret") or None,

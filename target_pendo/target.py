@@ -258,8 +258,10 @@ class TargetPendo(Target):
         th.Property(
             "request_timeout",
             th.NumberType,
-            default=30,
-            description="Seconds to wait for one Pendo answer before retrying.",
+            default=20,
+            description="Seconds to wait for one Pendo answer before retrying (a metadata call "
+            "that takes longer is halved instead). Also bounds how long a stop on SIGTERM waits "
+            "for the calls on the wire.",
         ),
         th.Property(
             "max_retry_seconds",
