@@ -227,7 +227,10 @@ def test_a_signal_while_the_tap_is_silent_stops_at_once(
     lines = event_lines(50, every=50)
     config = config_for(base_config)
     tap = Tap(config, lines, tmp_path, hold_open=True)
-    time.sleep(2.0)  # every row read; the target waits for more input
+    deadline = time.monotonic() + 60
+    while len(delivered(emulator)) < 45 and time.monotonic() < deadline:
+        time.sleep(0.02)  # every row read and sent (5 were rejected locally)
+    time.sleep(0.5)  # the target now waits for more input
     code, out, err, took = tap.signal_and_wait(signal.SIGTERM)
     assert code == 143, err
     assert took < 5
