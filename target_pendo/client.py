@@ -5,7 +5,9 @@
 - keep-alive: one `requests.Session` per worker thread (Session is not documented as
   thread-safe), each holding its connection open between calls;
 - concurrency: a fixed pool of `max_concurrency` workers shared by every sink;
-- pacing: one RateLimiter shared by every worker, taken before each attempt (retries too);
+- pacing: one AdaptivePacer per endpoint (Track, the /api/v1 routes) shared by every worker,
+  taken before each attempt (retries too), learning Pendo's limit from its 429s
+  (``ratelimit.py``); `max_requests_per_second` is its ceiling, 0 turns pacing off;
 - retries (``retry.RetryPolicy``): 429 honours `Retry-After` within a sane range, else
   exponential back-off with full jitter; 408, 409, 5xx, timeouts and resets likewise, for at
   most `max_retry_seconds`; a wait longer than what is left fails at once; a host that does
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 import logging
 import threading
@@ -44,7 +47,7 @@ from target_pendo.errors import (
     PendoUnconfirmedError,
     StopRequested,
 )
-from target_pendo.ratelimit import RateLimiter
+from target_pendo.ratelimit import AdaptivePacer, PacerStats
 from target_pendo.redact import Redactor, shown_url
 from target_pendo.retry import DNS_FAILURE_TRIES, RetryPolicy, parse_retry_after
 from target_pendo.split import Refused, TooBig
@@ -138,7 +141,20 @@ class CallResult:
 
 ResultCallback = Callable[[int, CallResult], None]
 SendCallback = Callable[[int], None]
+TrackNote = Callable[[Sequence[tuple[int, CallResult]], int | None], None]
 Checkpoint = Callable[[], None]
+ENDPOINTS = ("track", "api")  # Pendo limits each endpoint on its own
+
+
+def _note_with(on_result: ResultCallback | None, on_send: SendCallback | None) -> TrackNote:
+    def note(answered: Sequence[tuple[int, CallResult]], sending: int | None) -> None:
+        for index, result in answered:
+            if on_result is not None:
+                on_result(index, result)
+        if sending is not None and on_send is not None:
+            on_send(sending)
+
+    return note
 
 
 class ClientStats:
@@ -178,6 +194,7 @@ class _Call:
     stream: str | None = None
     before_send: Callable[[], None] | None = None  # runs once, before the first attempt
     size_sensitive: bool = False  # several metadata rows: 408/timeout mean "send fewer"
+    endpoint: str = "api"  # which pacer: "track" or "api"
     attempts: int = 0
     maybe_delivered: bool = False  # an attempt went out and got no answer
     started: float = field(default_factory=time.monotonic)
@@ -200,7 +217,7 @@ class PendoClient:
         track_event_secret: str | None,
         integration_key: str | None,
         max_concurrency: int = 8,
-        max_requests_per_second: float | None = 50,
+        max_requests_per_second: float | None = None,
         request_timeout: float = 30,
         max_retry_seconds: float = 300,
         redact: Redactor | None = None,
@@ -211,7 +228,11 @@ class PendoClient:
         self._keys = {TRACK_SETTING: track_event_secret, API_SETTING: integration_key}
         self.redact = redact or Redactor(self._keys.values())
         self.max_concurrency = max_concurrency
-        self._limiter = RateLimiter(max_requests_per_second)
+        paced = max_requests_per_second != 0
+        self._pacers: dict[str, AdaptivePacer | None] = {
+            endpoint: AdaptivePacer(max_requests_per_second) if paced else None
+            for endpoint in ENDPOINTS
+        }
         self._timeout = request_timeout
         self._policy = RetryPolicy(max_seconds=max_retry_seconds)
         self._local = threading.local()
@@ -277,7 +298,8 @@ class PendoClient:
         headers = {KEY_HEADER: self._key(setting)}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        self._limiter.acquire(self._stop)
+        pacer = self._pacers[call.endpoint]
+        sent_at = pacer.acquire(self._stop) if pacer is not None else 0.0
         self._checkpoint(call)
         call.attempts += 1
         if call.attempts == 1 and call.before_send is not None:
@@ -305,13 +327,19 @@ class PendoClient:
             raise failure from exc
         self._log_call(method, url, response.status_code, started, call, body, response, None)
         status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if pacer is not None:
+            if status == 429:
+                pacer.on_throttled(sent_at, retry_after)
+            elif status < 500:
+                pacer.on_success()
         if call.size_sensitive and status in _TOO_BIG_STATUSES:
             raise _TooBigSignal(f"HTTP {status} from {shown_url(url)}")
         if status in _RETRY_STATUSES:
             raise _Retryable(
                 f"HTTP {status} from {shown_url(url)}",
                 f"HTTP {status}",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                retry_after=retry_after,
             )
         return response
 
@@ -431,7 +459,7 @@ class PendoClient:
         once, before the first attempt goes on the wire (after pacing). Every error raised
         carries `in_doubt`: whether an attempt may have reached Pendo.
         """
-        call = _Call(stream, before_send, size_sensitive)
+        call = _Call(stream, before_send, size_sensitive, "track" if path == TRACK_PATH else "api")
         response = self._send(method, (base or self.api_url) + path, setting, body, call)
         if not (refusals_ok and response.status_code in _ROW_REJECT_STATUSES):
             try:
@@ -513,22 +541,28 @@ class PendoClient:
         return results
 
     # --- Track --------------------------------------------------------------------------------
+    def pacing(self) -> dict[str, PacerStats]:
+        """Per endpoint: the rate reached and the 429s drawn (none when pacing is off)."""
+        return {name: p.stats for name, p in self._pacers.items() if p is not None}
+
     def _track_one(
         self,
         index: int,
         body: bytes,
-        checkpoint: Checkpoint,
-        on_send: SendCallback | None,
-        on_result: ResultCallback | None,
+        answered: list[tuple[int, CallResult]],
+        note: TrackNote,
         stream: str | None,
     ) -> CallResult:
+        """One Track call. `note(answered, index)` runs right before it goes on the wire: the
+        worker's previous answers and this call's in-flight mark in one go (one ledger
+        transaction instead of two per call)."""
         sent = False
 
         def before_send() -> None:
             nonlocal sent
+            note(answered, index)
+            answered.clear()
             sent = True
-            if on_send is not None:
-                on_send(index)
 
         try:
             response = self.request(
@@ -542,19 +576,15 @@ class PendoClient:
                 before_send=before_send,
             )
         except (PendoError, StopRequested) as exc:
-            if sent and on_result is not None:
+            if sent:
                 doubt = bool(getattr(exc, "in_doubt", False))
                 outcome = CallOutcome.UNANSWERED if doubt else CallOutcome.NOT_SENT
-                on_result(index, CallResult(outcome, 0, self.redact(str(exc))[:300]))
+                note([(index, CallResult(outcome, 0, self.redact(str(exc))[:300]))], None)
             raise
         if response.status_code in _ROW_REJECT_STATUSES:
             reason = self.redact(response.text.strip()[:500]) or "no reason given"
-            result = CallResult(CallOutcome.REJECTED, response.status_code, reason)
-        else:
-            result = CallResult(CallOutcome.ACCEPTED, response.status_code)
-        if on_result is not None:
-            on_result(index, result)
-        return result
+            return CallResult(CallOutcome.REJECTED, response.status_code, reason)
+        return CallResult(CallOutcome.ACCEPTED, response.status_code)
 
     def send_tracks(
         self,
@@ -563,22 +593,53 @@ class PendoClient:
         on_send: SendCallback | None = None,
         *,
         stream: str | None = None,
+        note: TrackNote | None = None,
     ) -> list[CallResult]:
         """POST each body to the Track host (one event per request), `max_concurrency` at a time.
 
-        Returns one result per body, in order. `on_result(index, result)` runs in the worker
-        thread as soon as the call ended (accepted, refused, or failed after it went out), so
-        a caller can record it at once; `on_send(index)` runs once, just before the first
-        attempt goes on the wire (after pacing), so a caller can mark the call as in flight
-        (both must be thread-safe). A fatal error (bad key, Pendo down past the retry budget,
-        a stop request) stops the remaining sends and is raised after the running ones end.
+        Returns one result per body, in order. Each worker tells the caller about its calls
+        through `note(answered, sending)`: the answers it got since it last reported, and the
+        call it is about to put on the wire (None at the end), so a caller can record each
+        answer and mark the next call in flight in one step, before the bytes leave. Without
+        `note`, `on_result(index, result)` and `on_send(index)` are called instead. All must be
+        thread-safe. A fatal error (bad key, Pendo down past the retry budget, a stop request)
+        stops the remaining sends and is raised after the running ones end; the answers got
+        until then are still noted.
         """
-        return self.parallel(
-            lambda item, checkpoint: self._track_one(
-                item[0], item[1], checkpoint, on_send, on_result, stream
-            ),
-            list(enumerate(bodies)),
-        )
+        if note is None:
+            note = _note_with(on_result, on_send)
+        results: list[CallResult | None] = [None] * len(bodies)
+        counter = itertools.count()
+        failed = threading.Event()
+
+        def loop() -> None:
+            answered: list[tuple[int, CallResult]] = []
+            try:
+                while not failed.is_set():
+                    index = next(counter)  # atomic: count() is C code under the GIL
+                    if index >= len(bodies):
+                        break
+                    result = self._track_one(index, bodies[index], answered, note, stream)
+                    results[index] = result
+                    answered.append((index, result))
+            except BaseException:
+                failed.set()
+                raise
+            finally:
+                if answered:
+                    note(answered, None)
+
+        workers = [self._pool.submit(loop) for _ in range(min(self.max_concurrency, len(bodies)))]
+        errors = []
+        for worker in workers:
+            try:
+                worker.result()
+            except BaseException as exc:
+                errors.append(exc)
+        if errors:
+            causes = [e for e in errors if not isinstance(e, StopRequested)]
+            raise (causes or errors)[0]
+        return [r if r is not None else CallResult(CallOutcome.NOT_SENT) for r in results]
 
     # --- metadata -----------------------------------------------------------------------------
     def get_field_schema(self, kind: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from target_pendo.client import (
     PendoClient,
     ResultCallback,
     SendCallback,
+    TrackNote,
 )
 from target_pendo.rejects import RowLog
 from target_pendo.split import Refused, TooBig
@@ -50,12 +51,15 @@ class DryRunClient(PendoClient):
         on_send: SendCallback | None = None,
         *,
         stream: str | None = None,
+        note: TrackNote | None = None,
     ) -> list[CallResult]:
         results = []
         for index, body in enumerate(bodies):
             self._record(stream, "POST", TRACK_PATH, json.loads(body))
             result = CallResult(CallOutcome.ACCEPTED, 200)
-            if on_result is not None:
+            if note is not None:
+                note([(index, result)], None)
+            elif on_result is not None:
                 on_result(index, result)
             results.append(result)
         return results

@@ -139,7 +139,7 @@ class Settings:
     default_stream: Mapping[str, Any] | None
     unmapped_streams: Literal["fail", "skip"]
     max_concurrency: int
-    max_requests_per_second: float
+    max_requests_per_second: float | None  # a ceiling for adaptive pacing; 0: no pacing
     request_timeout: float
     max_retry_seconds: float
     ledger_url: str | None = field(default=None, repr=False)
@@ -435,8 +435,10 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
             default_stream = dict(raw)
         else:
             streams[name] = parse_stream_spec(name, raw)
-    rate = _number(config, "max_requests_per_second", 50, "a positive number")
-    if rate != 0 and rate < MIN_REQUESTS_PER_SECOND:
+    rate: float | None = None  # unset: adaptive pacing without a ceiling
+    if config.get("max_requests_per_second") is not None:
+        rate = _number(config, "max_requests_per_second", 0, "a positive number")
+    if rate is not None and rate != 0 and rate < MIN_REQUESTS_PER_SECOND:
         raise ConfigError(
             f"setting 'max_requests_per_second' must be at least {MIN_REQUESTS_PER_SECOND:g} "
             f"(0: no client-side limit), got {config.get('max_requests_per_second')!r}"
@@ -464,9 +466,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         default_stream=default_stream,
         unmapped_streams=unmapped,
         max_concurrency=int(concurrency),
-        max_requests_per_second=_number(
-            config, "max_requests_per_second", 50, "a positive number (0: no client-side limit)"
-        ),
+        max_requests_per_second=rate,
         request_timeout=_in_range(config, "request_timeout", 20, *REQUEST_TIMEOUT_RANGE),
         max_retry_seconds=_in_range(config, "max_retry_seconds", 300, *MAX_RETRY_SECONDS_RANGE),
         ledger_wait_seconds=_in_range(config, "ledger_wait_seconds", 90, *LEDGER_WAIT_RANGE),

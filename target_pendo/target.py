@@ -251,9 +251,10 @@ class TargetPendo(Target):
         th.Property(
             "max_requests_per_second",
             th.NumberType,
-            default=50,
-            description="Client-side cap on requests per second to Pendo, all streams together "
-            "(0: no client-side limit, e.g. against the emulator).",
+            description="Optional ceiling on requests per second to Pendo, per endpoint (Track, "
+            "the /api/v1 routes), all streams together. Unset (the default): adaptive pacing "
+            "learns Pendo's limit from its answers (slow start, cut on 429). 0: no client-side "
+            "pacing at all (the emulator, a proxy that paces).",
         ),
         th.Property(
             "request_timeout",
@@ -489,6 +490,14 @@ class TargetPendo(Target):
             "retries": stats.retries,
             "retries_by_cause": {f"{s}: {c}": n for (s, c), n in stats.retry_causes.items()},
             "calls_in_doubt": stats.in_doubt,
+            "pacing": {
+                endpoint: {
+                    "max_rate": round(p.max_rate, 1),
+                    "rate": round(p.rate, 1),
+                    "throttled": p.throttled,
+                }
+                for endpoint, p in run.client.pacing().items()
+            },
         }
         for line in run.report.lines(extra):
             self.logger.info(line)
@@ -499,6 +508,15 @@ class TargetPendo(Target):
             "".join(f", {n} of {c} ({s})" for (s, c), n in sorted(stats.retry_causes.items())),
             stats.in_doubt,
         )
+        for endpoint, p in extra["pacing"].items():
+            if p["throttled"] or p["max_rate"] > 10:
+                self.logger.info(
+                    "Pacing of %s calls: reached %.0f/s, now %.0f/s; %d answered 429.",
+                    endpoint,
+                    p["max_rate"],
+                    p["rate"],
+                    p["throttled"],
+                )
         path = run.report.write(self.settings.state_dir, extra, run.client.redact)
         self.logger.info("Run report written to %s", path)
         run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))

@@ -41,7 +41,7 @@ def make_client(emulator: Emulator) -> Iterator[ClientFactory]:
             "track_event_secret": DEMO_TRACK_SECRET,
             "integration_key": DEMO_INTEGRATION_KEY,
             "max_concurrency": 4,
-            "max_requests_per_second": None,
+            "max_requests_per_second": 0,  # no pacing: the emulator takes any rate
             "request_timeout": 5,
             "max_retry_seconds": 10,
         }
@@ -462,7 +462,7 @@ def test_verify_read_only_key_is_false() -> None:
             track_event_secret=None,
             integration_key="read-only-key",
             max_concurrency=1,
-            max_requests_per_second=None,
+            max_requests_per_second=0,
         )
         try:
             assert client.verify_integration_key() is False

@@ -32,7 +32,7 @@ SDK_TEST_CONFIG = {
     "api_url": _EMULATOR.url,
     "track_event_secret": DEMO_TRACK_SECRET,
     "state_dir": tempfile.mkdtemp(prefix="target-pendo-sdk-tests-"),
-    "max_requests_per_second": 10000,
+    "max_requests_per_second": 0,
     "max_retry_seconds": 5,
     "max_rejected_fraction": 1,  # some SDK sample rows have no usable visitor id
     "streams": {

@@ -14,6 +14,7 @@ a full drain, follow only data Pendo holds.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,26 +211,31 @@ class EventsSink(PendoSink):
                 stream,
             )
 
-        def on_send(index: int) -> None:
-            run.ledger.record(stream, run.run_id, [RowOutcome(items[index].key, "in_flight")])
+        def note(answered: Sequence[tuple[int, CallResult]], sending: int | None) -> None:
+            """A worker's answers since it last reported, and the call it sends next: recorded
+            in one ledger transaction, which commits before that call goes on the wire."""
+            outcomes: list[RowOutcome] = []
+            sent = 0
+            for index, result in answered:
+                item = items[index]
+                if result.outcome is CallOutcome.ACCEPTED:
+                    outcomes.append(RowOutcome(item.key, "sent"))
+                    sent += 1
+                elif result.outcome is CallOutcome.NOT_SENT:
+                    # answered with a failure (or stopped before it went out): not in Pendo,
+                    # so not "in doubt" next run
+                    outcomes.append(RowOutcome(item.key, "not_sent", result.reason))
+                elif result.outcome is CallOutcome.REJECTED:
+                    self.reject(
+                        item.record,
+                        None,
+                        f"Pendo refused the event (HTTP {result.status}): {result.reason}",
+                        key=item.key,
+                    )
+            if sending is not None:
+                outcomes.append(RowOutcome(items[sending].key, "in_flight"))
+            run.ledger.record(stream, run.run_id, outcomes)
+            if sent:
+                report.add(stream, self.SYNC, sent=sent)
 
-        def on_result(index: int, result: CallResult) -> None:
-            item = items[index]
-            if result.outcome is CallOutcome.ACCEPTED:
-                run.ledger.record(stream, run.run_id, [RowOutcome(item.key, "sent")])
-                report.add(stream, self.SYNC, sent=1)
-            elif result.outcome is CallOutcome.NOT_SENT:
-                # answered with a failure (or stopped before it went out): not in Pendo, so
-                # not "in doubt" next run
-                run.ledger.record(
-                    stream, run.run_id, [RowOutcome(item.key, "not_sent", result.reason)]
-                )
-            elif result.outcome is CallOutcome.REJECTED:
-                self.reject(
-                    item.record,
-                    None,
-                    f"Pendo refused the event (HTTP {result.status}): {result.reason}",
-                    key=item.key,
-                )
-
-        run.client.send_tracks(bodies, on_result=on_result, on_send=on_send, stream=stream)
+        run.client.send_tracks(bodies, note=note, stream=stream)
