@@ -1,4 +1,4 @@
-"""The benchmark: target-pendo against the emulator, next to the floors it cannot beat.
+"""The benchmark: target-pendo next to the floors it cannot beat, and its adaptive pacing.
 
     python bench/run.py              # N = 10k and 100k
     python bench/run.py --million    # also 1M (several minutes)
@@ -11,9 +11,13 @@ CPU seconds, peak RSS of the measured process, from os.wait4):
 - the SDK's own cost: a no-op singer-sdk BatchSink target on the same file;
 - the HTTP floor: a bare requests.Session pool posting the same Track bodies to the same
   emulator with the same concurrency (in its own process; rows/s over the posting alone).
-Every measured command runs in a process of its own, started while this one is small, so its
-peak RSS (from os.wait4) is its own.
-Then a paced run checks the client-side rate limit. Timings are printed, never asserted.
+Then, on 20k events against a fast sink in its own process (bench/fast_sink.py), target-pendo
+against the bare requests pool at equal concurrency: CPU-bound (answers at once, concurrency
+8) and latency-bound (50 ms answers, concurrency 16). Then adaptive pacing with default
+settings against an emulator enforcing a limit the target is not told (40/s and 120/s, 429
+without Retry-After), and a fixed ceiling. Every measured command runs in a process of its
+own, started while this one is small, so its peak RSS (from os.wait4) is its own. Timings are
+printed, never asserted.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ TRACK_SECRET = "emulator-track-secret"  # noqa: S105 - the emulator's fake demo 
 API_KEY = "emulator-integration-key"
 CONCURRENCY = 8
 OBJECT_BATCH = 500
+CLIENT_COST_EVENTS = 20_000
 
 
 @dataclass
@@ -99,9 +104,10 @@ def measured(name: str, rows: int, argv: list[str], stdin: Path | None = None) -
 
 
 class EmulatorProcess:
-    def __init__(self) -> None:
+    def __init__(self, rate_limit: int | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        limit = ["--rate-limit", str(rate_limit)] if rate_limit else []
         self.proc = subprocess.Popen(  # noqa: S603
             [
                 PY,
@@ -109,6 +115,7 @@ class EmulatorProcess:
                 "from target_pendo.emulator.server import main; main()",
                 "--port",
                 str(self.port),
+                *limit,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -287,9 +294,10 @@ def target_config(folder: Path, url: str, name: str, **extra: object) -> Path:
     return path
 
 
-def bare_requests_floor(url: str, events: Path) -> None:
-    """Run in its own process (`run.py floor URL FILE`): a pool of keep-alive sessions posting
-    the prepared bodies, CONCURRENCY at a time; prints the seconds spent posting."""
+def bare_requests_floor(url: str, events: Path, concurrency: int = CONCURRENCY) -> None:
+    """Run in its own process (`run.py floor URL FILE [CONCURRENCY]`): a pool of keep-alive
+    sessions posting the prepared bodies, `concurrency` at a time; prints the seconds spent
+    posting."""
     bodies = track_bodies(events)
     local = threading.local()
     headers = {"x-pendo-integration-key": TRACK_SECRET, "Content-Type": "application/json"}
@@ -301,7 +309,7 @@ def bare_requests_floor(url: str, events: Path) -> None:
         return session.post(url + "/data/track", data=body, headers=headers, timeout=30).status_code
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
+    with ThreadPoolExecutor(concurrency) as pool:
         statuses = list(pool.map(post, bodies, chunksize=64))
     seconds = time.perf_counter() - started
     if any(s != 200 for s in statuses):
@@ -446,6 +454,7 @@ def run_size(n: int, folder: Path, emulator: EmulatorProcess) -> list[tuple[str,
 
 
 def rate_limit_check(folder: Path, emulator: EmulatorProcess, rate: int, n: int) -> str:
+    """A fixed ceiling (`max_requests_per_second`): no 1-second window may hold more."""
     events, _ = write_streams(folder, n)
     emulator.reset()
     config = target_config(folder, emulator.url, f"rate-{rate}", max_requests_per_second=rate)
@@ -455,15 +464,110 @@ def rate_limit_check(folder: Path, emulator: EmulatorProcess, rate: int, n: int)
     held = (len(received) - 1) / span if span else float("inf")
     peak = max_in_window(received)
     return (
-        f"rate limit {rate}/s on {n:,} events: held {held:.1f}/s "
-        f"({held / rate:.1%} of the limit, target >= 95%); busiest 1-second window "
-        f"{peak} requests (limit {rate}); wall {run.seconds:.1f}s"
+        f"ceiling max_requests_per_second={rate} on {n:,} events: busiest 1-second window "
+        f"{peak} requests (must be <= {rate}); average {held:.1f}/s with adaptive slow start; "
+        f"wall {run.seconds:.1f}s"
     )
 
 
+class FastSink:
+    """bench/fast_sink.py in its own process: answers 200 at once (or after `latency`)."""
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(  # noqa: S603
+            [PY, str(ROOT / "bench" / "fast_sink.py"), str(self.port), str(latency)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                self.count()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("the fast sink did not start")
+
+    def count(self) -> int:
+        with urllib.request.urlopen(f"{self.url}/_count", timeout=10) as response:  # noqa: S310
+            return int(response.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def client_cost(folder: Path, events: Path, n: int, latency: float, concurrency: int) -> list:
+    """target-pendo and the bare requests pool, same bodies, same concurrency, one fast sink
+    in its own process: the ratio is what target-pendo costs per event beyond the HTTP call."""
+    label = "CPU-bound" if not latency else f"{latency * 1000:.0f} ms answers"
+    sink = FastSink(latency)
+    try:
+        config = target_config(
+            folder,
+            sink.url,
+            f"sink-{latency}-{concurrency}",
+            max_concurrency=concurrency,
+            max_requests_per_second=0,
+        )
+        before = sink.count()
+        target = measured(
+            f"target-pendo, events ({label}, concurrency {concurrency})",
+            n,
+            [PY, "-m", "target_pendo", "--config", str(config)],
+            events,
+        )
+        target.calls = sink.count() - before
+        before = sink.count()
+        floor = measured(
+            f"bare requests pool ({label}, concurrency {concurrency})",
+            n,
+            [PY, __file__, "floor", sink.url, str(events), str(concurrency)],
+        )
+        floor.seconds = floor.posting_seconds or floor.seconds
+        floor.calls = sink.count() - before
+    finally:
+        sink.stop()
+    return [target, floor, target.rate / floor.rate]
+
+
+def adaptive_check(folder: Path, limit: int, n: int) -> tuple[str, float, float]:
+    """Default settings (adaptive pacing, no ceiling) against an emulator in its own process
+    enforcing `limit` calls/s per key and endpoint, answering 429 without Retry-After."""
+    emulator = EmulatorProcess(rate_limit=limit)
+    try:
+        events, _ = write_streams(folder, n)
+        config = target_config(folder, emulator.url, f"adaptive-{limit}")
+        settings = json.loads(config.read_text())
+        settings.pop("max_requests_per_second")  # the default: adaptive, no ceiling
+        config.write_text(json.dumps(settings))
+        run = measured(
+            f"adaptive, limit {limit}/s",
+            n,
+            [PY, "-m", "target_pendo", "--config", str(config)],
+            events,
+        )
+        refused = sum(emulator.control("GET", "rate-limited")["rate_limited"].values())
+        received = [e["_received_at"] for e in emulator.control("GET", "events")["events"]]
+        span = (max(received) - min(received)) / 1000 if len(received) > 1 else 0
+    finally:
+        emulator.stop()
+    throughput = (len(received) - 1) / span if span else float("inf")
+    share = refused / n
+    line = (
+        f"adaptive pacing, unknown limit {limit}/s, {n:,} events: {throughput:.1f} events/s = "
+        f"{throughput / limit:.0%} of the limit (target >= 85%); {refused} answers 429 = "
+        f"{share:.1%} of events (target <= 5%); wall {run.seconds:.1f}s"
+    )
+    return line, throughput / limit, share
+
+
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "floor":
-        bare_requests_floor(sys.argv[2], Path(sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "floor":
+        concurrency = int(sys.argv[4]) if len(sys.argv) == 5 else CONCURRENCY
+        bare_requests_floor(sys.argv[2], Path(sys.argv[3]), concurrency)
         return
     parser = argparse.ArgumentParser(description="target-pendo benchmark")
     parser.add_argument("--million", action="store_true", help="also N = 1,000,000")
@@ -497,7 +601,36 @@ def main() -> None:
                 print(f"... N={n:,} done", file=sys.stderr, flush=True)
             print(table(rows))
             print()
-            print(rate_limit_check(Path(tmp), emulator, 200, 3000))
+            folder = Path(tmp)
+            events, _ = write_streams(folder, CLIENT_COST_EVENTS)
+            costs = [
+                client_cost(folder, events, CLIENT_COST_EVENTS, 0.0, CONCURRENCY),
+                client_cost(folder, events, CLIENT_COST_EVENTS, 0.05, 16),
+            ]
+            cost_rows: list[tuple[str, ...]] = [header]
+            for target, floor, _ in costs:
+                cost_rows += [
+                    (
+                        r.name,
+                        f"{r.rows:,}",
+                        f"{r.seconds:.2f}",
+                        f"{r.rate:,.0f}",
+                        f"{r.calls:,}",
+                        f"{r.cpu:.2f}",
+                        f"{r.rss_mb:.0f}",
+                    )
+                    for r in (target, floor)
+                ]
+            print(table(cost_rows))
+            (_, _, cpu_ratio), (_, _, latency_ratio) = costs
+            print(
+                f"ratio events / bare requests pool, CPU-bound: {cpu_ratio:.2f} (target >= 0.85); "
+                f"50 ms answers, concurrency 16: {latency_ratio:.2f} (target >= 0.95)"
+            )
+            print()
+            for limit, n in ((40, 1_600), (120, 3_600)):
+                print(adaptive_check(folder, limit, n)[0], flush=True)
+            print(rate_limit_check(folder, emulator, 200, 3000))
             if 1_000_000 in rss and 100_000 in rss:
                 for i, kind in enumerate(("events", "visitors")):
                     ratio = rss[1_000_000][i] / rss[100_000][i]

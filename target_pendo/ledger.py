@@ -199,6 +199,15 @@ class RowState:
     last_run: str
 
 
+@dataclass
+class _Work:
+    """One record() call's rows (row_state upserts, sightings, log lines) in a group commit."""
+
+    rows: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+    done: bool = False
+    error: BaseException | None = None
+
+
 @dataclass(frozen=True)
 class RowOutcome:
     key: str
@@ -287,6 +296,8 @@ class Ledger:
         self.path: Path | None = _sqlite_file(parsed) if self.is_sqlite else None
         self._where = str(self.path) if self.path is not None else self._url_for_errors
         self._lock = threading.Lock()  # one write transaction at a time
+        self._pending: list[_Work] = []  # rows queued for the next group commit
+        self._pending_lock = threading.Lock()
         self._lease_lock = threading.RLock()  # the lease state and the lease session
         # stream -> (its lock file, None on PostgreSQL or without files; the run holding it)
         self._leases: dict[str, tuple[FileLease | None, str]] = {}
@@ -859,19 +870,44 @@ class Ledger:
                         "t": now,
                     }
                 )
-        with self._errors(f"recording rows of stream '{stream}'"), self._lock:
-            cursor = self._cursor
-            try:
-                for sql, params in ((_UPSERT, state_rows), (_SEEN, seen_rows), (_LOG, log_rows)):
-                    if len(params) == 1:  # the per-call marks: skip executemany's setup
-                        cursor.execute(self._sql[sql], params[0])
-                    elif params:
-                        cursor.executemany(self._sql[sql], params)
-                self._raw.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):  # a dead connection: the original error
-                    self._raw.rollback()
-                raise
+        work = _Work((state_rows, seen_rows, log_rows))
+        with self._pending_lock:
+            self._pending.append(work)
+        with self._errors(f"recording rows of stream '{stream}'"):
+            with self._lock:
+                if not work.done:
+                    self._commit_pending()
+            if work.error is not None:
+                raise work.error  # another thread's commit carried these rows, and failed
+
+    def _commit_pending(self) -> None:
+        """Group commit, called with the write lock held: every record() waiting for the lock
+        has queued its rows; the holder writes all of them in one transaction. Each caller
+        still returns only once its own rows are committed, and one commit serves several
+        HTTP workers when they finish calls at the same moment."""
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        merged: tuple[list[dict[str, Any]], ...] = ([], [], [])
+        for item in batch:
+            for target, rows in zip(merged, item.rows, strict=True):
+                target.extend(rows)
+        cursor = self._cursor
+        try:
+            for sql, params in zip((_UPSERT, _SEEN, _LOG), merged, strict=True):
+                if len(params) == 1:  # a lone per-call mark: skip executemany's setup
+                    cursor.execute(self._sql[sql], params[0])
+                elif params:
+                    cursor.executemany(self._sql[sql], params)
+            self._raw.commit()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):  # a dead connection: the original error
+                self._raw.rollback()
+            for item in batch:
+                item.error = exc
+            raise
+        finally:
+            for item in batch:
+                item.done = True
 
     def keys_with_status(self, stream: str, statuses: Sequence[str]) -> list[str]:
         query = sa.text(

@@ -14,7 +14,7 @@ that takes more, or a storm of 429s for one that takes less, so each endpoint (T
 - `max_requests_per_second`, when set, is a ceiling the rate never passes.
 
 Requests take slots on a strict schedule (``RateLimiter``): each takes the next slot
-`1/rate` seconds after the previous one (2.5 % under the rate, see HEADROOM), so no
+`1/rate` seconds after the previous one (5 % under the rate, see HEADROOM), so no
 one-second window holds more than `rate` requests, whatever the number of threads asking; a
 stall does not bank slots for a burst afterwards.
 """
@@ -38,7 +38,7 @@ class RateLimiter:
 
     # Paced a little under the limit: requests reach Pendo with scheduling and network jitter,
     # and a window that is exactly full at the sender can look over-full at the receiver.
-    HEADROOM = 0.975
+    HEADROOM = 0.95
 
     def __init__(self, rate_per_second: float | None) -> None:
         self._interval = 1.0 / (rate_per_second * self.HEADROOM) if rate_per_second else 0.0
