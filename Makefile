@@ -20,8 +20,10 @@ lint: $(BIN)/.installed
 test: lint
 	$(BIN)/python -m pytest -n 2
 
-# The real pipeline: PostgreSQL -> meltano run tap-postgres target-pendo -> the emulator.
-# Meltano gets its own venv; it installs the tap from PyPI into another one.
+# The real pipeline, set up as README says: a fresh Meltano project in a temporary directory,
+# README's Meltano commands run as written, PostgreSQL -> tap-postgres -> target-pendo -> the
+# emulator. Meltano gets its own venv; it installs the tap (PyPI) and the loader (this clone)
+# into venvs of their own.
 .venv-meltano/bin/meltano:
 	$(PYTHON) -m venv .venv-meltano
 	.venv-meltano/bin/python -m pip install --quiet --disable-pip-version-check 'meltano>=4,<5'

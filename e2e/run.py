@@ -1,10 +1,16 @@
-"""End to end, the way users run it: `meltano run tap-postgres target-pendo`.
+"""End to end, the way users set it up and run it: Meltano, a real tap, README's commands.
 
-Starts a throwaway PostgreSQL (from the machine's binaries), loads e2e/warehouse.sql, starts
-the bundled Pendo emulator, runs Meltano twice from this repository's meltano.yml (Meltano
-installs meltanolabs-tap-postgres from PyPI into its own venv), and checks what "Pendo" holds:
-the first run delivers everything (one row rejected with its reason, three unknown visitors
-skipped), the second sends nothing new. Exit code 0 on success.
+Starts a throwaway PostgreSQL (from the machine's binaries) with e2e/warehouse.sql and the
+bundled Pendo emulator, makes a fresh Meltano project in a temporary directory (`meltano
+init`; tap-postgres added from e2e/tap-postgres.yml, installed by Meltano from PyPI), and runs
+README's marked "With Meltano" blocks exactly as written (e2e/readme.py finds them), with
+TARGET_PENDO_SRC set to this clone, the emulator's keys in PENDO_*, and every number setting
+given once as a TARGET_PENDO_* variable. Then it checks what "Pendo" holds: the first run
+delivers everything (one row rejected with its reason, three unknown visitors skipped), the
+keys are in .env and not in meltano.yml, a second run sends nothing new, the ledger commands
+answer through `meltano invoke`; every setting of the plugin definition passes from the
+environment through Meltano to the target; and the loader installs from a git URL.
+Exit code 0 on success.
 
     python e2e/run.py --meltano .venv-meltano/bin/meltano
 """
@@ -14,20 +20,48 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from e2e.readme import README, e2e_blocks  # noqa: E402
 from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator  # noqa: E402
 from tests.pg import PostgresServer  # noqa: E402
 
 KNOWN_USERS = 37  # user-38 .. user-40 are not in Pendo: skipped, never created
+DEFINITION = ROOT / "plugin" / "target-pendo.yml"
+
+# The Meltano commands e2e runs itself, besides README's blocks (tests/test_meltano_readme.py
+# accepts a README mention of a meltano command only if it is one of these or in a block).
+INIT = ["init", "project", "--no_usage_stats"]
+ADD_TAP = ["add", "tap-postgres", "--from-ref", str(ROOT / "e2e" / "tap-postgres.yml")]
+RUN = ["run", "tap-postgres", "target-pendo"]
+DUMP_CONFIG = ["invoke", "--dump=config", "target-pendo"]
+INVOKE = ["invoke", "target-pendo"]
+INSTALL = ["install", "--clean", "target-pendo"]
+OWN_COMMANDS = [INIT, ADD_TAP, RUN, DUMP_CONFIG, INVOKE, INSTALL]
+
+# Every number setting once from the environment, as text (what environment variables are).
+NUMBERS_FROM_ENV = {
+    "TARGET_PENDO_MAX_REQUESTS_PER_SECOND": "0",  # the emulator needs no client-side cap
+    "TARGET_PENDO_REQUEST_TIMEOUT": "15.5",
+    "TARGET_PENDO_MAX_RETRY_SECONDS": "60",
+    "TARGET_PENDO_LEDGER_WAIT_SECONDS": "30",
+    "TARGET_PENDO_MAX_DELETE_FRACTION": "0.25",
+    "TARGET_PENDO_MAX_REJECTED_FRACTION": "0.5",
+    "TARGET_PENDO_MAX_CONCURRENCY": "4",
+    "TARGET_PENDO_BATCH_SIZE_ROWS": "100",
+}
 
 
 def check(condition: bool, message: str) -> None:
@@ -36,137 +70,343 @@ def check(condition: bool, message: str) -> None:
         raise SystemExit(1)
 
 
-def meltano(binary: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    print(f"$ meltano {' '.join(args)}", flush=True)
-    result = subprocess.run(  # noqa: S603 - the meltano binary we installed, fixed arguments
-        [binary, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
+class Project:
+    """A Meltano project in a temporary directory, and the environment its commands get."""
+
+    def __init__(self, meltano: Path, work: Path, env: dict[str, str]) -> None:
+        self.meltano = meltano
+        self.work = work
+        self.dir = work / "project"
+        self.env = env
+
+    def run(
+        self, *args: str, extra_env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        print(f"$ meltano {' '.join(args)}", flush=True)
+        return self._done(
+            subprocess.run(  # noqa: S603 - the meltano binary we installed, fixed arguments
+                [str(self.meltano), *args],
+                cwd=cwd or self.dir,
+                env={**self.env, **(extra_env or {})},
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=1200,
+                check=False,
+            ),
+            f"meltano {args[0]}",
+        )
+
+    def bash(self, block: str, extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        """One README block, as written, the way a user's shell runs it."""
+        print("$ bash <<README\n" + block.rstrip() + "\nREADME", flush=True)
+        path = {"PATH": f"{self.meltano.parent}{os.pathsep}{self.env['PATH']}"}
+        return self._done(
+            subprocess.run(  # noqa: S603 - README's own block, run as a user would
+                ["bash", "-euo", "pipefail", "-c", block],  # noqa: S607 - README's block
+                cwd=self.dir,
+                env={**self.env, **extra_env, **path},
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=1200,
+                check=False,
+            ),
+            "a README block",
+        )
+
+    @staticmethod
+    def _done(
+        result: subprocess.CompletedProcess[str], what: str
+    ) -> subprocess.CompletedProcess[str]:
+        if result.returncode != 0:
+            print(result.stdout[-4000:], result.stderr[-8000:], sep="\n")
+            raise SystemExit(f"{what} failed with exit code {result.returncode}")
+        return result
+
+
+def base_env(work: Path, pg_port: int, emulator_url: str) -> dict[str, str]:
+    """The caller's environment without any Meltano or plugin settings of its own."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TARGET_PENDO_", "TAP_POSTGRES_", "MELTANO_", "PENDO_"))
+    }
+    return {
+        **env,
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "TAP_POSTGRES_HOST": "127.0.0.1",
+        "TAP_POSTGRES_PORT": str(pg_port),
+        "TAP_POSTGRES_USER": "postgres",
+        "TAP_POSTGRES_DATABASE": "postgres",
+        "TAP_POSTGRES_FILTER_SCHEMAS": '["analytics"]',
+        # the throwaway server trusts local connections; the tap insists on a password
+        "TAP_POSTGRES_PASSWORD": "unused-with-trust-auth",
+        "TARGET_PENDO_API_URL": emulator_url,
+        "TARGET_PENDO_STATE_DIR": str(work / "state"),
+        **NUMBERS_FROM_ENV,
+    }
+
+
+def seed(emulator: Emulator) -> None:
+    emulator.seed("visitor", group="agent", fields={"email": "string"})
+    emulator.seed(
+        "visitor",
+        group="custom",
+        fields={"plan": "string", "seats": "integer", "signedUpAt": "time"},
     )
-    if result.returncode != 0:
-        print(result.stdout[-4000:], result.stderr[-8000:], sep="\n")
-        raise SystemExit(f"meltano {args[0]} failed with exit code {result.returncode}")
-    return result
+    emulator.seed("visitor", [f"user-{n}" for n in range(1, KNOWN_USERS + 1)])
+    emulator.seed("account", group="agent", fields={"name": "string"})
+    emulator.seed("account", group="custom", fields={"tier": "string", "arr": "float"})
+    emulator.seed("account", [f"acct-{n}" for n in range(1, 9)])
+
+
+def latest_report(state_dir: Path) -> dict[str, Any]:
+    return json.loads(sorted((state_dir / "reports").glob("run-*.json"))[-1].read_text())
+
+
+def check_first_run(emulator: Emulator, state_dir: Path) -> None:
+    events = emulator.events()
+    check(len(events) == 299, f"299 of 300 product events in Pendo (got {len(events)})")
+    check(len({e["properties"]["event_id"] for e in events}) == 299, "each event exactly once")
+    sample = next(e for e in events if e["properties"]["event_id"] == 7)
+    check(
+        sample["visitorId"] == "user-8"
+        and sample["accountId"] == "acct-8"
+        and sample["event"] == "Invite Sent"
+        and sample["context"] == {"url": "https://app.example.com/p/7"},
+        "an event carries the mapped visitor, account, name and context",
+    )
+    rejects = (state_dir / "rejects" / "analytics-product_events.jsonl").read_text()
+    check(
+        '"key":150' in rejects and "'user_id' is missing or null" in rejects,
+        "the event without a visitor is in the rejects file with its reason",
+    )
+    visitors = emulator.objects("visitor")
+    check(len(visitors) == KNOWN_USERS, "no unknown visitor was created")
+    user5 = visitors["user-5"]
+    check(
+        user5["agent"] == {"email": "user5@example.com"}
+        and user5["custom"]["plan"] == "enterprise"
+        and user5["custom"]["seats"] == 5
+        and isinstance(user5["custom"]["signedupat"], int),
+        "visitor agent and custom fields hold the warehouse values",
+    )
+    check(
+        emulator.objects("account")["acct-3"]
+        == {"agent": {"name": "Account 3"}, "custom": {"tier": "free", "arr": 3001.5}},
+        "account fields hold the warehouse values",
+    )
+    report = latest_report(state_dir)
+    users = report["streams"]["analytics-users"]
+    check(
+        users["sent"] == KNOWN_USERS and users["skipped_unknown"] == 3,
+        "the run report counts 37 visitors updated and 3 unknown",
+    )
+    check(
+        report["streams"]["analytics-product_events"]["sent"] == len(events),
+        "the run report's sent count matches the emulator",
+    )
+
+
+def check_secrets_kept_out(project: Project) -> None:
+    meltano_yml = (project.dir / "meltano.yml").read_text()
+    dotenv = (project.dir / ".env").read_text()
+    check(
+        DEMO_TRACK_SECRET not in meltano_yml and DEMO_INTEGRATION_KEY not in meltano_yml,
+        "after `meltano config set`, neither key is in meltano.yml",
+    )
+    check(
+        f"TARGET_PENDO_TRACK_EVENT_SECRET='{DEMO_TRACK_SECRET}'" in dotenv
+        and f"TARGET_PENDO_INTEGRATION_KEY='{DEMO_INTEGRATION_KEY}'" in dotenv,
+        "both keys are in .env",
+    )
+    loader = yaml.safe_load(meltano_yml)["plugins"]["loaders"][0]
+    shipped = yaml.safe_load(DEFINITION.read_text())
+    check(
+        {k: v for k, v in loader.items() if k != "config"} == shipped,
+        "meltano.yml holds plugin/target-pendo.yml as it is, plus config",
+    )
+
+
+def check_second_run(project: Project, emulator: Emulator, state_dir: Path) -> None:
+    calls_before = emulator.request_counts()
+    writes_before = len(emulator.metadata_writes())
+    print("Second run (nothing changed):", flush=True)
+    project.run(*RUN)
+    calls_after = emulator.request_counts()
+    check(
+        calls_after.get("POST /data/track") == calls_before.get("POST /data/track"),
+        "no Track call on the second run",
+    )
+    retried = {i for w in emulator.metadata_writes()[writes_before:] for i in w["ids"]}
+    check(
+        retried == {"user-38", "user-39", "user-40"},
+        "no metadata write but the retry of the 3 visitors Pendo did not have "
+        f"(got {sorted(retried)})",
+    )
+    second = latest_report(state_dir)
+    check(
+        second["streams"]["analytics-product_events"]["already_sent"] == 299
+        and second["streams"]["analytics-users"]["unchanged"] == KNOWN_USERS,
+        "the second report counts them as already sent / unchanged",
+    )
+
+
+def environment_values(emulator_url: str, work: Path) -> tuple[dict[str, str], dict[str, Any]]:
+    """For every setting of the plugin definition: (TARGET_PENDO_* text, what Meltano must
+    hand the target for it). Values a run accepts (dry run, so nothing is sent)."""
+    special = {
+        "track_event_secret": DEMO_TRACK_SECRET,
+        "integration_key": DEMO_INTEGRATION_KEY,
+        "region": "eu",
+        "api_url": emulator_url,
+        "track_url": emulator_url,
+        "state_dir": str(work / "env-state"),
+        # Meltano merges an object from the environment into the one in meltano.yml, key by
+        # key: the same streams as README's streams.json make the result plain to compare
+        "streams": json.dumps(json.loads((work / "project" / "streams.json").read_text())),
+        "unmapped_streams": "skip",
+        "ledger_url": f"sqlite:///{work / 'env-ledger.sqlite3'}",
+        "dry_run": "true",
+        "load_method": "append-only",  # the only value accepted
+        "add_record_metadata": "false",
+        "flattening_separator": "__",
+        "stream_maps": "{}",
+        "faker_config": '{"seed": 7}',
+        **{k.removeprefix("TARGET_PENDO_").lower(): v for k, v in NUMBERS_FROM_ENV.items()},
+    }
+    texts: dict[str, str] = {}
+    expected: dict[str, Any] = {}
+    for setting in yaml.safe_load(DEFINITION.read_text())["settings"]:
+        name, kind = setting["name"], setting["kind"]
+        text = special.get(name)
+        if text is None:
+            text = {
+                "boolean": "false" if setting.get("value") else "true",
+                "integer": "3",
+                "object": '{"k": "v"}',
+            }[kind]
+        texts[f"TARGET_PENDO_{name.upper()}"] = text
+        if kind == "integer":
+            expected[name] = int(text)
+        elif kind == "boolean":
+            expected[name] = text == "true"
+        elif kind == "object":
+            expected[name] = json.loads(text)
+        else:  # string, options: the text as it is (numbers included: kind string)
+            expected[name] = text
+    return texts, expected
+
+
+def check_every_setting_from_the_environment(project: Project, emulator: Emulator) -> None:
+    print("Every setting of the plugin definition from a TARGET_PENDO_* variable:", flush=True)
+    texts, expected = environment_values(emulator.url, project.work)
+    dumped = json.loads(project.run(*DUMP_CONFIG, extra_env=texts).stdout)
+    differ = {k: (dumped.get(k), v) for k, v in expected.items() if dumped.get(k) != v}
+    extra = sorted(set(dumped) - set(expected))
+    if differ or extra:
+        print(f"  differ, as (got, expected): {differ}; not asked for: {extra}")
+    check(
+        not differ and not extra,
+        f"Meltano hands each of the {len(expected)} settings over as the definition's kind says",
+    )
+    calls = emulator.request_counts()
+    project.run(*INVOKE, extra_env=texts)  # no input: a dry-run sync of nothing
+    report = latest_report(project.work / "env-state")
+    check(
+        report["status"] == "succeeded" and report["dry_run"] is True,
+        "the target runs on that config (dry_run from the text 'true', and the rest)",
+    )
+    check(emulator.request_counts() == calls, "and sends nothing")
+
+
+def check_git_install(project: Project, root: Path) -> None:
+    """The other way README gives: TARGET_PENDO_PIP_URL as a git URL (here file://)."""
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        print("  skip installing from a git URL: this copy is not a git checkout", flush=True)
+        return
+    url = f"git+file://{root}"
+    dotenv = project.dir / ".env"
+    lines = [
+        f"TARGET_PENDO_PIP_URL={url}" if line.startswith("TARGET_PENDO_PIP_URL=") else line
+        for line in dotenv.read_text().splitlines()
+    ]
+    dotenv.write_text("\n".join(lines) + "\n")
+    project.run(*INSTALL)
+    venv = project.dir / ".meltano" / "loaders" / "target-pendo" / "venv"
+    origins = [
+        json.loads(p.read_text())
+        for p in venv.glob("lib/*/site-packages/target_pendo-*.dist-info/direct_url.json")
+    ]
+    check(
+        len(origins) == 1 and "vcs_info" in origins[0] and origins[0]["url"].startswith("file://"),
+        f"`meltano install` installs target-pendo from TARGET_PENDO_PIP_URL={url}",
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meltano", default=str(ROOT / ".venv-meltano" / "bin" / "meltano"))
+    parser.add_argument("--keep", action="store_true", help="keep the temporary project")
     args = parser.parse_args()
+    started = time.monotonic()
+    blocks = e2e_blocks(README.read_text())
+    check(len(blocks) == 2, "README has the two blocks e2e runs (set up and sync; the ledger)")
 
     server = PostgresServer()
     work = Path(tempfile.mkdtemp(prefix="target-pendo-e2e-"))
+    project: Project | None = None
     try:
         with psycopg.connect(
             f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres", autocommit=True
         ) as conn:
             conn.execute((ROOT / "e2e" / "warehouse.sql").read_text())
         with Emulator() as emulator:
-            emulator.seed("visitor", group="agent", fields={"email": "string"})
-            emulator.seed(
-                "visitor",
-                group="custom",
-                fields={"plan": "string", "seats": "integer", "signedUpAt": "time"},
-            )
-            emulator.seed("visitor", [f"user-{n}" for n in range(1, KNOWN_USERS + 1)])
-            emulator.seed("account", group="agent", fields={"name": "string"})
-            emulator.seed("account", group="custom", fields={"tier": "string", "arr": "float"})
-            emulator.seed("account", [f"acct-{n}" for n in range(1, 9)])
+            seed(emulator)
             state_dir = work / "state"
-            env = {
-                **os.environ,
-                "MELTANO_DATABASE_URI": f"sqlite:///{work / 'meltano.db'}",
-                "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-                "TAP_POSTGRES_PORT": str(server.port),
-                # the throwaway server trusts local connections; the tap insists on a password
-                "TAP_POSTGRES_PASSWORD": "unused-with-trust-auth",
-                "TARGET_PENDO_API_URL": emulator.url,
-                "TARGET_PENDO_TRACK_EVENT_SECRET": DEMO_TRACK_SECRET,
-                "TARGET_PENDO_INTEGRATION_KEY": DEMO_INTEGRATION_KEY,
-                "TARGET_PENDO_STATE_DIR": str(state_dir),
+            project = Project(
+                Path(args.meltano).resolve(), work, base_env(work, server.port, emulator.url)
+            )
+            project.run(*INIT, cwd=work)
+            project.run(*ADD_TAP)
+
+            print("README's set-up block (its `meltano run` is the first run):", flush=True)
+            readme_env = {
+                "TARGET_PENDO_SRC": str(ROOT),
+                "PENDO_TRACK_EVENT_SECRET": DEMO_TRACK_SECRET,
+                "PENDO_INTEGRATION_KEY": DEMO_INTEGRATION_KEY,
             }
-            meltano(args.meltano, env, "install")
+            result = project.bash(blocks[0], readme_env)
+            check(
+                "track_event_secret: ok" in result.stdout
+                and "integration_key: ok (valid, with write access)" in result.stdout,
+                "`meltano invoke target-pendo check` finds both keys right",
+            )
+            check_first_run(emulator, state_dir)
+            check_secrets_kept_out(project)
+            check_second_run(project, emulator, state_dir)
 
-            print("First run:", flush=True)
-            meltano(args.meltano, env, "run", "tap-postgres", "target-pendo")
-            events = emulator.events()
-            check(len(events) == 299, f"299 of 300 product events in Pendo (got {len(events)})")
+            print("README's ledger block:", flush=True)
+            result = project.bash(blocks[1], readme_env)
             check(
-                len({e["properties"]["event_id"] for e in events}) == 299,
-                "each event exactly once",
-            )
-            sample = next(e for e in events if e["properties"]["event_id"] == 7)
-            check(
-                sample["visitorId"] == "user-8"
-                and sample["accountId"] == "acct-8"
-                and sample["event"] == "Invite Sent"
-                and sample["context"] == {"url": "https://app.example.com/p/7"},
-                "an event carries the mapped visitor, account, name and context",
-            )
-            rejects = (state_dir / "rejects" / "analytics-product_events.jsonl").read_text()
-            check(
-                '"key":150' in rejects and "'user_id' is missing or null" in rejects,
-                "the event without a visitor is in the rejects file with its reason",
-            )
-            visitors = emulator.objects("visitor")
-            check(len(visitors) == KNOWN_USERS, "no unknown visitor was created")
-            user5 = visitors["user-5"]
-            check(
-                user5["agent"] == {"email": "user5@example.com"}
-                and user5["custom"]["plan"] == "enterprise"
-                and user5["custom"]["seats"] == 5
-                and isinstance(user5["custom"]["signedupat"], int),
-                "visitor agent and custom fields hold the warehouse values",
-            )
-            accounts = emulator.objects("account")
-            check(
-                accounts["acct-3"]
-                == {
-                    "agent": {"name": "Account 3"},
-                    "custom": {"tier": "free", "arr": 3001.5},
-                },
-                "account fields hold the warehouse values",
-            )
-            report_path = sorted((state_dir / "reports").glob("run-*.json"))[-1]
-            report = json.loads(report_path.read_text())
-            users = report["streams"]["analytics-users"]
-            check(
-                users["sent"] == KNOWN_USERS and users["skipped_unknown"] == 3,
-                "the run report counts 37 visitors updated and 3 unknown",
+                "analytics-product_events\tsent\t299" in result.stdout
+                and "analytics-accounts\tsent\t8" in result.stdout,
+                "`ledger status` counts the keys per stream and status",
             )
             check(
-                report["streams"]["analytics-product_events"]["sent"] == len(events),
-                "the run report's sent count matches the emulator",
+                "forgot 8 key(s) of stream 'analytics-accounts'" in result.stdout,
+                "`ledger reset` forgets the stream's keys",
             )
-            calls_before = emulator.request_counts()
-            writes_before = len(emulator.metadata_writes())
-
-            print("Second run (nothing changed):", flush=True)
-            meltano(args.meltano, env, "run", "tap-postgres", "target-pendo")
-            calls_after = emulator.request_counts()
-            check(
-                calls_after.get("POST /data/track") == calls_before.get("POST /data/track"),
-                "no Track call on the second run",
-            )
-            retried = {i for w in emulator.metadata_writes()[writes_before:] for i in w["ids"]}
-            check(
-                retried == {"user-38", "user-39", "user-40"},
-                "no metadata write but the retry of the 3 visitors Pendo did not have "
-                f"(got {sorted(retried)})",
-            )
-            second = json.loads(sorted((state_dir / "reports").glob("run-*.json"))[-1].read_text())
-            check(
-                second["streams"]["analytics-product_events"]["already_sent"] == 299
-                and second["streams"]["analytics-users"]["unchanged"] == KNOWN_USERS,
-                "the second report counts them as already sent / unchanged",
-            )
-        print("e2e: all checks passed")
+            check_every_setting_from_the_environment(project, emulator)
+            check_git_install(project, ROOT)
+        print(f"e2e: all checks passed in {time.monotonic() - started:.0f}s")
     finally:
         server.stop()
+        if args.keep:
+            print(f"project kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,12 @@ from target_pendo.settings import parse_settings
 
 def check_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="target-pendo check", description=__doc__)
-    parser.add_argument("--config", action="append", default=[], help="config JSON file(s)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="a config JSON file, or ENV for TARGET_PENDO_* variables; may be repeated",
+    )
     args = parser.parse_args(argv)
     settings = parse_settings(load_config(args.config))
     client = PendoClient(

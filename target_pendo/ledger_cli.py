@@ -17,6 +17,7 @@ from typing import Any
 
 from target_pendo.errors import ConfigError
 from target_pendo.ledger import Ledger, default_url
+from target_pendo.settings import prepare_config
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -40,11 +41,19 @@ def read_config_file(path: str) -> dict[str, Any]:
 
 
 def load_config(paths: list[str]) -> dict[str, Any]:
-    """Merge config JSON files, later ones winning, like the SDK's repeated --config."""
+    """The config as a sync reads it: the `--config` files merged in order, later ones
+    winning; `ENV` among them adds the TARGET_PENDO_* variables over all files; then values
+    given as text are typed and inert SDK settings refused (`settings.prepare_config`)."""
+    from target_pendo.target import TargetPendo, config_schema  # here: target imports this module
+
+    schema = config_schema()
     config: dict[str, Any] = {}
     for path in paths:
-        config.update(read_config_file(path))
-    return config
+        if path != "ENV":
+            config.update(read_config_file(path))
+    if "ENV" in paths:
+        config.update(TargetPendo._env_var_config)
+    return prepare_config(config, schema)
 
 
 def check_config_files(argv: list[str]) -> None:
@@ -66,7 +75,12 @@ def ledger_cli(argv: list[str]) -> int:
         prog="target-pendo ledger", description="Inspect or reset the sync ledger."
     )
     parser.add_argument("action", choices=["status", "reset"])
-    parser.add_argument("--config", action="append", default=[], help="config JSON file(s)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="a config JSON file, or ENV for TARGET_PENDO_* variables; may be repeated",
+    )
     parser.add_argument("--stream", help="the stream to reset (required for reset)")
     args = parser.parse_args(argv)
     config = load_config(args.config)

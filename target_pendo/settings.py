@@ -9,6 +9,7 @@ every row to the rejects file.
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import re
 import urllib.parse
@@ -341,6 +342,124 @@ def _flag(config: Mapping[str, Any], key: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"setting '{key}' must be true or false, got {value!r}")
     return value
+
+
+# --- settings that arrive as text ---------------------------------------------------------
+# Environment variables are text, and Meltano hands text over for a setting whose kind is
+# `string`: its `decimal` kind cannot be used, because Meltano 4 turns such a value from the
+# environment into a Decimal and then fails to write the plugin's config file ("Object of type
+# Decimal is not JSON serializable"). So every typed setting is also read from text, strictly:
+# a typo stops the run naming the setting, instead of becoming 0 or false.
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+# SDK built-in settings that mean nothing here; any value but their default is refused.
+INERT_SDK_SETTINGS: dict[str, tuple[Any, str]] = {
+    "load_method": (
+        "append-only",
+        "target-pendo has one way to load: events are sent once by their key and objects "
+        "update the Pendo visitors and accounts that exist, by id; nothing is overwritten, "
+        "truncated or created. Remove the setting (or set it to 'append-only')",
+    ),
+    "add_record_metadata": (
+        False,
+        "Pendo is never sent the SDK's _sdc_ metadata columns (deletes read _sdc_deleted_at "
+        "on their own). Remove the setting (or set it to false)",
+    ),
+}
+
+
+def schema_types(prop: Mapping[str, Any]) -> set[str]:
+    """The JSON types a settings schema entry allows, 'null' left out."""
+    declared = prop.get("type", [])
+    types = {declared} if isinstance(declared, str) else set(declared)
+    for option in prop.get("anyOf", []):
+        types |= schema_types(option)
+    return types - {"null"}
+
+
+def setting_from_text(key: str, prop: Mapping[str, Any], text: str, source: str) -> Any:
+    """One setting's value from text (an environment variable, or what Meltano wrote), typed
+    as its schema says. Empty text is no value (the default). `source` names where the text
+    came from, for the message; a string setting is returned as it is, so no secret is ever
+    quoted back."""
+    types = schema_types(prop)
+    if not types or "string" in types:
+        return text
+    word = text.strip()
+    if not word:
+        return None
+    if "boolean" in types:
+        if word.lower() in TRUE_WORDS:
+            return True
+        if word.lower() in FALSE_WORDS:
+            return False
+        raise ConfigError(
+            f"setting '{key}' must be true or false (or yes/no, on/off, 1/0), got {text!r} "
+            f"from {source}"
+        )
+    if types & {"integer", "number"}:
+        try:
+            number = Decimal(word)
+        except ArithmeticError:
+            number = Decimal("NaN")
+        if not number.is_finite() or number.adjusted() > 15:  # no 1e999999999 as an int
+            raise ConfigError(f"setting '{key}' must be a number, got {text!r} from {source}")
+        if number == number.to_integral_value():
+            return int(number)
+        if "number" not in types:
+            raise ConfigError(
+                f"setting '{key}' must be a whole number, got {text!r} from {source}"
+            )
+        return float(number)
+    if types & {"object", "array"}:
+        try:
+            value = json.loads(word)
+        except (ValueError, RecursionError):
+            value = None
+        kind = "object" if "object" in types else "array"
+        if not isinstance(value, dict if kind == "object" else list):
+            raise ConfigError(
+                f"setting '{key}' must be a JSON {kind}, and the text from {source} is not one"
+            )
+        return value
+    return text
+
+
+def environment_config(
+    schema: Mapping[str, Any], prefix: str, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """The settings given as `<PREFIX><SETTING>` environment variables (`--config ENV`), each
+    typed by its schema entry. The SDK's own reader passes numbers on as text, which its
+    schema check then refuses, and reads a misspelt boolean as false."""
+    config: dict[str, Any] = {}
+    for key, prop in schema.get("properties", {}).items():
+        name = prefix + key.upper().replace("-", "_")
+        if name in environ:
+            value = setting_from_text(key, prop, environ[name], f"environment variable {name}")
+            if value is not None:
+                config[key] = value
+    return config
+
+
+def prepare_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as a sync, `check` and `ledger` all use it: typed settings given as text
+    (Meltano's `string` kind, hand-written files) typed, and SDK settings that do nothing here
+    refused when set to anything but their default."""
+    properties = schema.get("properties", {})
+    prepared = dict(config)
+    for key, value in config.items():
+        if isinstance(value, str) and key in properties:
+            typed = setting_from_text(key, properties[key], value, "the config")
+            if typed is None:
+                prepared.pop(key)
+            else:
+                prepared[key] = typed
+    for key, (default, why) in INERT_SDK_SETTINGS.items():
+        value = prepared.get(key)
+        if value is not None and value != default:
+            shown = json.dumps(value, default=str)
+            raise ConfigError(f"setting '{key}' is {shown}, which is not supported: {why}")
+    return prepared
 
 
 def is_loopback(host: str) -> bool:

@@ -18,7 +18,10 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+import click
 from singer_sdk import typing as th
+from singer_sdk.configuration._dict_config import parse_environment_config
+from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
@@ -43,8 +46,10 @@ from target_pendo.settings import (
     REGION_HOSTS,
     EventsSpec,
     ObjectsSpec,
+    environment_config,
     key_region_warnings,
     parse_settings,
+    prepare_config,
 )
 from target_pendo.sinks import EventsSink, ObjectsSink, SkipSink
 from target_pendo.sinks.base import PendoSink
@@ -270,6 +275,25 @@ class TargetPendo(Target):
             default=300,
             description="How long one call is retried (429, 5xx, timeouts) before the run fails.",
         ),
+        # The SDK adds these two to every target; here they would change nothing, so they are
+        # declared to say so, and any value but the default is refused (settings.py).
+        th.Property(
+            "add_record_metadata",
+            th.BooleanType,
+            default=False,
+            title="Add Record Metadata",
+            description="Not used: Pendo is never sent the SDK's _sdc_ metadata columns. Only "
+            "false (the default) is accepted.",
+        ),
+        th.Property(
+            "load_method",
+            th.StringType,
+            default="append-only",
+            allowed_values=["append-only"],
+            description="Not used: events are sent once by their key and objects update "
+            "existing Pendo records by id. Only 'append-only' (the default) is accepted; "
+            "'upsert' and 'overwrite' are refused.",
+        ),
     ).to_dict()
 
     message_reader_class = LineCountingReader
@@ -294,6 +318,20 @@ class TargetPendo(Target):
                 "ledger. Its calls then in flight are sent again and counted 'in doubt'.",
                 run_id,
             )
+
+    # --- settings as Meltano and the environment hand them over (see settings.py) ----------
+    @classproperty
+    def _env_var_config(cls) -> dict[str, Any]:
+        """`--config ENV`: TARGET_PENDO_* variables typed by the schema, as `check` and
+        `ledger` read them (the SDK's reader leaves numbers as text and misreads booleans)."""
+        parse_environment_config({"properties": {}}, cls._env_var_prefix)  # loads .env as before
+        return environment_config(config_schema(), cls._env_var_prefix, os.environ)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Numbers Meltano passes as text are typed, and inert SDK settings refused, before
+        the SDK checks the config against the schema."""
+        self._config = prepare_config(self._config, config_schema())
+        return super()._validate_config(raise_errors=raise_errors)
 
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         spec = self.settings.spec_for(stream_name)
@@ -529,6 +567,72 @@ def _json_kind(value: Any) -> str:
     return {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
 
 
+def config_schema() -> dict[str, Any]:
+    """The full settings schema, the SDK's built-in settings included (what `--about` shows)."""
+    schema = copy.deepcopy(TargetPendo.config_jsonschema)
+    TargetPendo.append_builtin_config(schema)
+    return schema
+
+
+SUBCOMMANDS = {"check": check_cli, "ledger": ledger_cli}
+# Options whose value is the next word, so that value is not taken for a subcommand.
+_OPTIONS_WITH_VALUE = {"--config", "--format", "--input", "--stream"}
+
+HELP_EPILOG = """\b
+Subcommands, before or after the options (Meltano puts --config first, so
+`meltano invoke target-pendo check` runs `target-pendo --config FILE check`):
+  target-pendo check --config FILE|ENV
+      check track_event_secret and integration_key against Pendo; sends no data
+  target-pendo ledger status --config FILE|ENV
+      count the sync ledger's keys per stream and status; changes nothing
+  target-pendo ledger reset --stream NAME --config FILE|ENV
+      forget one stream's sync state (its rows are then sent as new); sends nothing
+They read --config (several files, later ones winning, and ENV for TARGET_PENDO_*
+variables) exactly as a sync does.
+"""
+
+
+def split_subcommand(args: list[str]) -> tuple[str | None, list[str]]:
+    """(subcommand, the other arguments): the first bare word, wherever it stands, when it
+    is `check` or `ledger`. Orchestrators add options first (`meltano invoke` runs
+    `target-pendo --config FILE check`), so the subcommand is not always first."""
+    skip = False
+    for n, arg in enumerate(args):
+        if skip:
+            skip = False
+        elif arg in _OPTIONS_WITH_VALUE:
+            skip = True
+        elif arg == "--":
+            break
+        elif not arg.startswith("-"):
+            if arg in SUBCOMMANDS:
+                return arg, [*args[:n], *args[n + 1 :]]
+            break  # another word: the SDK's parser says what is wrong with it
+    return None, args
+
+
+def _set_full_resync(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        TargetPendo.cli_full_resync = True
+
+
+def singer_command() -> click.Command:
+    """The SDK's command, with `--full-resync` and the subcommands in its `--help`."""
+    command = TargetPendo.cli
+    command.params.append(
+        click.Option(
+            ["--full-resync"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_full_resync,
+            help="Send every object row again once, changed or not (events are still sent "
+            "once); deletes are not applied. Same as the setting full_resync.",
+        )
+    )
+    command.epilog = HELP_EPILOG
+    return command
+
+
 def main() -> None:
     """Console entry point: one clear line instead of a traceback, for every error.
 
@@ -539,16 +643,11 @@ def main() -> None:
     """
     log = logging.getLogger("target-pendo")
     try:
-        args = sys.argv[1:]
-        if args and args[0] == "ledger":
-            sys.exit(ledger_cli(args[1:]))
-        if args and args[0] == "check":
-            sys.exit(check_cli(args[1:]))
-        if "--full-resync" in args:
-            TargetPendo.cli_full_resync = True
-            sys.argv = [sys.argv[0], *(a for a in args if a != "--full-resync")]
+        subcommand, rest = split_subcommand(sys.argv[1:])
+        if subcommand is not None:
+            sys.exit(SUBCOMMANDS[subcommand](rest))
         check_config_files(sys.argv[1:])
-        TargetPendo.cli()
+        singer_command()(prog_name="target-pendo")
     except RunStopped as exc:
         _fail(str(exc), exc.exit_code, prefix="target-pendo: ")
     except StopSignal as exc:
