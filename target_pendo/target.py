@@ -32,6 +32,7 @@ from target_pendo.errors import (
     UnmappedStreamError,
 )
 from target_pendo.ledger_cli import check_config_files, ledger_cli
+from target_pendo.logs import log_fatal, quiet_sdk_chatter
 from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader, tolerant_stdin
 from target_pendo.redact import redact_text
 from target_pendo.run import RunContext
@@ -280,6 +281,7 @@ class TargetPendo(Target):
         self._stop_signal: int | None = None
         self._settling = False  # the input is read: a signal no longer interrupts the run
         self._state_watermarks: dict[int, int] = {}  # sink id -> rows it had at the last STATE
+        quiet_sdk_chatter(self.name)  # logging setup: before the SDK's first line
         super().__init__(*args, **kwargs)
         self.settings = parse_settings(self.config)
         if type(self).cli_full_resync:
@@ -557,5 +559,6 @@ def main() -> None:
 def _fail(message: str, code: int, prefix: str = "target-pendo: error: ") -> None:
     text = redact_text(" ".join(message.split()))  # one line, whatever the SDK wrote
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    log_fatal(text, logger_name=TargetPendo.name, stopped=code >= 128)  # for Meltano: logs.py
     print(f"{prefix}{text}", file=sys.stderr)
     sys.exit(code)
