@@ -33,6 +33,7 @@ from target_pendo.errors import (
 )
 from target_pendo.ledger_cli import check_config_files, ledger_cli
 from target_pendo.logs import log_fatal, quiet_sdk_chatter
+from target_pendo.progress import ProgressMonitor
 from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader, tolerant_stdin
 from target_pendo.redact import redact_text
 from target_pendo.run import RunContext
@@ -289,6 +290,7 @@ class TargetPendo(Target):
         for warning in key_region_warnings(self.settings):
             self.logger.warning(warning)
         self.run_context = RunContext.create(self.settings)
+        self.progress_monitor = self._watch_run()  # progress lines, call timeline
         for run_id in self.run_context.abandoned_runs:
             self.logger.warning(
                 "Run %s stopped without finishing (killed?); it is marked 'abandoned' in the "
@@ -468,6 +470,18 @@ class TargetPendo(Target):
                 f"{Path(self.settings.state_dir) / 'rejects'}."
             )
 
+    def _watch_run(self) -> ProgressMonitor:
+        """What the operator sees while the run goes and after: progress lines (or a live
+        line on a terminal) and the calls' timeline. Starts before anything is read or
+        sent."""
+        run = self.run_context
+        return ProgressMonitor.attach(
+            run,
+            interval=PendoSink.PROGRESS_EVERY_SECONDS,
+            lines_read=lambda: getattr(getattr(self, "message_reader", None), "line_number", 0),
+            logger=self.logger,
+        )
+
     def finish(
         self, error: BaseException | None = None, stopped: str | None = None, unsent: int = 0
     ) -> None:
@@ -476,6 +490,8 @@ class TargetPendo(Target):
         run = self.run_context
         for sink in run.sinks:
             sink.stop_draining()  # nothing may still be sending when the pool closes
+        progress = self.progress_monitor
+        progress.stop()  # no progress line (or live line) after the summary
         stats = run.client.stats
         run.report.set_http(dict(stats.stream_calls), dict(stats.stream_retries))
         status = "stopped" if stopped else "failed" if error is not None else "succeeded"
@@ -491,14 +507,18 @@ class TargetPendo(Target):
             "retries": stats.retries,
             "retries_by_cause": {f"{s}: {c}": n for (s, c), n in stats.retry_causes.items()},
             "calls_in_doubt": stats.in_doubt,
+            "timeline": progress.timeline.as_dict(),
         }
+        for line in progress.retry_summary():  # one line per stream and cause
+            self.logger.info("%s", line)
         for line in run.report.lines(extra):
-            self.logger.info(line)
+            self.logger.info("%s", line)
+        latency = progress.latency_summary()
         self.logger.info(
-            "HTTP calls: %s; retries: %d%s; attempts that got no answer: %d",
+            "HTTP calls: %s%s; retries: %d; attempts that got no answer: %d",
             sum(stats.calls.values()),
+            f" ({latency})" if latency else "",
             stats.retries,
-            "".join(f", {n} of {c} ({s})" for (s, c), n in sorted(stats.retry_causes.items())),
             stats.in_doubt,
         )
         path = run.report.write(self.settings.state_dir, extra, run.client.redact)
