@@ -22,6 +22,10 @@ from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
+from target_pendo.alert import build_message as build_alert
+from target_pendo.alert import protect_webhook
+from target_pendo.alert import send as send_alert
+from target_pendo.alert import trigger as alert_trigger
 from target_pendo.batchfiles import read_batch_files
 from target_pendo.check import check_cli
 from target_pendo.errors import (
@@ -36,6 +40,7 @@ from target_pendo.logs import log_fatal, quiet_sdk_chatter
 from target_pendo.progress import ProgressMonitor
 from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader, tolerant_stdin
 from target_pendo.redact import redact_text
+from target_pendo.report import TalliedRejects
 from target_pendo.run import RunContext
 from target_pendo.settings import (
     CONTEXT_KEYS,
@@ -271,6 +276,14 @@ class TargetPendo(Target):
             default=300,
             description="How long one call is retried (429, 5xx, timeouts) before the run fails.",
         ),
+        th.Property(
+            "alert_webhook_url",
+            th.StringType,
+            secret=True,
+            description="Incoming-webhook URL (Slack, Teams, PagerDuty's events bridge) that "
+            "gets one JSON message {\"text\": ...} per run that failed, was stopped by a "
+            "signal, or rejected more than max_rejected_fraction; no keys or row values in it.",
+        ),
     ).to_dict()
 
     message_reader_class = LineCountingReader
@@ -290,7 +303,7 @@ class TargetPendo(Target):
         for warning in key_region_warnings(self.settings):
             self.logger.warning(warning)
         self.run_context = RunContext.create(self.settings)
-        self.progress_monitor = self._watch_run()  # progress lines, call timeline
+        self.progress_monitor = self._watch_run()  # progress, call timeline, reject reasons
         for run_id in self.run_context.abandoned_runs:
             self.logger.warning(
                 "Run %s stopped without finishing (killed?); it is marked 'abandoned' in the "
@@ -472,9 +485,11 @@ class TargetPendo(Target):
 
     def _watch_run(self) -> ProgressMonitor:
         """What the operator sees while the run goes and after: progress lines (or a live
-        line on a terminal) and the calls' timeline. Starts before anything is read or
-        sent."""
+        line on a terminal), the calls' timeline, reject reasons grouped, the webhook URL
+        kept out of every log line. Starts before anything is read or sent."""
         run = self.run_context
+        run.rejects = TalliedRejects(run.rejects, run.report)  # type: ignore[assignment]
+        self._redact_all = protect_webhook(self.settings.alert_webhook_url, run.client.redact)
         return ProgressMonitor.attach(
             run,
             interval=PendoSink.PROGRESS_EVERY_SECONDS,
@@ -485,7 +500,7 @@ class TargetPendo(Target):
     def finish(
         self, error: BaseException | None = None, stopped: str | None = None, unsent: int = 0
     ) -> None:
-        """Write the run report and release the HTTP pool."""
+        """Write the run report, send the alert if the run needs a person, release the pool."""
         self._settling = True
         run = self.run_context
         for sink in run.sinks:
@@ -523,8 +538,39 @@ class TargetPendo(Target):
         )
         path = run.report.write(self.settings.state_dir, extra, run.client.redact)
         self.logger.info("Run report written to %s", path)
-        run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))
-        run.close()
+        try:
+            run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))
+        finally:
+            self._alert(status, error, extra, path)
+            run.close()
+
+    def _alert(
+        self, status: str, error: BaseException | None, extra: dict[str, Any], path: Path
+    ) -> None:
+        """One webhook message for a run that failed, stopped, or rejected too much; never
+        raises (see alert.py)."""
+        url = self.settings.alert_webhook_url
+        over = self.run_context.report.over_rejected(self.settings.max_rejected_fraction)
+        why = alert_trigger(status, over)
+        if not url or why is None:
+            return
+        if self.settings.dry_run:
+            self.logger.info("Dry run: no alert sent to the webhook (it sends nothing).")
+            return
+        try:
+            payload = build_alert(
+                self.run_context.report.as_dict(extra),
+                why=why,
+                over_rejected=over,
+                max_rejected_fraction=self.settings.max_rejected_fraction,
+                report_path=str(path.resolve()),
+                error=error,
+                redact=self._redact_all,
+            )
+        except Exception:  # a bug here must not change the run's outcome
+            self.logger.warning("Could not build the alert; none was sent.", exc_info=True)
+            return
+        send_alert(url, payload)
 
 
 def _json_kind(value: Any) -> str:
