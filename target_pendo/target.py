@@ -41,6 +41,7 @@ from target_pendo.progress import ProgressMonitor
 from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader, tolerant_stdin
 from target_pendo.redact import redact_text
 from target_pendo.report import TalliedRejects
+from target_pendo.report_cli import report_cli
 from target_pendo.run import RunContext
 from target_pendo.settings import (
     CONTEXT_KEYS,
@@ -594,6 +595,8 @@ def main() -> None:
             sys.exit(ledger_cli(args[1:]))
         if args and args[0] == "check":
             sys.exit(check_cli(args[1:]))
+        if args and args[0] == "report":
+            sys.exit(report_cli(args[1:]))
         if "--full-resync" in args:
             TargetPendo.cli_full_resync = True
             sys.argv = [sys.argv[0], *(a for a in args if a != "--full-resync")]
