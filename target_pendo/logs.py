@@ -44,6 +44,8 @@ def _is_chatter(record: logging.LogRecord) -> bool:
     if record.msg == "METRIC: %s" and isinstance(record.args, tuple) and record.args:
         point = record.args[0]
         if isinstance(point, Point):
+            if point.metric_type == "counter" and point.value == 0:
+                return True  # a count of nothing since the last line (a sink closing)
             name, tag, value = KEPT_METRIC
             return not (point.metric.value == name and point.tags.get(tag) == value)
     return False

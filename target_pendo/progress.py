@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import weakref
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from target_pendo.run import RunContext
 
 INPUT_IDLE_SECONDS = 2.0  # no input line for this long: say the run waits for the tap
+SLOW_ANSWER_SECONDS = 1.0  # a call on the wire this long: say the run waits for Pendo
+CALL_RATE_SAMPLES = 6  # the recent call rate is over the last 5 ticks (5 s)
+PACED_FRACTION = 0.8  # calling at this share of max_requests_per_second: say it is paced
 LIVE_REFRESH_SECONDS = 1.0
 STOP_WAIT_SECONDS = 1.0
 _CLEAR_LINE = "\r\x1b[2K"
@@ -75,7 +78,8 @@ class StreamActivity:
 
     on_wire: int = 0
     oldest_on_wire: float = 0.0  # seconds
-    waiting: dict[str, tuple[int, float]] = field(default_factory=dict)  # cause -> (n, longest)
+    # cause -> (calls waiting to retry, how long the longest of them has been retrying)
+    waiting: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 class Activity:
@@ -87,12 +91,14 @@ class Activity:
         self._clock = clock
         self._lock = threading.Lock()
         self._on_wire: dict[int, tuple[float, str]] = {}
-        self._waiting: dict[int, tuple[float, str, str]] = {}
+        self._waiting: dict[int, tuple[float, str, str]] = {}  # since the call's first retry
+        self._retrying_since: dict[int, float] = {}
 
     def started(self, stream: str | None) -> None:
         ident = threading.get_ident()
         with self._lock:
-            self._waiting.pop(ident, None)
+            if self._waiting.pop(ident, None) is None:
+                self._retrying_since.pop(ident, None)  # a new call, not a retry of the last
             self._on_wire[ident] = (self._clock(), stream or "-")
 
     def ended(self) -> None:
@@ -100,14 +106,17 @@ class Activity:
             self._on_wire.pop(threading.get_ident(), None)
 
     def retrying(self, stream: str | None, cause: str) -> None:
+        ident = threading.get_ident()
         with self._lock:
-            self._waiting[threading.get_ident()] = (self._clock(), stream or "-", cause)
+            since = self._retrying_since.setdefault(ident, self._clock())
+            self._waiting[ident] = (since, stream or "-", cause)
 
     def clear(self) -> None:
         """The run ended: a call stopped during its retry wait never reports again."""
         with self._lock:
             self._on_wire.clear()
             self._waiting.clear()
+            self._retrying_since.clear()
 
     def snapshot(self) -> dict[str, StreamActivity]:
         now = self._clock()
@@ -316,6 +325,7 @@ class ProgressMonitor:
         self._drain_rows: dict[str, int] = {}
         self._drain_lock = threading.Lock()
         self._last_lines = 0
+        self._call_samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=CALL_RATE_SAMPLES)
         self._last_input_at = self._started
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -403,10 +413,26 @@ class ProgressMonitor:
 
     # --- what to say --------------------------------------------------------------------------
     def _sample_input(self) -> None:
+        """Note the input lines read and the calls made so far (for the recent call rate)."""
+        now = self._clock()
         lines = self._lines_read()
         if lines != self._last_lines:
             self._last_lines = lines
-            self._last_input_at = self._clock()
+            self._last_input_at = now
+        with self.stats._lock:
+            calls = dict(self.stats.stream_calls)
+        self._call_samples.append((now, calls))
+
+    def call_rate(self, stream: str | None = None) -> float:
+        """Attempts per second over the last few seconds: of one stream, or of all."""
+        if len(self._call_samples) < 2:
+            return 0.0
+        (t0, first), (t1, last) = self._call_samples[0], self._call_samples[-1]
+        if t1 <= t0:
+            return 0.0
+        if stream is None:
+            return (sum(last.values()) - sum(first.values())) / (t1 - t0)
+        return (last.get(stream, 0) - first.get(stream, 0)) / (t1 - t0)
 
     def maybe_log(self) -> None:
         """Log the progress lines if `interval` has passed since the last ones. From any
@@ -468,22 +494,40 @@ class ProgressMonitor:
                 f"retry after {cause}: {n} ({age(longest)})"
                 for cause, (n, longest) in sorted(waits.items())
             )
-        else:
-            retry_part = "; ".join(
-                f"{plural(n, 'call')} waiting to retry after {cause} (for {age(longest)} so far)"
+        elif waits:
+            budget = getattr(getattr(self.run, "settings", None), "max_retry_seconds", None)
+            retry_part = "waiting to retry: " + "; ".join(
+                f"{plural(n, 'call')} after {cause}, the longest retrying for {age(longest)}"
                 for cause, (n, longest) in sorted(waits.items())
             )
-        if act is not None and act.on_wire:
+            if budget:
+                retry_part += f" (max_retry_seconds={budget:g})"
+        else:
+            retry_part = ""
+        on_wire = act.on_wire if act is not None else 0
+        rate = self.call_rate(stream)
+        slow = act is not None and act.oldest_on_wire >= SLOW_ANSWER_SECONDS
+        if act is not None and on_wire and (slow or not rate):
             if short:
-                text = f"Pendo: {act.on_wire} in flight, oldest {age(act.oldest_on_wire)}"
+                text = f"Pendo: {on_wire} in flight, oldest {age(act.oldest_on_wire)}"
                 return f"{text}, {retry_part}" if retry_part else text
             text = (
-                f"waiting for Pendo: {plural(act.on_wire, 'call')} in flight, "
+                f"waiting for Pendo: {plural(on_wire, 'call')} in flight, "
                 f"oldest {age(act.oldest_on_wire)}"
             )
             return f"{text}; {retry_part}" if retry_part else text
         if retry_part:
-            return retry_part if short else f"retrying: {retry_part}"
+            return retry_part
+        if rate > 0:
+            limit = getattr(getattr(self.run, "settings", None), "max_requests_per_second", 0)
+            paced = bool(limit) and self.call_rate() >= PACED_FRACTION * limit
+            if short:
+                return f"sending {rate:.0f} calls/s" + (" (paced)" if paced else "")
+            return (
+                f"sending to Pendo at {rate:.0f} calls/s"
+                + (f" (paced by max_requests_per_second={limit:g})" if paced else "")
+                + (f", {plural(on_wire, 'call')} in flight" if on_wire else "")
+            )
         with self._drain_lock:
             draining = self._draining.get(stream, 0)
             rows = self._drain_rows.get(stream, 0)
@@ -592,7 +636,8 @@ class ProgressMonitor:
         for q in (50, 90, 99):
             value = percentile(histogram, q)
             if value is not None:
-                parts.append(f"p{q} {value:.0f} ms")
+                shown = f"{value / 1000:.1f} s" if value >= 10_000 else f"{value:.0f} ms"
+                parts.append(f"p{q} {shown}")
         return ", ".join(parts)
 
 

@@ -185,9 +185,17 @@ def test_what_a_stream_waits_for_is_said_plainly():
     clock.now += 4
     act = activity.snapshot()[STREAM]
     assert monitor.waiting_for(STREAM, act, 0, clock.now) == (
-        "retrying: 1 call waiting to retry after HTTP 503 (for 4 s so far)"
+        "waiting to retry: 1 call after HTTP 503, the longest retrying for 4 s"
     )
-    clock.now += 10  # no input line for 26 s
+    activity.started(STREAM)  # the retry goes out, fails again, waits again
+    activity.ended()
+    clock.now += 3
+    activity.retrying(STREAM, "HTTP 503")
+    act = activity.snapshot()[STREAM]
+    assert monitor.waiting_for(STREAM, act, 0, clock.now) == (
+        "waiting to retry: 1 call after HTTP 503, the longest retrying for 7 s"
+    )
+    clock.now += 7  # no input line for 26 s
     assert monitor.waiting_for(STREAM, None, 40, clock.now) == (
         "40 rows held for the next batch; waiting for input from the tap (no line for 26 s)"
     )
@@ -284,9 +292,10 @@ def test_progress_says_the_run_waits_to_retry_and_counts_by_cause(
     run_target(events_config(base_config), lines)
     retrying = [x for x in progress_lines(caplog) if "waiting to retry" in x]
     assert retrying, progress_lines(caplog)
-    assert "retrying: 1 call waiting to retry after HTTP 503 (for 1 s so far)" in "\n".join(
-        retrying
-    )
+    assert (
+        "waiting to retry: 1 call after HTTP 503, the longest retrying for 1 s "
+        "(max_retry_seconds=10)"
+    ) in "\n".join(retrying)
     assert "1 retry (HTTP 503: 1)" in retrying[-1]
     messages = [r.getMessage() for r in caplog.records]
     assert f"Retries of stream '{STREAM}' after HTTP 503: 1" in messages
