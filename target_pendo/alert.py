@@ -86,6 +86,7 @@ def build_message(
     report_path: str,
     error: BaseException | None,
     redact: Callable[[str], str],
+    unsent_rows: int = 0,
     host: str | None = None,
 ) -> dict[str, str]:
     """The alert: Slack's `{"text": ...}`, a few short lines of Slack markdown."""
@@ -109,10 +110,10 @@ def build_message(
         else:
             message = "see the run's log"
         lines.append(f"Error: {message[:MAX_ERROR_CHARS]}")
-    if why == "stopped" or report.get("unsent_rows"):
+    unsent = max(unsent_rows, int(report.get("unsent_rows") or 0))
+    if why == "stopped" or unsent:
         lines.append(
-            f"{report.get('unsent_rows', 0)} row(s) read were not settled and stay unsent; "
-            "the next run sends them"
+            f"{unsent} row(s) read were not settled and stay unsent; the next run sends them"
         )
     streams = report.get("streams") or {}
     for name, c in list(streams.items())[:MAX_STREAMS]:

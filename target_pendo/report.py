@@ -31,8 +31,10 @@ MASK = "…"
 # a quote opens after a non-word character and closes before one: "stream's" is not a quote
 _QUOTED = re.compile(r"(?<!\w)(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")(?!\w)")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_NUMBER = re.compile(r"(?<![\w.,:])(?<!HTTP )-?\d+(?:[.,:]\d+)*")
-_DIGITS = re.compile(r"HTTP \d{3}|\d+")
+# numbers that are part of the words, not values: an HTTP status, ISO 8601
+_KEPT_NUMBER = re.compile(r"HTTP \d{3}|ISO 8601")
+_NUMBER = re.compile(r"(?<![\w.,:])(?<!HTTP )(?<!ISO )-?\d+(?:[.,:]\d+)*")
+_DIGITS = re.compile(r"HTTP \d{3}|ISO 8601|\d+")
 _PENDO_WORDS = re.compile(r"^((?:Pendo\b.*?|.*?)\bHTTP \d{3}\)?|Pendo\b[^:]*?):\s.*$", re.S)
 
 
@@ -69,7 +71,7 @@ def alert_reason(pattern: str, field_name: str | None) -> str:
 
     text = _QUOTED.sub(quoted, text)
     # every digit run but an HTTP status: dates and ids written without quotes too
-    text = _DIGITS.sub(lambda m: m.group() if m.group().startswith("HTTP") else MASK, text)
+    text = _DIGITS.sub(lambda m: m.group() if _KEPT_NUMBER.fullmatch(m.group()) else MASK, text)
     return text[:120]
 _OPTIONAL_COUNTS = (
     ("already_sent", "already sent"),

@@ -184,9 +184,17 @@ def group_rejects(reasons: list[Any], report: dict[str, Any] | None) -> list[Rej
             key = (stream, str(entry.get("pattern", "")))
             tallied[key] += int(entry.get("count") or 0)
             tally_examples.setdefault(key, str(entry.get("example", "")))
-    for key, n in tallied.items():
-        extra = n - counts.get(key, 0)
+    # Only rows beyond what sync_rows holds are "keyless": a report written by another
+    # version may group a reason differently, which must not count its rows twice.
+    left = Counter[str]()
+    for (stream, _), n in tallied.items():
+        left[stream] += n
+    for (stream, _), n in counts.items():
+        left[stream] -= n
+    for key, n in sorted(tallied.items(), key=lambda item: -item[1]):
+        extra = min(n - counts.get(key, 0), left[key[0]])
         if extra > 0:
+            left[key[0]] -= extra
             groups.append(RejectGroup(*key, extra, tally_examples[key], keyless=True))
     groups.sort(key=lambda g: (-g.count, g.stream, g.pattern))
     return groups

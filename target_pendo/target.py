@@ -567,6 +567,9 @@ class TargetPendo(Target):
                 report_path=str(path.resolve()),
                 error=error,
                 redact=self._redact_all,
+                unsent_rows=sum(
+                    max(0, s.received_rows - s.settled_rows) for s in self.run_context.sinks
+                ),
             )
         except Exception:  # a bug here must not change the run's outcome
             self.logger.warning("Could not build the alert; none was sent.", exc_info=True)

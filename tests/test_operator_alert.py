@@ -111,6 +111,7 @@ def test_a_failed_run_alerts_once(emulator, base_config, receiver):
     assert first.endswith(" failed")
     assert "Error: Pendo refused the key in setting 'track_event_secret'" in text
     assert f"• {STREAM} (events): received 3, sent 0, rejected 0" in text
+    assert "3 row(s) read were not settled and stay unsent; the next run sends them" in text
     (report_line,) = [x for x in rest if x.startswith("Report: ")]
     assert "/reports/run-" in report_line
     assert receiver.paths == [f"/services/{TOKEN}"]
@@ -127,7 +128,7 @@ def test_rejects_over_the_fraction_alert_with_reasons_but_no_values(
     (text,) = receiver.texts()
     assert "rejected more rows than max_rejected_fraction=0.05 in 'events' (10 of 10)" in text
     assert "Most frequent reject reasons:" in text
-    assert f"• {STREAM}: timestamp column 'plan': '…' is not" in text
+    assert f"• {STREAM}: timestamp column 'plan': '…' is not an ISO 8601 date-time" in text
     assert "(8 row(s))" in text
     assert f"• {STREAM}: 'user_id' is missing or null (2 row(s))" in text
     assert_nothing_secret(text)

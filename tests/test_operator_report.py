@@ -246,3 +246,23 @@ def test_html_page_renders_in_chromium_with_the_runs_numbers(emulator, base_conf
     assert 'id="latency-chart"' in dom
     assert "'user_id' is missing or null" in dom
     assert 'data-k="reject-count">2<' in dom
+
+
+def test_rejects_only_the_report_counted_are_added_once():
+    from target_pendo.report_cli import group_rejects
+
+    sql = [(STREAM, "'user_id' is missing or null", 2), (STREAM, "value 12 is bad", 1)]
+    report = {
+        "reject_reasons": {
+            STREAM: [
+                {"pattern": "'user_id' is missing or null", "count": 3, "example": "a"},
+                {"pattern": "value N is bad", "count": 1, "example": "b"},  # another version
+            ]
+        }
+    }
+    groups = group_rejects(sql, report)
+    assert [(g.pattern, g.count, g.keyless) for g in groups] == [
+        ("'user_id' is missing or null", 2, False),
+        ("'user_id' is missing or null", 1, True),  # a row without a key: not in sync_rows
+        ("value … is bad", 1, False),
+    ]
