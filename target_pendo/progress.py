@@ -23,6 +23,7 @@ most a second for it, so it never delays the run's exit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -216,6 +217,7 @@ class LiveLine:
         self._handler = handler
         self._stream = handler.stream
         self._text = ""
+        self._closed = False
         self._plain_emit = handler.emit
         handler.emit = self._emit  # type: ignore[method-assign]
 
@@ -231,13 +233,16 @@ class LiveLine:
         return max(20, columns - 1)
 
     def _emit(self, record: logging.LogRecord) -> None:
-        # runs under the handler's lock (Handler.handle takes it)
-        if self._text:
-            self._stream.write(_CLEAR_LINE)
-        self._plain_emit(record)
-        if self._text:
-            self._stream.write(self._text)
-            self._stream.flush()
+        """Runs under the handler's lock (Handler.handle takes it). A terminal that went
+        away must not make a log call raise: the line is for show only."""
+        with contextlib.suppress(OSError, ValueError):
+            if self._text:
+                self._stream.write(_CLEAR_LINE)
+        self._plain_emit(record)  # handles its own errors, as logging does
+        with contextlib.suppress(OSError, ValueError):
+            if self._text:
+                self._stream.write(self._text)
+                self._stream.flush()
 
     def show(self, text: str) -> None:
         text = text[: self._width()]
@@ -245,6 +250,8 @@ class LiveLine:
         if lock is None or not lock.acquire(timeout=0.5):
             return
         try:
+            if self._closed:
+                return
             self._text = text
             self._stream.write(_CLEAR_LINE + text)
             self._stream.flush()
@@ -257,6 +264,7 @@ class LiveLine:
         lock = self._handler.lock
         taken = lock is not None and lock.acquire(timeout=0.5)
         try:
+            self._closed = True
             self._handler.emit = self._plain_emit  # type: ignore[method-assign]
             if self._text:
                 self._text = ""
@@ -392,8 +400,9 @@ class ProgressMonitor:
     def tick(self) -> None:
         """One look at the run: note input, refresh the live line, log when it is time."""
         self._sample_input()
-        if self._live is not None:
-            self._live.show(self.live_text())
+        live = self._live  # stop() may clear it meanwhile: a closed line draws nothing
+        if live is not None:
+            live.show(self.live_text())
         else:
             self.maybe_log()
 
