@@ -1,17 +1,78 @@
-"""Per-stream counts for the end-of-run summary (stderr and `state_dir/reports/`)."""
+"""Per-stream counts for the end-of-run summary (stderr and `state_dir/reports/`), and the
+run's reject reasons grouped so that an operator (and the alert) sees kinds, not rows.
+
+Reasons quote row values (`got 'twelve'`, `'31/02/2026'`), so rows rejected for the same
+cause have different texts. `reason_pattern` masks what is a value: quoted text that is not
+a plain name, and numbers (not HTTP statuses); rows of one cause then share one pattern.
+`alert_reason` goes further for text that leaves the machine: only the rejected column's
+name stays quoted, and Pendo's own words after its status are left out.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import json
+import re
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 MAX_LISTED = 1000
+MAX_PATTERNS = 50  # reject reason patterns kept per stream (the rest are counted as "other")
+MAX_PATTERN_CHARS = 200
+MAX_EXAMPLE_CHARS = 300
+OTHER_REASONS = "(other reasons)"
+MASK = "…"
+
+# a quote opens after a non-word character and closes before one: "stream's" is not a quote
+_QUOTED = re.compile(r"(?<!\w)(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")(?!\w)")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# numbers that are part of the words, not values: an HTTP status, ISO 8601
+_KEPT_NUMBER = re.compile(r"HTTP \d{3}|ISO 8601")
+_NUMBER = re.compile(r"(?<![\w.,:])(?<!HTTP )(?<!ISO )-?\d+(?:[.,:]\d+)*")
+_DIGITS = re.compile(r"HTTP \d{3}|ISO 8601|\d+")
+_PENDO_WORDS = re.compile(r"^((?:Pendo\b.*?|.*?)\bHTTP \d{3}\)?|Pendo\b[^:]*?):\s.*$", re.S)
+
+
+def reason_pattern(reason: str) -> str:
+    """`reason` with its values masked, for grouping: quoted text other than a plain name
+    (a column or field) becomes `'…'`, numbers (not `HTTP 400`) become `…`."""
+    text = mask_quoted_values(" ".join(reason.split()))
+    text = _NUMBER.sub(MASK, text)
+    if len(text) > MAX_PATTERN_CHARS:
+        text = text[: MAX_PATTERN_CHARS - 1] + MASK
+    return text
+
+
+def mask_quoted_values(text: str) -> str:
+    """`text` with quoted text other than a plain name masked (an error message, which names
+    settings and columns, but may quote a row's value or Pendo's answer)."""
+
+    def quoted(match: re.Match[str]) -> str:
+        inner = match.group()[1:-1]
+        return match.group() if _NAME.fullmatch(inner) else f"'{MASK}'"
+
+    return _QUOTED.sub(quoted, text)
+
+
+def alert_reason(pattern: str, field_name: str | None) -> str:
+    """A reason pattern as it may leave the machine: only the rejected column's name stays
+    quoted, and what Pendo said after its status (free text that can hold row values) is
+    left out."""
+    text = _PENDO_WORDS.sub(lambda m: m.group(1), pattern)
+
+    def quoted(match: re.Match[str]) -> str:
+        inner = match.group()[1:-1]
+        return match.group() if field_name and inner == field_name else f"'{MASK}'"
+
+    text = _QUOTED.sub(quoted, text)
+    # every digit run but an HTTP status: dates and ids written without quotes too
+    text = _DIGITS.sub(lambda m: m.group() if _KEPT_NUMBER.fullmatch(m.group()) else MASK, text)
+    return text[:120]
 _OPTIONAL_COUNTS = (
     ("already_sent", "already sent"),
     ("unchanged", "unchanged"),
@@ -26,6 +87,7 @@ _OPTIONAL_COUNTS = (
     ("fields_created", "fields created"),
     ("deletes_withheld", "deletes withheld (full-table sync not seen complete)"),
 )
+OPTIONAL_COUNTS = _OPTIONAL_COUNTS  # (key, label) of the counts shown only when not zero
 
 
 @dataclass
@@ -61,6 +123,9 @@ class RunReport:
     )
     streams: dict[str, StreamCounts] = field(default_factory=dict)
     unknown_ids: dict[str, list[str]] = field(default_factory=dict)
+    # stream -> (field, reason pattern) -> count, and the first reason seen for each
+    reject_patterns: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
+    reject_examples: dict[tuple[str, str, str], str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _stream(self, name: str, sync: str) -> StreamCounts:
@@ -111,7 +176,40 @@ class RunReport:
             listed = self.unknown_ids.setdefault(name, [])
             listed.extend(ids[: max(0, MAX_LISTED - len(listed))])
 
+    def add_reject_reason(self, stream: str, field_name: str | None, reason: str) -> None:
+        """Count a rejected row under its reason's pattern (`reason` already redacted)."""
+        pattern = reason_pattern(reason)
+        column = field_name or ""
+        with self._lock:
+            patterns = self.reject_patterns.setdefault(stream, Counter())
+            key = (column, pattern)
+            if key not in patterns and len(patterns) >= MAX_PATTERNS:
+                key = ("", OTHER_REASONS)
+            patterns[key] += 1
+            example = (stream, *key)
+            if example not in self.reject_examples:
+                self.reject_examples[example] = " ".join(reason.split())[:MAX_EXAMPLE_CHARS]
+
+    def reject_reasons(self) -> dict[str, list[dict[str, Any]]]:
+        """stream -> its reject reasons, most frequent first: field, pattern, count, example."""
+        with self._lock:
+            return {
+                stream: [
+                    {
+                        "field": column or None,
+                        "pattern": pattern,
+                        "count": n,
+                        "example": self.reject_examples.get((stream, column, pattern), ""),
+                    }
+                    for (column, pattern), n in sorted(
+                        patterns.items(), key=lambda item: (-item[1], item[0])
+                    )
+                ]
+                for stream, patterns in sorted(self.reject_patterns.items())
+            }
+
     def as_dict(self, extra: dict[str, Any]) -> dict[str, Any]:
+        reasons = self.reject_reasons()
         with self._lock:
             return {
                 "run_id": self.run_id,
@@ -119,6 +217,7 @@ class RunReport:
                 "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "streams": {name: asdict(c) for name, c in sorted(self.streams.items())},
                 "unknown_ids": {name: list(ids) for name, ids in sorted(self.unknown_ids.items())},
+                "reject_reasons": reasons,
                 **extra,
             }
 
@@ -145,3 +244,20 @@ class RunReport:
                 f"{prefix}stream '{name}' ({c['sync']}): " + ", ".join([always, *optional, http])
             )
         return out
+
+
+class TalliedRejects:
+    """Stands in for the run's rejects log (`RowLog`): every rejected row passes here on its
+    way to the rejects file, so the report can group the run's reasons (rows the ledger cannot
+    key, and dry runs, are not in `sync_rows`, but are here)."""
+
+    def __init__(self, inner: Any, report: RunReport) -> None:
+        self._inner = inner
+        self._report = report
+
+    def reject(self, stream: str, key: Any, field: str | None, reason: str, record: Any) -> None:
+        self._report.add_reject_reason(stream, field, reason)
+        self._inner.reject(stream, key, field, reason, record)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)

@@ -155,6 +155,7 @@ class Settings:
     ledger_wait_seconds: float = 90.0
     region: str = "us"
     api_url_set: bool = False  # 'api_url' given: the region's hosts are not used
+    alert_webhook_url: str | None = field(default=None, repr=False)  # a secret: see alert.py
 
     def spec_for(self, stream: str) -> StreamSpec | None:
         """The stream's own spec, else the `*` default applied to it, else None."""
@@ -541,6 +542,31 @@ def key_region_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
+def webhook_url(config: Mapping[str, Any]) -> str | None:
+    """`alert_webhook_url`: an https URL (plain http only to a loopback address). The URL is
+    itself the secret (Slack's and Teams' carry their token in the path), so no message here
+    shows it."""
+    raw = config.get("alert_webhook_url")
+    if raw is None or raw == "":
+        return None
+    rule = (
+        "setting 'alert_webhook_url' must be an https:// URL with a host (a Slack, Teams or "
+        "PagerDuty incoming webhook)"
+    )
+    if not isinstance(raw, str):
+        raise ConfigError(rule)
+    try:
+        parts = urllib.parse.urlsplit(raw.strip())
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        raise ConfigError(f"{rule}; the value given has a bad host or port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(rule)
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(f"{rule}; plain http is allowed only to a loopback address")
+    return raw.strip()
+
+
 def parse_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the whole config; raise ConfigError naming the setting at the first problem."""
     raw_streams = config.get("streams") or {}
@@ -591,4 +617,5 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         ledger_wait_seconds=_in_range(config, "ledger_wait_seconds", 90, *LEDGER_WAIT_RANGE),
         track_event_secret=config.get("track_event_secret") or None,
         integration_key=config.get("integration_key") or None,
+        alert_webhook_url=webhook_url(config),
     )

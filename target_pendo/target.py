@@ -25,6 +25,10 @@ from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
+from target_pendo.alert import build_message as build_alert
+from target_pendo.alert import protect_webhook
+from target_pendo.alert import send as send_alert
+from target_pendo.alert import trigger as alert_trigger
 from target_pendo.batchfiles import read_batch_files
 from target_pendo.check import check_cli
 from target_pendo.errors import (
@@ -35,8 +39,12 @@ from target_pendo.errors import (
     UnmappedStreamError,
 )
 from target_pendo.ledger_cli import check_config_files, ledger_cli
+from target_pendo.logs import log_fatal, quiet_sdk_chatter
+from target_pendo.progress import ProgressMonitor
 from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader, tolerant_stdin
 from target_pendo.redact import redact_text
+from target_pendo.report import TalliedRejects
+from target_pendo.report_cli import report_cli
 from target_pendo.run import RunContext
 from target_pendo.settings import (
     CONTEXT_KEYS,
@@ -294,6 +302,14 @@ class TargetPendo(Target):
             "existing Pendo records by id. Only 'append-only' (the default) is accepted; "
             "'upsert' and 'overwrite' are refused.",
         ),
+        th.Property(
+            "alert_webhook_url",
+            th.StringType,
+            secret=True,
+            description="Incoming-webhook URL (Slack, Teams, PagerDuty's events bridge) that "
+            "gets one JSON message {\"text\": ...} per run that failed, was stopped by a "
+            "signal, or rejected more than max_rejected_fraction; no keys or row values in it.",
+        ),
     ).to_dict()
 
     message_reader_class = LineCountingReader
@@ -305,6 +321,7 @@ class TargetPendo(Target):
         self._stop_signal: int | None = None
         self._settling = False  # the input is read: a signal no longer interrupts the run
         self._state_watermarks: dict[int, int] = {}  # sink id -> rows it had at the last STATE
+        quiet_sdk_chatter(self.name)  # logging setup: before the SDK's first line
         super().__init__(*args, **kwargs)
         self.settings = parse_settings(self.config)
         if type(self).cli_full_resync:
@@ -312,6 +329,7 @@ class TargetPendo(Target):
         for warning in key_region_warnings(self.settings):
             self.logger.warning(warning)
         self.run_context = RunContext.create(self.settings)
+        self.progress_monitor = self._watch_run()  # progress, call timeline, reject reasons
         for run_id in self.run_context.abandoned_runs:
             self.logger.warning(
                 "Run %s stopped without finishing (killed?); it is marked 'abandoned' in the "
@@ -505,14 +523,30 @@ class TargetPendo(Target):
                 f"{Path(self.settings.state_dir) / 'rejects'}."
             )
 
+    def _watch_run(self) -> ProgressMonitor:
+        """What the operator sees while the run goes and after: progress lines (or a live
+        line on a terminal), the calls' timeline, reject reasons grouped, the webhook URL
+        kept out of every log line. Starts before anything is read or sent."""
+        run = self.run_context
+        run.rejects = TalliedRejects(run.rejects, run.report)  # type: ignore[assignment]
+        self._redact_all = protect_webhook(self.settings.alert_webhook_url, run.client.redact)
+        return ProgressMonitor.attach(
+            run,
+            interval=PendoSink.PROGRESS_EVERY_SECONDS,
+            lines_read=lambda: getattr(getattr(self, "message_reader", None), "line_number", 0),
+            logger=self.logger,
+        )
+
     def finish(
         self, error: BaseException | None = None, stopped: str | None = None, unsent: int = 0
     ) -> None:
-        """Write the run report and release the HTTP pool."""
+        """Write the run report, send the alert if the run needs a person, release the pool."""
         self._settling = True
         run = self.run_context
         for sink in run.sinks:
             sink.stop_draining()  # nothing may still be sending when the pool closes
+        progress = self.progress_monitor
+        progress.stop()  # no progress line (or live line) after the summary
         stats = run.client.stats
         run.report.set_http(dict(stats.stream_calls), dict(stats.stream_retries))
         status = "stopped" if stopped else "failed" if error is not None else "succeeded"
@@ -536,14 +570,18 @@ class TargetPendo(Target):
                 }
                 for endpoint, p in run.client.pacing().items()
             },
+            "timeline": progress.timeline.as_dict(),
         }
+        for line in progress.retry_summary():  # one line per stream and cause
+            self.logger.info("%s", line)
         for line in run.report.lines(extra):
-            self.logger.info(line)
+            self.logger.info("%s", line)
+        latency = progress.latency_summary()
         self.logger.info(
-            "HTTP calls: %s; retries: %d%s; attempts that got no answer: %d",
+            "HTTP calls: %s%s; retries: %d; attempts that got no answer: %d",
             sum(stats.calls.values()),
+            f" ({latency})" if latency else "",
             stats.retries,
-            "".join(f", {n} of {c} ({s})" for (s, c), n in sorted(stats.retry_causes.items())),
             stats.in_doubt,
         )
         for endpoint, p in extra["pacing"].items():
@@ -557,8 +595,42 @@ class TargetPendo(Target):
                 )
         path = run.report.write(self.settings.state_dir, extra, run.client.redact)
         self.logger.info("Run report written to %s", path)
-        run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))
-        run.close()
+        try:
+            run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))
+        finally:
+            self._alert(status, error, extra, path)
+            run.close()
+
+    def _alert(
+        self, status: str, error: BaseException | None, extra: dict[str, Any], path: Path
+    ) -> None:
+        """One webhook message for a run that failed, stopped, or rejected too much; never
+        raises (see alert.py)."""
+        url = self.settings.alert_webhook_url
+        over = self.run_context.report.over_rejected(self.settings.max_rejected_fraction)
+        why = alert_trigger(status, over)
+        if not url or why is None:
+            return
+        if self.settings.dry_run:
+            self.logger.info("Dry run: no alert sent to the webhook (it sends nothing).")
+            return
+        try:
+            payload = build_alert(
+                self.run_context.report.as_dict(extra),
+                why=why,
+                over_rejected=over,
+                max_rejected_fraction=self.settings.max_rejected_fraction,
+                report_path=str(path.resolve()),
+                error=error,
+                redact=self._redact_all,
+                unsent_rows=sum(
+                    max(0, s.received_rows - s.settled_rows) for s in self.run_context.sinks
+                ),
+            )
+        except Exception:  # a bug here must not change the run's outcome
+            self.logger.warning("Could not build the alert; none was sent.", exc_info=True)
+            return
+        send_alert(url, payload)
 
 
 def _json_kind(value: Any) -> str:
@@ -574,9 +646,9 @@ def config_schema() -> dict[str, Any]:
     return schema
 
 
-SUBCOMMANDS = {"check": check_cli, "ledger": ledger_cli}
+SUBCOMMANDS = {"check": check_cli, "ledger": ledger_cli, "report": report_cli}
 # Options whose value is the next word, so that value is not taken for a subcommand.
-_OPTIONS_WITH_VALUE = {"--config", "--format", "--input", "--stream"}
+_OPTIONS_WITH_VALUE = {"--config", "--format", "--input", "--stream", "--html"}
 
 HELP_EPILOG = """\b
 Subcommands, before or after the options (Meltano puts --config first, so
@@ -587,6 +659,8 @@ Subcommands, before or after the options (Meltano puts --config first, so
       count the sync ledger's keys per stream and status; changes nothing
   target-pendo ledger reset --stream NAME --config FILE|ENV
       forget one stream's sync state (its rows are then sent as new); sends nothing
+  target-pendo report [RUN_ID] [--html FILE] [--list] --config FILE|ENV
+      a run's report from the ledger (the latest by default), as a table or an HTML page
 They read --config (several files, later ones winning, and ENV for TARGET_PENDO_*
 variables) exactly as a sync does.
 """
@@ -594,7 +668,7 @@ variables) exactly as a sync does.
 
 def split_subcommand(args: list[str]) -> tuple[str | None, list[str]]:
     """(subcommand, the other arguments): the first bare word, wherever it stands, when it
-    is `check` or `ledger`. Orchestrators add options first (`meltano invoke` runs
+    is `check`, `ledger` or `report`. Orchestrators add options first (`meltano invoke` runs
     `target-pendo --config FILE check`), so the subcommand is not always first."""
     skip = False
     for n, arg in enumerate(args):
@@ -674,5 +748,6 @@ def main() -> None:
 def _fail(message: str, code: int, prefix: str = "target-pendo: error: ") -> None:
     text = redact_text(" ".join(message.split()))  # one line, whatever the SDK wrote
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    log_fatal(text, logger_name=TargetPendo.name, stopped=code >= 128)  # for Meltano: logs.py
     print(f"{prefix}{text}", file=sys.stderr)
     sys.exit(code)

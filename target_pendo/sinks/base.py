@@ -20,6 +20,7 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_pendo.ledger import RowOutcome
+from target_pendo.progress import note_drain
 from target_pendo.validation import compiled_or_none, violation_field
 
 if TYPE_CHECKING:
@@ -51,8 +52,6 @@ class PendoSink(BatchSink):
         self.received_rows = 0  # rows handed to this sink
         self.settled_rows = 0  # rows of batches whose every row has its outcome
         self.replaced = False  # a SCHEMA change gave the stream a new sink
-        self._started = time.monotonic()
-        self._last_progress = self._started
         self._drainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drain")
         self._pending: deque[Future[None]] = deque()
         self._failed = False
@@ -92,10 +91,13 @@ class PendoSink(BatchSink):
         super().clean_up()
 
     def _timed_drain(self, context: dict) -> None:
-        """Times each drain for the report and logs progress on long runs."""
+        """Times each drain for the report, and tells the run's progress monitor (see
+        progress.py) when a batch starts and ends: between two drains it says what the run
+        waits for, every PROGRESS_EVERY_SECONDS, from its own thread."""
         if self._failed:
             raise RuntimeError(f"stream '{self.stream_name}': an earlier batch failed")
         started = time.monotonic()
+        note_drain(self.run.run_id, self.stream_name, context.get("received", 0))
         try:
             self.drain(context)
             self.settled_rows += context.get("received", 0)
@@ -108,16 +110,7 @@ class PendoSink(BatchSink):
             counts = self.run.report.counts(self.stream_name)
             self._sent_metric.increment(counts.sent - self._sent_reported)
             self._sent_reported = counts.sent
-            if now - self._last_progress >= self.PROGRESS_EVERY_SECONDS:
-                self._last_progress = now
-                self.logger.info(
-                    "Progress of stream '%s': %d received, %d sent, %d rejected (%.0f rows/s)",
-                    self.stream_name,
-                    counts.received,
-                    counts.sent,
-                    counts.rejected,
-                    counts.received / max(now - self._started, 1e-9),
-                )
+            note_drain(self.run.run_id, self.stream_name, None)
 
     def drain(self, context: dict) -> None:
         """Send one batch; return only when each of its rows has an outcome."""
@@ -130,7 +123,7 @@ class PendoSink(BatchSink):
 
     # The SDK calls this private hook after every record; it logs the whole batch context at
     # DEBUG, which is every row's data (hundreds of MB for a small run). Progress is logged
-    # per drain instead.
+    # by the run's progress monitor instead.
     def _after_process_record(self, context: dict) -> None:
         return
 

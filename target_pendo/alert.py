@@ -1,0 +1,198 @@
+"""One message where a team looks, when a run needs a person: `alert_webhook_url`.
+
+A run that failed, was stopped by a signal, or rejected more than `max_rejected_fraction` of
+a stream's rows POSTs one JSON object in Slack's incoming-webhook format, `{"text": ...}`,
+which Slack, Microsoft Teams (incoming webhook connector) and PagerDuty's events bridge take
+as it is: what happened, the streams and their counts, the most frequent reject reasons, and
+where the run report is.
+
+What it never holds: a key (the text passes through the run's redactor), or row data: reject
+reasons are sent as patterns (`report.alert_reason`: values masked, only the rejected
+column's name kept, Pendo's own words after its status left out), errors with quoted values
+masked. The webhook URL is itself a secret (Slack's carries its token in the path): it is
+added to the log redaction, and failures name only its scheme and host.
+
+It is sent once, on its own thread, and waited for at most ALERT_TIMEOUT_SECONDS: a receiver
+that is down or slow costs the run a warning and a few seconds at most, never its outcome or
+exit code. A dry run sends no alert, as it sends nothing anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from target_pendo.redact import Redactor, install_log_redaction, url_secrets
+from target_pendo.report import alert_reason, mask_quoted_values
+
+ALERT_TIMEOUT_SECONDS = 5.0
+MAX_REASONS = 3
+MAX_STREAMS = 10
+MAX_ERROR_CHARS = 300
+
+log = logging.getLogger("target_pendo.alert")
+
+
+def webhook_secrets(url: str) -> list[str]:
+    """The parts of a webhook URL to redact wherever they could be echoed: the URL, its path
+    (the token of Slack and Teams webhooks), long path segments, credentials, query values."""
+    parts = urllib.parse.urlsplit(url)
+    found = [url, urllib.parse.urlunsplit((*parts[:3], "", "")), *url_secrets(url)]
+    if len(parts.path) > 1:
+        found.append(parts.path)
+        found += [segment for segment in parts.path.split("/") if len(segment) >= 8]
+    return found
+
+
+def webhook_host(url: str) -> str:
+    """The webhook as it may be shown: scheme and host, never the path."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}"
+
+
+def protect_webhook(url: str | None, redact: Callable[[str], str]) -> Callable[[str], str]:
+    """The run's redactor extended with the webhook URL's secrets, installed for every log
+    line (urllib3 logs the path it posts to at DEBUG). Returns the combined redactor."""
+    if not url:
+        return redact
+    webhook = Redactor(webhook_secrets(url))
+
+    def combined(text: str) -> str:
+        return webhook(redact(text))
+
+    install_log_redaction(combined)
+    return combined
+
+
+def trigger(status: str, over_rejected: list[str]) -> str | None:
+    """Why this run alerts: 'failed', 'stopped' or 'rejected'; None when it does not."""
+    if status in ("failed", "stopped"):
+        return status
+    return "rejected" if over_rejected else None
+
+
+def build_message(
+    report: dict[str, Any],
+    *,
+    why: str,
+    over_rejected: list[str],
+    max_rejected_fraction: float,
+    report_path: str,
+    error: BaseException | None,
+    redact: Callable[[str], str],
+    unsent_rows: int = 0,
+    host: str | None = None,
+) -> dict[str, str]:
+    """The alert: Slack's `{"text": ...}`, a few short lines of Slack markdown."""
+    host = host or socket.gethostname()
+    run_id = report.get("run_id", "?")
+    if why == "failed":
+        headline = "failed"
+    elif why == "stopped":
+        headline = f"was stopped by {report.get('signal') or 'a signal'}"
+    else:
+        headline = (
+            f"rejected more rows than max_rejected_fraction={max_rejected_fraction:g} in "
+            f"{', '.join(over_rejected)}; every other row was delivered"
+        )
+    lines = [f"*target-pendo* run `{run_id}` on {host} {headline}"]
+    if why == "failed":
+        if report.get("error"):
+            message = mask_quoted_values(" ".join(str(report["error"]).split()))
+        elif error is not None:
+            message = f"unexpected {type(error).__name__}; see the run's log"
+        else:
+            message = "see the run's log"
+        lines.append(f"Error: {message[:MAX_ERROR_CHARS]}")
+    unsent = max(unsent_rows, int(report.get("unsent_rows") or 0))
+    if why == "stopped" or unsent:
+        lines.append(
+            f"{unsent} row(s) read were not settled and stay unsent; the next run sends them"
+        )
+    streams = report.get("streams") or {}
+    for name, c in list(streams.items())[:MAX_STREAMS]:
+        extra = "".join(
+            f", {label} {c[key]}"
+            for key, label in (
+                ("already_sent", "already sent"),
+                ("unchanged", "unchanged"),
+                ("skipped_unknown", "unknown ids"),
+            )
+            if c.get(key)
+        )
+        lines.append(
+            f"• {name} ({c.get('sync', '?')}): received {c.get('received', 0)}, "
+            f"sent {c.get('sent', 0)}, rejected {c.get('rejected', 0)}{extra}"
+        )
+    if len(streams) > MAX_STREAMS:
+        lines.append(f"• … and {len(streams) - MAX_STREAMS} more stream(s)")
+    reasons = [
+        (r["count"], stream, alert_reason(r["pattern"], r.get("field")))
+        for stream, rs in (report.get("reject_reasons") or {}).items()
+        for r in rs
+    ]
+    if reasons:
+        reasons.sort(key=lambda r: -r[0])
+        lines.append("Most frequent reject reasons:")
+        lines += [f"• {s}: {text} ({n} row(s))" for n, s, text in reasons[:MAX_REASONS]]
+    lines.append(f"Report: {report_path} on {host} (`target-pendo report {run_id}`)")
+    return {"text": redact("\n".join(lines))}
+
+
+def send(url: str, payload: dict[str, str], timeout: float | None = None) -> bool:
+    """POST the alert once; True when the receiver answered 2xx within `timeout` (default
+    ALERT_TIMEOUT_SECONDS). Never raises: a failure is a warning naming the webhook's host
+    and what went wrong."""
+    timeout = ALERT_TIMEOUT_SECONDS if timeout is None else timeout
+    where = webhook_host(url)
+    outcome: dict[str, Any] = {}
+
+    def post() -> None:
+        try:
+            with requests.Session() as session:
+                session.trust_env = False  # like the Pendo client: no .netrc, no env proxies
+                response = session.post(
+                    url, json=payload, timeout=(timeout, timeout), allow_redirects=False
+                )
+            outcome["status"] = response.status_code
+        except requests.RequestException as exc:
+            outcome["error"] = type(exc).__name__  # its text would show the URL's path
+        except Exception as exc:  # never the run's problem
+            outcome["error"] = f"unexpected {type(exc).__name__}"
+
+    thread = threading.Thread(target=post, name="alert", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        log.warning(
+            "The alert to %s (setting 'alert_webhook_url') got no answer within %g s; not "
+            "waiting for it. The run's outcome is unchanged.",
+            where,
+            timeout,
+        )
+        return False
+    if "error" in outcome:
+        log.warning(
+            "The alert to %s (setting 'alert_webhook_url') was not delivered: %s. The run's "
+            "outcome is unchanged; check the URL and that this machine may reach it.",
+            where,
+            outcome["error"],
+        )
+        return False
+    status = outcome.get("status", 0)
+    if not 200 <= status < 300:
+        log.warning(
+            "The alert to %s (setting 'alert_webhook_url') was answered HTTP %s, not 2xx: "
+            "check that the webhook still exists. The run's outcome is unchanged.",
+            where,
+            status,
+        )
+        return False
+    log.info("Alert sent to %s.", where)
+    return True

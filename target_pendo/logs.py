@@ -1,0 +1,90 @@
+"""Log lines an operator can read: SDK chatter at DEBUG, the fatal error at ERROR.
+
+How levels reach an orchestrator. The SDK logs through Python logging to stderr; Meltano
+(with the loader's `structured-logging` capability, declared in meltano.yml) points
+`SINGER_SDK_LOG_CONFIG` at a logging config whose formatter is the SDK's
+`StructuredFormatter`, so each line is a JSON object with a `level`, and Meltano logs it at
+that level. A line that is not such JSON (the `target-pendo: error: ...` line the CLI prints)
+is shown at INFO, so a failed run showed its reason at info level and only "Loader failed" as
+an error. `log_fatal` therefore logs the fatal error through logging as well, at ERROR, just
+before that line: under Meltano it arrives as an error; in a terminal, Airflow or Kubernetes
+logs it is a `| ERROR |` line log collectors pick up.
+
+Chatter: the SDK logs a few lines per run and per batch that say nothing an operator acts
+on ("Skipping parse of env var settings...", "Target sink for 'x' is full ... Draining...",
+and METRIC lines timing batches that drain on their own threads anyway). They are logged at
+DEBUG, so `TARGET_PENDO_LOGLEVEL=DEBUG` still shows them. The METRIC `record_count` tagged
+`endpoint: pendo` (rows Pendo accepted, every 30 s and at the end) stays at INFO: it is the
+one count of delivered rows in the SDK's machine-readable form (Meltano passes its
+`metric_info` on; log-based dashboards graph it). The SDK's own `record_count` of rows read
+repeats the run report's `received` and goes to DEBUG.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from singer_sdk.metrics import METRICS_LOGGER_NAME, Point
+
+# Message templates (the unformatted `msg`) the SDK logs at INFO that are chatter.
+SDK_CHATTER = (
+    "Skipping parse of env var settings...",
+    "Parsing env var for settings config...",
+    "Target sink for '%s' is full. Current size is '%s'. Draining...",
+    "One or more records have exceeded the max age of %d minutes. Draining all sinks.",
+)
+KEPT_METRIC = ("record_count", "endpoint", "pendo")  # metric name, tag, value kept at INFO
+
+
+def _is_chatter(record: logging.LogRecord) -> bool:
+    if record.levelno != logging.INFO:
+        return False
+    if record.msg in SDK_CHATTER:
+        return True
+    if record.msg == "METRIC: %s" and isinstance(record.args, tuple) and record.args:
+        point = record.args[0]
+        if isinstance(point, Point):
+            if point.metric_type == "counter" and point.value == 0:
+                return True  # a count of nothing since the last line (a sink closing)
+            name, tag, value = KEPT_METRIC
+            return not (point.metric.value == name and point.tags.get(tag) == value)
+    return False
+
+
+class ChatterFilter(logging.Filter):
+    """On a logger: turns the SDK's chatter into DEBUG records, dropped unless DEBUG is on.
+
+    A logger's filters run after its level check, so the record was made as INFO; it is
+    lowered here, and kept only when the logger would have logged it at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _is_chatter(record):
+            return True
+        record.levelno = logging.DEBUG
+        record.levelname = logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def quiet_sdk_chatter(plugin_logger_name: str) -> None:
+    """Install the ChatterFilter on the plugin's logger and the SDK's metrics logger (once).
+    Filters live on the loggers, not on handlers, so they hold whatever handlers the SDK or
+    Meltano's logging config puts on the root logger."""
+    for name in (plugin_logger_name, METRICS_LOGGER_NAME):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ChatterFilter) for f in logger.filters):
+            logger.addFilter(ChatterFilter())
+
+
+def log_fatal(message: str, *, logger_name: str, stopped: bool = False) -> None:
+    """Log the error that ends the run as one line, at ERROR (WARNING for a stop on a
+    signal, which an orchestrator asked for), when logging is set up (the sync command; the
+    `ledger`/`check`/`report` commands print their one line only). `message` must already be
+    one line and redacted; it goes as an argument, so the log redaction applies again and
+    the structured formatter cannot skip it."""
+    if not logging.getLogger().handlers:
+        return
+    logger = logging.getLogger(logger_name)
+    if stopped:
+        logger.warning("Run %s", message)  # "stopped by SIGTERM: ..."
+    else:
+        logger.error("Run failed: %s", message)

@@ -1,0 +1,686 @@
+"""Progress an operator can read while a run goes, stalled or not.
+
+Every PROGRESS_EVERY_SECONDS (30 s) a line per active stream says what came in, what Pendo
+took, what was rejected and retried, the rate, and what the run is waiting for right now:
+
+    Progress of stream 'events': 12000 received, 11500 sent, 3 rejected, 12 retries
+    (HTTP 503: 12); 410 rows/s in the last 30 s; waiting for Pendo: 8 calls in flight,
+    oldest 12 s
+
+On a terminal the same facts are one live line, rewritten in place every second, instead.
+
+Where the facts come from, without changing the client or the sinks: the client's stats
+object is swapped for `ObservedStats` (it sees each attempt start and each retry) and its
+call log for `ObservedCallLog` (it sees each attempt end, and still writes the `call_log`
+file when that is on); the sinks report drains starting and ending (`note_drain`); the
+target's reader counts input lines. Each attempt also feeds the run's `CallTimeline`.
+
+The monitor thread is a daemon that only reads: it takes short, bounded locks (the report's,
+the stats', its own, and on a terminal the log handler's, with a timeout) and never one the
+main thread's SIGTERM handler needs (that handler takes none: it raises). `stop()` waits at
+most a second for it, so it never delays the run's exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+import weakref
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from target_pendo.client import ClientStats
+from target_pendo.report import StreamCounts
+from target_pendo.timeline import CallTimeline, percentile
+
+if TYPE_CHECKING:
+    from target_pendo.calllog import CallLog
+    from target_pendo.run import RunContext
+
+INPUT_IDLE_SECONDS = 2.0  # no input line for this long: say the run waits for the tap
+SLOW_ANSWER_SECONDS = 1.0  # a call on the wire this long: say the run waits for Pendo
+CALL_RATE_SAMPLES = 6  # the recent call rate is over the last 5 ticks (5 s)
+PACED_FRACTION = 0.8  # calling at this share of max_requests_per_second: say it is paced
+LIVE_REFRESH_SECONDS = 1.0
+STOP_WAIT_SECONDS = 1.0
+_CLEAR_LINE = "\r\x1b[2K"
+
+log = logging.getLogger("target_pendo.progress")
+# run id -> its monitor, for `note_drain`
+_monitors: weakref.WeakValueDictionary[str, ProgressMonitor] = weakref.WeakValueDictionary()
+_monitors_lock = threading.Lock()
+
+
+def age(seconds: float) -> str:
+    """A duration as an operator reads it: `12 s`, `3m05s`, `2h01m`."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# --- what the HTTP workers are doing ----------------------------------------------------------
+@dataclass
+class StreamActivity:
+    """One stream's calls right now."""
+
+    on_wire: int = 0
+    oldest_on_wire: float = 0.0  # seconds
+    # cause -> (calls waiting to retry, how long the longest of them has been retrying)
+    waiting: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+
+class Activity:
+    """Attempts on the wire and retry waits, per worker thread (a thread does one call at a
+    time: its attempt starts in `stats.call`, ends in the call log, waits after `stats.retry`
+    until its next attempt starts)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._on_wire: dict[int, tuple[float, str]] = {}
+        self._waiting: dict[int, tuple[float, str, str]] = {}  # since the call's first retry
+        self._retrying_since: dict[int, float] = {}
+
+    def started(self, stream: str | None) -> None:
+        ident = threading.get_ident()
+        with self._lock:
+            if self._waiting.pop(ident, None) is None:
+                self._retrying_since.pop(ident, None)  # a new call, not a retry of the last
+            self._on_wire[ident] = (self._clock(), stream or "-")
+
+    def ended(self) -> None:
+        with self._lock:
+            self._on_wire.pop(threading.get_ident(), None)
+
+    def retrying(self, stream: str | None, cause: str) -> None:
+        ident = threading.get_ident()
+        with self._lock:
+            since = self._retrying_since.setdefault(ident, self._clock())
+            self._waiting[ident] = (since, stream or "-", cause)
+
+    def clear(self) -> None:
+        """The run ended: a call stopped during its retry wait never reports again."""
+        with self._lock:
+            self._on_wire.clear()
+            self._waiting.clear()
+            self._retrying_since.clear()
+
+    def snapshot(self) -> dict[str, StreamActivity]:
+        now = self._clock()
+        out: dict[str, StreamActivity] = {}
+        with self._lock:
+            wire = list(self._on_wire.values())
+            waiting = list(self._waiting.values())
+        for started, stream in wire:
+            act = out.setdefault(stream, StreamActivity())
+            act.on_wire += 1
+            act.oldest_on_wire = max(act.oldest_on_wire, now - started)
+        for since, stream, cause in waiting:
+            act = out.setdefault(stream, StreamActivity())
+            n, longest = act.waiting.get(cause, (0, 0.0))
+            act.waiting[cause] = (n + 1, max(longest, now - since))
+        return out
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    calls: int
+    retries: int
+    stream_retries: dict[str, int]
+    retry_causes: dict[tuple[str, str], int]
+
+
+class ObservedStats(ClientStats):
+    """The client's counters, also telling the run's Activity and CallTimeline when an
+    attempt starts and when a call waits to retry."""
+
+    def __init__(self, activity: Activity, timeline: CallTimeline) -> None:
+        super().__init__()
+        self._activity = activity
+        self._timeline = timeline
+
+    def call(self, route: str, stream: str | None) -> None:
+        super().call(route, stream)
+        self._activity.started(stream)
+
+    def retry(self, in_doubt: bool, stream: str | None, cause: str) -> int:
+        times = super().retry(in_doubt, stream, cause)
+        self._activity.retrying(stream, cause)
+        self._timeline.retry()
+        return times
+
+    def snapshot(self) -> StatsSnapshot:
+        with self._lock:
+            return StatsSnapshot(
+                calls=sum(self.calls.values()),
+                retries=self.retries,
+                stream_retries=dict(self.stream_retries),
+                retry_causes=dict(self.retry_causes),
+            )
+
+
+class ObservedCallLog:
+    """Where the client reports each attempt's end: the Activity and CallTimeline hear of
+    it, and the `call_log` file (when that setting is on) gets its line as before."""
+
+    def __init__(self, inner: CallLog | None, activity: Activity, timeline: CallTimeline) -> None:
+        self.inner = inner
+        self._activity = activity
+        self._timeline = timeline
+
+    def write(
+        self,
+        method: str,
+        url: str,
+        status: int | None,
+        seconds: float,
+        attempt: int,
+        stream: str | None,
+        request_body: bytes | None,
+        response_body: str | None,
+        error: str | None,
+    ) -> None:
+        self._activity.ended()
+        self._timeline.attempt(status, seconds)
+        if self.inner is not None:
+            self.inner.write(
+                method, url, status, seconds, attempt, stream, request_body, response_body, error
+            )
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+
+# --- the terminal's live line ---------------------------------------------------------------
+class LiveLine:
+    """One status line at the bottom of a terminal, rewritten in place. Log lines written
+    through `handler` clear it first and redraw it after, so the two never mix; the line is
+    drawn under the handler's own lock, taken with a timeout so a stuck terminal cannot hold
+    the monitor (or the run's exit) up."""
+
+    def __init__(self, handler: logging.StreamHandler[IO[str]]) -> None:
+        self._handler = handler
+        self._stream = handler.stream
+        self._text = ""
+        self._closed = False
+        self._plain_emit = handler.emit
+        handler.emit = self._emit  # type: ignore[method-assign]
+
+    def _width(self) -> int:
+        """The terminal's columns, less one (a full line would wrap and break the rewrite);
+        asked of stderr itself: stdout is the Singer output, never the terminal."""
+        try:
+            columns = os.get_terminal_size(self._stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            columns = 0
+        if columns <= 0:
+            columns = shutil.get_terminal_size((100, 20)).columns
+        return max(20, columns - 1)
+
+    def _emit(self, record: logging.LogRecord) -> None:
+        """Runs under the handler's lock (Handler.handle takes it). A terminal that went
+        away must not make a log call raise: the line is for show only."""
+        with contextlib.suppress(OSError, ValueError):
+            if self._text:
+                self._stream.write(_CLEAR_LINE)
+        self._plain_emit(record)  # handles its own errors, as logging does
+        with contextlib.suppress(OSError, ValueError):
+            if self._text:
+                self._stream.write(self._text)
+                self._stream.flush()
+
+    def show(self, text: str) -> None:
+        text = text[: self._width()]
+        lock = self._handler.lock
+        if lock is None or not lock.acquire(timeout=0.5):
+            return
+        try:
+            if self._closed:
+                return
+            self._text = text
+            self._stream.write(_CLEAR_LINE + text)
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass  # the terminal went away: nothing to show it on
+        finally:
+            lock.release()
+
+    def close(self) -> None:
+        lock = self._handler.lock
+        taken = lock is not None and lock.acquire(timeout=0.5)
+        try:
+            self._closed = True
+            self._handler.emit = self._plain_emit  # type: ignore[method-assign]
+            if self._text:
+                self._text = ""
+                self._stream.write(_CLEAR_LINE)
+                self._stream.flush()
+        except (OSError, ValueError):
+            pass
+        finally:
+            if taken and lock is not None:
+                lock.release()
+
+
+def terminal_handler() -> logging.StreamHandler[IO[str]] | None:
+    """The root logger's handler that writes to stderr when stderr is a terminal (the SDK's
+    console handler in an interactive shell); None under Meltano, pipes, files."""
+    for handler in logging.getLogger().handlers:
+        if not isinstance(handler, logging.StreamHandler):
+            continue
+        stream = handler.stream
+        try:
+            if stream is sys.stderr and stream.isatty():
+                return handler
+        except (AttributeError, ValueError):
+            continue
+    return None
+
+
+# --- the monitor ------------------------------------------------------------------------------
+@dataclass
+class _StreamMark:
+    """What a stream looked like at its last progress line."""
+
+    at: float
+    done: int = 0
+    signature: tuple[int, ...] = ()
+
+
+class ProgressMonitor:
+    """Owns the run's Activity and CallTimeline and says where the run is, every
+    `interval` seconds as log lines, or every second on a terminal's live line."""
+
+    def __init__(
+        self,
+        run: RunContext,
+        *,
+        interval: float,
+        lines_read: Callable[[], int],
+        logger: logging.Logger,
+        live: LiveLine | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.run = run
+        self.interval = max(0.0, interval)
+        self._lines_read = lines_read
+        self._logger = logger
+        self._live = live
+        self._clock = clock
+        self.activity = Activity(clock)
+        self.timeline = CallTimeline(clock)
+        self.stats = ObservedStats(self.activity, self.timeline)
+        self._started = clock()
+        self._last_log = self._started
+        self._log_lock = threading.Lock()
+        self._marks: dict[str, _StreamMark] = {}
+        self._draining: Counter[str] = Counter()  # stream -> drains running
+        self._drain_rows: dict[str, int] = {}
+        self._drain_lock = threading.Lock()
+        self._last_lines = 0
+        self._call_samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=CALL_RATE_SAMPLES)
+        self._last_input_at = self._started
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    @classmethod
+    def attach(
+        cls,
+        run: RunContext,
+        *,
+        interval: float,
+        lines_read: Callable[[], int],
+        logger: logging.Logger,
+    ) -> ProgressMonitor:
+        """Start watching a run that has not sent anything yet: take over the client's stats
+        and call log (see the module docstring) and start the monitor thread."""
+        handler = terminal_handler()
+        monitor = cls(
+            run,
+            interval=interval,
+            lines_read=lines_read,
+            logger=logger,
+            live=LiveLine(handler) if handler is not None else None,
+        )
+        client: Any = run.client
+        client.stats = monitor.stats
+        client._call_log = ObservedCallLog(client._call_log, monitor.activity, monitor.timeline)
+        with _monitors_lock:
+            _monitors[run.run_id] = monitor
+        # The thread holds the monitor weakly: a target dropped without finishing (a test, an
+        # embedding program) does not leave a thread logging for it.
+        monitor._thread = threading.Thread(
+            target=_loop,
+            args=(weakref.ref(monitor), monitor._stop, monitor._tick()),
+            name="progress",
+            daemon=True,
+        )
+        monitor._thread.start()
+        return monitor
+
+    def stop(self) -> None:
+        """The run ended: stop the thread (waiting at most a second), clear the live line."""
+        self._stop.set()
+        with _monitors_lock:
+            _monitors.pop(self.run.run_id, None)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(STOP_WAIT_SECONDS)
+        if self._live is not None:
+            self._live.close()
+            self._live = None
+        self.activity.clear()
+
+    @property
+    def live(self) -> bool:
+        return self._live is not None
+
+    def _tick(self) -> float:
+        """Seconds between two looks: a second, or the interval when that is shorter."""
+        if self.interval > 0:
+            return max(0.05, min(LIVE_REFRESH_SECONDS, self.interval))
+        return LIVE_REFRESH_SECONDS
+
+    def tick(self) -> None:
+        """One look at the run: note input, refresh the live line, log when it is time."""
+        self._sample_input()
+        live = self._live  # stop() may clear it meanwhile: a closed line draws nothing
+        if live is not None:
+            live.show(self.live_text())
+        else:
+            self.maybe_log()
+
+    # --- drains (from the sinks' drain threads) ---------------------------------------------
+    def drain_started(self, stream: str, rows: int) -> None:
+        with self._drain_lock:
+            self._draining[stream] += 1
+            self._drain_rows[stream] = rows
+
+    def drain_ended(self, stream: str) -> None:
+        with self._drain_lock:
+            self._draining[stream] -= 1
+            if self._draining[stream] <= 0:
+                del self._draining[stream]
+        if self._live is None:
+            self.maybe_log()
+
+    # --- what to say --------------------------------------------------------------------------
+    def _sample_input(self) -> None:
+        """Note the input lines read and the calls made so far (for the recent call rate)."""
+        now = self._clock()
+        lines = self._lines_read()
+        if lines != self._last_lines:
+            self._last_lines = lines
+            self._last_input_at = now
+        with self.stats._lock:
+            calls = dict(self.stats.stream_calls)
+        self._call_samples.append((now, calls))
+
+    def call_rate(self, stream: str | None = None) -> float:
+        """Attempts per second over the last few seconds: of one stream, or of all."""
+        if len(self._call_samples) < 2:
+            return 0.0
+        (t0, first), (t1, last) = self._call_samples[0], self._call_samples[-1]
+        if t1 <= t0:
+            return 0.0
+        if stream is None:
+            return (sum(last.values()) - sum(first.values())) / (t1 - t0)
+        return (last.get(stream, 0) - first.get(stream, 0)) / (t1 - t0)
+
+    def maybe_log(self) -> None:
+        """Log the progress lines if `interval` has passed since the last ones. From any
+        thread; a thread that finds another one logging just returns."""
+        if self._clock() - self._last_log < self.interval:
+            return
+        if not self._log_lock.acquire(blocking=False):
+            return
+        try:
+            now = self._clock()
+            if now - self._last_log < self.interval:
+                return
+            for line in self.lines(now):
+                self._logger.info("%s", line)
+            self._last_log = now
+        finally:
+            self._log_lock.release()
+
+    def _streams(self) -> list[str]:
+        names = dict.fromkeys(s.stream_name for s in list(self.run.sinks))
+        return list(names)
+
+    def _sink_rows(self, stream: str) -> tuple[int, int]:
+        """(rows received, rows not yet settled) of a stream, over its sinks."""
+        received = unsettled = 0
+        for sink in list(self.run.sinks):
+            if sink.stream_name == stream:
+                received += sink.received_rows
+                unsettled += max(0, sink.received_rows - sink.settled_rows)
+        return received, unsettled
+
+    def _input_clause(self, now: float, short: bool = False) -> str:
+        idle = now - self._last_input_at
+        if self.run.input_complete:
+            return "input complete"
+        if not self._last_lines:
+            if short:
+                return f"nothing read from the tap yet ({age(idle)})"
+            return f"waiting for input from the tap (nothing read in {age(idle)})"
+        if idle >= INPUT_IDLE_SECONDS:
+            if short:
+                return f"tap idle {age(idle)}"
+            return f"waiting for input from the tap (no line for {age(idle)})"
+        return "reading input"
+
+    def waiting_for(
+        self,
+        stream: str,
+        act: StreamActivity | None,
+        unsettled: int,
+        now: float,
+        short: bool = False,
+    ) -> str:
+        """What a stream waits for right now, in the words an operator would use (`short`:
+        fewer of them, for the terminal's one line)."""
+        waits = act.waiting if act is not None else {}
+        if short:
+            retry_part = ", ".join(
+                f"retry after {cause}: {n} ({age(longest)})"
+                for cause, (n, longest) in sorted(waits.items())
+            )
+        elif waits:
+            budget = getattr(getattr(self.run, "settings", None), "max_retry_seconds", None)
+            retry_part = "waiting to retry: " + "; ".join(
+                f"{plural(n, 'call')} after {cause}, the longest retrying for {age(longest)}"
+                for cause, (n, longest) in sorted(waits.items())
+            )
+            if budget:
+                retry_part += f" (max_retry_seconds={budget:g})"
+        else:
+            retry_part = ""
+        on_wire = act.on_wire if act is not None else 0
+        rate = self.call_rate(stream)
+        slow = act is not None and act.oldest_on_wire >= SLOW_ANSWER_SECONDS
+        if act is not None and on_wire and (slow or not rate):
+            if short:
+                text = f"Pendo: {on_wire} in flight, oldest {age(act.oldest_on_wire)}"
+                return f"{text}, {retry_part}" if retry_part else text
+            text = (
+                f"waiting for Pendo: {plural(on_wire, 'call')} in flight, "
+                f"oldest {age(act.oldest_on_wire)}"
+            )
+            return f"{text}; {retry_part}" if retry_part else text
+        if retry_part:
+            return retry_part
+        if rate > 0:
+            limit = getattr(getattr(self.run, "settings", None), "max_requests_per_second", 0)
+            paced = bool(limit) and self.call_rate() >= PACED_FRACTION * limit
+            if short:
+                return f"sending {rate:.0f} calls/s" + (" (paced)" if paced else "")
+            return (
+                f"sending to Pendo at {rate:.0f} calls/s"
+                + (f" (paced by max_requests_per_second={limit:g})" if paced else "")
+                + (f", {plural(on_wire, 'call')} in flight" if on_wire else "")
+            )
+        with self._drain_lock:
+            draining = self._draining.get(stream, 0)
+            rows = self._drain_rows.get(stream, 0)
+        if draining:
+            if short:
+                return f"batch of {plural(rows, 'row')}"
+            return f"working on a batch of {plural(rows, 'row')} (mapping, ledger)"
+        clause = self._input_clause(now, short)
+        if unsettled and not self.run.input_complete:
+            if short:
+                return f"{clause}, {unsettled} held"
+            return f"{plural(unsettled, 'row')} held for the next batch; {clause}"
+        return clause
+
+    def lines(self, now: float | None = None) -> list[str]:
+        """The progress lines for now: one per stream that moved or has rows or calls under
+        way; one for the run when no stream does (so a stalled run still says so)."""
+        now = self._clock() if now is None else now
+        stats = self.stats.snapshot()
+        activity = self.activity.snapshot()
+        out = []
+        for stream in self._streams():
+            c = self.run.report.counts(stream)
+            received, unsettled = self._sink_rows(stream)
+            done = _done(c)
+            retries = stats.stream_retries.get(stream, 0)
+            act = activity.get(stream)
+            signature = (received, done, retries)
+            mark = self._marks.get(stream)
+            busy = bool(unsettled or (act and (act.on_wire or act.waiting)))
+            if mark is not None and mark.signature == signature and not busy:
+                continue  # settled and unchanged since its last line
+            since = mark.at if mark is not None else self._started
+            window = max(now - since, 1e-9)
+            rate = (done - (mark.done if mark else 0)) / window
+            causes = sorted(
+                (cause, n) for (s, cause), n in stats.retry_causes.items() if s == stream
+            )
+            optional = [
+                f"{label} {n}"
+                for label, n in (
+                    ("already sent", c.already_sent),
+                    ("unchanged", c.unchanged),
+                    ("unknown ids", c.skipped_unknown),
+                )
+                if n
+            ]
+            why = f" ({', '.join(f'{cause}: {n}' for cause, n in causes)})" if causes else ""
+            out.append(
+                f"Progress of stream '{stream}': {received} received, {c.sent} sent, "
+                f"{c.rejected} rejected, "
+                + "".join(f"{o}, " for o in optional)
+                + f"{retries} {'retry' if retries == 1 else 'retries'}{why}; "
+                f"{rate:.0f} rows/s in the last {age(window)}; "
+                + self.waiting_for(stream, act, unsettled, now)
+            )
+            self._marks[stream] = _StreamMark(now, done, signature)
+        if not out:
+            out.append(
+                f"Progress: {self._last_lines} input lines read, no row waiting to be sent; "
+                + self._input_clause(now)
+            )
+        return out
+
+    def live_text(self) -> str:
+        """The terminal's one line: what the busiest stream waits for first (the part that
+        matters when a run stalls), then the run's totals and rate."""
+        now = self._clock()
+        stats = self.stats.snapshot()
+        activity = self.activity.snapshot()
+        received = sent = rejected = done = 0
+        focus = ""
+        for stream in self._streams():
+            c = self.run.report.counts(stream)
+            r, unsettled = self._sink_rows(stream)
+            received += r
+            sent += c.sent
+            rejected += c.rejected
+            done += _done(c)
+            act = activity.get(stream)
+            if (act is not None and (act.on_wire or act.waiting)) or not focus:
+                focus = f"{stream}: " + self.waiting_for(stream, act, unsettled, now, short=True)
+        elapsed = now - self._started
+        rate = done / max(elapsed, 1e-9)
+        counts = f"{received} received, {sent} sent, {rejected} rejected"
+        if stats.retries:
+            counts += f", {stats.retries} retries"
+        wait = focus or self._input_clause(now, short=True)
+        return f"target-pendo {age(elapsed)} | {wait} | {counts} | {rate:.0f} rows/s"
+
+    # --- the end of the run -------------------------------------------------------------------
+    def retry_summary(self) -> list[str]:
+        """One line per stream and cause of retries, for the end of the run."""
+        stats = self.stats.snapshot()
+        return [
+            f"Retries of stream '{stream}' after {cause}: {n}"
+            if stream != "-"
+            else f"Retries of calls outside any stream after {cause}: {n}"
+            for (stream, cause), n in sorted(stats.retry_causes.items())
+        ]
+
+    def latency_summary(self) -> str:
+        """`p50 12 ms, p90 40 ms, p99 120 ms` over the run's attempts, or '' without any."""
+        histogram = self.timeline.latency()
+        parts = []
+        for q in (50, 90, 99):
+            value = percentile(histogram, q)
+            if value is not None:
+                shown = f"{value / 1000:.1f} s" if value >= 10_000 else f"{value:.0f} ms"
+                parts.append(f"p{q} {shown}")
+        return ", ".join(parts)
+
+
+def _loop(ref: weakref.ref[ProgressMonitor], stop: threading.Event, tick: float) -> None:
+    while not stop.wait(tick):
+        monitor = ref()
+        if monitor is None:
+            return
+        try:
+            monitor.tick()
+        except Exception:  # progress must never hurt the run
+            log.debug("progress tick failed", exc_info=True)
+        del monitor
+
+
+def _done(c: StreamCounts) -> int:
+    """Rows of a stream with their outcome (sent, rejected, or nothing to send)."""
+    return (
+        c.sent
+        + c.already_sent
+        + c.unchanged
+        + c.superseded
+        + c.rejected
+        + c.skipped
+        + c.skipped_unknown
+    )
+
+
+def note_drain(run_id: str, stream: str, rows: int | None) -> None:
+    """A sink's drain thread starts (`rows` set) or ends (`rows` None) a batch."""
+    monitor = _monitors.get(run_id)
+    if monitor is None:
+        return
+    if rows is None:
+        monitor.drain_ended(stream)
+    else:
+        monitor.drain_started(stream, rows)

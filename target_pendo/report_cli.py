@@ -1,0 +1,393 @@
+"""`target-pendo report [RUN_ID] [--html FILE]`: a run's report, read back from the ledger.
+
+The config is loaded as `target-pendo ledger` loads it (`--config FILE`, for `state_dir` /
+`ledger_url` and the keys to redact); the ledger is opened read-only and nothing is created,
+migrated or sent. Without RUN_ID: the latest finished run (a run id prefix is enough).
+
+What it shows: the run's status, times and error; per stream the counts of its report (a run
+that was killed has none: then the outcome counts its rows left in `sync_rows`); HTTP calls
+with latency percentiles, 429s and retries by cause (from the report's `timeline`); rejected
+rows grouped by reason, values masked so that rows of one cause share a line (from
+`sync_rows`, plus the rows the ledger could not key, which only the report counted).
+`--html FILE` writes the same as one self-contained page with the calls over time
+(report_html.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from target_pendo.alert import webhook_secrets
+from target_pendo.errors import TargetPendoError
+from target_pendo.ledger import Ledger, default_url, url_secret
+from target_pendo.ledger_cli import load_config
+from target_pendo.redact import Redactor, url_secrets
+from target_pendo.report import OPTIONAL_COUNTS, reason_pattern
+from target_pendo.timeline import COLUMNS, merge_histograms, percentile, read_timeline
+
+MAX_REJECT_GROUPS = 50
+LIST_RUNS = 20
+
+
+class ReportError(TargetPendoError):
+    """The run asked for is not in the ledger (or the ledger has no run yet)."""
+
+
+@dataclass(frozen=True)
+class RejectGroup:
+    stream: str
+    pattern: str
+    count: int
+    example: str
+    keyless: bool = False  # only in the report: rows the ledger could not key (or a dry run)
+
+
+@dataclass
+class RunView:
+    """One run as the report command shows it."""
+
+    run_id: str
+    status: str
+    started_at: str
+    finished_at: str | None
+    report: dict[str, Any] | None
+    ledger: str  # where it was read, password hidden
+    outcomes: dict[str, Counter[str]] = field(default_factory=dict)  # sync_rows per stream
+    rejects: list[RejectGroup] = field(default_factory=list)
+    newer_running: str | None = None
+
+    @property
+    def streams(self) -> dict[str, dict[str, Any]]:
+        """Per-stream counts: the report's, else what `sync_rows` holds of the run."""
+        if self.report and isinstance(self.report.get("streams"), dict):
+            return self.report["streams"]
+        return {name: {"sync": "?", **counts} for name, counts in sorted(self.outcomes.items())}
+
+    def total(self, key: str) -> int:
+        return sum(int(c.get(key) or 0) for c in self.streams.values())
+
+    def timeline(self) -> tuple[int, list[Any]]:
+        return read_timeline((self.report or {}).get("timeline"))
+
+
+def _ledger_where(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return parsed.database
+    return parsed.render_as_string(hide_password=True)
+
+
+def load_run(ledger: Ledger, url: str, run_id: str | None) -> RunView:
+    """The run `run_id` (an id or a unique prefix), or the latest finished run."""
+    where = _ledger_where(url)
+    with ledger.engine.connect() as conn:
+        newer_running = None
+        if run_id:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT run_id, started_at, finished_at, status, report FROM sync_runs "
+                    "WHERE run_id = :r OR run_id LIKE :p ORDER BY run_id"
+                ),
+                {"r": run_id, "p": run_id + "%"},  # LIKE may match more: filtered below
+            ).all()
+            exact = [r for r in rows if r[0] == run_id]
+            rows = exact or [r for r in rows if r[0].startswith(run_id)]
+            if not rows:
+                raise ReportError(
+                    f"no run '{run_id}' in the ledger at {where}; `target-pendo report --list` "
+                    "lists the latest runs"
+                )
+            if len(rows) > 1:
+                ids = ", ".join(r[0] for r in rows[:5])
+                raise ReportError(f"run id '{run_id}' matches {len(rows)} runs ({ids}); give more")
+            row = rows[0]
+        else:
+            latest = conn.execute(
+                sa.text(
+                    "SELECT run_id, started_at, finished_at, status, report FROM sync_runs "
+                    "ORDER BY started_at DESC, run_id DESC LIMIT 50"
+                )
+            ).all()
+            if not latest:
+                raise ReportError(
+                    f"the ledger at {where} has no run yet: run a sync first (or check "
+                    "'state_dir' / 'ledger_url' in the config given)"
+                )
+            finished = [r for r in latest if r[3] != "running"]
+            row = finished[0] if finished else latest[0]
+            if latest[0][3] == "running" and latest[0][0] != row[0]:
+                newer_running = latest[0][0]
+        outcomes: dict[str, Counter[str]] = {}
+        for stream, outcome, n in conn.execute(
+            sa.text(
+                "SELECT stream, outcome, COUNT(*) FROM sync_rows WHERE run_id = :r "
+                "GROUP BY stream, outcome"
+            ),
+            {"r": row[0]},
+        ):
+            outcomes.setdefault(stream, Counter())[outcome] = int(n)
+        reasons = conn.execute(
+            sa.text(
+                "SELECT stream, reason, COUNT(*) FROM sync_rows WHERE run_id = :r "
+                "AND outcome = 'rejected' GROUP BY stream, reason"
+            ),
+            {"r": row[0]},
+        ).all()
+    report = _parse_report(row[4])
+    return RunView(
+        run_id=row[0],
+        status=row[3],
+        started_at=row[1],
+        finished_at=row[2],
+        report=report,
+        ledger=where,
+        outcomes=outcomes,
+        rejects=group_rejects(reasons, report),
+        newer_running=newer_running,
+    )
+
+
+def _parse_report(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def group_rejects(reasons: list[Any], report: dict[str, Any] | None) -> list[RejectGroup]:
+    """Rejected rows per stream and reason pattern, most rows first: from `sync_rows`, plus
+    what only the report counted (rows without a key the ledger can store, dry runs)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    examples: dict[tuple[str, str], str] = {}
+    for stream, reason, n in reasons:
+        key = (stream, reason_pattern(reason or ""))
+        counts[key] += int(n)
+        examples.setdefault(key, " ".join((reason or "").split())[:300])
+    groups = [RejectGroup(s, p, n, examples[(s, p)]) for (s, p), n in counts.items()]
+    tallied: Counter[tuple[str, str]] = Counter()
+    tally_examples: dict[tuple[str, str], str] = {}
+    for stream, entries in ((report or {}).get("reject_reasons") or {}).items():
+        for entry in entries if isinstance(entries, list) else []:
+            key = (stream, str(entry.get("pattern", "")))
+            tallied[key] += int(entry.get("count") or 0)
+            tally_examples.setdefault(key, str(entry.get("example", "")))
+    # Only rows beyond what sync_rows holds are "keyless": a report written by another
+    # version may group a reason differently, which must not count its rows twice.
+    left = Counter[str]()
+    for (stream, _), n in tallied.items():
+        left[stream] += n
+    for (stream, _), n in counts.items():
+        left[stream] -= n
+    for key, n in sorted(tallied.items(), key=lambda item: -item[1]):
+        extra = min(n - counts.get(key, 0), left[key[0]])
+        if extra > 0:
+            left[key[0]] -= extra
+            groups.append(RejectGroup(*key, extra, tally_examples[key], keyless=True))
+    groups.sort(key=lambda g: (-g.count, g.stream, g.pattern))
+    return groups
+
+
+# --- text -----------------------------------------------------------------------------------
+def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
+        ).rstrip()
+
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def stream_columns(view: RunView) -> list[tuple[str, str]]:
+    """(key, label) of the stream table's columns: the main counts always, the others when
+    some stream has them; for a run without a report, the outcomes its rows have."""
+    if view.report is None:
+        found = {o for c in view.outcomes.values() for o in c}
+        first = [o for o in ("sent", "rejected") if o in found]
+        return [(o, o.replace("_", " ")) for o in [*first, *sorted(found - set(first))]]
+    streams = view.streams
+    columns = [("received", "received"), ("sent", "sent"), ("rejected", "rejected")]
+    for key, label in OPTIONAL_COUNTS:
+        if key != "deletes_withheld" and any(c.get(key) for c in streams.values()):
+            columns.append((key, label.split(" (")[0]))
+    return [*columns, ("http_calls", "HTTP calls"), ("retries", "retries"), ("seconds", "seconds")]
+
+
+def http_summary(view: RunView) -> dict[str, Any]:
+    """Totals over the run's timeline: attempts, answers by kind, retries, percentiles."""
+    width, rows = view.timeline()
+    totals = {name: sum(getattr(r, name) for r in rows) for name in COLUMNS[1:]}
+    histogram = merge_histograms(r.latency for r in rows)
+    busiest = max(rows, key=lambda r: r.calls, default=None)
+    return {
+        **totals,
+        "p50": percentile(histogram, 50),
+        "p90": percentile(histogram, 90),
+        "p99": percentile(histogram, 99),
+        "busiest_rate": (busiest.calls / width) if busiest else 0.0,
+        "bucket_seconds": width,
+    }
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1000:.1f} s" if value >= 10_000 else f"{value:.0f} ms"
+
+
+def duration(view: RunView) -> str:
+    try:
+        start = dt.datetime.fromisoformat(view.started_at)
+        end = dt.datetime.fromisoformat(view.finished_at or "")
+    except (TypeError, ValueError):
+        return ""
+    seconds = (end - start).total_seconds()
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def render_text(view: RunView) -> str:
+    report = view.report or {}
+    out = [f"Run {view.run_id}: {view.status}"]
+    took = duration(view)
+    out.append(
+        f"  started {view.started_at}, finished {view.finished_at or '-'}"
+        + (f" ({took})" if took else "")
+        + (", dry run: nothing was sent" if report.get("dry_run") else "")
+    )
+    if report.get("error"):
+        out.append(f"  error: {' '.join(str(report['error']).split())}")
+    if report.get("signal"):
+        out.append(
+            f"  stopped by {report['signal']}: {report.get('unsent_rows', 0)} row(s) read "
+            "stay unsent"
+        )
+    if view.report is None:
+        out.append(
+            "  no run report: the run did not finish (killed?); the counts are its rows in "
+            "the ledger's sync_rows"
+        )
+    if view.newer_running:
+        out.append(f"  (run {view.newer_running} is still running; this is the latest finished)")
+    out.append("")
+    columns = stream_columns(view)
+    rows = []
+    for name, c in view.streams.items():
+        cells = [name, str(c.get("sync", "?"))]
+        for key, _ in columns:
+            value = c.get(key, 0)
+            cells.append(f"{value:.1f}" if isinstance(value, float) else str(value or 0))
+        rows.append(cells)
+    if rows:
+        header = ["stream", "sync", *(label for _, label in columns)]
+        out += _table(header, rows, set(range(2, len(header))))
+    else:
+        out.append("No stream had rows.")
+    http = http_summary(view)
+    if http["calls"]:
+        out.append("")
+        out.append(
+            f"HTTP: {http['calls']} attempts; latency p50 {_ms(http['p50'])}, p90 "
+            f"{_ms(http['p90'])}, p99 {_ms(http['p99'])}; answered 429: {http['throttled']}, "
+            f"5xx: {http['failed']}, other 4xx: {http['refused']}, no answer: "
+            f"{http['unanswered']}; retries: {http['retries']}; busiest: "
+            f"{http['busiest_rate']:.0f} calls/s"
+        )
+    causes = report.get("retries_by_cause") or {}
+    if causes:
+        out.append("Retries by stream and cause:")
+        out += [f"  {key}: {n}" for key, n in sorted(causes.items())]
+    if view.rejects:
+        out.append("")
+        out.append("Rejected rows by reason (values masked; the rows are in sync_rows):")
+        groups = view.rejects[:MAX_REJECT_GROUPS]
+        table = [[g.stream, str(g.count), g.pattern + (" *" if g.keyless else "")] for g in groups]
+        out += ["  " + line for line in _table(["stream", "rows", "reason"], table, {1})]
+        if any(g.keyless for g in groups):
+            out.append(
+                "  * rows without a key the ledger can keep (or a dry run): only in "
+                "state_dir/rejects/<stream>.jsonl"
+            )
+        if len(view.rejects) > MAX_REJECT_GROUPS:
+            out.append(f"  ... and {len(view.rejects) - MAX_REJECT_GROUPS} more reasons")
+    return "\n".join(out) + "\n"
+
+
+def render_list(ledger: Ledger, url: str) -> str:
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT run_id, started_at, finished_at, status FROM sync_runs "
+                "ORDER BY started_at DESC, run_id DESC LIMIT :n"
+            ),
+            {"n": LIST_RUNS},
+        ).all()
+    if not rows:
+        return f"the ledger at {_ledger_where(url)} has no run yet\n"
+    table = [[r[0], r[3], r[1] or "", r[2] or ""] for r in rows]
+    return "\n".join(_table(["run", "status", "started", "finished"], table, set())) + "\n"
+
+
+def config_redactor(config: dict[str, Any], ledger_url: str) -> Redactor:
+    """Every secret the config holds, for the report's text and page."""
+    webhook = config.get("alert_webhook_url")
+    return Redactor(
+        [
+            config.get("track_event_secret"),
+            config.get("integration_key"),
+            url_secret(ledger_url),
+            *url_secrets(config.get("api_url")),
+            *url_secrets(config.get("track_url")),
+            *(webhook_secrets(webhook) if isinstance(webhook, str) and webhook else []),
+        ]
+    )
+
+
+def report_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="target-pendo report",
+        description="Show a run's report from the sync ledger (the latest finished run by "
+        "default); sends nothing and changes nothing.",
+    )
+    parser.add_argument("run_id", nargs="?", help="the run's id, or a unique start of it")
+    parser.add_argument("--config", action="append", default=[], help="config JSON file(s)")
+    parser.add_argument("--html", metavar="FILE", help="also write the report as an HTML page")
+    parser.add_argument("--list", action="store_true", help="list the latest runs instead")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    url = config.get("ledger_url") or default_url(config.get("state_dir") or ".target-pendo")
+    redact = config_redactor(config, url)
+    ledger = Ledger(url, read_only=True)
+    try:
+        if args.list:
+            sys.stdout.write(redact(render_list(ledger, url)))
+            return 0
+        view = load_run(ledger, url, args.run_id)
+    finally:
+        ledger.close()
+    sys.stdout.write(redact(render_text(view)))
+    if args.html:
+        from target_pendo.report_html import render_html
+
+        path = Path(args.html)
+        try:
+            path.write_text(redact(render_html(view)), encoding="utf-8")
+        except OSError as exc:
+            raise ReportError(
+                f"cannot write {path}: {exc.strerror or exc}; give --html a writable path"
+            ) from None
+        print(f"HTML report written to {path}")
+    return 0

@@ -1,0 +1,395 @@
+"""`target-pendo report --html FILE`: one run as one self-contained HTML page.
+
+Everything is inline (CSS, SVG charts drawn here, no script, no font, no CDN), so the page
+opens from a file, a CI artifact or an e-mail attachment on a machine without network. It
+shows the run's status and counts, its HTTP calls over time (calls per second stacked by
+what Pendo answered, 429s and 5xx in their own colours, retries as a line; latency p50 / p90
+/ p99 per time bucket on a log scale) and its rejected rows grouped by reason. Every text
+from the ledger is HTML-escaped; the caller redacts the whole page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from target_pendo.report_cli import (
+    MAX_REJECT_GROUPS,
+    RunView,
+    duration,
+    http_summary,
+    stream_columns,
+)
+from target_pendo.timeline import TimelineRow, percentile
+
+WIDTH, HEIGHT = 1100, 240
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 34
+SERIES = (  # timeline column, label, colour (colour-blind safe palette)
+    ("ok", "2xx", "#4477aa"),
+    ("refused", "other 4xx", "#ee7733"),
+    ("throttled", "429", "#aa3377"),
+    ("failed", "5xx", "#cc3311"),
+    ("unanswered", "no answer", "#888888"),
+)
+PERCENTILES = ((50, "p50", "#228833"), (90, "p90", "#ccbb44"), (99, "p99", "#cc3311"))
+STATUS_COLOURS = {"succeeded": "#228833", "failed": "#cc3311", "stopped": "#ccbb44"}
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;
+max-width:1140px;color:#222;background:#fff}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
+code{font:13px ui-monospace,SFMono-Regular,Menlo,monospace}
+.status{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600;
+vertical-align:middle;margin-left:8px;font-size:14px}
+.meta{color:#555;margin:2px 0}.error{background:#fdecea;border-left:4px solid #cc3311;
+padding:8px 12px;margin:12px 0}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin:16px 0}
+.card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:92px}
+.card .n{font-size:22px;font-weight:600;display:block}.card .l{color:#666;font-size:12px}
+table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1px solid #eee;
+text-align:left;vertical-align:top}th{background:#f6f6f6;font-weight:600}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.legend span{display:inline-block;margin-right:14px;font-size:12px}
+.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}
+svg text{font:11px system-ui,sans-serif;fill:#555}.muted{color:#777}
+footer{margin-top:32px;color:#888;font-size:12px}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return _e(value if value is not None else "-")
+
+
+def _nice_step(span: float, count: int = 5) -> float:
+    """A round step (1, 2 or 5 times a power of ten) giving about `count` ticks."""
+    if span <= 0:
+        return 1.0
+    raw = span / count
+    power = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if raw <= factor * power:
+            return factor * power
+    return 10 * power
+
+
+def _time_step(span: float) -> float:
+    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400):
+        if span / step <= 10:
+            return step
+    return 28800.0
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
+
+
+class _Plot:
+    """Scales and axes of one chart."""
+
+    def __init__(self, span: float, y_max: float, *, log: bool = False) -> None:
+        self.span = max(span, 1.0)
+        self.log = log
+        self.y_min = 1.0 if log else 0.0
+        if log:
+            self.y_max = 10 ** math.ceil(math.log10(max(y_max, 10.0)))
+        else:
+            step = _nice_step(max(y_max, 1.0))
+            self.y_max = step * math.ceil(max(y_max, 1.0) / step)
+        self.width = WIDTH - LEFT - RIGHT
+        self.height = HEIGHT - TOP - BOTTOM
+
+    def x(self, t: float) -> float:
+        return LEFT + t / self.span * self.width
+
+    def y(self, value: float) -> float:
+        if self.log:
+            low, high = math.log10(self.y_min), math.log10(self.y_max)
+            frac = (math.log10(max(value, self.y_min)) - low) / (high - low)
+        else:
+            frac = value / self.y_max if self.y_max else 0.0
+        return TOP + self.height * (1 - min(max(frac, 0.0), 1.0))
+
+    def axes(self, y_label: Callable[[float], str]) -> list[str]:
+        parts = []
+        if self.log:
+            ticks = [10**p for p in range(0, int(math.log10(self.y_max)) + 1)]
+        else:
+            step = _nice_step(self.y_max)
+            ticks = [i * step for i in range(round(self.y_max / step) + 1)]
+        for tick in ticks:
+            y = self.y(tick)
+            parts.append(
+                f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
+                'stroke="#e6e6e6"/>'
+                f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(y_label(tick))}</text>'
+            )
+        step = _time_step(self.span)
+        t = 0.0
+        while t <= self.span + 1e-9:
+            x = self.x(t)
+            parts.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + self.height}" '
+                f'y2="{TOP + self.height + 4}" stroke="#999"/>'
+                f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle">'
+                f"{_clock(t)}</text>"
+            )
+            t += step
+        parts.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + self.height}" '
+            f'y2="{TOP + self.height}" stroke="#999"/>'
+        )
+        return parts
+
+
+def _svg(title: str, parts: Sequence[str], ident: str) -> str:
+    return (
+        f'<svg id="{ident}" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
+        f'aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{_e(title)}</title>{''.join(parts)}</svg>"
+    )
+
+
+def _segments(
+    points: list[tuple[float, float | None]], width: float, xy: Callable[[float, float], str]
+) -> list[str]:
+    """Polyline paths through (t, value) points, broken where a bucket had no value (a lone
+    point is a short dash); `xy` gives a point's `x,y` on the chart."""
+    paths: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        if len(current) > 1:
+            paths.append("M" + "L".join(current))
+        elif current:
+            x, y = current[0].split(",")
+            paths.append(f"M{float(x) - 3:.1f},{y}h6")
+        current.clear()
+
+    last_t: float | None = None
+    for t, value in points:
+        if value is None or (last_t is not None and t - last_t > width * 1.5):
+            flush()
+        if value is not None:
+            current.append(xy(t, value))
+            last_t = t
+        else:
+            last_t = None
+    flush()
+    return paths
+
+
+def calls_chart(rows: list[TimelineRow], bucket: int) -> str:
+    """Calls per second, stacked by what Pendo answered; retries per second as a line."""
+    span = (max(r.t for r in rows) + bucket) if rows else bucket
+    peak = max((r.calls / bucket for r in rows), default=1.0)
+    peak = max(peak, max((r.retries / bucket for r in rows), default=0.0))
+    plot = _Plot(span, peak)
+    bar = max(plot.width * bucket / plot.span - 0.6, 0.6)
+    parts = plot.axes(lambda v: f"{v:g}/s")
+    for name, label, colour in SERIES:
+        shapes = []
+        for r in rows:
+            below = sum(getattr(r, n) for n, _, _ in SERIES[: [s[0] for s in SERIES].index(name)])
+            value = getattr(r, name)
+            if not value:
+                continue
+            y_top = plot.y((below + value) / bucket)
+            y_bottom = plot.y(below / bucket)
+            shapes.append(f"M{plot.x(r.t):.1f},{y_top:.1f}h{bar:.1f}V{y_bottom:.1f}h{-bar:.1f}z")
+        if shapes:
+            parts.append(
+                f'<path d="{"".join(shapes)}" fill="{colour}"><title>{label}</title></path>'
+            )
+
+    def xy(t: float, v: float) -> str:
+        return f"{plot.x(t + bucket / 2):.1f},{plot.y(v):.1f}"
+
+    retry_points = [(float(r.t), r.retries / bucket if r.retries else None) for r in rows]
+    for path in _segments(retry_points, bucket, xy):
+        parts.append(
+            f'<path d="{path}" fill="none" stroke="#222" stroke-width="1.5" '
+            'stroke-dasharray="4 2"><title>retries</title></path>'
+        )
+    for r in rows:  # a tooltip per bucket: hover shows its numbers
+        detail = ", ".join(f"{label} {getattr(r, n)}" for n, label, _ in SERIES if getattr(r, n))
+        p50 = percentile(r.latency, 50)
+        tip = f"{_clock(r.t)}: {r.calls} calls ({detail}); {r.retries} retries" + (
+            f"; p50 {p50:.0f} ms" if p50 is not None else ""
+        )
+        parts.append(
+            f'<rect x="{plot.x(r.t):.1f}" y="{TOP}" width="{max(bar, 1):.1f}" '
+            f'height="{plot.height}" fill="transparent"><title>{_e(tip)}</title></rect>'
+        )
+    return _svg("HTTP calls per second by answer, retries per second", parts, "calls-chart")
+
+
+def latency_chart(rows: list[TimelineRow], bucket: int) -> str:
+    """Latency p50 / p90 / p99 per time bucket, log scale."""
+    span = (max(r.t for r in rows) + bucket) if rows else bucket
+    values = {q: [(float(r.t), percentile(r.latency, q)) for r in rows] for q, _, _ in PERCENTILES}
+    peak = max((v for series in values.values() for _, v in series if v is not None), default=10)
+    plot = _Plot(span, peak, log=True)
+    parts = plot.axes(lambda v: f"{v / 1000:g} s" if v >= 1000 else f"{v:g} ms")
+
+    def xy(t: float, v: float) -> str:
+        return f"{plot.x(t + bucket / 2):.1f},{plot.y(v):.1f}"
+
+    for q, label, colour in PERCENTILES:
+        for path in _segments(values[q], bucket, xy):
+            parts.append(
+                f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.8">'
+                f"<title>{label}</title></path>"
+            )
+    return _svg("Latency per time bucket: p50, p90, p99", parts, "latency-chart")
+
+
+def _legend(items: Sequence[tuple[str, str]], dashed: str | None = None) -> str:
+    spans = [f'<span><i style="background:{c}"></i>{_e(label)}</span>' for label, c in items]
+    if dashed:
+        spans.append(
+            '<span><i style="background:repeating-linear-gradient(90deg,#222 0 4px,'
+            f'transparent 4px 6px);height:2px;vertical-align:3px"></i>{_e(dashed)}</span>'
+        )
+    return f'<div class="legend">{"".join(spans)}</div>'
+
+
+def _card(key: str, label: str, value: Any) -> str:
+    return (
+        f'<div class="card"><span class="n" data-k="{_e(key)}">{_number(value)}</span>'
+        f'<span class="l">{_e(label)}</span></div>'
+    )
+
+
+def render_html(view: RunView) -> str:
+    report = view.report or {}
+    http = http_summary(view)
+    bucket, rows = view.timeline()
+    colour = STATUS_COLOURS.get(view.status, "#777777")
+    took = duration(view)
+    head = [
+        f"<h1>target-pendo run <code>{_e(view.run_id)}</code>"
+        f'<span class="status" style="background:{colour}">{_e(view.status)}</span></h1>',
+        f'<p class="meta">started {_e(view.started_at)} · finished '
+        f"{_e(view.finished_at or '-')}" + (f" · {_e(took)}" if took else "") + "</p>",
+    ]
+    if report.get("dry_run"):
+        head.append('<p class="meta">dry run: nothing was sent</p>')
+    if report.get("error"):
+        head.append(f'<p class="error">Error: {_e(report["error"])}</p>')
+    if report.get("signal"):
+        head.append(
+            f'<p class="error">Stopped by {_e(report["signal"])}: '
+            f"{_number(report.get('unsent_rows', 0))} row(s) read stay unsent.</p>"
+        )
+    if view.report is None:
+        head.append(
+            '<p class="error">No run report: the run did not finish (killed?). The counts '
+            "are its rows in the ledger's sync_rows.</p>"
+        )
+    cards = [
+        _card("received", "received", view.total("received")),
+        _card("sent", "sent", view.total("sent")),
+        _card("rejected", "rejected", view.total("rejected")),
+        _card("calls", "HTTP attempts", http["calls"]),
+        _card("retries", "retries", http["retries"]),
+        _card("throttled", "answered 429", http["throttled"]),
+        _card("failed", "answered 5xx", http["failed"]),
+    ]
+    for q in ("p50", "p90", "p99"):
+        value = http[q]
+        shown = "-" if value is None else f"{value:.0f} ms"
+        cards.append(
+            f'<div class="card"><span class="n" data-k="{q}">{_e(shown)}</span>'
+            f'<span class="l">latency {q}</span></div>'
+        )
+    columns = stream_columns(view)
+    stream_rows = "".join(
+        f"<tr><td>{_e(name)}</td><td>{_e(c.get('sync', '?'))}</td>"
+        + "".join(
+            f'<td class="num" data-k="{_e(name)}:{_e(key)}">{_number(c.get(key, 0))}</td>'
+            for key, _ in columns
+        )
+        + "</tr>"
+        for name, c in view.streams.items()
+    )
+    stream_table = (
+        "<table><tr><th>stream</th><th>sync</th>"
+        + "".join(f'<th class="num">{_e(label)}</th>' for _, label in columns)
+        + f"</tr>{stream_rows}</table>"
+        if stream_rows
+        else '<p class="muted">No stream had rows.</p>'
+    )
+    if rows:
+        charts = (
+            f"<h2>HTTP calls over time</h2>{calls_chart(rows, bucket)}"
+            + _legend([(label, c) for _, label, c in SERIES], dashed="retries")
+            + f'<p class="muted">Buckets of {bucket} s; busiest: '
+            f"{http['busiest_rate']:.0f} calls/s.</p>"
+            f"<h2>Latency</h2>{latency_chart(rows, bucket)}"
+            + _legend([(label, c) for _, label, c in PERCENTILES])
+        )
+    else:
+        charts = '<h2>HTTP calls over time</h2><p class="muted">No HTTP call was recorded.</p>'
+    causes = report.get("retries_by_cause") or {}
+    retries = (
+        "<h2>Retries by stream and cause</h2><table><tr><th>stream: cause</th>"
+        '<th class="num">retries</th></tr>'
+        + "".join(
+            f'<tr><td>{_e(k)}</td><td class="num">{_number(n)}</td></tr>'
+            for k, n in sorted(causes.items())
+        )
+        + "</table>"
+        if causes
+        else ""
+    )
+    groups = view.rejects[:MAX_REJECT_GROUPS]
+    if groups:
+        rejects = (
+            "<h2>Rejected rows by reason</h2>"
+            '<p class="muted">Values are masked so that rows of one cause share a line; the '
+            "example is the first such row's reason. Each row is in the ledger's sync_rows "
+            "and in state_dir/rejects/&lt;stream&gt;.jsonl.</p>"
+            '<table><tr><th>stream</th><th class="num">rows</th><th>reason</th>'
+            "<th>example</th></tr>"
+            + "".join(
+                f'<tr><td>{_e(g.stream)}</td><td class="num" data-k="reject-count">'
+                f"{_number(g.count)}</td><td>{_e(g.pattern)}"
+                + (' <span class="muted">(no ledger key)</span>' if g.keyless else "")
+                + f"</td><td><code>{_e(g.example)}</code></td></tr>"
+                for g in groups
+            )
+            + "</table>"
+        )
+    else:
+        rejects = '<h2>Rejected rows by reason</h2><p class="muted">No row was rejected.</p>'
+    generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>target-pendo run {_e(view.run_id)} ({_e(view.status)})</title>"
+        f"<style>{_CSS}</style></head><body>"
+        + "".join(head)
+        + f'<section class="cards">{"".join(cards)}</section>'
+        + f"<h2>Streams</h2>{stream_table}"
+        + charts
+        + retries
+        + rejects
+        + f"<footer>Generated by <code>target-pendo report</code> at {_e(generated)} from the "
+        f"ledger at {_e(view.ledger)}.</footer></body></html>\n"
+    )

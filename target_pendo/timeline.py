@@ -1,0 +1,184 @@
+"""A compact record of a run's HTTP attempts over time, for the report page.
+
+Keeping every call would cost a row per event (a million for a large sync), so each attempt
+only bumps counters in its time bucket: calls, what Pendo answered (2xx, 429, other 4xx, 5xx,
+no answer), retries, and a latency histogram with geometric bounds (each 25 % wider than the
+last, 1 ms to ~20 min), from which percentiles are read within that 25 %. Buckets are one
+second wide; a run long enough to need more than MAX_BUCKETS of them has its buckets merged
+pairwise (2 s, 4 s, ...), so the record stays under ~100 KB whatever the run's length. It is
+stored in the run report (`timeline`), so the ledger's `sync_runs` keeps it too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_BUCKETS = 1200
+LATENCY_RATIO = 1.25
+LATENCY_SLOTS = 96  # 1.25**95 ms is about 19 minutes: more than the longest timeout allowed
+COLUMNS = ("t", "calls", "ok", "refused", "throttled", "failed", "unanswered", "retries")
+
+
+def latency_slot(ms: float) -> int:
+    """The histogram slot of a latency: slot i holds (1.25**(i-1), 1.25**i] ms, slot 0 <= 1 ms."""
+    if ms <= 1.0:
+        return 0
+    return min(LATENCY_SLOTS - 1, math.ceil(math.log(ms) / math.log(LATENCY_RATIO)))
+
+
+def slot_ms(slot: int) -> float:
+    """A latency to show for a slot: the geometric middle of its bounds (1 ms for slot 0)."""
+    return 1.0 if slot <= 0 else LATENCY_RATIO ** (slot - 0.5)
+
+
+def percentile(histogram: Mapping[int, int], q: float) -> float | None:
+    """The q-th percentile (0..100) of a latency histogram, in ms; None when it is empty."""
+    total = sum(histogram.values())
+    if total <= 0:
+        return None
+    rank = max(1, math.ceil(total * q / 100))
+    seen = 0
+    for slot in sorted(histogram):
+        seen += histogram[slot]
+        if seen >= rank:
+            return slot_ms(slot)
+    return slot_ms(max(histogram))
+
+
+def merge_histograms(histograms: Iterable[Mapping[int, int]]) -> Counter[int]:
+    total: Counter[int] = Counter()
+    for h in histograms:
+        total.update(h)
+    return total
+
+
+@dataclass
+class _Bucket:
+    calls: int = 0
+    ok: int = 0  # 2xx
+    refused: int = 0  # 4xx other than 429: a row or call refused, or a fatal answer
+    throttled: int = 0  # 429
+    failed: int = 0  # 5xx (and 3xx, which stop the run)
+    unanswered: int = 0  # no answer: timeout, reset, refused connection
+    retries: int = 0
+    latency: Counter[int] = field(default_factory=Counter)
+
+    def add(self, other: _Bucket) -> None:
+        for name in COLUMNS[1:]:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.latency.update(other.latency)
+
+
+class CallTimeline:
+    """Thread-safe; fed by every HTTP attempt's end and every retry (see progress.py)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._t0 = clock()
+        self._started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self._width = 1
+        self._buckets: dict[int, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def _bucket(self) -> _Bucket:
+        """The bucket for now, merging buckets pairwise while now is past MAX_BUCKETS of them;
+        call with the lock held."""
+        index = int((self._clock() - self._t0) // self._width)
+        while index >= MAX_BUCKETS:
+            self._width *= 2
+            merged: dict[int, _Bucket] = {}
+            for old, bucket in self._buckets.items():
+                merged.setdefault(old // 2, _Bucket()).add(bucket)
+            self._buckets = merged
+            index //= 2
+        bucket = self._buckets.get(index)
+        if bucket is None:
+            bucket = self._buckets[index] = _Bucket()
+        return bucket
+
+    def attempt(self, status: int | None, seconds: float) -> None:
+        """One HTTP attempt ended: with Pendo's status, or None when it got no answer."""
+        slot = latency_slot(seconds * 1000)
+        with self._lock:
+            bucket = self._bucket()
+            bucket.calls += 1
+            if status is None:
+                bucket.unanswered += 1
+            elif status == 429:
+                bucket.throttled += 1
+            elif 200 <= status < 300:
+                bucket.ok += 1
+            elif 400 <= status < 500:
+                bucket.refused += 1
+            else:
+                bucket.failed += 1
+            bucket.latency[slot] += 1
+
+    def retry(self) -> None:
+        with self._lock:
+            self._bucket().retries += 1
+
+    def latency(self) -> Counter[int]:
+        """The whole run's latency histogram so far."""
+        with self._lock:
+            return merge_histograms(b.latency for b in self._buckets.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """The form stored in the run report: a row per non-empty bucket, the latency
+        histogram as [slot, count] pairs."""
+        with self._lock:
+            rows = [
+                [
+                    index * self._width,
+                    *(getattr(b, name) for name in COLUMNS[1:]),
+                    sorted([slot, n] for slot, n in b.latency.items()),
+                ]
+                for index, b in sorted(self._buckets.items())
+            ]
+            return {
+                "started_at": self._started_at,
+                "bucket_seconds": self._width,
+                "latency_slots": f"slot i holds latencies up to {LATENCY_RATIO}**i ms",
+                "columns": [*COLUMNS, "latency"],
+                "rows": rows,
+            }
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    """One bucket of a stored timeline, read back (report command, HTML page)."""
+
+    t: int
+    calls: int
+    ok: int
+    refused: int
+    throttled: int
+    failed: int
+    unanswered: int
+    retries: int
+    latency: dict[int, int]
+
+
+def read_timeline(data: Any) -> tuple[int, list[TimelineRow]]:
+    """(bucket seconds, rows) from a report's `timeline`; (1, []) for a report without one
+    (written before timelines were kept) or a damaged one."""
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        return 1, []
+    width = data.get("bucket_seconds")
+    width = width if isinstance(width, int) and width > 0 else 1
+    rows = []
+    for raw in data["rows"]:
+        try:
+            numbers = [int(x) for x in raw[: len(COLUMNS)]]
+            latency = {int(slot): int(n) for slot, n in raw[len(COLUMNS)]}
+        except (TypeError, ValueError, IndexError):
+            continue
+        rows.append(TimelineRow(*numbers, latency=latency))  # type: ignore[misc]
+    return width, rows

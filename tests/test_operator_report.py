@@ -1,0 +1,268 @@
+"""`target-pendo report [RUN_ID] [--html FILE]`: a run's report read back from the ledger, as a
+table and as one self-contained HTML page, rendered here in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from target_pendo.emulator import DEMO_TRACK_SECRET
+from target_pendo.ledger import Ledger, RowOutcome, default_url
+from target_pendo.report import reason_pattern
+
+from .singer import TARGET_CMD, record, run_target, schema, state
+
+STREAM = "events"
+SPEC = {"event_name": "Report Test", "visitor_id_column": "user_id"}
+BLUE_2XX = (0x44, 0x77, 0xAA)  # report_html's colour for 2xx answers
+
+
+def events_config(base: dict, **extra: object) -> dict:
+    return {**base, "streams": {STREAM: SPEC}, **extra}
+
+
+def sync_with_trouble(emulator, base_config) -> tuple[dict, str]:
+    """30 rows: 2 without a visitor, 1 with a bad timestamp value; one 429 and one 503."""
+    emulator.inject(route="track", status=429, retry_after="0", times=1)
+    emulator.inject(route="track", status=503, times=1, after=5)
+    config = events_config(
+        base_config,
+        streams={STREAM: {**SPEC, "timestamp_column": "occurred_at"}},
+    )
+    lines = [schema(STREAM)]
+    for i in range(30):
+        row = {"id": i, "user_id": None if i in (3, 4) else f"u-{i}"}
+        row["occurred_at"] = "yesterday-ish" if i == 9 else "2026-11-30T09:15:00Z"
+        lines.append(record(STREAM, row))
+    lines.append(state({"n": 30}))
+    _, target = run_target(config, lines)
+    return config, target.run_context.run_id
+
+
+def report_cli(config: dict, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "report-config.json"
+    path.write_text(json.dumps(config))
+    return subprocess.run(
+        [*TARGET_CMD, "report", *args, "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_report_prints_the_last_run_as_a_table(emulator, base_config, tmp_path):
+    config, run_id = sync_with_trouble(emulator, base_config)
+    result = report_cli(config, tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith(f"Run {run_id}: succeeded\n")
+    (row,) = [x for x in out.splitlines() if x.startswith(f"{STREAM} ")]
+    assert row.split() == [STREAM, "events", "30", "27", "3", "29", "2", row.split()[-1]]
+    assert "answered 429: 1, 5xx: 1" in out
+    assert "retries: 2" in out
+    assert f"  {STREAM}: HTTP 429: 1" in out
+    assert f"  {STREAM}: HTTP 503: 1" in out
+    (missing,) = [x for x in out.splitlines() if "'user_id' is missing or null" in x]
+    assert missing.split()[:2] == [STREAM, "2"]
+    (bad_time,) = [x for x in out.splitlines() if "timestamp column 'occurred_at'" in x]
+    assert "yesterday-ish" not in bad_time  # the value is masked in the grouped reason
+    assert result.stderr == ""
+
+
+def test_report_by_run_id_prefix_and_an_unknown_id(emulator, base_config, tmp_path):
+    config, first = sync_with_trouble(emulator, base_config)
+    emulator.reset()
+    _, again = run_target(config, [schema(STREAM), record(STREAM, {"id": 99, "user_id": "u"})])
+    second = again.run_context.run_id
+    by_prefix = report_cli(config, tmp_path, first[:-3])
+    assert by_prefix.returncode == 0, by_prefix.stderr
+    assert by_prefix.stdout.startswith(f"Run {first}: ")
+    latest = report_cli(config, tmp_path)
+    assert latest.stdout.startswith(f"Run {second}: ")
+    listed = report_cli(config, tmp_path, "--list")
+    assert [x.split()[0] for x in listed.stdout.splitlines()[2:]] == [second, first]
+    unknown = report_cli(config, tmp_path, "nope-42")
+    assert unknown.returncode == 1
+    (line,) = unknown.stderr.strip().splitlines()
+    assert line.startswith("target-pendo: error: no run 'nope-42' in the ledger at ")
+
+
+def test_a_run_that_never_finished_shows_its_rows_from_sync_rows(base_config, tmp_path):
+    state_dir = base_config["state_dir"]
+    ledger = Ledger(default_url(state_dir))
+    ledger.start_run("20261201T000000000-killed", False)
+    ledger.record(
+        STREAM,
+        "20261201T000000000-killed",
+        [RowOutcome("1", "sent"), RowOutcome("2", "sent"), RowOutcome("3", "rejected", "bad")],
+    )
+    ledger.close()  # no finish_run: as if the process was killed
+    result = report_cli({"state_dir": state_dir}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Run 20261201T000000000-killed: running" in result.stdout
+    assert "no run report: the run did not finish" in result.stdout
+    (row,) = [x for x in result.stdout.splitlines() if x.startswith(f"{STREAM} ")]
+    assert row.split() == [STREAM, "?", "2", "1"]
+
+
+def test_report_output_never_shows_a_key(emulator, base_config, tmp_path):
+    config, run_id = sync_with_trouble(emulator, base_config)
+    ledger = Ledger(default_url(config["state_dir"]))
+    ledger.record(  # a reason holding the key, as if written by a careless older version
+        STREAM, run_id, [RowOutcome("x", "rejected", f"value 'k-{DEMO_TRACK_SECRET}' refused")]
+    )
+    ledger.close()
+    html_path = tmp_path / "page.html"
+    result = report_cli(config, tmp_path, run_id, "--html", str(html_path))
+    assert result.returncode == 0, result.stderr
+    page = html_path.read_text()
+    assert DEMO_TRACK_SECRET not in result.stdout + page
+    assert "***" in page  # the example reason, redacted
+
+
+def test_reason_patterns_group_rows_of_one_cause():
+    assert reason_pattern("column 'n' is a str, not an integer: got 'twelve'") == (
+        "column 'n' is a str, not an integer: got 'twelve'"
+    )  # a plain word stays (it may be a column's name)
+    assert reason_pattern("timestamp column 'at': '31/02/2026' is not a date") == reason_pattern(
+        "timestamp column 'at': '2026-13-01' is not a date"
+    )
+    long_text = reason_pattern("'plan' is 1600 characters")
+    assert long_text == reason_pattern("'plan' is 2048 characters")
+    assert "HTTP 400" in reason_pattern("Pendo refused the event (HTTP 400): u-3 blocked")
+
+
+# --- the HTML page in a real browser ------------------------------------------------------------
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("chromium is not installed (.ci/run installs Debian's 'chromium' package)")
+    raise AssertionError  # unreachable: for type checkers
+
+
+def run_chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            *args,
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def png_rows(data: bytes) -> tuple[int, int, list[bytes]]:
+    """(width, bytes per pixel, rows of pixels) of an 8-bit, non-interlaced PNG: the chunks
+    read, IDAT inflated with zlib, each row's filter undone (PNG spec, section 9)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, []
+    width = height = bpp = 0
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8
+            assert interlace == 0
+            bpp = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+        elif kind == b"IDAT":
+            idat.append(body)
+    raw = zlib.decompress(b"".join(idat))
+    stride = width * bpp
+    rows: list[bytes] = []
+    prev = bytearray(stride)
+    at = 0
+    for _ in range(height):
+        kind, line = raw[at], bytearray(raw[at + 1 : at + 1 + stride])
+        at += 1 + stride
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0
+            b = prev[x]
+            c = prev[x - bpp] if x >= bpp else 0
+            if kind == 1:
+                line[x] = (line[x] + a) & 255
+            elif kind == 2:
+                line[x] = (line[x] + b) & 255
+            elif kind == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, bpp, rows
+
+
+def test_html_page_renders_in_chromium_with_the_runs_numbers(emulator, base_config, tmp_path):
+    config, run_id = sync_with_trouble(emulator, base_config)
+    page = tmp_path / "run.html"
+    result = report_cli(config, tmp_path, "--html", str(page))
+    assert result.returncode == 0, result.stderr
+    text = page.read_text()
+    # self-contained: nothing to fetch
+    for outside in ("<script", "<link", "src=", "@import", "url(", "https://"):
+        assert outside not in text
+    shot = tmp_path / "run.png"
+    shown = run_chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1200,900")
+    assert shot.exists(), shown.stderr[-2000:]
+    width, bpp, rows = png_rows(shot.read_bytes())
+    assert width == 1200
+    assert len(rows) == 900
+    pixels = [row[x : x + 3] for row in rows[::3] for x in range(0, len(row), bpp * 3)]
+    colours = set(pixels)
+    not_white = sum(1 for p in pixels if p != b"\xff\xff\xff")
+    assert len(colours) > 20, "the screenshot is blank"
+    assert not_white > len(pixels) // 50
+    assert sum(1 for p in pixels if tuple(p) == BLUE_2XX) > 100  # the calls chart's bars
+    dom = run_chromium(page, tmp_path, "--dump-dom").stdout
+    assert f"<code>{run_id}</code>" in dom
+    for key, value in (("received", "30"), ("sent", "27"), ("rejected", "3"), ("throttled", "1")):
+        assert f'data-k="{key}">{value}<' in dom
+    assert f'data-k="{STREAM}:received">30<' in dom
+    assert 'id="calls-chart"' in dom
+    assert 'id="latency-chart"' in dom
+    assert "'user_id' is missing or null" in dom
+    assert 'data-k="reject-count">2<' in dom
+
+
+def test_rejects_only_the_report_counted_are_added_once():
+    from target_pendo.report_cli import group_rejects
+
+    sql = [(STREAM, "'user_id' is missing or null", 2), (STREAM, "value 12 is bad", 1)]
+    report = {
+        "reject_reasons": {
+            STREAM: [
+                {"pattern": "'user_id' is missing or null", "count": 3, "example": "a"},
+                {"pattern": "value N is bad", "count": 1, "example": "b"},  # another version
+            ]
+        }
+    }
+    groups = group_rejects(sql, report)
+    assert [(g.pattern, g.count, g.keyless) for g in groups] == [
+        ("'user_id' is missing or null", 2, False),
+        ("'user_id' is missing or null", 1, True),  # a row without a key: not in sync_rows
+        ("value … is bad", 1, False),
+    ]
