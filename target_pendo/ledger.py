@@ -1017,11 +1017,28 @@ def _pg_connect_args(parsed: sa.URL) -> dict[str, Any]:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    """WAL + synchronous=NORMAL: a commit per accepted call costs microseconds, not a fsync."""
+    """WAL + synchronous=NORMAL: a commit per accepted call costs microseconds, not a fsync.
+
+    WAL is a property of the file, set once. Switching to it needs the file to itself, and
+    SQLite answers "database is locked" at once, without waiting its busy timeout, when
+    another connection is opening the same new ledger at that moment: so the mode is only
+    set when it is not WAL yet, and retried for a few seconds."""
     cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+    try:
+        deadline = time.monotonic() + _WAL_SWITCH_SECONDS
+        while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+_WAL_SWITCH_SECONDS = 10.0
 
 
 def _pg_read_only(dbapi_conn: Any, _record: Any) -> None:

@@ -39,10 +39,13 @@ KEPT_METRIC = ("record_count", "endpoint", "pendo")  # metric name, tag, value k
 def _is_chatter(record: logging.LogRecord) -> bool:
     if record.levelno != logging.INFO:
         return False
-    if record.msg in SDK_CHATTER:
+    # the template and arguments of the call (redact.py keeps them when it formats the line)
+    template = getattr(record, "template", record.msg)
+    args = getattr(record, "template_args", record.args)
+    if template in SDK_CHATTER:
         return True
-    if record.msg == "METRIC: %s" and isinstance(record.args, tuple) and record.args:
-        point = record.args[0]
+    if template == "METRIC: %s" and isinstance(args, tuple) and args:
+        point = args[0]
         if isinstance(point, Point):
             if point.metric_type == "counter" and point.value == 0:
                 return True  # a count of nothing since the last line (a sink closing)

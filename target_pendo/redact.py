@@ -82,17 +82,23 @@ def redact_text(text: str) -> str:
 
 
 def install_log_redaction(redact: Callable[[str], str]) -> None:
-    """Every log record of the process (the SDK's too) is redacted when it is formatted, so
-    no handler or format can print a key. The latest run's redactor wins."""
+    """Every log record of the process (the SDK's too) is redacted when it is made: its
+    message is formatted there and then and the redacted text kept as the record's `msg`, so
+    no handler or formatter can print a key, not even one that reads `msg` without its
+    arguments (the SDK's structured formatter, which Meltano uses, does). A record is only
+    made for an enabled level, so this costs nothing for lines that are not logged. The
+    latest run's redactor wins."""
     _active[:] = [redact]
-
-    class RedactedRecord(logging.LogRecord):
-        def getMessage(self) -> str:
-            return redact(super().getMessage())
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = _plain_factory(*args, **kwargs)
-        record.__class__ = RedactedRecord
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed call: let logging report it as it would
+            return record
+        # the call's own template and arguments stay readable for filters (logs.py)
+        record.template, record.template_args = record.msg, record.args
+        record.msg, record.args = redact(text), None
         return record
 
     logging.setLogRecordFactory(factory)

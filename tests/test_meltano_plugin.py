@@ -168,7 +168,7 @@ def test_definition_settings_are_about_settings() -> None:
 def test_definition_marks_the_secrets_sensitive() -> None:
     shipped = yaml.safe_load(DEFINITION.read_text())
     sensitive = {s["name"] for s in shipped["settings"] if s.get("sensitive")}
-    assert sensitive == {"track_event_secret", "integration_key", "ledger_url"}
+    assert sensitive == {"track_event_secret", "integration_key", "ledger_url", "alert_webhook_url"}
 
 
 def test_no_setting_uses_meltanos_decimal_kind() -> None:
