@@ -1028,7 +1028,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         deadline = time.monotonic() + _WAL_SWITCH_SECONDS
         while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             try:
+                # Answers the mode now in force: "wal", or "memory" for an in-memory ledger,
+                # which has no WAL to switch to. Either way the switch is settled.
                 cursor.execute("PRAGMA journal_mode=WAL")
+                break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise

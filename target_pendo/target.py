@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -322,6 +323,12 @@ class TargetPendo(Target):
         self._settling = False  # the input is read: a signal no longer interrupts the run
         self._state_watermarks: dict[int, int] = {}  # sink id -> rows it had at the last STATE
         quiet_sdk_chatter(self.name)  # logging setup: before the SDK's first line
+        # The SDK installs its handlers in __init__ (so a signal while the ledger opens is a
+        # clean stop too); `listen` puts these back when the run is over, so a target run
+        # inside another program (a test, a worker process) leaves its handlers as they were.
+        self._previous_handlers = {
+            sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         super().__init__(*args, **kwargs)
         self.settings = parse_settings(self.config)
         if type(self).cli_full_resync:
@@ -503,6 +510,15 @@ class TargetPendo(Target):
     # --- the run ------------------------------------------------------------------------------
     def listen(self, file_input: IO[str] | None = None) -> None:
         """Read all input; the report is written and the pool released even when a run fails."""
+        try:
+            self._listen(file_input)
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                for sig, handler in self._previous_handlers.items():
+                    if handler is not None:  # None: set outside Python, cannot be restored
+                        signal.signal(sig, handler)
+
+    def _listen(self, file_input: IO[str] | None) -> None:
         try:
             super().listen(file_input if file_input is not None else tolerant_stdin())
         except StopSignal as stop:

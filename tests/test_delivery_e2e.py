@@ -294,6 +294,26 @@ def test_objects_mid_run_signal_keeps_state_behind_unsent_rows(
 # --- dry run ----------------------------------------------------------------------------------
 
 
+def test_a_run_inside_another_program_leaves_its_signal_handlers_as_they_were(
+    base_config: dict,
+) -> None:
+    """A worker process (a test runner, an orchestrator) that runs the target in-process
+    keeps its own SIGTERM and SIGINT handling once the run is over."""
+
+    def mine(signum: int, frame: object) -> None:  # pragma: no cover - never called
+        raise AssertionError("not expected to run")
+
+    before = {sig: signal.signal(sig, mine) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        states, _ = run_target(config_for(base_config), event_lines(30))
+        assert states[-1] == {"rows_before": 30}
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def test_dry_run_prints_no_state_and_leaves_no_ledger(
     emulator: Emulator, base_config: dict, tmp_path: Path
 ) -> None:
