@@ -16,6 +16,7 @@ demo: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check target_pendo tests e2e bench
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest -n 2

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-from collections.abc import Iterator, Mapping
-from typing import IO, Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from singer_sdk.helpers._batch import StorageTarget
 from singer_sdk.singerlib.json import deserialize_json
@@ -20,7 +20,9 @@ from singer_sdk.singerlib.json import deserialize_json
 from target_pendo.reader import InputError, preview
 
 
-def read_batch_files(stream: str, message: Mapping[str, Any], line: int) -> Iterator[dict]:
+def read_batch_files(
+    stream: str, message: Mapping[str, Any], line: int
+) -> Iterator[dict[str, Any]]:
     """Each record of each file of a BATCH message, in order; InputError names the file."""
     encoding = message.get("encoding")
     manifest = message.get("manifest")
@@ -40,12 +42,14 @@ def read_batch_files(stream: str, message: Mapping[str, Any], line: int) -> Iter
         yield from _records(url, compression == "gzip", where)
 
 
-def _records(url: str, gzipped: bool, where: str) -> Iterator[dict]:
+def _records(url: str, gzipped: bool, where: str) -> Iterator[dict[str, Any]]:
     try:
         head, tail = StorageTarget.split_url(url)
         storage = StorageTarget.from_url(head)
         with storage.open(tail, mode="rb") as raw, contextlib.ExitStack() as stack:
-            handle: IO[bytes] = stack.enter_context(gzip.open(raw)) if gzipped else raw
+            handle: Iterable[bytes] = (
+                stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")) if gzipped else raw
+            )
             for number, data in enumerate(handle, start=1):
                 text = data.decode("utf-8", "surrogateescape")
                 if not text.strip():
@@ -58,8 +62,7 @@ def _records(url: str, gzipped: bool, where: str) -> Iterator[dict]:
                     ) from None
                 if not isinstance(record, dict):
                     raise InputError(
-                        f"{where}: line {number} of {url} is not a record object: "
-                        f"{preview(text)!r}"
+                        f"{where}: line {number} of {url} is not a record object: {preview(text)!r}"
                     )
                 yield record
     except OSError as exc:

@@ -107,14 +107,14 @@ def _time(value: Any) -> int:
 
 def _list(value: Any) -> list[Any]:
     if isinstance(value, list | tuple | set | frozenset):
-        return json_safe(list(value))
+        return list(json_safe(list(value)))
     if isinstance(value, str) and value.lstrip().startswith("["):
         try:
             parsed = json.loads(value)
         except ValueError:
             raise CoercionError("is not a JSON list") from None
         if isinstance(parsed, list):
-            return json_safe(parsed)
+            return list(json_safe(parsed))
     raise CoercionError("is not a list")
 
 

@@ -60,6 +60,7 @@ from target_pendo.lease import (
     lock_file_name,
     pg_key,
 )
+from target_pendo.outcomes import FACTS, Outcome, Status
 
 logger = logging.getLogger("target_pendo.ledger")
 
@@ -168,25 +169,6 @@ def _tables_of(version: int) -> set[str]:
     return names
 
 
-# outcome -> the status it leaves in row_state (None: status unchanged, only seen)
-_STATUS_AFTER = {
-    "in_flight": "in_flight",
-    "sent": "sent",
-    "rejected": "rejected",
-    "skipped_unknown": "unknown",
-    "not_sent": "not_sent",
-    "cleared": "cleared",
-    "deleted": "deleted",
-    "already_sent": None,
-    "superseded": None,
-    "unchanged": None,
-    "in_doubt": None,
-}
-_COUNTS_AS_ATTEMPT = {"rejected", "skipped_unknown"}
-_NOT_LOGGED = {"in_flight"}  # a transient mark, not an outcome
-# Not a sighting of the row in the source. `not_sent` is the answer to a call, which may be a
-# clear or a delete of a key that has left the source: it must not make the key look present.
-_NOT_SEEN = {"cleared", "deleted", "in_flight", "not_sent"}
 _IN_CHUNK = 500
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -211,7 +193,7 @@ class _Work:
 @dataclass(frozen=True)
 class RowOutcome:
     key: str
-    outcome: str
+    outcome: Outcome
     reason: str | None = None
     value_hash: str | None = None
 
@@ -228,7 +210,7 @@ def default_url(state_dir: str | Path) -> str:
 def url_secret(url: str) -> str | None:
     """The password inside a ledger URL, so that it can be redacted from every output."""
     try:
-        return make_url(url).password  # type: ignore[return-value]
+        return make_url(url).password
     except sa.exc.ArgumentError:
         return None
 
@@ -290,7 +272,7 @@ class Ledger:
         self.read_only = read_only  # dry run: look up, never write
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self._url_for_errors = parsed.render_as_string(hide_password=True)
-        self._password: str | None = parsed.password  # type: ignore[assignment]
+        self._password: str | None = parsed.password
         # The SQLite file (None: in memory, or not SQLite); absolute, so a chdir later does
         # not move the lock files away from the database.
         self.path: Path | None = _sqlite_file(parsed) if self.is_sqlite else None
@@ -620,6 +602,7 @@ class Ledger:
         if self._pg is None:
             fairy = self.engine.raw_connection()
             conn = fairy.driver_connection
+            assert conn is not None  # a fresh checkout always has its DBAPI connection
             fairy.detach()  # the pool forgets it: closing `conn` really closes it
             conn.rollback()
             conn.autocommit = True
@@ -839,19 +822,19 @@ class Ledger:
         seen_rows = []
         log_rows = []
         for o in outcomes:
-            status = _STATUS_AFTER[o.outcome]
-            seen = None if o.outcome in _NOT_SEEN else run_id
+            facts = FACTS[o.outcome]
+            seen = run_id if facts.seen else None
             reason = _storable(o.reason)
-            if status is not None:
+            if facts.status is not None:
                 state_rows.append(
                     {
                         "s": stream,
                         "k": o.key,
-                        "st": status,
+                        "st": str(facts.status),
                         "h": o.value_hash,
                         "reason": reason,
-                        "a": int(o.outcome in _COUNTS_AS_ATTEMPT),
-                        "reset": int(status == "sent"),
+                        "a": int(facts.attempt),
+                        "reset": int(facts.status is Status.SENT),
                         "r": run_id,
                         "seen": seen,
                         "t": now,
@@ -859,13 +842,13 @@ class Ledger:
                 )
             elif seen is not None:
                 seen_rows.append({"s": stream, "k": o.key, "r": run_id})
-            if o.outcome not in _NOT_LOGGED:
+            if facts.logged:
                 log_rows.append(
                     {
                         "r": run_id,
                         "s": stream,
                         "k": o.key,
-                        "o": o.outcome,
+                        "o": str(o.outcome),
                         "reason": reason,
                         "t": now,
                     }
@@ -909,21 +892,23 @@ class Ledger:
             for item in batch:
                 item.done = True
 
-    def keys_with_status(self, stream: str, statuses: Sequence[str]) -> list[str]:
+    def keys_with_status(self, stream: str, statuses: Sequence[Status]) -> list[str]:
         query = sa.text(
             "SELECT row_key FROM row_state WHERE stream = :s AND status IN :st ORDER BY row_key"
         ).bindparams(sa.bindparam("st", expanding=True))
         with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(query, {"s": stream, "st": list(statuses)})]
+            return [
+                r[0] for r in conn.execute(query, {"s": stream, "st": [str(s) for s in statuses]})
+            ]
 
-    def unseen_since(self, stream: str, run_id: str, statuses: Sequence[str]) -> list[str]:
+    def unseen_since(self, stream: str, run_id: str, statuses: Sequence[Status]) -> list[str]:
         """Keys in `statuses` that this run has not seen in the source."""
         query = sa.text(
             "SELECT row_key FROM row_state WHERE stream = :s AND status IN :st "
             "AND (last_seen_run IS NULL OR last_seen_run <> :r) ORDER BY row_key"
         ).bindparams(sa.bindparam("st", expanding=True))
         with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
-            rows = conn.execute(query, {"s": stream, "st": list(statuses), "r": run_id})
+            rows = conn.execute(query, {"s": stream, "st": [str(s) for s in statuses], "r": run_id})
             return [r[0] for r in rows]
 
     def status_counts(self) -> list[tuple[str, str, int]]:

@@ -30,7 +30,11 @@ def read_config_file(path: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        where = (
+            f" (line {exc.lineno}, column {exc.colno})"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
         raise ConfigError(f"config file {path} is not valid JSON{where}") from None
     if not isinstance(data, dict):
         raise ConfigError(

@@ -16,10 +16,12 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from target_pendo.outcomes import REPORTED, Outcome
 
 MAX_LISTED = 1000
 MAX_PATTERNS = 50  # reject reason patterns kept per stream (the rest are counted as "other")
@@ -73,15 +75,11 @@ def alert_reason(pattern: str, field_name: str | None) -> str:
     # every digit run but an HTTP status: dates and ids written without quotes too
     text = _DIGITS.sub(lambda m: m.group() if _KEPT_NUMBER.fullmatch(m.group()) else MASK, text)
     return text[:120]
-_OPTIONAL_COUNTS = (
-    ("already_sent", "already sent"),
-    ("unchanged", "unchanged"),
-    ("superseded", "superseded in the batch"),
-    ("skipped_unknown", "unknown ids"),
+
+
+_OPTIONAL_COUNTS: tuple[tuple[str, str], ...] = (
+    *((str(outcome), label) for outcome, label in REPORTED),
     ("skipped", "skipped (unmapped)"),
-    ("cleared", "cleared"),
-    ("deleted", "deleted"),
-    ("in_doubt", "in doubt (resent after a crash)"),
     ("old_events", "older than 7 days"),
     ("large_properties", "properties over 512 bytes"),
     ("fields_created", "fields created"),
@@ -141,6 +139,13 @@ class RunReport:
             for key, value in increments.items():
                 setattr(counts, key, getattr(counts, key) + value)
 
+    def tally(self, name: str, sync: str, outcomes: Mapping[Outcome, int]) -> None:
+        """Count rows by outcome (each counted outcome is the StreamCounts field of its name)."""
+        with self._lock:
+            counts = self._stream(name, sync)
+            for outcome, n in outcomes.items():
+                setattr(counts, outcome.value, getattr(counts, outcome.value) + n)
+
     def set_http(self, calls: dict[str, int], retries: dict[str, int]) -> None:
         """Per-stream HTTP counts, from the client's stats at the end of the run."""
         with self._lock:
@@ -167,12 +172,10 @@ class RunReport:
         with self._lock:
             return dataclasses.replace(self.streams.get(name) or StreamCounts(sync=""))
 
-    def add_unknown(self, name: str, sync: str, ids: list[str]) -> None:
-        """Unknown ids are counted; the first MAX_LISTED per stream are listed in the report
-        (all of them are in `state_dir/unknown/<stream>.jsonl`)."""
+    def list_unknown(self, name: str, ids: list[str]) -> None:
+        """The first MAX_LISTED unknown ids per stream are listed in the report (all of them
+        are in `state_dir/unknown/<stream>.jsonl`; `tally` counts them)."""
         with self._lock:
-            counts = self._stream(name, sync)
-            counts.skipped_unknown += len(ids)
             listed = self.unknown_ids.setdefault(name, [])
             listed.extend(ids[: max(0, MAX_LISTED - len(listed))])
 

@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,9 @@ class RunView:
     @property
     def streams(self) -> dict[str, dict[str, Any]]:
         """Per-stream counts: the report's, else what `sync_rows` holds of the run."""
-        if self.report and isinstance(self.report.get("streams"), dict):
-            return self.report["streams"]
+        streams = self.report.get("streams") if self.report else None
+        if isinstance(streams, dict):
+            return streams
         return {name: {"sync": "?", **counts} for name, counts in sorted(self.outcomes.items())}
 
     def total(self, key: str) -> int:
@@ -167,7 +169,7 @@ def _parse_report(text: str | None) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def group_rejects(reasons: list[Any], report: dict[str, Any] | None) -> list[RejectGroup]:
+def group_rejects(reasons: Sequence[Any], report: dict[str, Any] | None) -> list[RejectGroup]:
     """Rejected rows per stream and reason pattern, most rows first: from `sync_rows`, plus
     what only the report counted (rows without a key the ledger can store, dry runs)."""
     counts: Counter[tuple[str, str]] = Counter()

@@ -408,9 +408,7 @@ def setting_from_text(key: str, prop: Mapping[str, Any], text: str, source: str)
         if number == number.to_integral_value():
             return int(number)
         if "number" not in types:
-            raise ConfigError(
-                f"setting '{key}' must be a whole number, got {text!r} from {source}"
-            )
+            raise ConfigError(f"setting '{key}' must be a whole number, got {text!r} from {source}")
         return float(number)
     if types & {"object", "array"}:
         try:
@@ -588,9 +586,12 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
             f"setting 'max_requests_per_second' must be at least {MIN_REQUESTS_PER_SECOND:g} "
             f"(0: no client-side limit), got {config.get('max_requests_per_second')!r}"
         )
-    unmapped = config.get("unmapped_streams") or "fail"
-    if unmapped not in ("fail", "skip"):
-        raise ConfigError(f"setting 'unmapped_streams' must be 'fail' or 'skip', got {unmapped!r}")
+    unmapped: Literal["fail", "skip"]
+    match config.get("unmapped_streams") or "fail":
+        case "fail" | "skip" as given:
+            unmapped = given
+        case other:
+            raise ConfigError(f"setting 'unmapped_streams' must be 'fail' or 'skip', got {other!r}")
     concurrency = _in_range(config, "max_concurrency", 8, 1, MAX_CONCURRENCY)
     if concurrency != int(concurrency):
         raise ConfigError(f"setting 'max_concurrency' must be a whole number, got {concurrency}")

@@ -146,6 +146,10 @@ _STREAM_SPEC = th.ObjectType(
 )
 
 
+# What stops a run with one line naming the problem (anything else is a bug: see `main`).
+STOPPING_ERRORS: tuple[type[BaseException], ...] = (TargetPendoError, *SINGER_INPUT_ERRORS)
+
+
 class TargetPendo(Target):
     """Sync Singer streams into Pendo."""
 
@@ -314,6 +318,13 @@ class TargetPendo(Target):
     ).to_dict()
 
     message_reader_class = LineCountingReader
+
+    @property
+    def _reader(self) -> LineCountingReader:
+        """The SDK's message reader, as the class it is made from here."""
+        reader = self.message_reader
+        assert isinstance(reader, LineCountingReader)
+        return reader
     # Set by `main` for the `--full-resync` CLI flag (the SDK's CLI has no hook for flags).
     cli_full_resync = False
 
@@ -381,8 +392,8 @@ class TargetPendo(Target):
         self,
         stream_name: str,
         *,
-        record: dict | None = None,
-        schema: dict | None = None,
+        record: dict[str, Any] | None = None,
+        schema: dict[str, Any] | None = None,
         key_properties: Sequence[str] | None = None,
     ) -> Sink:
         """One stream, one order: when a SCHEMA change replaces a stream's sink, the old
@@ -402,11 +413,11 @@ class TargetPendo(Target):
         )
 
     # --- messages ---------------------------------------------------------------------------
-    def _process_record_message(self, message_dict: dict) -> None:
+    def _process_record_message(self, message_dict: dict[str, Any]) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "record"})
         record = message_dict["record"]
         if not isinstance(record, dict):
-            raise self.message_reader.fail(
+            raise self._reader.fail(
                 f"the RECORD of stream {message_dict['stream']!r} has no record object "
                 f"(got {_json_kind(record)}); the tap must send each row as a JSON object"
             )
@@ -415,39 +426,39 @@ class TargetPendo(Target):
             self.run_context.stream_state(message_dict["stream"]).versions.record(version)
         super()._process_record_message(message_dict)
 
-    def _process_state_message(self, message_dict: dict) -> None:
+    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
         super()._process_state_message(message_dict)
         # STATE covers the rows before it: remember how many each sink had at this point
         self._state_watermarks = {id(s): s.received_rows for s in self.run_context.sinks}
 
-    def _process_activate_version_message(self, message_dict: dict) -> None:
+    def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "version"})
         stream, version = message_dict["stream"], message_dict["version"]
         if stream not in self.mapper.stream_maps:
-            raise self.message_reader.fail(
+            raise self._reader.fail(
                 f"ACTIVATE_VERSION for stream {stream!r} before its SCHEMA"
             )
         if isinstance(version, bool) or not isinstance(version, int):
-            raise self.message_reader.fail(
+            raise self._reader.fail(
                 f"ACTIVATE_VERSION of stream {stream!r} has version {version!r}, not an integer"
             )
         self.run_context.stream_state(stream).versions.activate(version)
         super()._process_activate_version_message(message_dict)
 
-    def _process_batch_message(self, message_dict: dict) -> None:
+    def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
         """BATCH messages (the SDK's batch files, jsonl or jsonl.gz): each row goes the way a
         RECORD goes (maps, validation, rejects, ledger, STATE), so the same guarantees hold."""
         self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
         stream = message_dict["stream"]
         if stream not in self.mapper.stream_maps:
-            raise self.message_reader.fail(f"BATCH for stream {stream!r} before its SCHEMA")
-        for record in read_batch_files(stream, message_dict, self.message_reader.line_number):
+            raise self._reader.fail(f"BATCH for stream {stream!r} before its SCHEMA")
+        for record in read_batch_files(stream, message_dict, self._reader.line_number):
             message = {"type": "RECORD", "stream": stream, "record": record}
             if message_dict.get("version") is not None:
                 message["version"] = message_dict["version"]
             self._process_record_message(message)
 
-    def _write_state_message(self, state: dict) -> None:
+    def _write_state_message(self, state: dict[str, Any]) -> None:
         """STATE only after every queued batch of every sink has its outcome (sinks drain on
         their own threads, see sinks/base.py); a failed batch raises here instead. A dry run
         writes none: an orchestrator would save it, and the real run would skip the rows."""
@@ -492,7 +503,7 @@ class TargetPendo(Target):
         unsent = sum(s.received_rows - s.settled_rows for s in run.sinks)
         state = self._latest_state
         wrote = bool(settled and state and not self.settings.dry_run)
-        if wrote:
+        if wrote and state is not None:
             super()._write_state_message(copy.deepcopy(state))
         self.finish(stopped=name, unsent=unsent)
         covered = (
@@ -508,7 +519,9 @@ class TargetPendo(Target):
         )
 
     # --- the run ------------------------------------------------------------------------------
-    def listen(self, file_input: IO[str] | None = None) -> None:
+    # The SDK marks `listen` final; the run's report, the signal stop and the handlers put back
+    # need the whole read inside one frame, which no smaller hook of the SDK gives.
+    def listen(self, file_input: IO[str] | None = None) -> None:  # type: ignore[misc]
         """Read all input; the report is written and the pool released even when a run fails."""
         try:
             self._listen(file_input)
@@ -566,11 +579,11 @@ class TargetPendo(Target):
         stats = run.client.stats
         run.report.set_http(dict(stats.stream_calls), dict(stats.stream_retries))
         status = "stopped" if stopped else "failed" if error is not None else "succeeded"
-        extra = {
+        extra: dict[str, Any] = {
             "status": status,
             "dry_run": self.settings.dry_run,
             "error": run.client.redact(str(error))
-            if isinstance(error, (TargetPendoError, *SINGER_INPUT_ERRORS))
+            if isinstance(error, STOPPING_ERRORS)
             else None,
             "signal": stopped,
             "unsent_rows": unsent,
@@ -743,7 +756,7 @@ def main() -> None:
     except StopSignal as exc:
         name = signal.Signals(exc.signum).name
         _fail(f"stopped by {name} before any input was read; nothing was sent", 128 + exc.signum)
-    except (TargetPendoError, *SINGER_INPUT_ERRORS) as exc:
+    except STOPPING_ERRORS as exc:
         log.debug("fatal error", exc_info=True)
         notes = " ".join(getattr(exc, "__notes__", []))
         kind = "" if isinstance(exc, TargetPendoError) else "invalid Singer input: "

@@ -98,10 +98,10 @@ class CallTimeline:
                 merged.setdefault(old // 2, _Bucket()).add(bucket)
             self._buckets = merged
             index //= 2
-        bucket = self._buckets.get(index)
-        if bucket is None:
-            bucket = self._buckets[index] = _Bucket()
-        return bucket
+        found = self._buckets.get(index)
+        if found is None:
+            found = self._buckets[index] = _Bucket()
+        return found
 
     def attempt(self, status: int | None, seconds: float) -> None:
         """One HTTP attempt ended: with Pendo's status, or None when it got no answer."""
@@ -176,9 +176,13 @@ def read_timeline(data: Any) -> tuple[int, list[TimelineRow]]:
     rows = []
     for raw in data["rows"]:
         try:
-            numbers = [int(x) for x in raw[: len(COLUMNS)]]
+            t, calls, ok, refused, throttled, failed, unanswered, retries = (
+                int(x) for x in raw[: len(COLUMNS)]
+            )
             latency = {int(slot): int(n) for slot, n in raw[len(COLUMNS)]}
         except (TypeError, ValueError, IndexError):
-            continue
-        rows.append(TimelineRow(*numbers, latency=latency))  # type: ignore[misc]
+            continue  # a row this version cannot read: the others still show
+        rows.append(
+            TimelineRow(t, calls, ok, refused, throttled, failed, unanswered, retries, latency)
+        )
     return width, rows

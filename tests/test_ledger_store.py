@@ -29,6 +29,7 @@ from target_pendo.ledger import (
     unstorable_reason,
 )
 from target_pendo.ledger_cli import ledger_cli
+from target_pendo.outcomes import Status
 
 from .ledger_helpers import ledger_url, make_v1_ledger, rows, scalar, tables
 from .singer import TARGET_CMD
@@ -54,8 +55,8 @@ def test_read_only_without_a_ledger_creates_nothing(tmp_path):
     url = default_url(state_dir)
     ledger = Ledger(url, read_only=True)
     assert ledger.states(S, ["a"]) == {}
-    assert ledger.keys_with_status(S, ["sent"]) == []
-    assert ledger.unseen_since(S, "r1", ["sent"]) == []
+    assert ledger.keys_with_status(S, [Status.SENT]) == []
+    assert ledger.unseen_since(S, "r1", [Status.SENT]) == []
     assert ledger.status_counts() == []
     assert ledger.schema_version() == 0
     assert ledger.start_run("r1", False) == []
@@ -182,9 +183,9 @@ def test_not_sent_is_no_attempt_keeps_the_hash_and_is_no_sighting(ledger_url):
             ("k", "not_sent", "h1", 0, reason, "r1", "r2"),
         ]
         # not in flight, so the next run does not count it in doubt
-        assert ledger.keys_with_status(S, ["in_flight"]) == []
+        assert ledger.keys_with_status(S, [Status.IN_FLIGHT]) == []
         # not a sighting: a full-table sync of r2 still sees both as gone from the source
-        assert ledger.unseen_since(S, "r2", ["not_sent"]) == ["bad", "k"]
+        assert ledger.unseen_since(S, "r2", [Status.NOT_SENT]) == ["bad", "k"]
         logged = rows(
             ledger_url,
             "SELECT row_key, outcome, reason FROM sync_rows WHERE run_id = 'r2' ORDER BY row_key",

@@ -138,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
             readable, _, _ = select.select([self.connection], [], [], 0)
             if not readable:
                 return False
-            return self.connection.recv(1, socket.MSG_PEEK) == b""
+            return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
         except OSError:
             return True
 
@@ -341,7 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
         state, faults = self.server.state, self.server.faults
         query = urllib.parse.parse_qs(query_string)
         try:
-            body = json.loads(raw) if raw else None
+            body: Any = json.loads(raw) if raw else None  # checked by the route it is for
             if method == "GET" and path == "/_emulator/events":
                 self._send_json(200, {"events": state.events_snapshot()})
             elif method == "GET" and path == "/_emulator/requests":
@@ -470,6 +470,8 @@ class Emulator:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def start(self) -> Emulator:

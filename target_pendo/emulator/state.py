@@ -204,7 +204,7 @@ class PendoState:
     metadata_writes: list[dict[str, Any]] = field(default_factory=list)
     accepted_metadata_calls: int = 0
     delete_jobs: int = 0
-    lock: threading.Lock = field(default_factory=threading.RLock, repr=False)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # --- keys and switches -------------------------------------------------------------------
     def track_key_ok(self, key: str | None) -> bool:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_pendo.ledger import RowOutcome
+from target_pendo.outcomes import FACTS, Outcome
 from target_pendo.progress import note_drain
 from target_pendo.validation import compiled_or_none, violation_field
 
@@ -41,7 +43,9 @@ class PendoSink(BatchSink):
     PROGRESS_EVERY_SECONDS = 30.0
     MAX_PENDING_DRAINS = 2
 
-    def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
+    def __init__(
+        self, target: Any, stream_name: str, schema: dict[str, Any], key_properties: Any
+    ) -> None:
         self.run: RunContext = target.run_context
         # One writer per stream and ledger: before this sink reads or writes the stream's
         # state, no other run may be sending it (a re-take by this run does nothing).
@@ -63,7 +67,7 @@ class PendoSink(BatchSink):
         )
         self._sent_reported = 0
 
-    def process_batch(self, context: dict) -> None:
+    def process_batch(self, context: dict[str, Any]) -> None:
         """Queue the batch for this sink's drain thread; wait only when too many are queued."""
         while len(self._pending) >= self.MAX_PENDING_DRAINS:
             self._pending.popleft().result()  # re-raises a failed drain here
@@ -90,7 +94,7 @@ class PendoSink(BatchSink):
         self._sent_metric.exit()  # the last count, even if under the interval
         super().clean_up()
 
-    def _timed_drain(self, context: dict) -> None:
+    def _timed_drain(self, context: dict[str, Any]) -> None:
         """Times each drain for the report, and tells the run's progress monitor (see
         progress.py) when a batch starts and ends: between two drains it says what the run
         waits for, every PROGRESS_EVERY_SECONDS, from its own thread."""
@@ -112,27 +116,27 @@ class PendoSink(BatchSink):
             self._sent_reported = counts.sent
             note_drain(self.run.run_id, self.stream_name, None)
 
-    def drain(self, context: dict) -> None:
+    def drain(self, context: dict[str, Any]) -> None:
         """Send one batch; return only when each of its rows has an outcome."""
         raise NotImplementedError
 
     # The SDK calls this private hook on every record before `process_record`. We take
     # validation over (see the module docstring) and leave values as the tap sent them.
-    def _validate_and_parse(self, record: dict) -> dict:
+    def _validate_and_parse(self, record: dict[str, Any]) -> dict[str, Any]:
         return record
 
     # The SDK calls this private hook after every record; it logs the whole batch context at
     # DEBUG, which is every row's data (hundreds of MB for a small run). Progress is logged
     # by the run's progress monitor instead.
-    def _after_process_record(self, context: dict) -> None:
+    def _after_process_record(self, context: dict[str, Any]) -> None:
         return
 
-    def count_received(self, context: dict) -> None:
+    def count_received(self, context: dict[str, Any]) -> None:
         """Count a row handed to this sink: in its batch and in the sink's total."""
         context["received"] = context.get("received", 0) + 1
         self.received_rows += 1
 
-    def row_key(self, record: dict) -> Any:
+    def row_key(self, record: dict[str, Any]) -> Any:
         """The row's Singer key (for rejects and, later, the ledger); None without one."""
         if not self.key_properties:
             return None
@@ -140,16 +144,25 @@ class PendoSink(BatchSink):
             return record.get(self.key_properties[0])
         return {k: record.get(k) for k in self.key_properties}
 
-    def reject(self, record: dict, field: str | None, reason: str, key: str | None = None) -> None:
+    def reject(
+        self, record: dict[str, Any], field: str | None, reason: str, key: str | None = None
+    ) -> None:
         """Write the row to the rejects file; with a ledger `key`, the ledger keeps it as
         rejected (reason, attempts) so a later run that sees it again sends it again."""
         reason = self.run.client.redact(reason)  # a value quoted in a reason may hold a key
         self.run.rejects.reject(self.stream_name, self.row_key(record), field, reason, record)
-        self.run.report.add(self.stream_name, self.SYNC, rejected=1)
-        if key is not None:
-            self.run.ledger.record(
-                self.stream_name, self.run.run_id, [RowOutcome(key, "rejected", reason)]
-            )
+        if key is None:
+            self.run.report.tally(self.stream_name, self.SYNC, {Outcome.REJECTED: 1})
+        else:
+            self.settle([RowOutcome(key, Outcome.REJECTED, reason)])
+
+    def settle(self, outcomes: Sequence[RowOutcome]) -> None:
+        """What became of these rows, in one place: the ledger keeps each (one transaction,
+        committed before the next call of the stream goes out) and the report counts them."""
+        self.run.ledger.record(self.stream_name, self.run.run_id, outcomes)
+        counted = Counter(o.outcome for o in outcomes if FACTS[o.outcome].counted)
+        if counted:
+            self.run.report.tally(self.stream_name, self.SYNC, counted)
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """A compiled validator (see validation.py); the SDK's when the schema won't compile."""
@@ -157,7 +170,7 @@ class PendoSink(BatchSink):
             return None
         return compiled_or_none(self.schema) or super().get_validator()
 
-    def schema_violation(self, record: dict) -> tuple[str | None, str] | None:
+    def schema_violation(self, record: dict[str, Any]) -> tuple[str | None, str] | None:
         """(field, reason) when the record breaks its schema and validation is on."""
         if self._validator is None:
             return None

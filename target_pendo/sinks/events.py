@@ -28,6 +28,7 @@ from target_pendo.mapping import (
     unencodable_field,
     unencodable_reason,
 )
+from target_pendo.outcomes import Outcome, Status
 from target_pendo.settings import EventsSpec
 from target_pendo.sinks.base import PendoSink
 
@@ -47,7 +48,7 @@ def _encoded_key(value: object) -> str:
 @dataclass
 class _Item:
     key: str
-    record: dict
+    record: dict[str, Any]
     body: dict[str, Any] | None  # None: rejected locally, see `reason`
     field: str | None = None
     reason: str = ""
@@ -59,7 +60,9 @@ class EventsSink(PendoSink):
     # how many rows wait in memory; big enough to keep every worker busy between drains.
     MAX_SIZE_DEFAULT = 2000
 
-    def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
+    def __init__(
+        self, target: Any, stream_name: str, schema: dict[str, Any], key_properties: Any
+    ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         spec = self.run.settings.spec_for(stream_name)
         assert isinstance(spec, EventsSpec)
@@ -84,7 +87,7 @@ class EventsSink(PendoSink):
                 "no key properties for this stream)",
             )
 
-    def event_key(self, record: dict) -> str:
+    def event_key(self, record: dict[str, Any]) -> str:
         """The row's key as the ledger stores it; RowRejected when there is none, or when the
         ledger could not store it (NUL, a lone surrogate, over the length limit)."""
         values = [record.get(c) for c in self.key_columns]
@@ -104,12 +107,12 @@ class EventsSink(PendoSink):
             raise RowRejected(self.key_columns[0], f"the key ({column}) cannot be kept: {why}")
         return key
 
-    def row_key(self, record: dict) -> Any:
+    def row_key(self, record: dict[str, Any]) -> Any:
         if len(self.key_columns) == 1:
             return record.get(self.key_columns[0])
         return {c: record.get(c) for c in self.key_columns}
 
-    def process_record(self, record: dict, context: dict) -> None:
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self.count_received(context)
         try:
             key = self.event_key(record)
@@ -133,7 +136,7 @@ class EventsSink(PendoSink):
             return
         items.append(_Item(key, record, body))
 
-    def drain(self, context: dict) -> None:
+    def drain(self, context: dict[str, Any]) -> None:
         items: list[_Item] = context.get("items", [])
         run, stream = self.run, self.stream_name
         run.report.add(stream, self.SYNC, received=context.get("received", 0))
@@ -143,33 +146,33 @@ class EventsSink(PendoSink):
         skipped: list[RowOutcome] = []
         rejected: list[_Item] = []
         to_send: list[_Item] = []
-        in_doubt = 0
         batch_keys: set[str] = set()
         for item in items:
             state = known.get(item.key)
-            if item.key in batch_keys or (state is not None and state.status == "sent"):
-                skipped.append(RowOutcome(item.key, "already_sent"))
+            if item.key in batch_keys or (state is not None and state.status == Status.SENT):
+                skipped.append(RowOutcome(item.key, Outcome.ALREADY_SENT))
                 continue
             if item.body is None:
                 rejected.append(item)  # an unusable row does not claim its key
                 continue
             batch_keys.add(item.key)
-            if state is not None and state.status == "in_flight" and state.last_run != run.run_id:
-                in_doubt += 1
+            if (
+                state is not None
+                and state.status == Status.IN_FLIGHT
+                and state.last_run != run.run_id
+            ):
                 skipped.append(
                     RowOutcome(
                         item.key,
-                        "in_doubt",
+                        Outcome.IN_DOUBT,
                         "in flight when an earlier run "
                         "stopped; sent again (Pendo may now hold it twice)",
                     )
                 )
             to_send.append(item)
-        run.ledger.record(stream, run.run_id, skipped)
+        self.settle(skipped)
         for item in rejected:
             self.reject(item.record, item.field, item.reason, key=item.key)
-        counts = {"already_sent": len(skipped) - in_doubt, "in_doubt": in_doubt}
-        run.report.add(stream, self.SYNC, **counts)
         if to_send:
             self._send(to_send)
 
@@ -215,16 +218,14 @@ class EventsSink(PendoSink):
             """A worker's answers since it last reported, and the call it sends next: recorded
             in one ledger transaction, which commits before that call goes on the wire."""
             outcomes: list[RowOutcome] = []
-            sent = 0
             for index, result in answered:
                 item = items[index]
                 if result.outcome is CallOutcome.ACCEPTED:
-                    outcomes.append(RowOutcome(item.key, "sent"))
-                    sent += 1
+                    outcomes.append(RowOutcome(item.key, Outcome.SENT))
                 elif result.outcome is CallOutcome.NOT_SENT:
                     # answered with a failure (or stopped before it went out): not in Pendo,
                     # so not "in doubt" next run
-                    outcomes.append(RowOutcome(item.key, "not_sent", result.reason))
+                    outcomes.append(RowOutcome(item.key, Outcome.NOT_SENT, result.reason))
                 elif result.outcome is CallOutcome.REJECTED:
                     self.reject(
                         item.record,
@@ -233,9 +234,7 @@ class EventsSink(PendoSink):
                         key=item.key,
                     )
             if sending is not None:
-                outcomes.append(RowOutcome(items[sending].key, "in_flight"))
-            run.ledger.record(stream, run.run_id, outcomes)
-            if sent:
-                report.add(stream, self.SYNC, sent=sent)
+                outcomes.append(RowOutcome(items[sending].key, Outcome.IN_FLIGHT))
+            self.settle(outcomes)
 
         run.client.send_tracks(bodies, note=note, stream=stream)

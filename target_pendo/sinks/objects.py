@@ -24,6 +24,7 @@ after a full drain, never covers a row that is nowhere.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +44,7 @@ from target_pendo.fields import (
 )
 from target_pendo.ledger import MAX_KEY_CHARS, RowOutcome, unstorable_reason
 from target_pendo.mapping import RowRejected, dumps, unencodable_field, unencodable_reason
+from target_pendo.outcomes import Outcome, Status
 from target_pendo.settings import ObjectsSpec
 from target_pendo.sinks.base import PendoSink
 from target_pendo.split import CallSize, Refused, TooBig, send_batches
@@ -55,15 +57,15 @@ ValuesOf = Callable[["_Row", str], dict[str, Any]]
 class _Row:
     object_id: str
     values: dict[str, dict[str, Any]]  # group -> field -> value
-    record: dict
+    record: dict[str, Any]
     value_hash: str = ""
-    outcome: str = "sent"  # sent | skipped_unknown | rejected
+    outcome: Outcome = Outcome.SENT  # until Pendo says otherwise: SKIPPED_UNKNOWN, REJECTED
     reason: str = ""
     groups_done: list[str] = field(default_factory=list)
 
     def has_outcome(self) -> bool:
         """Whether Pendo's answers settled this row: skipped, failed, or every group done."""
-        return self.outcome != "sent" or set(self.values) <= set(self.groups_done)
+        return self.outcome is not Outcome.SENT or set(self.values) <= set(self.groups_done)
 
 
 # Most ids of an account batch unknown to Pendo: maybe the subscription uses parent accounts.
@@ -94,13 +96,15 @@ class ObjectsSink(PendoSink):
     # Rows held before a drain; each drain is cut into `batch_size` calls per group.
     MAX_SIZE_DEFAULT = 5000
 
-    def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
+    def __init__(
+        self, target: Any, stream_name: str, schema: dict[str, Any], key_properties: Any
+    ) -> None:
         self.spec = target.run_context.settings.spec_for(stream_name)
         assert isinstance(self.spec, ObjectsSpec)
         super().__init__(target, stream_name, schema, key_properties)
         self.SYNC = self.spec.sync
         columns: Mapping[str, Any] = self.schema.get("properties") or {}
-        pendo_schema = self.run.field_schema(self.spec.kind)
+        pendo_schema: FieldSchema = self.run.field_schema(self.spec.kind)
         if self.spec.create_missing_fields:
             pendo_schema = self._create_missing_fields(columns, pendo_schema)
         self.plan = ObjectPlan.build(self.spec, columns.keys(), pendo_schema)
@@ -161,7 +165,7 @@ class ObjectsSink(PendoSink):
         if not asked:
             return pendo_schema
         if run.settings.dry_run:
-            created = {g: dict(pendo_schema.get(g) or {}) for g in ("agent", "custom")}
+            created = {g: dict[str, Any](pendo_schema.get(g) or {}) for g in ("agent", "custom")}
             for wanted, pendo_type in asked:
                 created[wanted.group][wanted.key] = {"Type": pendo_type, "DisplayName": wanted.name}
             return {**pendo_schema, **created}
@@ -205,11 +209,11 @@ class ObjectsSink(PendoSink):
         """Deletes need `_sdc_deleted_at`, which the SDK strips unless metadata is kept."""
         return super().include_sdc_metadata_properties or self.spec.delete_behavior != "nothing"
 
-    def row_key(self, record: dict) -> Any:
+    def row_key(self, record: dict[str, Any]) -> Any:
         return record.get(self.spec.id_column)
 
     # --- rows -------------------------------------------------------------------------------
-    def process_record(self, record: dict, context: dict) -> None:
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self.count_received(context)
         if record.get(DELETED_AT) is not None and self.spec.delete_behavior != "nothing":
             raw_id = record.get(self.spec.id_column)
@@ -237,14 +241,14 @@ class ObjectsSink(PendoSink):
         digest = hashlib.sha256(self._mapping_hash.encode() + encoded).hexdigest()[:32]
         context.setdefault("rows", []).append(_Row(object_id, values, record, digest))
 
-    def _reject_row(self, record: dict, field: str | None, reason: str) -> None:
+    def _reject_row(self, record: dict[str, Any], field: str | None, reason: str) -> None:
         raw_id = record.get(self.spec.id_column)
         key = None if raw_id is None or raw_id == "" else str(raw_id)
         if key is not None and unstorable_reason(key, max_chars=MAX_KEY_CHARS) is not None:
             key = None  # the ledger cannot remember it: the rejects file still has the row
         self.reject(record, field, reason, key=key)
 
-    def drain(self, context: dict) -> None:
+    def drain(self, context: dict[str, Any]) -> None:
         rows: list[_Row] = context.get("rows", [])
         run, stream = self.run, self.stream_name
         run.report.add(stream, self.SYNC, received=context.get("received", 0))
@@ -255,10 +259,7 @@ class ObjectsSink(PendoSink):
         last = {r.object_id: i for i, r in enumerate(rows)}
         superseded = [r for i, r in enumerate(rows) if last[r.object_id] != i]
         if superseded:
-            run.ledger.record(
-                stream, run.run_id, [RowOutcome(r.object_id, "superseded") for r in superseded]
-            )
-            run.report.add(stream, self.SYNC, superseded=len(superseded))
+            self.settle([RowOutcome(r.object_id, Outcome.SUPERSEDED) for r in superseded])
             rows = [r for i, r in enumerate(rows) if last[r.object_id] == i]
         live = rows
         if not run.full_resync:
@@ -267,14 +268,11 @@ class ObjectsSink(PendoSink):
                 r
                 for r in rows
                 if (s := known.get(r.object_id)) is not None
-                and s.status == "sent"
+                and s.status == Status.SENT
                 and s.value_hash == r.value_hash
             ]
             if unchanged:
-                run.ledger.record(
-                    stream, run.run_id, [RowOutcome(r.object_id, "unchanged") for r in unchanged]
-                )
-                run.report.add(stream, self.SYNC, unchanged=len(unchanged))
+                self.settle([RowOutcome(r.object_id, Outcome.UNCHANGED) for r in unchanged])
                 skip = {id(r) for r in unchanged}
                 live = [r for r in rows if id(r) not in skip]
         try:
@@ -294,25 +292,24 @@ class ObjectsSink(PendoSink):
         """Per group (agent first, so ids Pendo lacks skip the rest), at most the stream's
         call size a call, the calls of a group concurrently on the client's pool."""
         for group in self.plan.groups:
-            pending = [r for r in rows if r.outcome == "sent" and group in r.values]
+            pending = [r for r in rows if r.outcome is Outcome.SENT and group in r.values]
             size = self._call_size.value
             chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
             check = _FieldCheck()
             self.run.client.parallel(
-                lambda chunk, checkpoint, g=group, c=check: self._send_group(
-                    g, chunk, values_of, checkpoint, c
-                ),
-                chunks,
+                functools.partial(self._send_group, group, values_of, check), chunks
             )
 
     def _send_group(
         self,
         group: str,
-        rows: list[_Row],
         values_of: ValuesOf,
-        checkpoint: Callable[[], None],
         check: _FieldCheck,
+        rows: list[_Row],
+        checkpoint: Callable[[], None],
     ) -> None:
+        """One chunk of a group's rows, on a pool worker (`parallel` passes the chunk and the
+        checkpoint)."""
         plan, client = self.plan, self.run.client
 
         def send(batch: Sequence[_Row]) -> Verdict | Refused | TooBig:
@@ -339,12 +336,12 @@ class ObjectsSink(PendoSink):
         for row in result.confirmed:
             row.groups_done.append(group)
         for row in result.missing:
-            row.outcome = "skipped_unknown"
+            row.outcome = Outcome.SKIPPED_UNKNOWN
         for row, reason in result.failed:
-            row.outcome = "rejected"
+            row.outcome = Outcome.REJECTED
             row.reason = f"Pendo failed the {group} update: {reason}"
         for row, reason in result.refused:
-            row.outcome = "rejected"
+            row.outcome = Outcome.REJECTED
             row.reason = f"Pendo refused the {group} update: {reason}"
         self._hint_parent_accounts(len(rows), len(result.missing))
         if result.halvings:
@@ -405,15 +402,13 @@ class ObjectsSink(PendoSink):
         run, stream = self.run, self.stream_name
         outcomes: list[RowOutcome] = []
         unknown: list[str] = []
-        sent = 0
         for row in rows:
-            if row.outcome == "sent":
-                sent += 1
-                outcomes.append(RowOutcome(row.object_id, "sent", value_hash=row.value_hash))
-            elif row.outcome == "skipped_unknown":
+            if row.outcome is Outcome.SENT:
+                outcomes.append(RowOutcome(row.object_id, Outcome.SENT, value_hash=row.value_hash))
+            elif row.outcome is Outcome.SKIPPED_UNKNOWN:
                 unknown.append(row.object_id)
                 outcomes.append(
-                    RowOutcome(row.object_id, "skipped_unknown", f"no such {self.plan.kind}")
+                    RowOutcome(row.object_id, Outcome.SKIPPED_UNKNOWN, f"no such {self.plan.kind}")
                 )
                 run.unknown.append(
                     stream,
@@ -424,10 +419,9 @@ class ObjectsSink(PendoSink):
                 if row.groups_done:
                     reason += f" (its {', '.join(row.groups_done)} fields were updated)"
                 self.reject(row.record, None, reason, key=row.object_id)
-        run.ledger.record(stream, run.run_id, outcomes)
-        run.report.add(stream, self.SYNC, sent=sent)
+        self.settle(outcomes)
         if unknown:
-            run.report.add_unknown(stream, self.SYNC, unknown)
+            run.report.list_unknown(stream, unknown)
 
     # --- deletes ----------------------------------------------------------------------------
     def activate_version(self, new_version: int) -> None:
@@ -459,10 +453,10 @@ class ObjectsSink(PendoSink):
                 self.spec.delete_behavior,
             )
             run.report.add(self.stream_name, self.SYNC, deletes_withheld=1)
-        in_pendo = set(run.ledger.keys_with_status(self.stream_name, ["sent"]))
+        in_pendo = set(run.ledger.keys_with_status(self.stream_name, [Status.SENT]))
         candidates = {i for i in state.deleted_ids if i in in_pendo}
         if full_table:
-            candidates |= set(run.ledger.unseen_since(self.stream_name, run.run_id, ["sent"]))
+            candidates |= set(run.ledger.unseen_since(self.stream_name, run.run_id, [Status.SENT]))
         if not candidates:
             return
         limit = run.settings.max_delete_fraction * len(in_pendo)
@@ -485,7 +479,7 @@ class ObjectsSink(PendoSink):
                 self.plan.kind,
                 jobs,
             )
-            self._record_removed(ids, "deleted", f"bulk delete job(s) {', '.join(jobs)}")
+            self._record_removed(ids, Outcome.DELETED, f"bulk delete job(s) {', '.join(jobs)}")
         else:
             self._clear(ids)
 
@@ -496,10 +490,10 @@ class ObjectsSink(PendoSink):
         }
         rows = [_Row(i, nulls, {self.spec.id_column: i}) for i in ids]
         self._send_chunks(rows, lambda r, g: r.values[g])
-        cleared = [r.object_id for r in rows if r.outcome == "sent"]
-        self._record_removed(cleared, "cleared", "left the source")
+        cleared = [r.object_id for r in rows if r.outcome is Outcome.SENT]
+        self._record_removed(cleared, Outcome.CLEARED, "left the source")
         for row in rows:
-            if row.outcome != "sent":
+            if row.outcome is not Outcome.SENT:
                 self.logger.warning(
                     "Stream '%s': could not clear %s '%s': %s",
                     self.stream_name,
@@ -508,9 +502,5 @@ class ObjectsSink(PendoSink):
                     row.reason or "Pendo does not have it",
                 )
 
-    def _record_removed(self, ids: list[str], outcome: str, reason: str) -> None:
-        run = self.run
-        run.ledger.record(
-            self.stream_name, run.run_id, [RowOutcome(i, outcome, reason) for i in ids]
-        )
-        run.report.add(self.stream_name, self.SYNC, **{outcome: len(ids)})
+    def _record_removed(self, ids: list[str], outcome: Outcome, reason: str) -> None:
+        self.settle([RowOutcome(i, outcome, reason) for i in ids])

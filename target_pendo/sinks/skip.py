@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from target_pendo.sinks.base import PendoSink
 
 
 class SkipSink(PendoSink):
     SYNC = "skipped"
 
-    def process_record(self, record: dict, context: dict) -> None:
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self.count_received(context)
 
-    def drain(self, context: dict) -> None:
+    def drain(self, context: dict[str, Any]) -> None:
         received = context.get("received", 0)
         self.run.report.add(self.stream_name, self.SYNC, received=received, skipped=received)

@@ -1,0 +1,79 @@
+"""What became of a row, named once: the outcomes a sink records and what each one means to
+the ledger (the status it leaves in `row_state`, whether it is a sighting of the key in the
+source, an attempt, a line in `sync_rows`) and to the run report (its label).
+
+The values are the strings stored in the ledger and shown in the report, so both stay
+readable in SQL and JSON; the members are what the code compares against.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Status(enum.StrEnum):
+    """A key's status in `row_state`: where it stands in Pendo as far as the ledger knows."""
+
+    IN_FLIGHT = "in_flight"  # its call went on the wire and no answer was recorded yet
+    SENT = "sent"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"  # Pendo has no such visitor / account: skipped, never created
+    NOT_SENT = "not_sent"  # the run ended before Pendo had it
+    CLEARED = "cleared"
+    DELETED = "deleted"
+
+
+class Outcome(enum.StrEnum):
+    """What one run did with one row. Declared in the order the report lists them."""
+
+    SENT = "sent"
+    REJECTED = "rejected"
+    ALREADY_SENT = "already_sent"
+    UNCHANGED = "unchanged"
+    SUPERSEDED = "superseded"
+    SKIPPED_UNKNOWN = "skipped_unknown"
+    CLEARED = "cleared"
+    DELETED = "deleted"
+    IN_DOUBT = "in_doubt"
+    NOT_SENT = "not_sent"
+    IN_FLIGHT = "in_flight"  # the mark before a call goes on the wire, not a result
+
+    @property
+    def facts(self) -> OutcomeFacts:
+        return FACTS[self]
+
+
+@dataclass(frozen=True)
+class OutcomeFacts:
+    status: Status | None  # what it leaves in row_state; None: the status stays as it was
+    seen: bool  # a sighting of the key in the source (what absent-row deletes go by)
+    attempt: bool  # one more failed attempt: the row is tried again next run
+    logged: bool  # gets a line in sync_rows
+    counted: bool  # the run report counts it (a field of report.StreamCounts by its value)
+    label: str | None  # its words in the report's optional counts (shown only when not 0)
+
+
+FACTS: dict[Outcome, OutcomeFacts] = {
+    # outcome: status, seen, attempt, logged, counted, label
+    Outcome.SENT: OutcomeFacts(Status.SENT, True, False, True, True, None),
+    Outcome.REJECTED: OutcomeFacts(Status.REJECTED, True, True, True, True, None),
+    Outcome.ALREADY_SENT: OutcomeFacts(None, True, False, True, True, "already sent"),
+    Outcome.UNCHANGED: OutcomeFacts(None, True, False, True, True, "unchanged"),
+    Outcome.SUPERSEDED: OutcomeFacts(None, True, False, True, True, "superseded in the batch"),
+    Outcome.SKIPPED_UNKNOWN: OutcomeFacts(Status.UNKNOWN, True, True, True, True, "unknown ids"),
+    # Clears and deletes, and the failures of their calls, are about keys that left the source:
+    # none of them may make the key look present.
+    Outcome.CLEARED: OutcomeFacts(Status.CLEARED, False, False, True, True, "cleared"),
+    Outcome.DELETED: OutcomeFacts(Status.DELETED, False, False, True, True, "deleted"),
+    Outcome.IN_DOUBT: OutcomeFacts(
+        None, True, False, True, True, "in doubt (resent after a crash)"
+    ),
+    Outcome.NOT_SENT: OutcomeFacts(Status.NOT_SENT, False, False, True, False, None),
+    Outcome.IN_FLIGHT: OutcomeFacts(Status.IN_FLIGHT, False, False, False, False, None),
+}
+
+# The outcomes the report counts only when not zero, in order, with their words.
+REPORTED: tuple[tuple[Outcome, str], ...] = tuple(
+    (o, facts.label) for o, facts in FACTS.items() if facts.label is not None
+)
