@@ -47,3 +47,24 @@ def ledger_config(request, base_config: dict) -> dict:
         return dict(base_config)
     server = request.getfixturevalue("postgres_server")
     return {**base_config, "ledger_url": server.new_database()}
+
+
+# --- markers: `pytest -m unit` (no emulator, no target process), `-m e2e`, `-m postgres` ---
+# A test is e2e when it runs the target against the emulator (its fixtures) or lives in a
+# module that drives the real CLI, Meltano or README's commands; everything else is unit.
+E2E_FIXTURES = {"emulator", "base_config", "ledger_config"}
+E2E_MODULES = {"test_meltano_cli", "test_meltano_readme", "test_readme", "test_reliability"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if hasattr(item, "module") else ""
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = {str(v) for v in callspec.params.values()} if callspec else set()
+        if "postgres_server" in fixtures or "postgres" in params:
+            item.add_marker(pytest.mark.postgres)
+        if fixtures & E2E_FIXTURES or module.endswith("_e2e") or module in E2E_MODULES:
+            item.add_marker(pytest.mark.e2e)
+        else:
+            item.add_marker(pytest.mark.unit)
