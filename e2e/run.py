@@ -274,6 +274,8 @@ def environment_values(emulator_url: str, work: Path) -> tuple[dict[str, str], d
         "flattening_separator": "__",
         "stream_maps": "{}",
         "faker_config": '{"seed": 7}',
+        # posted to only when a run fails or stops short: this dry run succeeds, so never
+        "alert_webhook_url": f"{emulator_url}/hooks/alert",
         **{k.removeprefix("TARGET_PENDO_").lower(): v for k, v in NUMBERS_FROM_ENV.items()},
     }
     texts: dict[str, str] = {}
@@ -282,11 +284,17 @@ def environment_values(emulator_url: str, work: Path) -> tuple[dict[str, str], d
         name, kind = setting["name"], setting["kind"]
         text = special.get(name)
         if text is None:
-            text = {
+            generic = {
                 "boolean": "false" if setting.get("value") else "true",
                 "integer": "3",
                 "object": '{"k": "v"}',
-            }[kind]
+            }
+            if kind not in generic:
+                raise SystemExit(
+                    f"e2e: setting {name!r} (kind {kind}) needs a value a run accepts in "
+                    "environment_values' `special`"
+                )
+            text = generic[kind]
         texts[f"TARGET_PENDO_{name.upper()}"] = text
         if kind == "integer":
             expected[name] = int(text)
