@@ -39,6 +39,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,17 @@ def _tables_of(version: int) -> set[str]:
 
 _IN_CHUNK = 500
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run as `sync_runs` holds it (`report`: the run report's JSON text, or None)."""
+
+    run_id: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    report: str | None
 
 
 @dataclass(frozen=True)
@@ -910,6 +922,45 @@ class Ledger:
         with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
             rows = conn.execute(query, {"s": stream, "st": [str(s) for s in statuses], "r": run_id})
             return [r[0] for r in rows]
+
+    def runs(self, *, prefix: str | None = None, limit: int = 50) -> list[RunRow]:
+        """Runs whose id is `prefix` or starts with it (by id), else the latest `limit` runs,
+        newest first: what `target-pendo report` picks from."""
+        columns = "SELECT run_id, started_at, finished_at, status, report FROM sync_runs "
+        if prefix is not None:
+            query = sa.text(columns + "WHERE run_id = :r OR run_id LIKE :p ORDER BY run_id")
+            params: dict[str, Any] = {"r": prefix, "p": prefix + "%"}
+        else:
+            query = sa.text(columns + "ORDER BY started_at DESC, run_id DESC LIMIT :n")
+            params = {"n": limit}
+        with self._errors("reading its runs"), self.engine.connect() as conn:
+            found = [RunRow(*row) for row in conn.execute(query, params)]
+        if prefix is not None:  # LIKE reads _ and % as wildcards: keep the real matches
+            exact = [r for r in found if r.run_id == prefix]
+            found = exact or [r for r in found if r.run_id.startswith(prefix)]
+        return found
+
+    def run_outcomes(self, run_id: str) -> dict[str, Counter[str]]:
+        """Per stream, how many of a run's rows had each outcome (from `sync_rows`)."""
+        query = sa.text(
+            "SELECT stream, outcome, COUNT(*) FROM sync_rows WHERE run_id = :r "
+            "GROUP BY stream, outcome"
+        )
+        counts: dict[str, Counter[str]] = {}
+        with self._errors(f"reading run {run_id}"), self.engine.connect() as conn:
+            for stream, outcome, n in conn.execute(query, {"r": run_id}):
+                counts.setdefault(stream, Counter())[outcome] = int(n)
+        return counts
+
+    def run_reject_reasons(self, run_id: str) -> list[tuple[str, str | None, int]]:
+        """(stream, reason, rows) of a run's rejected rows, one line per distinct reason."""
+        query = sa.text(
+            "SELECT stream, reason, COUNT(*) FROM sync_rows WHERE run_id = :r "
+            "AND outcome = :o GROUP BY stream, reason"
+        )
+        with self._errors(f"reading run {run_id}"), self.engine.connect() as conn:
+            rows = conn.execute(query, {"r": run_id, "o": str(Outcome.REJECTED)})
+            return [(r[0], r[1], int(r[2])) for r in rows]
 
     def status_counts(self) -> list[tuple[str, str, int]]:
         """(stream, status, number of keys), ordered: what `target-pendo ledger status` shows."""

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from target_pendo.alert import webhook_secrets
@@ -92,65 +91,37 @@ def _ledger_where(url: str) -> str:
 def load_run(ledger: Ledger, url: str, run_id: str | None) -> RunView:
     """The run `run_id` (an id or a unique prefix), or the latest finished run."""
     where = _ledger_where(url)
-    with ledger.engine.connect() as conn:
-        newer_running = None
-        if run_id:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT run_id, started_at, finished_at, status, report FROM sync_runs "
-                    "WHERE run_id = :r OR run_id LIKE :p ORDER BY run_id"
-                ),
-                {"r": run_id, "p": run_id + "%"},  # LIKE may match more: filtered below
-            ).all()
-            exact = [r for r in rows if r[0] == run_id]
-            rows = exact or [r for r in rows if r[0].startswith(run_id)]
-            if not rows:
-                raise ReportError(
-                    f"no run '{run_id}' in the ledger at {where}; `target-pendo report --list` "
-                    "lists the latest runs"
-                )
-            if len(rows) > 1:
-                ids = ", ".join(r[0] for r in rows[:5])
-                raise ReportError(f"run id '{run_id}' matches {len(rows)} runs ({ids}); give more")
-            row = rows[0]
-        else:
-            latest = conn.execute(
-                sa.text(
-                    "SELECT run_id, started_at, finished_at, status, report FROM sync_runs "
-                    "ORDER BY started_at DESC, run_id DESC LIMIT 50"
-                )
-            ).all()
-            if not latest:
-                raise ReportError(
-                    f"the ledger at {where} has no run yet: run a sync first (or check "
-                    "'state_dir' / 'ledger_url' in the config given)"
-                )
-            finished = [r for r in latest if r[3] != "running"]
-            row = finished[0] if finished else latest[0]
-            if latest[0][3] == "running" and latest[0][0] != row[0]:
-                newer_running = latest[0][0]
-        outcomes: dict[str, Counter[str]] = {}
-        for stream, outcome, n in conn.execute(
-            sa.text(
-                "SELECT stream, outcome, COUNT(*) FROM sync_rows WHERE run_id = :r "
-                "GROUP BY stream, outcome"
-            ),
-            {"r": row[0]},
-        ):
-            outcomes.setdefault(stream, Counter())[outcome] = int(n)
-        reasons = conn.execute(
-            sa.text(
-                "SELECT stream, reason, COUNT(*) FROM sync_rows WHERE run_id = :r "
-                "AND outcome = 'rejected' GROUP BY stream, reason"
-            ),
-            {"r": row[0]},
-        ).all()
-    report = _parse_report(row[4])
+    newer_running = None
+    if run_id:
+        rows = ledger.runs(prefix=run_id)
+        if not rows:
+            raise ReportError(
+                f"no run '{run_id}' in the ledger at {where}; `target-pendo report --list` "
+                "lists the latest runs"
+            )
+        if len(rows) > 1:
+            ids = ", ".join(r.run_id for r in rows[:5])
+            raise ReportError(f"run id '{run_id}' matches {len(rows)} runs ({ids}); give more")
+        row = rows[0]
+    else:
+        latest = ledger.runs(limit=50)
+        if not latest:
+            raise ReportError(
+                f"the ledger at {where} has no run yet: run a sync first (or check "
+                "'state_dir' / 'ledger_url' in the config given)"
+            )
+        finished = [r for r in latest if r.status != "running"]
+        row = finished[0] if finished else latest[0]
+        if latest[0].status == "running" and latest[0].run_id != row.run_id:
+            newer_running = latest[0].run_id
+    outcomes = ledger.run_outcomes(row.run_id)
+    reasons = ledger.run_reject_reasons(row.run_id)
+    report = _parse_report(row.report)
     return RunView(
-        run_id=row[0],
-        status=row[3],
-        started_at=row[1],
-        finished_at=row[2],
+        run_id=row.run_id,
+        status=row.status,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
         report=report,
         ledger=where,
         outcomes=outcomes,
@@ -329,17 +300,10 @@ def render_text(view: RunView) -> str:
 
 
 def render_list(ledger: Ledger, url: str) -> str:
-    with ledger.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT run_id, started_at, finished_at, status FROM sync_runs "
-                "ORDER BY started_at DESC, run_id DESC LIMIT :n"
-            ),
-            {"n": LIST_RUNS},
-        ).all()
+    rows = ledger.runs(limit=LIST_RUNS)
     if not rows:
         return f"the ledger at {_ledger_where(url)} has no run yet\n"
-    table = [[r[0], r[3], r[1] or "", r[2] or ""] for r in rows]
+    table = [[r.run_id, r.status, r.started_at, r.finished_at or ""] for r in rows]
     return "\n".join(_table(["run", "status", "started", "finished"], table, set())) + "\n"
 
 

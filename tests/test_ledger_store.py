@@ -214,6 +214,26 @@ def test_status_counts_per_stream_and_status(ledger_url):
         ledger.close()
 
 
+def test_runs_by_id_prefix_take_wildcards_literally_and_outcomes_per_run(ledger_url):
+    ledger = Ledger(ledger_url)
+    try:
+        for run_id in ("run_1", "runX1", "run_12"):
+            ledger.start_run(run_id, False)
+            ledger.finish_run(run_id, "succeeded", {})
+        assert [r.run_id for r in ledger.runs(prefix="run_1")] == ["run_1"]  # exact wins
+        assert [r.run_id for r in ledger.runs(prefix="run_")] == ["run_1", "run_12"]  # _ is _
+        assert {r.run_id for r in ledger.runs(limit=2)} <= {"run_1", "runX1", "run_12"}
+        assert len(ledger.runs(limit=2)) == 2
+        assert ledger.runs(prefix="nope") == []
+        ledger.record(S, "run_1", [RowOutcome("1", "sent"), RowOutcome("2", "rejected", "no")])
+        ledger.record(S, "run_1", [RowOutcome("3", "rejected", "no")])
+        assert ledger.run_outcomes("run_1") == {S: {"sent": 1, "rejected": 2}}
+        assert ledger.run_reject_reasons("run_1") == [(S, "no", 2)]
+        assert ledger.run_outcomes("run_12") == {}
+    finally:
+        ledger.close()
+
+
 def test_ledger_status_command_prints_the_counts(tmp_path, capsys):
     state_dir = tmp_path / "state"
     ledger = Ledger(default_url(state_dir))
