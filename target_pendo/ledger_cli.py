@@ -17,7 +17,7 @@ from typing import Any
 
 from target_pendo.errors import ConfigError
 from target_pendo.ledger import Ledger, default_url
-from target_pendo.settings import prepare_config
+from target_pendo.settings import DEFAULTS, prepare_config
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def ledger_cli(argv: list[str]) -> int:
     parser.add_argument("--stream", help="the stream to reset (required for reset)")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    url = config.get("ledger_url") or default_url(config.get("state_dir") or ".target-pendo")
+    url = config.get("ledger_url") or default_url(config.get("state_dir") or DEFAULTS["state_dir"])
     if args.action == "reset" and not args.stream:
         parser.error("reset needs --stream NAME")
     # Looking changes nothing: no ledger file is created, no schema migrated.

@@ -319,18 +319,17 @@ def _number(config: Mapping[str, Any], key: str, default: float, rule: str) -> f
     return number
 
 
-def _in_range(
-    config: Mapping[str, Any], key: str, default: float, low: float, high: float
-) -> float:
+def _in_range(config: Mapping[str, Any], key: str, low: float, high: float) -> float:
+    """The setting (its default when unset), refused outside [low, high]."""
     rule = f"a number from {low:g} to {high:g}"
-    number = _number(config, key, default, rule)
+    number = _number(config, key, DEFAULTS[key], rule)
     if not low <= number <= high:
         raise ConfigError(f"setting '{key}' must be {rule}, got {config.get(key)!r}")
     return number
 
 
-def _fraction(config: Mapping[str, Any], key: str, default: float) -> float:
-    number = _number(config, key, default, "a number from 0 to 1")
+def _fraction(config: Mapping[str, Any], key: str) -> float:
+    number = _number(config, key, DEFAULTS[key], "a number from 0 to 1")
     if not 0 <= number <= 1:
         raise ConfigError(f"setting '{key}' must be a number from 0 to 1, got {config.get(key)!r}")
     return number
@@ -353,16 +352,37 @@ def _flag(config: Mapping[str, Any], key: str) -> bool:
 # a typo stops the run naming the setting, instead of becoming 0 or false.
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
+# Each setting's default: parse_settings reads it here and settings_schema.py writes it into the
+# JSON schema, from which `--about`, the Meltano plugin definition and README's settings table
+# are generated (tests keep those in step).
+DEFAULTS: dict[str, Any] = {
+    "region": "us",
+    "state_dir": ".target-pendo",
+    "ledger_wait_seconds": 90,
+    "full_resync": False,
+    "max_delete_fraction": 0.2,
+    "max_rejected_fraction": 0.05,
+    "dry_run": False,
+    "call_log": False,
+    "unmapped_streams": "fail",
+    "max_concurrency": 8,
+    "request_timeout": 20,
+    "max_retry_seconds": 300,
+    "add_record_metadata": False,
+    "load_method": "append-only",
+}
+
+
 # SDK built-in settings that mean nothing here; any value but their default is refused.
 INERT_SDK_SETTINGS: dict[str, tuple[Any, str]] = {
     "load_method": (
-        "append-only",
+        DEFAULTS["load_method"],
         "target-pendo has one way to load: events are sent once by their key and objects "
         "update the Pendo visitors and accounts that exist, by id; nothing is overwritten, "
         "truncated or created. Remove the setting (or set it to 'append-only')",
     ),
     "add_record_metadata": (
-        False,
+        DEFAULTS["add_record_metadata"],
         "Pendo is never sent the SDK's _sdc_ metadata columns (deletes read _sdc_deleted_at "
         "on their own). Remove the setting (or set it to false)",
     ),
@@ -506,7 +526,7 @@ def base_url(config: Mapping[str, Any], key: str) -> str | None:
 def resolve_hosts(config: Mapping[str, Any]) -> tuple[str, str]:
     """(API host, Track host): `api_url` serves both when set (emulator, proxy), `track_url`
     overrides the Track host; else the region's hosts."""
-    region = config.get("region") or "us"
+    region = config.get("region") or DEFAULTS["region"]
     if region not in REGION_HOSTS:
         raise ConfigError(f"setting 'region' must be one of {sorted(REGION_HOSTS)}, got {region!r}")
     api_url = base_url(config, "api_url")
@@ -587,35 +607,35 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
             f"(0: no client-side limit), got {config.get('max_requests_per_second')!r}"
         )
     unmapped: Literal["fail", "skip"]
-    match config.get("unmapped_streams") or "fail":
+    match config.get("unmapped_streams") or DEFAULTS["unmapped_streams"]:
         case "fail" | "skip" as given:
             unmapped = given
         case other:
             raise ConfigError(f"setting 'unmapped_streams' must be 'fail' or 'skip', got {other!r}")
-    concurrency = _in_range(config, "max_concurrency", 8, 1, MAX_CONCURRENCY)
+    concurrency = _in_range(config, "max_concurrency", 1, MAX_CONCURRENCY)
     if concurrency != int(concurrency):
         raise ConfigError(f"setting 'max_concurrency' must be a whole number, got {concurrency}")
     api_url, track_url = resolve_hosts(config)
     return Settings(
         api_url=api_url,
         track_url=track_url,
-        region=config.get("region") or "us",
+        region=config.get("region") or DEFAULTS["region"],
         api_url_set=bool(config.get("api_url")),
         ledger_url=config.get("ledger_url") or None,
         full_resync=_flag(config, "full_resync"),
-        max_delete_fraction=_fraction(config, "max_delete_fraction", 0.2),
-        max_rejected_fraction=_fraction(config, "max_rejected_fraction", 0.05),
+        max_delete_fraction=_fraction(config, "max_delete_fraction"),
+        max_rejected_fraction=_fraction(config, "max_rejected_fraction"),
         dry_run=_flag(config, "dry_run"),
         call_log=_flag(config, "call_log"),
-        state_dir=str(config.get("state_dir") or ".target-pendo"),
+        state_dir=str(config.get("state_dir") or DEFAULTS["state_dir"]),
         streams=streams,
         default_stream=default_stream,
         unmapped_streams=unmapped,
         max_concurrency=int(concurrency),
         max_requests_per_second=rate,
-        request_timeout=_in_range(config, "request_timeout", 20, *REQUEST_TIMEOUT_RANGE),
-        max_retry_seconds=_in_range(config, "max_retry_seconds", 300, *MAX_RETRY_SECONDS_RANGE),
-        ledger_wait_seconds=_in_range(config, "ledger_wait_seconds", 90, *LEDGER_WAIT_RANGE),
+        request_timeout=_in_range(config, "request_timeout", *REQUEST_TIMEOUT_RANGE),
+        max_retry_seconds=_in_range(config, "max_retry_seconds", *MAX_RETRY_SECONDS_RANGE),
+        ledger_wait_seconds=_in_range(config, "ledger_wait_seconds", *LEDGER_WAIT_RANGE),
         track_event_secret=config.get("track_event_secret") or None,
         integration_key=config.get("integration_key") or None,
         alert_webhook_url=webhook_url(config),
