@@ -13,6 +13,8 @@ import inspect
 from typing import Any
 
 import pytest
+from singer_sdk.configuration._dict_config import parse_environment_config
+from singer_sdk.helpers._batch import StorageTarget
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.plugin_base import BaseSingerReader, PluginBase
 from singer_sdk.singerlib.encoding import GenericSingerReader, SimpleSingerReader
@@ -54,6 +56,17 @@ USED: list[tuple[type, str, list[str] | None]] = [
     # set in Target.__init__ / _process_state_message: the last STATE, whether sinks are active
     (Target, "_latest_state", None),
     (Target, "_sinks_active", None),
+]
+
+
+# Functions and classes from the SDK's private modules that we import.
+PRIVATE_IMPORTS: list[tuple[Any, list[str]]] = [
+    # loads the project's .env the SDK's way before target.py types TARGET_PENDO_* itself
+    (parse_environment_config, ["config_schema", "prefix", "dotenv_path"]),
+    # the BATCH files' storage (local paths and fsspec URLs), as the SDK's taps write them
+    (StorageTarget.from_url, ["url"]),
+    (StorageTarget.split_url, ["url"]),
+    (StorageTarget.open, ["filename", "mode"]),
 ]
 
 
@@ -99,3 +112,14 @@ def test_each_sdk_member_we_call_or_read_still_exists(
     else:
         assert name in vars(sdk_class), name
         assert _parameters(vars(sdk_class)[name]) == parameters
+
+
+@pytest.mark.parametrize(
+    ("function", "parameters"),
+    PRIVATE_IMPORTS,
+    ids=[f.__qualname__ for f, _ in PRIVATE_IMPORTS],
+)
+def test_each_private_sdk_function_we_import_keeps_its_parameters(
+    function: Any, parameters: list[str]
+) -> None:
+    assert [p for p in _parameters(function) if p != "cls"] == parameters
