@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import IO
 
+from target_pendo.attempts import Attempt
 from target_pendo.mapping import jsonl_line
 from target_pendo.redact import MASK, Redactor
 
@@ -35,30 +36,22 @@ class CallLog:
         self._file: IO[str] = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
 
-    def write(
-        self,
-        method: str,
-        url: str,
-        status: int | None,
-        seconds: float,
-        attempt: int,
-        stream: str | None,
-        request_body: bytes | None,
-        response_body: str | None,
-        error: str | None,
-    ) -> None:
-        request_text = None if request_body is None else request_body.decode("utf-8", "replace")
+    def write(self, attempt: Attempt) -> None:
+        body = attempt.request_body
+        request_text = None if body is None else body.decode("utf-8", "replace")
+        response_text = attempt.response_text
+        error = attempt.error
         entry = {
             "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-            "stream": stream,
-            "method": method,
-            "url": url,
-            "status": status,
-            "latency_ms": round(seconds * 1000, 1),
-            "attempt": attempt,
+            "stream": attempt.stream,
+            "method": attempt.method,
+            "url": attempt.url,
+            "status": attempt.status,
+            "latency_ms": round(attempt.seconds * 1000, 1),
+            "attempt": attempt.attempt,
             "request_headers": {"x-pendo-integration-key": MASK},
             "request_body": _clip(self._redact(request_text)) if request_text else None,
-            "response_body": _clip(self._redact(response_body)) if response_body else None,
+            "response_body": _clip(self._redact(response_text)) if response_text else None,
             "error": self._redact(error) if error else None,
         }
         line = jsonl_line(entry).decode("utf-8")

@@ -35,6 +35,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from target_pendo.answers import MetadataAnswer
+from target_pendo.attempts import Attempt, CallObserver
 from target_pendo.calllog import CallLog
 from target_pendo.errors import (
     PendoAuthError,
@@ -186,6 +187,26 @@ class ClientStats:
             self.retry_causes[key] += 1
             return self.retry_causes[key]
 
+    def snapshot(self) -> StatsSnapshot:
+        """A consistent copy of the counters the progress lines show."""
+        with self._lock:
+            return StatsSnapshot(
+                calls=sum(self.calls.values()),
+                stream_calls=dict(self.stream_calls),
+                retries=self.retries,
+                stream_retries=dict(self.stream_retries),
+                retry_causes=dict(self.retry_causes),
+            )
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    calls: int
+    stream_calls: dict[str, int]
+    retries: int
+    stream_retries: dict[str, int]
+    retry_causes: dict[tuple[str, str], int]
+
 
 @dataclass
 class _Call:
@@ -242,6 +263,11 @@ class PendoClient:
         self._stop = threading.Event()
         self.stats = ClientStats()
         self._call_log = call_log
+        self._observers: tuple[CallObserver, ...] = ()
+
+    def observe(self, observer: CallObserver) -> None:
+        """Tell `observer` of every attempt from now on (add observers before sending)."""
+        self._observers = (*self._observers, observer)
 
     # --- stopping -----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -306,6 +332,8 @@ class PendoClient:
             call.before_send()  # after pacing, right before the bytes leave
         route = f"{method} {url.removeprefix(self.api_url).removeprefix(self.track_url)}"
         self.stats.call(route, call.stream)
+        for observer in self._observers:
+            observer.attempt_started(call.stream)
         started = time.perf_counter()
         try:
             response = self._session().request(
@@ -355,18 +383,15 @@ class PendoClient:
         error: str | None,
     ) -> None:
         seconds = time.perf_counter() - started
-        if self._call_log is not None:
-            self._call_log.write(
-                method,
-                shown_url(url),
-                status,
-                seconds,
-                call.attempts,
-                call.stream,
-                body,
-                None if response is None else response.text,
-                error,
-            )
+        if self._call_log is not None or self._observers:
+            attempt = Attempt(
+                method, shown_url(url), status, seconds, call.attempts, call.stream, body,
+                response, error,
+            )  # fmt: skip
+            if self._call_log is not None:
+                self._call_log.write(attempt)
+            for observer in self._observers:
+                observer.attempt_ended(attempt)
         if http_log.isEnabledFor(logging.DEBUG):
             http_log.debug(
                 "%s %s -> %s in %.1f ms; request %s; response %s",
@@ -427,6 +452,8 @@ class PendoClient:
         """Count the retry; log the first of each cause per stream, the rest at DEBUG (the run
         report sums them up), so an outage is a few lines, not one per attempt."""
         times = self.stats.retry(exc.in_doubt, call.stream, exc.cause)
+        for observer in self._observers:
+            observer.retrying(call.stream, exc.cause)
         level = logging.INFO if times == 1 else logging.DEBUG
         where = f"stream '{call.stream}'" if call.stream else "Pendo"
         log.log(

@@ -9,11 +9,10 @@ took, what was rejected and retried, the rate, and what the run is waiting for r
 
 On a terminal the same facts are one live line, rewritten in place every second, instead.
 
-Where the facts come from, without changing the client or the sinks: the client's stats
-object is swapped for `ObservedStats` (it sees each attempt start and each retry) and its
-call log for `ObservedCallLog` (it sees each attempt end, and still writes the `call_log`
-file when that is on); the sinks report drains starting and ending (`note_drain`); the
-target's reader counts input lines. Each attempt also feeds the run's `CallTimeline`.
+Where the facts come from: the monitor observes the client (`attempts.CallObserver`: each
+attempt's start and end, each retry) and reads its counters; the sinks report drains starting
+and ending (`note_drain`); the target's reader counts input lines. Each attempt also feeds the
+run's `CallTimeline`.
 
 The monitor thread is a daemon that only reads: it takes short, bounded locks (the report's,
 the stats', its own, and on a terminal the log handler's, with a timeout) and never one the
@@ -34,14 +33,14 @@ import weakref
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
+from target_pendo.attempts import Attempt
 from target_pendo.client import ClientStats
 from target_pendo.report import StreamCounts
 from target_pendo.timeline import CallTimeline, percentile
 
 if TYPE_CHECKING:
-    from target_pendo.calllog import CallLog
     from target_pendo.run import RunContext
 
 INPUT_IDLE_SECONDS = 2.0  # no input line for this long: say the run waits for the tap
@@ -134,76 +133,6 @@ class Activity:
             n, longest = act.waiting.get(cause, (0, 0.0))
             act.waiting[cause] = (n + 1, max(longest, now - since))
         return out
-
-
-@dataclass(frozen=True)
-class StatsSnapshot:
-    calls: int
-    retries: int
-    stream_retries: dict[str, int]
-    retry_causes: dict[tuple[str, str], int]
-
-
-class ObservedStats(ClientStats):
-    """The client's counters, also telling the run's Activity and CallTimeline when an
-    attempt starts and when a call waits to retry."""
-
-    def __init__(self, activity: Activity, timeline: CallTimeline) -> None:
-        super().__init__()
-        self._activity = activity
-        self._timeline = timeline
-
-    def call(self, route: str, stream: str | None) -> None:
-        super().call(route, stream)
-        self._activity.started(stream)
-
-    def retry(self, in_doubt: bool, stream: str | None, cause: str) -> int:
-        times = super().retry(in_doubt, stream, cause)
-        self._activity.retrying(stream, cause)
-        self._timeline.retry()
-        return times
-
-    def snapshot(self) -> StatsSnapshot:
-        with self._lock:
-            return StatsSnapshot(
-                calls=sum(self.calls.values()),
-                retries=self.retries,
-                stream_retries=dict(self.stream_retries),
-                retry_causes=dict(self.retry_causes),
-            )
-
-
-class ObservedCallLog:
-    """Where the client reports each attempt's end: the Activity and CallTimeline hear of
-    it, and the `call_log` file (when that setting is on) gets its line as before."""
-
-    def __init__(self, inner: CallLog | None, activity: Activity, timeline: CallTimeline) -> None:
-        self.inner = inner
-        self._activity = activity
-        self._timeline = timeline
-
-    def write(
-        self,
-        method: str,
-        url: str,
-        status: int | None,
-        seconds: float,
-        attempt: int,
-        stream: str | None,
-        request_body: bytes | None,
-        response_body: str | None,
-        error: str | None,
-    ) -> None:
-        self._activity.ended()
-        self._timeline.attempt(status, seconds)
-        if self.inner is not None:
-            self.inner.write(
-                method, url, status, seconds, attempt, stream, request_body, response_body, error
-            )
-
-    def close(self) -> None:
-        if self.inner is not None:
-            self.inner.close()
 
 
 # --- the terminal's live line ---------------------------------------------------------------
@@ -324,7 +253,6 @@ class ProgressMonitor:
         self._clock = clock
         self.activity = Activity(clock)
         self.timeline = CallTimeline(clock)
-        self.stats = ObservedStats(self.activity, self.timeline)
         self._started = clock()
         self._last_log = self._started
         self._log_lock = threading.Lock()
@@ -358,9 +286,7 @@ class ProgressMonitor:
             logger=logger,
             live=LiveLine(handler) if handler is not None else None,
         )
-        client: Any = run.client
-        client.stats = monitor.stats
-        client._call_log = ObservedCallLog(client._call_log, monitor.activity, monitor.timeline)
+        run.client.observe(monitor)
         with _monitors_lock:
             _monitors[run.run_id] = monitor
         # The thread holds the monitor weakly: a target dropped without finishing (a test, an
@@ -373,6 +299,22 @@ class ProgressMonitor:
         )
         monitor._thread.start()
         return monitor
+
+    # --- what the client tells it (attempts.CallObserver) ----------------------------------
+    @property
+    def stats(self) -> ClientStats:
+        return self.run.client.stats
+
+    def attempt_started(self, stream: str | None) -> None:
+        self.activity.started(stream)
+
+    def attempt_ended(self, attempt: Attempt) -> None:
+        self.activity.ended()
+        self.timeline.attempt(attempt.status, attempt.seconds)
+
+    def retrying(self, stream: str | None, cause: str) -> None:
+        self.activity.retrying(stream, cause)
+        self.timeline.retry()
 
     def stop(self) -> None:
         """The run ended: stop the thread (waiting at most a second), clear the live line."""
@@ -428,9 +370,7 @@ class ProgressMonitor:
         if lines != self._last_lines:
             self._last_lines = lines
             self._last_input_at = now
-        with self.stats._lock:
-            calls = dict(self.stats.stream_calls)
-        self._call_samples.append((now, calls))
+        self._call_samples.append((now, self.stats.snapshot().stream_calls))
 
     def call_rate(self, stream: str | None = None) -> float:
         """Attempts per second over the last few seconds: of one stream, or of all."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from target_pendo.attempts import Attempt
 from target_pendo.client import CallOutcome as Outcome
 from target_pendo.client import CallResult, PendoClient
 from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
@@ -214,6 +215,34 @@ def test_429_with_retry_after_waits_then_delivers_once(
     assert emulator.request_counts() == {TRACK_ROUTE: 14}
     assert client.stats.retries == 4
     assert client.stats.in_doubt == 0
+
+
+def test_an_observer_hears_every_attempt_start_end_and_retry(
+    emulator: Emulator, client: PendoClient
+) -> None:
+    heard: list[tuple[str, object]] = []
+
+    class Observer:
+        def attempt_started(self, stream: str | None) -> None:
+            heard.append(("started", stream))
+
+        def attempt_ended(self, attempt: Attempt) -> None:
+            heard.append(("ended", attempt.status))
+
+        def retrying(self, stream: str | None, cause: str) -> None:
+            heard.append(("retrying", cause))
+
+    client.observe(Observer())
+    emulator.inject(route="track", status=503, times=1)
+    results = client.send_tracks([body("v-0")], stream="s")
+    assert results[0].outcome is Outcome.ACCEPTED
+    assert heard == [
+        ("started", "s"),
+        ("ended", 503),
+        ("retrying", "HTTP 503"),
+        ("started", "s"),
+        ("ended", 200),
+    ]
 
 
 def test_429_with_retry_after_http_date(emulator: Emulator, client: PendoClient) -> None:

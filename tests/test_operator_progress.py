@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from target_pendo.client import ClientStats
 from target_pendo.progress import Activity, ProgressMonitor, age
 from target_pendo.report import RunReport
 from target_pendo.sinks.base import PendoSink
@@ -129,7 +130,11 @@ class FakeClock:
 
 def fake_monitor(clock: FakeClock, lines_read: int = 0) -> ProgressMonitor:
     run: Any = SimpleNamespace(
-        run_id="r-1", sinks=[], report=RunReport(run_id="r-1"), input_complete=False
+        run_id="r-1",
+        sinks=[],
+        report=RunReport(run_id="r-1"),
+        input_complete=False,
+        client=SimpleNamespace(stats=ClientStats()),
     )
     return ProgressMonitor(
         run, interval=30, lines_read=lambda: lines_read, logger=logging.getLogger("t"), clock=clock
