@@ -13,6 +13,7 @@ from typing import IO
 
 from target_pendo.attempts import Attempt
 from target_pendo.mapping import jsonl_line
+from target_pendo.pendo_api import KEY_HEADER
 from target_pendo.redact import MASK, Redactor
 
 MAX_BODY_CHARS = 4000
@@ -49,7 +50,7 @@ class CallLog:
             "status": attempt.status,
             "latency_ms": round(attempt.seconds * 1000, 1),
             "attempt": attempt.attempt,
-            "request_headers": {"x-pendo-integration-key": MASK},
+            "request_headers": {KEY_HEADER: MASK},
             "request_body": _clip(self._redact(request_text)) if request_text else None,
             "response_body": _clip(self._redact(response_text)) if response_text else None,
             "error": self._redact(error) if error else None,

@@ -48,20 +48,23 @@ from target_pendo.errors import (
     PendoUnconfirmedError,
     StopRequested,
 )
+from target_pendo.pendo_api import (
+    BULK_DELETE_INTERVAL,
+    BULK_DELETE_LIST_KEYS,
+    BULK_DELETE_MAX,
+    BULK_DELETE_PATH,
+    CREATE_FIELDS_PATH,
+    KEY_HEADER,
+    METADATA_PATH,
+    SCHEMA_PATH,
+    TRACK_PATH,
+    VERIFY_PATH,
+)
 from target_pendo.ratelimit import AdaptivePacer, PacerStats
 from target_pendo.redact import Redactor, shown_url
 from target_pendo.retry import DNS_FAILURE_TRIES, RetryPolicy, parse_retry_after
 from target_pendo.split import Refused, TooBig
 
-KEY_HEADER = "x-pendo-integration-key"
-TRACK_PATH = "/data/track"
-VERIFY_PATH = "/api/v1/token/verify"
-SCHEMA_PATH = "/api/v1/metadata/schema/{kind}"
-CREATE_FIELDS_PATH = "/api/v1/metadata/schema/{kind}/{group}"
-METADATA_PATH = "/api/v1/metadata/{kind}/{group}/value"
-BULK_DELETE_PATH = "/api/v1/bulkdelete/{kind}"
-BULK_DELETE_MAX = 500  # ids per call, per Pendo
-BULK_DELETE_INTERVAL = 1.0  # seconds between calls: Pendo allows about one a second
 TRACK_SETTING = "track_event_secret"
 API_SETTING = "integration_key"
 PARENT_ACCOUNT_KIND = "parentAccount"
@@ -762,7 +765,7 @@ class PendoClient:
 
         Returns Pendo's job ids. Any refusal is fatal here: deletes are never split or guessed.
         """
-        list_key = "visitors" if kind == "visitor" else "accounts"
+        list_key = BULK_DELETE_LIST_KEYS[kind]
         jobs: list[str] = []
         for start in range(0, len(ids), BULK_DELETE_MAX):
             if start and self._stop.wait(BULK_DELETE_INTERVAL):

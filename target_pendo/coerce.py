@@ -14,8 +14,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from target_pendo.mapping import json_safe, to_epoch_ms
+from target_pendo.pendo_api import MAX_TEXT_CHARS
 
-MAX_TEXT = 1500  # Pendo: text fields hold under 1,500 characters
+MAX_TEXT = MAX_TEXT_CHARS
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 

@@ -13,16 +13,19 @@ from typing import Any
 
 from target_pendo.answers import MetadataAnswer
 from target_pendo.client import (
-    BULK_DELETE_PATH,
-    CREATE_FIELDS_PATH,
-    METADATA_PATH,
-    TRACK_PATH,
     CallOutcome,
     CallResult,
     PendoClient,
     ResultCallback,
     SendCallback,
     TrackNote,
+)
+from target_pendo.pendo_api import (
+    BULK_DELETE_LIST_KEYS,
+    BULK_DELETE_PATH,
+    CREATE_FIELDS_PATH,
+    METADATA_PATH,
+    TRACK_PATH,
 )
 from target_pendo.rejects import RowLog
 from target_pendo.split import Refused, TooBig
@@ -78,6 +81,6 @@ class DryRunClient(PendoClient):
         return MetadataAnswer.all_updated(len(items))
 
     def bulk_delete(self, kind: str, ids: Sequence[str], *, stream: str | None = None) -> list[str]:
-        list_key = "visitors" if kind == "visitor" else "accounts"
+        list_key = BULK_DELETE_LIST_KEYS[kind]
         self._record(stream, "POST", BULK_DELETE_PATH.format(kind=kind), {list_key: list(ids)})
         return ["dry-run"]

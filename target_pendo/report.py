@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from target_pendo.outcomes import REPORTED, Outcome
+from target_pendo.pendo_api import MAX_PROPERTIES_BYTES
 
 MAX_LISTED = 1000
 MAX_PATTERNS = 50  # reject reason patterns kept per stream (the rest are counted as "other")
@@ -81,7 +82,7 @@ _OPTIONAL_COUNTS: tuple[tuple[str, str], ...] = (
     *((str(outcome), label) for outcome, label in REPORTED),
     ("skipped", "skipped (unmapped)"),
     ("old_events", "older than 7 days"),
-    ("large_properties", "properties over 512 bytes"),
+    ("large_properties", f"properties over {MAX_PROPERTIES_BYTES} bytes"),
     ("fields_created", "fields created"),
     ("deletes_withheld", "deletes withheld (full-table sync not seen complete)"),
 )

@@ -54,7 +54,7 @@ from target_pendo.settings import (
     parse_settings,
     prepare_config,
 )
-from target_pendo.settings_schema import CONFIG_SCHEMA
+from target_pendo.settings_schema import declared_schema
 from target_pendo.sinks import EventsSink, ObjectsSink, SkipSink
 from target_pendo.sinks.base import PendoSink
 
@@ -68,7 +68,7 @@ class TargetPendo(Target):
     name = "target-pendo"
     package_name = "target-pendo"
 
-    config_jsonschema = CONFIG_SCHEMA
+    config_jsonschema = declared_schema()
 
     message_reader_class = LineCountingReader
 

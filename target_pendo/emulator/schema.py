@@ -13,13 +13,15 @@ import copy
 import datetime
 from typing import Any
 
-# Every group a schema answer may hold; only `agent` and `custom` take writes [T].
-WRITABLE_GROUPS = ("agent", "custom")
+from target_pendo.pendo_api import MAX_TEXT_CHARS
+
+# Every group a schema answer may hold; only `agent` and `custom` take writes [T]
+# (pendo_api.WRITABLE_GROUPS).
 SCHEMA_GROUPS = ("auto", "agent", "custom", "pendo")
 # Types a field may have in the schema [T] (`date` from one integration: behaves like `time`).
 FIELD_TYPES = ("string", "boolean", "integer", "float", "time", "date", "list", "")
 AGENT_ONLY_TYPES = ("list",)  # "List (agent fields only)" [C, UI]
-MAX_TEXT = 1500  # "text under 1,500 characters" [C, UI docs]
+MAX_TEXT = MAX_TEXT_CHARS  # "text under 1,500 characters" [C, UI docs]
 
 # The capitalised attributes and their revision-1 lowercase spelling (switch `schema_case`).
 _LOWERCASE = {

@@ -34,6 +34,7 @@ from typing import Any
 from target_pendo.emulator.faults import Fault, FaultPlan
 from target_pendo.emulator.state import ApiError, PendoState
 from target_pendo.emulator.switches import Switches
+from target_pendo.pendo_api import KEY_HEADER
 
 _KIND = r"(visitor|account|parentAccount)"
 _GROUP = r"(agent|custom)"
@@ -47,7 +48,6 @@ _WRITE_ROUTES = ("metadata", "fields", "bulkdelete")  # need an integration key 
 
 DEMO_TRACK_SECRET = "emulator-track-secret"  # noqa: S105 - fake key, only the emulator knows it
 DEMO_INTEGRATION_KEY = "emulator-integration-key"
-KEY_HEADER = "x-pendo-integration-key"
 
 # What a proxy in front of Pendo might answer with a 200 (switch `ok_body` = "html").
 PROXY_HTML = (

@@ -23,7 +23,6 @@ from target_pendo.emulator.schema import (
     AGENT_ONLY_TYPES,
     FIELD_TYPES,
     SCHEMA_GROUPS,
-    WRITABLE_GROUPS,
     builtin_fields,
     field_from_spec,
     infer_type,
@@ -33,6 +32,15 @@ from target_pendo.emulator.schema import (
     value_problem,
 )
 from target_pendo.emulator.switches import Switches
+from target_pendo.pendo_api import (
+    BULK_DELETE_LIST_KEYS,
+    BULK_DELETE_MAX,
+    ID_KEYS,
+    KEY_HEADER,
+    MAX_EVENT_AGE_MS,
+    MAX_PROPERTIES_BYTES,
+    WRITABLE_GROUPS,
+)
 
 __all__ = [
     "FIELD_TYPES",
@@ -85,17 +93,15 @@ class NotFound(ApiError):
 
 KINDS = ("visitor", "account", "parentAccount")
 GROUPS = WRITABLE_GROUPS  # groups objects hold values in
-ID_KEYS = {"visitor": "visitorId", "account": "accountId", "parentAccount": "accountId"}
-MAX_BULK_DELETE = 500
+MAX_BULK_DELETE = BULK_DELETE_MAX
 # `POST /api/v1/metadata/schema/{kind}/{group}` type names in Pendo's Postman example [C].
 CREATE_ROUTE_TYPES = ("string", "number", "time", "boolean")
 PARENT_SEPARATOR = "::"  # `ParentAccountID::childAccountID` [C]
 
 # Track processing rules [C]: Pendo answers 200 yet does not process such events.
-SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+SEVEN_DAYS_MS = MAX_EVENT_AGE_MS
 MAX_EVENT_NAMES = 5000
 MAX_PROPERTY_KEYS = 10000
-MAX_PROPERTIES_BYTES = 512
 # An event is "before its name was defined" when its timestamp is this much older than the
 # first receipt of that name [I]: without a margin even the first live event of a new name
 # (stamped a few ms before it arrived) would count. One hour: Pendo's hourly processing run.
@@ -237,7 +243,7 @@ class PendoState:
         """Keep a request's headers (bounded) and count key-header presence per route, so a
         test can prove no key went to, say, a redirect target."""
         family = route or "unknown"
-        present = any(name.lower() == "x-pendo-integration-key" for name in headers)
+        present = any(name.lower() == KEY_HEADER for name in headers)
         with self.lock:
             self.received.append(
                 {
@@ -639,7 +645,7 @@ class PendoState:
 
     def bulk_delete(self, kind: str, body: Any) -> str:
         """`POST /api/v1/bulkdelete/{kind}`: at most 500 ids; returns the job id."""
-        list_key = "visitors" if kind == "visitor" else "accounts"
+        list_key = BULK_DELETE_LIST_KEYS[kind]
         ids = body.get(list_key) if isinstance(body, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
             raise MetadataInvalid(f'body must be {{"{list_key}": [ids]}}')

@@ -29,11 +29,9 @@ from target_pendo.mapping import (
     unencodable_reason,
 )
 from target_pendo.outcomes import Outcome, Status
+from target_pendo.pendo_api import MAX_EVENT_AGE_MS, MAX_PROPERTIES_BYTES
 from target_pendo.settings import EventsSpec
 from target_pendo.sinks.base import PendoSink
-
-SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
-MAX_PROPERTIES_BYTES = 512  # Pendo shows bigger `properties` objects as "too large"
 
 
 def _encoded_key(value: object) -> str:
@@ -186,7 +184,7 @@ class EventsSink(PendoSink):
             assert body is not None
             if self._uses_send_time:
                 body["timestamp"] = now_ms
-            elif now_ms - body["timestamp"] > SEVEN_DAYS_MS:
+            elif now_ms - body["timestamp"] > MAX_EVENT_AGE_MS:
                 old += 1
             encoded = dumps(body)
             # Only a body over the limit can hold properties over it: no second encode else.

@@ -1,0 +1,29 @@
+"""Pendo's API as our contract states it (`shared/pendo-api.md`, revision 3): its routes, the
+keys its bodies use and its limits, each written once. The client and the dry run build their
+requests from it, the sinks and coercion check rows against it, and the emulator enforces it.
+"""
+
+from __future__ import annotations
+
+# --- routes --------------------------------------------------------------------------------
+TRACK_PATH = "/data/track"
+VERIFY_PATH = "/api/v1/token/verify"
+SCHEMA_PATH = "/api/v1/metadata/schema/{kind}"
+CREATE_FIELDS_PATH = "/api/v1/metadata/schema/{kind}/{group}"
+METADATA_PATH = "/api/v1/metadata/{kind}/{group}/value"
+BULK_DELETE_PATH = "/api/v1/bulkdelete/{kind}"
+KEY_HEADER = "x-pendo-integration-key"  # the integration key; Track takes the secret in it too
+
+# --- bodies --------------------------------------------------------------------------------
+WRITABLE_GROUPS = ("agent", "custom")  # metadata groups a write may set
+# The id key of a metadata item, per kind (a parent account's id is its accountId).
+ID_KEYS = {"visitor": "visitorId", "account": "accountId", "parentAccount": "accountId"}
+# The list key of a bulk delete body: {"visitors": [...]} or {"accounts": [...]}.
+BULK_DELETE_LIST_KEYS = {"visitor": "visitors", "account": "accounts"}
+
+# --- limits --------------------------------------------------------------------------------
+MAX_TEXT_CHARS = 1500  # a text field holds under 1,500 characters
+MAX_PROPERTIES_BYTES = 512  # Track `properties` over this many bytes of JSON show "too large"
+MAX_EVENT_AGE_MS = 7 * 24 * 3600 * 1000  # older Track events are accepted but not processed
+BULK_DELETE_MAX = 500  # ids per bulk delete call
+BULK_DELETE_INTERVAL = 1.0  # seconds between bulk delete calls: about one a second
