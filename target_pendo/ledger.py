@@ -61,6 +61,7 @@ from target_pendo.lease import (
     lock_file_name,
     pg_key,
 )
+from target_pendo.ledger_tables import write_statements
 from target_pendo.outcomes import FACTS, Outcome, Status
 
 logger = logging.getLogger("target_pendo.ledger")
@@ -348,11 +349,7 @@ class Ledger:
                 cursor.execute("SET synchronous_commit TO off")
                 cursor.close()
                 self._raw.commit()
-        named = self.is_sqlite  # sqlite3 takes `:name`; psycopg wants `%(name)s`
-        self._sql = {
-            sql: sql if named else re.sub(r":(\w+)", r"%(\1)s", sql)
-            for sql in (_UPSERT, _SEEN, _LOG)
-        }
+        self._writes = write_statements(self.engine.dialect)
 
     def _make_folder(self, folder: Path) -> None:
         try:
@@ -888,11 +885,11 @@ class Ledger:
                 target.extend(rows)
         cursor = self._cursor
         try:
-            for sql, params in zip((_UPSERT, _SEEN, _LOG), merged, strict=True):
+            for sql, params in zip(self._writes, merged, strict=True):
                 if len(params) == 1:  # a lone per-call mark: skip executemany's setup
-                    cursor.execute(self._sql[sql], params[0])
+                    cursor.execute(sql, params[0])
                 elif params:
-                    cursor.executemany(self._sql[sql], params)
+                    cursor.executemany(sql, params)
             self._raw.commit()
         except BaseException as exc:
             with contextlib.suppress(Exception):  # a dead connection: the original error
@@ -1013,24 +1010,6 @@ _SET_VERSION = sa.text("UPDATE ledger_meta SET value = :v WHERE name = 'schema_v
 # A write that changes nothing: opening fails here, not at the first accepted call, when the
 # ledger cannot be written.
 _TOUCH_VERSION = sa.text("UPDATE ledger_meta SET value = value WHERE name = 'schema_version'")
-_UPSERT = (
-    "INSERT INTO row_state (stream, row_key, status, value_hash, reason, attempts, first_run, "
-    "last_run, last_seen_run, updated_at) "
-    "VALUES (:s, :k, :st, :h, :reason, :a, :r, :r, :seen, :t) "
-    "ON CONFLICT (stream, row_key) DO UPDATE SET status = excluded.status, "
-    "value_hash = CASE WHEN excluded.status = 'sent' THEN excluded.value_hash "
-    "ELSE row_state.value_hash END, "
-    "reason = excluded.reason, "
-    "attempts = CASE WHEN :reset = 1 THEN 0 ELSE row_state.attempts + excluded.attempts END, "
-    "last_run = excluded.last_run, "
-    "last_seen_run = COALESCE(excluded.last_seen_run, row_state.last_seen_run), "
-    "updated_at = excluded.updated_at"
-)
-_SEEN = "UPDATE row_state SET last_seen_run = :r WHERE stream = :s AND row_key = :k"
-_LOG = (
-    "INSERT INTO sync_rows (run_id, stream, row_key, outcome, reason, at) "
-    "VALUES (:r, :s, :k, :o, :reason, :t)"
-)
 
 
 def _sqlite_file(parsed: sa.URL) -> Path | None:
