@@ -28,6 +28,7 @@ from typing import Any
 
 import requests
 
+from target_pendo.outcomes import RunStatus
 from target_pendo.redact import Redactor, install_log_redaction, url_secrets
 from target_pendo.report import alert_reason, mask_quoted_values
 
@@ -72,7 +73,7 @@ def protect_webhook(url: str | None, redact: Callable[[str], str]) -> Callable[[
 
 def trigger(status: str, over_rejected: list[str]) -> str | None:
     """Why this run alerts: 'failed', 'stopped' or 'rejected'; None when it does not."""
-    if status in ("failed", "stopped"):
+    if status in (RunStatus.FAILED, RunStatus.STOPPED):
         return status
     return "rejected" if over_rejected else None
 

@@ -61,8 +61,14 @@ from target_pendo.lease import (
     lock_file_name,
     pg_key,
 )
-from target_pendo.ledger_tables import write_statements
-from target_pendo.outcomes import FACTS, Outcome, Status
+from target_pendo.ledger_tables import (
+    ledger_meta,
+    row_state,
+    sync_rows,
+    sync_runs,
+    write_statements,
+)
+from target_pendo.outcomes import FACTS, Outcome, RunStatus, Status
 
 logger = logging.getLogger("target_pendo.ledger")
 
@@ -487,7 +493,7 @@ class Ledger:
         if not sa.inspect(conn).has_table("ledger_meta"):
             return 0
         value = conn.execute(
-            sa.text("SELECT value FROM ledger_meta WHERE name = 'schema_version'")
+            sa.select(ledger_meta.c.value).where(ledger_meta.c.name == _VERSION_NAME)
         ).scalar()
         return int(value or 0)
 
@@ -713,11 +719,12 @@ class Ledger:
             self._lock_run(run_id)  # before the row: a running row always has a held lock
             with self._lock, self.engine.begin() as conn:
                 conn.execute(
-                    sa.text(
-                        "INSERT INTO sync_runs (run_id, started_at, status, full_resync) "
-                        "VALUES (:r, :t, 'running', :f)"
-                    ),
-                    {"r": run_id, "t": _now(), "f": int(full_resync)},
+                    sa.insert(sync_runs).values(
+                        run_id=run_id,
+                        started_at=_now(),
+                        status=str(RunStatus.RUNNING),
+                        full_resync=int(full_resync),
+                    )
                 )
             return self._mark_abandoned(run_id)
 
@@ -753,24 +760,26 @@ class Ledger:
 
     def _mark_abandoned(self, run_id: str) -> list[str]:
         with self.engine.connect() as conn:
-            running = [
-                r[0]
-                for r in conn.execute(
-                    sa.text("SELECT run_id FROM sync_runs WHERE status = 'running' ORDER BY run_id")
-                )
-                if r[0] != run_id
-            ]
+            query = (
+                sa.select(sync_runs.c.run_id)
+                .where(sync_runs.c.status == str(RunStatus.RUNNING))
+                .order_by(sync_runs.c.run_id)
+            )
+            running = [r[0] for r in conn.execute(query) if r[0] != run_id]
         with self._lease_lock:
             gone = [r for r in running if self._run_lock_free(r)]
         if not gone:
             return []
-        query = sa.text(
-            "UPDATE sync_runs SET status = 'abandoned', finished_at = :t "
-            "WHERE run_id IN :ids AND status = 'running'"
-        ).bindparams(sa.bindparam("ids", expanding=True))
         with self._lock, self.engine.begin() as conn:
             for start in range(0, len(gone), _IN_CHUNK):
-                conn.execute(query, {"t": _now(), "ids": gone[start : start + _IN_CHUNK]})
+                conn.execute(
+                    sa.update(sync_runs)
+                    .where(
+                        sync_runs.c.run_id.in_(gone[start : start + _IN_CHUNK]),
+                        sync_runs.c.status == str(RunStatus.RUNNING),
+                    )
+                    .values(status=str(RunStatus.ABANDONED), finished_at=_now())
+                )
         logger.warning(
             "Marked %d earlier run(s) of the ledger at %s as abandoned: they stopped without "
             "finishing (killed, or their machine vanished): %s",
@@ -798,11 +807,9 @@ class Ledger:
             return
         with self._errors("finishing the run"), self._lock, self.engine.begin() as conn:
             conn.execute(
-                sa.text(
-                    "UPDATE sync_runs SET finished_at = :t, status = :s, report = :j "
-                    "WHERE run_id = :r"
-                ),
-                {"t": _now(), "s": status, "j": json.dumps(report), "r": run_id},
+                sa.update(sync_runs)
+                .where(sync_runs.c.run_id == run_id)
+                .values(finished_at=_now(), status=str(status), report=json.dumps(report))
             )
         self._unlock_run(run_id)
 
@@ -811,14 +818,13 @@ class Ledger:
         """Current state of these keys (absent: never seen)."""
         found: dict[str, RowState] = {}
         unique = list(dict.fromkeys(keys))
-        query = sa.text(
-            "SELECT row_key, status, value_hash, attempts, last_run FROM row_state "
-            "WHERE stream = :s AND row_key IN :keys"
-        ).bindparams(sa.bindparam("keys", expanding=True))
+        t = row_state.c
+        columns = sa.select(t.row_key, t.status, t.value_hash, t.attempts, t.last_run)
         with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
             for start in range(0, len(unique), _IN_CHUNK):
                 chunk = unique[start : start + _IN_CHUNK]
-                for row in conn.execute(query, {"s": stream, "keys": chunk}):
+                query = columns.where(t.stream == stream, t.row_key.in_(chunk))
+                for row in conn.execute(query):
                     found[row[0]] = RowState(row[1], row[2], int(row[3]), row[4])
         return found
 
@@ -902,68 +908,76 @@ class Ledger:
                 item.done = True
 
     def keys_with_status(self, stream: str, statuses: Sequence[Status]) -> list[str]:
-        query = sa.text(
-            "SELECT row_key FROM row_state WHERE stream = :s AND status IN :st ORDER BY row_key"
-        ).bindparams(sa.bindparam("st", expanding=True))
+        t = row_state.c
+        query = (
+            sa.select(t.row_key)
+            .where(t.stream == stream, t.status.in_([str(s) for s in statuses]))
+            .order_by(t.row_key)
+        )
         with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
-            return [
-                r[0] for r in conn.execute(query, {"s": stream, "st": [str(s) for s in statuses]})
-            ]
+            return [r[0] for r in conn.execute(query)]
 
     def unseen_since(self, stream: str, run_id: str, statuses: Sequence[Status]) -> list[str]:
         """Keys in `statuses` that this run has not seen in the source."""
-        query = sa.text(
-            "SELECT row_key FROM row_state WHERE stream = :s AND status IN :st "
-            "AND (last_seen_run IS NULL OR last_seen_run <> :r) ORDER BY row_key"
-        ).bindparams(sa.bindparam("st", expanding=True))
+        t = row_state.c
+        query = (
+            sa.select(t.row_key)
+            .where(
+                t.stream == stream,
+                t.status.in_([str(s) for s in statuses]),
+                sa.or_(t.last_seen_run.is_(None), t.last_seen_run != run_id),
+            )
+            .order_by(t.row_key)
+        )
         with self._errors(f"looking up rows of stream '{stream}'"), self.engine.connect() as conn:
-            rows = conn.execute(query, {"s": stream, "st": [str(s) for s in statuses], "r": run_id})
-            return [r[0] for r in rows]
+            return [r[0] for r in conn.execute(query)]
 
     def runs(self, *, prefix: str | None = None, limit: int = 50) -> list[RunRow]:
         """Runs whose id is `prefix` or starts with it (by id), else the latest `limit` runs,
         newest first: what `target-pendo report` picks from."""
-        columns = "SELECT run_id, started_at, finished_at, status, report FROM sync_runs "
-        if prefix is not None:
-            query = sa.text(columns + "WHERE run_id = :r OR run_id LIKE :p ORDER BY run_id")
-            params: dict[str, Any] = {"r": prefix, "p": prefix + "%"}
+        t = sync_runs.c
+        columns = sa.select(t.run_id, t.started_at, t.finished_at, t.status, t.report)
+        if prefix is not None:  # autoescape: a '_' or '%' in the prefix is itself
+            query = columns.where(t.run_id.startswith(prefix, autoescape=True)).order_by(t.run_id)
         else:
-            query = sa.text(columns + "ORDER BY started_at DESC, run_id DESC LIMIT :n")
-            params = {"n": limit}
+            query = columns.order_by(t.started_at.desc(), t.run_id.desc()).limit(limit)
         with self._errors("reading its runs"), self.engine.connect() as conn:
-            found = [RunRow(*row) for row in conn.execute(query, params)]
-        if prefix is not None:  # LIKE reads _ and % as wildcards: keep the real matches
-            exact = [r for r in found if r.run_id == prefix]
-            found = exact or [r for r in found if r.run_id.startswith(prefix)]
-        return found
+            found = [RunRow(*row) for row in conn.execute(query)]
+        exact = [r for r in found if r.run_id == prefix]
+        return exact or found
 
     def run_outcomes(self, run_id: str) -> dict[str, Counter[str]]:
         """Per stream, how many of a run's rows had each outcome (from `sync_rows`)."""
-        query = sa.text(
-            "SELECT stream, outcome, COUNT(*) FROM sync_rows WHERE run_id = :r "
-            "GROUP BY stream, outcome"
+        t = sync_rows.c
+        query = (
+            sa.select(t.stream, t.outcome, sa.func.count())
+            .where(t.run_id == run_id)
+            .group_by(t.stream, t.outcome)
         )
         counts: dict[str, Counter[str]] = {}
         with self._errors(f"reading run {run_id}"), self.engine.connect() as conn:
-            for stream, outcome, n in conn.execute(query, {"r": run_id}):
+            for stream, outcome, n in conn.execute(query):
                 counts.setdefault(stream, Counter())[outcome] = int(n)
         return counts
 
     def run_reject_reasons(self, run_id: str) -> list[tuple[str, str | None, int]]:
         """(stream, reason, rows) of a run's rejected rows, one line per distinct reason."""
-        query = sa.text(
-            "SELECT stream, reason, COUNT(*) FROM sync_rows WHERE run_id = :r "
-            "AND outcome = :o GROUP BY stream, reason"
+        t = sync_rows.c
+        query = (
+            sa.select(t.stream, t.reason, sa.func.count())
+            .where(t.run_id == run_id, t.outcome == str(Outcome.REJECTED))
+            .group_by(t.stream, t.reason)
         )
         with self._errors(f"reading run {run_id}"), self.engine.connect() as conn:
-            rows = conn.execute(query, {"r": run_id, "o": str(Outcome.REJECTED)})
-            return [(r[0], r[1], int(r[2])) for r in rows]
+            return [(r[0], r[1], int(r[2])) for r in conn.execute(query)]
 
     def status_counts(self) -> list[tuple[str, str, int]]:
         """(stream, status, number of keys), ordered: what `target-pendo ledger status` shows."""
-        query = sa.text(
-            "SELECT stream, status, COUNT(*) FROM row_state GROUP BY stream, status "
-            "ORDER BY stream, status"
+        t = row_state.c
+        query = (
+            sa.select(t.stream, t.status, sa.func.count())
+            .group_by(t.stream, t.status)
+            .order_by(t.stream, t.status)
         )
         with self._errors("counting rows"), self.engine.connect() as conn:
             return [(r[0], r[1], int(r[2])) for r in conn.execute(query)]
@@ -981,7 +995,7 @@ class Ledger:
             self._lock,
             self.engine.begin() as conn,
         ):
-            result = conn.execute(sa.text("DELETE FROM row_state WHERE stream = :s"), {"s": stream})
+            result = conn.execute(sa.delete(row_state).where(row_state.c.stream == stream))
             return int(result.rowcount or 0)
 
     def close(self) -> None:
@@ -1005,11 +1019,20 @@ class Ledger:
             self.engine.dispose()
 
 
-_INSERT_VERSION = sa.text("INSERT INTO ledger_meta (name, value) VALUES ('schema_version', :v)")
-_SET_VERSION = sa.text("UPDATE ledger_meta SET value = :v WHERE name = 'schema_version'")
+_VERSION_NAME = "schema_version"
+_INSERT_VERSION = sa.insert(ledger_meta).values(name=_VERSION_NAME, value=sa.bindparam("v"))
+_SET_VERSION = (
+    sa.update(ledger_meta)
+    .where(ledger_meta.c.name == _VERSION_NAME)
+    .values(value=sa.bindparam("v"))
+)
 # A write that changes nothing: opening fails here, not at the first accepted call, when the
 # ledger cannot be written.
-_TOUCH_VERSION = sa.text("UPDATE ledger_meta SET value = value WHERE name = 'schema_version'")
+_TOUCH_VERSION = (
+    sa.update(ledger_meta)
+    .where(ledger_meta.c.name == _VERSION_NAME)
+    .values(value=ledger_meta.c.value)
+)
 
 
 def _sqlite_file(parsed: sa.URL) -> Path | None:

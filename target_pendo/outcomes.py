@@ -77,3 +77,13 @@ FACTS: dict[Outcome, OutcomeFacts] = {
 REPORTED: tuple[tuple[Outcome, str], ...] = tuple(
     (o, facts.label) for o, facts in FACTS.items() if facts.label is not None
 )
+
+
+class RunStatus(enum.StrEnum):
+    """A run's status in `sync_runs` and its report."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"  # by SIGTERM / SIGINT
+    ABANDONED = "abandoned"  # found `running` with its lock free: killed, or never finished

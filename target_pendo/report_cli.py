@@ -31,6 +31,7 @@ from target_pendo.alert import webhook_secrets
 from target_pendo.errors import TargetPendoError
 from target_pendo.ledger import Ledger, default_url, url_secret
 from target_pendo.ledger_cli import load_config
+from target_pendo.outcomes import RunStatus
 from target_pendo.redact import Redactor, url_secrets
 from target_pendo.report import OPTIONAL_COUNTS, reason_pattern
 from target_pendo.timeline import COLUMNS, merge_histograms, percentile, read_timeline
@@ -110,9 +111,9 @@ def load_run(ledger: Ledger, url: str, run_id: str | None) -> RunView:
                 f"the ledger at {where} has no run yet: run a sync first (or check "
                 "'state_dir' / 'ledger_url' in the config given)"
             )
-        finished = [r for r in latest if r.status != "running"]
+        finished = [r for r in latest if r.status != RunStatus.RUNNING]
         row = finished[0] if finished else latest[0]
-        if latest[0].status == "running" and latest[0].run_id != row.run_id:
+        if latest[0].status == RunStatus.RUNNING and latest[0].run_id != row.run_id:
             newer_running = latest[0].run_id
     outcomes = ledger.run_outcomes(row.run_id)
     reasons = ledger.run_reject_reasons(row.run_id)

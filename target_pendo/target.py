@@ -40,6 +40,7 @@ from target_pendo.errors import (
 )
 from target_pendo.ledger_cli import check_config_files, ledger_cli
 from target_pendo.logs import log_fatal, quiet_sdk_chatter
+from target_pendo.outcomes import RunStatus
 from target_pendo.progress import ProgressMonitor
 from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader, tolerant_stdin
 from target_pendo.redact import redact_text
@@ -331,7 +332,13 @@ class TargetPendo(Target):
         progress.stop()  # no progress line (or live line) after the summary
         stats = run.client.stats
         run.report.set_http(dict(stats.stream_calls), dict(stats.stream_retries))
-        status = "stopped" if stopped else "failed" if error is not None else "succeeded"
+        status = (
+            RunStatus.STOPPED
+            if stopped
+            else RunStatus.FAILED
+            if error is not None
+            else RunStatus.SUCCEEDED
+        )
         extra: dict[str, Any] = {
             "status": status,
             "dry_run": self.settings.dry_run,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from target_pendo.outcomes import FACTS, REPORTED, Outcome, Status
+from target_pendo.outcomes import FACTS, REPORTED, Outcome, RunStatus, Status
 from target_pendo.report import RunReport, StreamCounts
 
 
@@ -37,6 +37,9 @@ def test_the_names_stored_in_existing_ledgers_do_not_change() -> None:
         "cleared",
         "deleted",
     }
+    assert {s.value for s in RunStatus} == {
+        "running", "succeeded", "failed", "stopped", "abandoned"
+    }  # fmt: skip
     assert {o.value for o in Outcome} == {
         "sent", "rejected", "already_sent", "unchanged", "superseded", "skipped_unknown",
         "cleared", "deleted", "in_doubt", "not_sent", "in_flight",
