@@ -391,10 +391,10 @@ class PendoClient:
                 method, shown_url(url), status, seconds, call.attempts, call.stream, body,
                 response, error,
             )  # fmt: skip
+            for observer in self._observers:  # first: a failing call-log write hides nothing
+                observer.attempt_ended(attempt)
             if self._call_log is not None:
                 self._call_log.write(attempt)
-            for observer in self._observers:
-                observer.attempt_ended(attempt)
         if http_log.isEnabledFor(logging.DEBUG):
             http_log.debug(
                 "%s %s -> %s in %.1f ms; request %s; response %s",

@@ -943,8 +943,11 @@ class Ledger:
             query = columns.order_by(t.started_at.desc(), t.run_id.desc()).limit(limit)
         with self._errors("reading its runs"), self.engine.connect() as conn:
             found = [RunRow(*row) for row in conn.execute(query)]
+        if prefix is None:
+            return found
+        # LIKE ignores ASCII case on SQLite: run ids are matched exactly, case and all
         exact = [r for r in found if r.run_id == prefix]
-        return exact or found
+        return exact or [r for r in found if r.run_id.startswith(prefix)]
 
     def run_outcomes(self, run_id: str) -> dict[str, Counter[str]]:
         """Per stream, how many of a run's rows had each outcome (from `sync_rows`)."""

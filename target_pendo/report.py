@@ -78,9 +78,12 @@ def alert_reason(pattern: str, field_name: str | None) -> str:
     return text[:120]
 
 
+_OUTCOME_COUNTS = tuple((str(outcome), label) for outcome, label in REPORTED)
+_AFTER_UNKNOWN = 1 + next(i for i, (o, _) in enumerate(REPORTED) if o is Outcome.SKIPPED_UNKNOWN)
 _OPTIONAL_COUNTS: tuple[tuple[str, str], ...] = (
-    *((str(outcome), label) for outcome, label in REPORTED),
-    ("skipped", "skipped (unmapped)"),
+    *_OUTCOME_COUNTS[:_AFTER_UNKNOWN],
+    ("skipped", "skipped (unmapped)"),  # rows of streams no spec maps, beside the unknown ids
+    *_OUTCOME_COUNTS[_AFTER_UNKNOWN:],
     ("old_events", "older than 7 days"),
     ("large_properties", f"properties over {MAX_PROPERTIES_BYTES} bytes"),
     ("fields_created", "fields created"),

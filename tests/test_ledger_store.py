@@ -225,6 +225,7 @@ def test_runs_by_id_prefix_take_wildcards_literally_and_outcomes_per_run(ledger_
         assert {r.run_id for r in ledger.runs(limit=2)} <= {"run_1", "runX1", "run_12"}
         assert len(ledger.runs(limit=2)) == 2
         assert ledger.runs(prefix="nope") == []
+        assert ledger.runs(prefix="RUN_1") == []  # ids match case and all (SQLite's LIKE does not)
         ledger.record(S, "run_1", [RowOutcome("1", "sent"), RowOutcome("2", "rejected", "no")])
         ledger.record(S, "run_1", [RowOutcome("3", "rejected", "no")])
         assert ledger.run_outcomes("run_1") == {S: {"sent": 1, "rejected": 2}}

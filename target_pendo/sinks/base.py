@@ -151,10 +151,13 @@ class PendoSink(BatchSink):
         rejected (reason, attempts) so a later run that sees it again sends it again."""
         reason = self.run.client.redact(reason)  # a value quoted in a reason may hold a key
         self.run.rejects.reject(self.stream_name, self.row_key(record), field, reason, record)
-        if key is None:
-            self.run.report.tally(self.stream_name, self.SYNC, {Outcome.REJECTED: 1})
-        else:
-            self.settle([RowOutcome(key, Outcome.REJECTED, reason)])
+        # counted with the rejects file's line, before the ledger (which a row without a
+        # storable key never reaches)
+        self.run.report.tally(self.stream_name, self.SYNC, {Outcome.REJECTED: 1})
+        if key is not None:
+            self.run.ledger.record(
+                self.stream_name, self.run.run_id, [RowOutcome(key, Outcome.REJECTED, reason)]
+            )
 
     def settle(self, outcomes: Sequence[RowOutcome]) -> None:
         """What became of these rows, in one place: the ledger keeps each (one transaction,
