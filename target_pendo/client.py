@@ -26,7 +26,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +63,7 @@ from target_pendo.ratelimit import AdaptivePacer, PacerStats
 from target_pendo.redact import Redactor, shown_url
 from target_pendo.retry import DNS_FAILURE_TRIES, RetryPolicy, parse_retry_after
 from target_pendo.split import Refused, TooBig
+from target_pendo.workers import Checkpoint, Workers
 
 TRACK_SETTING = "track_event_secret"
 API_SETTING = "integration_key"
@@ -146,7 +146,6 @@ class CallResult:
 ResultCallback = Callable[[int, CallResult], None]
 SendCallback = Callable[[int], None]
 TrackNote = Callable[[Sequence[tuple[int, CallResult]], int | None], None]
-Checkpoint = Callable[[], None]
 ENDPOINTS = ("track", "api")  # Pendo limits each endpoint on its own
 
 
@@ -262,7 +261,7 @@ class PendoClient:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="pendo")
+        self.workers = Workers(max_concurrency)  # every sink's calls share these threads
         self._stop = threading.Event()
         self.stats = ClientStats()
         self._call_log = call_log
@@ -307,7 +306,7 @@ class PendoClient:
     def close(self) -> None:
         if self._call_log is not None:
             self._call_log.close()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.workers.close()
         with self._sessions_lock:
             for session in self._sessions:
                 session.close()
@@ -537,38 +536,8 @@ class PendoClient:
         )
 
     def parallel(self, fn: Callable[[Any, Checkpoint], Any], items: Sequence[Any]) -> list[Any]:
-        """Run `fn(item, checkpoint)` on each item on the worker pool (at most
-        `max_concurrency` at once); results in order. The first error stops the items not yet
-        started and is raised after every running one has ended; `checkpoint()` raises in a
-        running item once another failed, so it can stop between its calls."""
-        failed = threading.Event()
-
-        def checkpoint() -> None:
-            if failed.is_set():
-                raise StopRequested("another call of this batch failed")
-
-        def run(item: Any) -> Any:
-            checkpoint()
-            try:
-                return fn(item, checkpoint)
-            except BaseException:
-                failed.set()
-                raise
-
-        futures = [self._pool.submit(run, item) for item in items]
-        results: list[Any] = []
-        errors: list[BaseException] = []
-        for future in futures:
-            try:
-                results.append(future.result())
-            except BaseException as exc:
-                errors.append(exc)
-                results.append(None)
-        if errors:
-            # the error that failed the batch, not the "another call failed" that followed it
-            causes = [e for e in errors if not isinstance(e, StopRequested)]
-            raise (causes or errors)[0]
-        return results
+        """`fn(item, checkpoint)` on each item on the run's workers (`Workers.each`)."""
+        return self.workers.each(fn, items)
 
     # --- Track --------------------------------------------------------------------------------
     def pacing(self) -> dict[str, PacerStats]:
@@ -640,9 +609,8 @@ class PendoClient:
             note = _note_with(on_result, on_send)
         results: list[CallResult | None] = [None] * len(bodies)
         counter = itertools.count()
-        failed = threading.Event()
 
-        def loop() -> None:
+        def loop(failed: threading.Event) -> None:
             answered: list[tuple[int, CallResult]] = []
             try:
                 while not failed.is_set():
@@ -652,23 +620,11 @@ class PendoClient:
                     result = self._track_one(index, bodies[index], answered, note, stream)
                     results[index] = result
                     answered.append((index, result))
-            except BaseException:
-                failed.set()
-                raise
             finally:
                 if answered:
                     note(answered, None)
 
-        workers = [self._pool.submit(loop) for _ in range(min(self.max_concurrency, len(bodies)))]
-        errors = []
-        for worker in workers:
-            try:
-                worker.result()
-            except BaseException as exc:
-                errors.append(exc)
-        if errors:
-            causes = [e for e in errors if not isinstance(e, StopRequested)]
-            raise (causes or errors)[0]
+        self.workers.spread(len(bodies), loop)
         return [r if r is not None else CallResult(CallOutcome.NOT_SENT) for r in results]
 
     # --- metadata -----------------------------------------------------------------------------

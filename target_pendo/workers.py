@@ -1,0 +1,77 @@
+"""The run's HTTP workers: one pool of `max_concurrency` threads that every sink's calls share,
+and the one rule for a batch of calls that fails: the first error stops what has not started,
+the calls already running end on their own (each bounded by `request_timeout`), and the error
+raised is the one that failed the batch, not a "stopped because another failed" that followed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from target_pendo.errors import StopRequested
+
+T = TypeVar("T")
+R = TypeVar("R")
+Checkpoint = Callable[[], None]
+
+
+class Workers:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="pendo")
+
+    def each(self, fn: Callable[[T, Checkpoint], R], items: Sequence[T]) -> list[R]:
+        """`fn(item, checkpoint)` for each item, at most `size` at once; results in order.
+        `checkpoint()` raises StopRequested in a running item once another has failed, so it
+        can stop between its calls."""
+        failed = threading.Event()
+
+        def checkpoint() -> None:
+            if failed.is_set():
+                raise StopRequested("another call of this batch failed")
+
+        def run(item: T) -> R:
+            checkpoint()
+            try:
+                return fn(item, checkpoint)
+            except BaseException:
+                failed.set()
+                raise
+
+        return _results([self._pool.submit(run, item) for item in items])
+
+    def spread(self, copies: int, loop: Callable[[threading.Event], None]) -> None:
+        """Run `copies` of `loop(failed)` side by side (workers that take turns at a shared list
+        of calls); the first error sets `failed`, which the others check between calls."""
+        failed = threading.Event()
+
+        def run() -> None:
+            try:
+                loop(failed)
+            except BaseException:
+                failed.set()
+                raise
+
+        _results([self._pool.submit(run) for _ in range(min(copies, self.size))])
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _results(futures: Sequence[Future[Any]]) -> list[Any]:
+    """Every future's result, waiting for all; then the error that failed the batch."""
+    results: list[Any] = []
+    errors: list[BaseException] = []
+    for future in futures:
+        try:
+            results.append(future.result())
+        except BaseException as exc:
+            errors.append(exc)
+            results.append(None)
+    if errors:
+        causes = [e for e in errors if not isinstance(e, StopRequested)]
+        raise (causes or errors)[0]
+    return results
