@@ -16,7 +16,6 @@ from typing import Any
 from target_pendo.mapping import json_safe, to_epoch_ms
 from target_pendo.pendo_api import MAX_TEXT_CHARS
 
-MAX_TEXT = MAX_TEXT_CHARS
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
@@ -37,8 +36,10 @@ def _text(value: Any) -> str:
         if safe is None:  # NaN or infinity: there is no text Pendo should show for it
             raise CoercionError("is not a finite number")
         text = str(safe)
-    if len(text) >= MAX_TEXT:
-        raise CoercionError(f"is {len(text)} characters; Pendo text fields hold under {MAX_TEXT}")
+    if len(text) >= MAX_TEXT_CHARS:
+        raise CoercionError(
+            f"is {len(text)} characters; Pendo text fields hold under {MAX_TEXT_CHARS}"
+        )
     return text
 
 

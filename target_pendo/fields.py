@@ -24,7 +24,6 @@ from target_pendo.mapping import SINGER_METADATA_PREFIX, RowRejected, to_id
 from target_pendo.pendo_api import ID_KEYS, WRITABLE_GROUPS
 from target_pendo.settings import ObjectsSpec
 
-GROUPS = WRITABLE_GROUPS
 # Field types Pendo answers under another name, and the type target-pendo treats them as.
 TYPE_ALIASES = {"date": "time", "number": "float"}
 
@@ -90,7 +89,7 @@ class ObjectPlan:
 
     @property
     def groups(self) -> tuple[str, ...]:
-        return tuple(g for g in GROUPS if any(t.group == g for t in self.targets))
+        return tuple(g for g in WRITABLE_GROUPS if any(t.group == g for t in self.targets))
 
     @property
     def new_agent_fields(self) -> list[str]:

@@ -39,10 +39,6 @@ class Outcome(enum.StrEnum):
     NOT_SENT = "not_sent"
     IN_FLIGHT = "in_flight"  # the mark before a call goes on the wire, not a result
 
-    @property
-    def facts(self) -> OutcomeFacts:
-        return FACTS[self]
-
 
 @dataclass(frozen=True)
 class OutcomeFacts:

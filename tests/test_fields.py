@@ -16,10 +16,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from target_pendo.answers import MetadataAnswer, Verdict, reconcile
-from target_pendo.coerce import COERCERS, MAX_TEXT, CoercionError, coerce, coercer_for
+from target_pendo.coerce import COERCERS, CoercionError, coerce, coercer_for
 from target_pendo.errors import ConfigError, StreamConfigError
 from target_pendo.fields import FieldTarget, ObjectPlan, pendo_type_for
 from target_pendo.mapping import RowRejected
+from target_pendo.pendo_api import MAX_TEXT_CHARS
 from target_pendo.redact import Redactor
 from target_pendo.settings import ObjectsSpec, parse_stream_spec
 
@@ -82,7 +83,7 @@ def test_none_stays_none_for_every_type(field_type: str | None) -> None:
             "2024-01-02T03:04:05+02:00",
         ),
         (dt.date(2024, 1, 2), "2024-01-02"),
-        ("x" * (MAX_TEXT - 1), "x" * 1499),
+        ("x" * (MAX_TEXT_CHARS - 1), "x" * 1499),
     ],
 )
 def test_string_accepts(value: Any, expected: str) -> None:
@@ -97,7 +98,7 @@ def test_string_rejects_structures(value: Any) -> None:
 
 
 def test_string_limit_is_1500_characters() -> None:
-    assert MAX_TEXT == 1500
+    assert MAX_TEXT_CHARS == 1500
     assert _coercion_message("string", "x" * 1500) == (
         "is 1500 characters; Pendo text fields hold under 1500"
     )
@@ -107,7 +108,7 @@ def test_string_limit_is_1500_characters() -> None:
 
 
 def test_string_limit_applies_to_converted_numbers_too() -> None:
-    big = 10 ** (MAX_TEXT - 1)  # 1500 digits once written out
+    big = 10 ** (MAX_TEXT_CHARS - 1)  # 1500 digits once written out
     assert "1500 characters" in _coercion_message("string", big)
     assert coerce("string", big // 10) == "1" + "0" * 1498
 
@@ -415,9 +416,9 @@ def test_float_keeps_finite_floats(f: float) -> None:
     assert result == f
 
 
-@given(st.text(max_size=MAX_TEXT - 1))
+@given(st.text(max_size=MAX_TEXT_CHARS - 1))
 @example("")
-@example("x" * (MAX_TEXT - 1))
+@example("x" * (MAX_TEXT_CHARS - 1))
 def test_string_keeps_text_under_the_limit(t: str) -> None:
     assert coerce("string", t) == t
 

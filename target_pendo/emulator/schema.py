@@ -21,7 +21,6 @@ SCHEMA_GROUPS = ("auto", "agent", "custom", "pendo")
 # Types a field may have in the schema [T] (`date` from one integration: behaves like `time`).
 FIELD_TYPES = ("string", "boolean", "integer", "float", "time", "date", "list", "")
 AGENT_ONLY_TYPES = ("list",)  # "List (agent fields only)" [C, UI]
-MAX_TEXT = MAX_TEXT_CHARS  # "text under 1,500 characters" [C, UI docs]
 
 # The capitalised attributes and their revision-1 lowercase spelling (switch `schema_case`).
 _LOWERCASE = {
@@ -134,8 +133,8 @@ def value_problem(field_type: str, value: Any) -> str | None:
     if field_type == "string":
         if not isinstance(value, str):
             return "is not a string"
-        if len(value) >= MAX_TEXT:
-            return f"is {len(value)} characters long (text must be under {MAX_TEXT})"
+        if len(value) >= MAX_TEXT_CHARS:
+            return f"is {len(value)} characters long (text must be under {MAX_TEXT_CHARS})"
         return None
     if field_type == "integer":
         return None if _is_int(value) else "is not an integer"

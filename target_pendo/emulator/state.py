@@ -92,14 +92,11 @@ class NotFound(ApiError):
 
 
 KINDS = ("visitor", "account", "parentAccount")
-GROUPS = WRITABLE_GROUPS  # groups objects hold values in
-MAX_BULK_DELETE = BULK_DELETE_MAX
 # `POST /api/v1/metadata/schema/{kind}/{group}` type names in Pendo's Postman example [C].
 CREATE_ROUTE_TYPES = ("string", "number", "time", "boolean")
 PARENT_SEPARATOR = "::"  # `ParentAccountID::childAccountID` [C]
 
 # Track processing rules [C]: Pendo answers 200 yet does not process such events.
-SEVEN_DAYS_MS = MAX_EVENT_AGE_MS
 MAX_EVENT_NAMES = 5000
 MAX_PROPERTY_KEYS = 10000
 # An event is "before its name was defined" when its timestamp is this much older than the
@@ -328,7 +325,7 @@ class PendoState:
     ) -> list[str]:
         """The contract's processing rules and limits [C] that make Pendo ignore an event."""
         reasons: list[str] = []
-        if timestamp < now - SEVEN_DAYS_MS:
+        if timestamp < now - MAX_EVENT_AGE_MS:
             reasons.append("timestamp is more than 7 days old")
         defined = self.event_definitions.get(name)
         if defined is None:
@@ -363,7 +360,7 @@ class PendoState:
 
     # --- fields ----------------------------------------------------------------------------
     @staticmethod
-    def _check_kind_group(kind: str, group: str, groups: tuple[str, ...] = GROUPS) -> None:
+    def _check_kind_group(kind: str, group: str, groups: tuple[str, ...] = WRITABLE_GROUPS) -> None:
         if kind not in KINDS or group not in groups:
             raise ValueError(f"unknown kind/group {kind}/{group}")
 
@@ -468,10 +465,12 @@ class PendoState:
         self._check_kind_group(kind, "agent")
         with self.lock:
             for object_id in ids:
-                self.objects[kind].setdefault(str(object_id), {g: {} for g in GROUPS})
+                self.objects[kind].setdefault(str(object_id), {g: {} for g in WRITABLE_GROUPS})
                 if kind == "account" and PARENT_SEPARATOR in str(object_id):
                     parent = str(object_id).split(PARENT_SEPARATOR, 1)[0]
-                    self.objects["parentAccount"].setdefault(parent, {g: {} for g in GROUPS})
+                    self.objects["parentAccount"].setdefault(
+                        parent, {g: {} for g in WRITABLE_GROUPS}
+                    )
 
     def add_metadata_rule(self, kind: str, field_name: str, values: list[Any], reason: str) -> None:
         with self.lock:
@@ -599,7 +598,7 @@ class PendoState:
                     errors.append((object_id, failures[n]))
                     continue
                 if record is None:
-                    record = self.objects[kind][object_id] = {g: {} for g in GROUPS}
+                    record = self.objects[kind][object_id] = {g: {} for g in WRITABLE_GROUPS}
                 for name, value in item["values"].items():
                     key = name.lower()
                     spec = fields.get(key)
@@ -649,8 +648,8 @@ class PendoState:
         ids = body.get(list_key) if isinstance(body, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
             raise MetadataInvalid(f'body must be {{"{list_key}": [ids]}}')
-        if len(ids) > MAX_BULK_DELETE:
-            raise MetadataInvalid(f"at most {MAX_BULK_DELETE} ids per bulk delete")
+        if len(ids) > BULK_DELETE_MAX:
+            raise MetadataInvalid(f"at most {BULK_DELETE_MAX} ids per bulk delete")
         with self.lock:
             for object_id in ids:
                 self.objects[kind].pop(object_id, None)

@@ -45,6 +45,7 @@ from target_pendo.fields import (
 from target_pendo.ledger import MAX_KEY_CHARS, RowOutcome, unstorable_reason
 from target_pendo.mapping import RowRejected, dumps, unencodable_field, unencodable_reason
 from target_pendo.outcomes import Outcome, Status
+from target_pendo.pendo_api import WRITABLE_GROUPS
 from target_pendo.settings import ObjectsSpec
 from target_pendo.sinks.base import PendoSink
 from target_pendo.split import CallSize, Refused, TooBig, send_batches
@@ -132,7 +133,7 @@ class ObjectsSink(PendoSink):
         if not missing:
             return pendo_schema
         asked: list[tuple[WantedField, str]] = []
-        for group in ("agent", "custom"):
+        for group in WRITABLE_GROUPS:
             entries: list[tuple[WantedField, str]] = []
             for wanted in (w for w in missing if w.group == group):
                 pendo_type = pendo_type_for(columns.get(wanted.column) or {})
@@ -165,7 +166,7 @@ class ObjectsSink(PendoSink):
         if not asked:
             return pendo_schema
         if run.settings.dry_run:
-            created = {g: dict[str, Any](pendo_schema.get(g) or {}) for g in ("agent", "custom")}
+            created = {g: dict[str, Any](pendo_schema.get(g) or {}) for g in WRITABLE_GROUPS}
             for wanted, pendo_type in asked:
                 created[wanted.group][wanted.key] = {"Type": pendo_type, "DisplayName": wanted.name}
             return {**pendo_schema, **created}
