@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from target_pendo.client import PendoClient
 from target_pendo.errors import PendoError
 from target_pendo.ledger_cli import load_config
+from target_pendo.pendo.client import PendoClient
 from target_pendo.redact import shown_url
 from target_pendo.settings import parse_settings
 

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from target_pendo.mapping import json_safe, to_epoch_ms
-from target_pendo.pendo_api import MAX_TEXT_CHARS
+from target_pendo.pendo.api import MAX_TEXT_CHARS
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})

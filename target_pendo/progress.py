@@ -35,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
-from target_pendo.attempts import Attempt
-from target_pendo.client import ClientStats
+from target_pendo.pendo.attempts import Attempt
+from target_pendo.pendo.transport import CallStats
 from target_pendo.report import StreamCounts
 from target_pendo.timeline import CallTimeline, percentile
 
@@ -302,7 +302,7 @@ class ProgressMonitor:
 
     # --- what the client tells it (attempts.CallObserver) ----------------------------------
     @property
-    def stats(self) -> ClientStats:
+    def stats(self) -> CallStats:
         return self.run.client.stats
 
     def attempt_started(self, stream: str | None) -> None:

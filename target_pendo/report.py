@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from target_pendo.outcomes import REPORTED, Outcome
-from target_pendo.pendo_api import MAX_PROPERTIES_BYTES
+from target_pendo.pendo.api import MAX_PROPERTIES_BYTES
 
 MAX_LISTED = 1000
 MAX_PATTERNS = 50  # reject reason patterns kept per stream (the rest are counted as "other")
@@ -245,7 +245,8 @@ class RunReport:
         for name, c in data["streams"].items():
             always = f"received {c['received']}, {sent} {c['sent']}, rejected {c['rejected']}"
             optional = [f"{label} {c[key]}" for key, label in _OPTIONAL_COUNTS if c[key]]
-            http = f"{c['http_calls']} HTTP calls, {c['retries']} retries, {c['seconds']:.1f} s"
+            calls = "calls recorded" if dry else "HTTP calls"  # a dry run's writes: ``dryrun.py``
+            http = f"{c['http_calls']} {calls}, {c['retries']} retries, {c['seconds']:.1f} s"
             prefix = "dry run, nothing sent: " if dry else ""
             out.append(
                 f"{prefix}stream '{name}' ({c['sync']}): " + ", ".join([always, *optional, http])

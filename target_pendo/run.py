@@ -1,4 +1,5 @@
-"""What one run shares between the target and its sinks: settings, client, rejects, report.
+"""What one run shares between the target and its sinks: settings, client, workers, rejects,
+report, ledger.
 
 The target builds it once; sinks receive it and never look further up.
 """
@@ -12,15 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from target_pendo.calllog import CallLog
-from target_pendo.client import PendoClient
-from target_pendo.dryrun import DryRunClient
 from target_pendo.ledger import Ledger, default_url, url_secret
+from target_pendo.pendo.calllog import CallLog
+from target_pendo.pendo.client import PendoClient
+from target_pendo.pendo.dryrun import RecordingAdapter
+from target_pendo.pendo.transport import AdapterFactory
 from target_pendo.redact import Redactor, install_log_redaction, url_secrets
 from target_pendo.rejects import RowLog
 from target_pendo.report import RunReport
 from target_pendo.settings import Settings
 from target_pendo.versions import FullTableVersions
+from target_pendo.workers import Workers
 
 
 @dataclass
@@ -35,6 +38,7 @@ class StreamRunState:
 class RunContext:
     settings: Settings
     client: PendoClient
+    workers: Workers  # every sink's calls share these threads
     rejects: RowLog
     unknown: RowLog
     report: RunReport
@@ -45,6 +49,7 @@ class RunContext:
     input_complete: bool = False
     sinks: list[Any] = field(default_factory=list)  # every sink of the run, to wait on
     abandoned_runs: list[str] = field(default_factory=list)  # runs found killed, now marked
+    payloads: RowLog | None = None  # a dry run's record of what it would send
     _streams: dict[str, StreamRunState] = field(default_factory=dict)
     _schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     _schema_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -97,29 +102,32 @@ class RunContext:
             if settings.call_log
             else None
         )
-        client_class: Any = PendoClient
-        extra: dict[str, Any] = {}
+        payloads: RowLog | None = None
         if settings.dry_run:
-            client_class = DryRunClient
-            extra["payloads"] = RowLog(settings.state_dir, f"dry_run/{run_id}", run_id, redact)
-        client = client_class(
+            # Writes are recorded by the transport's adapter. Nothing waits on Pendo, so
+            # nothing is paced, and one worker keeps each payload file in row order.
+            payloads = RowLog(settings.state_dir, f"dry_run/{run_id}", run_id, redact)
+        client = PendoClient(
             settings.api_url,
             track_url=settings.track_url,
             track_event_secret=settings.track_event_secret,
             integration_key=settings.integration_key,
             max_concurrency=settings.max_concurrency,
-            max_requests_per_second=settings.max_requests_per_second,
+            max_requests_per_second=0 if payloads else settings.max_requests_per_second,
             request_timeout=settings.request_timeout,
             max_retry_seconds=settings.max_retry_seconds,
             redact=redact,
             call_log=call_log,
-            **extra,
+            adapter=_recording(payloads, redact, settings) if payloads else None,
+            sends=payloads is None,
         )
         abandoned = ledger.start_run(run_id, settings.full_resync)
         return cls(
             abandoned_runs=abandoned,
             settings=settings,
             client=client,
+            workers=Workers(1 if payloads else settings.max_concurrency),
+            payloads=payloads,
             rejects=RowLog(settings.state_dir, "rejects", run_id, client.redact),
             unknown=RowLog(settings.state_dir, "unknown", run_id, client.redact),
             report=RunReport(run_id=run_id),
@@ -128,7 +136,16 @@ class RunContext:
         )
 
     def close(self) -> None:
+        self.workers.close()  # first: no call may still be running when the client closes
         self.client.close()
+        if self.payloads is not None:
+            self.payloads.close()
         self.rejects.close()
         self.unknown.close()
         self.ledger.close()
+
+
+def _recording(payloads: RowLog, redact: Redactor, settings: Settings) -> AdapterFactory:
+    """The dry run's adapter for each transport session: writes land in `payloads`."""
+    hosts = (settings.api_url, settings.track_url or settings.api_url)
+    return lambda: RecordingAdapter(payloads, redact, hosts)

@@ -20,24 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from target_pendo.answers import Verdict
+from target_pendo.pendo.answers import Refused, TooBig, Verdict
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Refused:
-    """Pendo refused the whole call; `reason` is its answer."""
-
-    reason: str
-    status: int = 400
-
-
-@dataclass(frozen=True)
-class TooBig:
-    """Pendo could not finish the call in time (408 or no answer): send fewer rows a call."""
-
-    reason: str
 
 
 class CallSize:

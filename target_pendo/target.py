@@ -79,6 +79,7 @@ class TargetPendo(Target):
         reader = self.message_reader
         assert isinstance(reader, LineCountingReader)
         return reader
+
     # Set by `main` for the `--full-resync` CLI flag (the SDK's CLI has no hook for flags).
     cli_full_resync = False
 
@@ -189,9 +190,7 @@ class TargetPendo(Target):
         self._assert_line_requires(message_dict, requires={"stream", "version"})
         stream, version = message_dict["stream"], message_dict["version"]
         if stream not in self.mapper.stream_maps:
-            raise self._reader.fail(
-                f"ACTIVATE_VERSION for stream {stream!r} before its SCHEMA"
-            )
+            raise self._reader.fail(f"ACTIVATE_VERSION for stream {stream!r} before its SCHEMA")
         if isinstance(version, bool) or not isinstance(version, int):
             raise self._reader.fail(
                 f"ACTIVATE_VERSION of stream {stream!r} has version {version!r}, not an integer"
@@ -342,9 +341,7 @@ class TargetPendo(Target):
         extra: dict[str, Any] = {
             "status": status,
             "dry_run": self.settings.dry_run,
-            "error": run.client.redact(str(error))
-            if isinstance(error, STOPPING_ERRORS)
-            else None,
+            "error": run.client.redact(str(error)) if isinstance(error, STOPPING_ERRORS) else None,
             "signal": stopped,
             "unsent_rows": unsent,
             "http_calls": dict(stats.calls),
@@ -367,7 +364,8 @@ class TargetPendo(Target):
             self.logger.info("%s", line)
         latency = progress.latency_summary()
         self.logger.info(
-            "HTTP calls: %s%s; retries: %d; attempts that got no answer: %d",
+            "%s: %s%s; retries: %d; attempts that got no answer: %d",
+            "Calls (dry run: writes recorded, not sent)" if self.settings.dry_run else "HTTP calls",
             sum(stats.calls.values()),
             f" ({latency})" if latency else "",
             stats.retries,

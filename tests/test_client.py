@@ -13,9 +13,6 @@ from typing import Any
 
 import pytest
 
-from target_pendo.attempts import Attempt
-from target_pendo.client import CallOutcome as Outcome
-from target_pendo.client import CallResult, PendoClient
 from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 from target_pendo.errors import (
     PendoAuthError,
@@ -23,8 +20,14 @@ from target_pendo.errors import (
     PendoRequestError,
     PendoUnavailableError,
 )
-from target_pendo.ratelimit import RateLimiter
-from target_pendo.retry import parse_retry_after
+from target_pendo.pendo.answers import CallOutcome as Outcome
+from target_pendo.pendo.answers import CallResult
+from target_pendo.pendo.attempts import Attempt
+from target_pendo.pendo.client import PendoClient
+from target_pendo.pendo.ratelimit import RateLimiter
+from target_pendo.pendo.retry import parse_retry_after
+
+from .tracks import send_tracks
 
 TRACK_ROUTE = "POST /data/track"
 
@@ -107,7 +110,7 @@ def test_send_tracks_delivers_all(emulator: Emulator, client: PendoClient) -> No
         with lock:
             seen.append((index, result))
 
-    results = client.send_tracks(bodies(50), on_result=on_result)
+    results = send_tracks(client, bodies(50), on_result=on_result)
     assert len(results) == 50
     assert all(r.outcome is Outcome.ACCEPTED and r.status == 200 for r in results)
     assert_delivered_once(emulator, 50)
@@ -119,13 +122,13 @@ def test_send_tracks_delivers_all(emulator: Emulator, client: PendoClient) -> No
 
 
 def test_send_tracks_empty(emulator: Emulator, client: PendoClient) -> None:
-    assert client.send_tracks([]) == []
+    assert send_tracks(client, []) == []
     assert emulator.request_counts() == {}
 
 
 def test_api_url_trailing_slash(emulator: Emulator, make_client: ClientFactory) -> None:
     client = make_client(api_url=emulator.url + "/")
-    assert client.send_tracks([body("v-0")])[0].outcome is Outcome.ACCEPTED
+    assert send_tracks(client, [body("v-0")])[0].outcome is Outcome.ACCEPTED
     assert_delivered_once(emulator, 1)
 
 
@@ -135,7 +138,7 @@ def test_max_concurrency_bounds_parallel_calls(
     client = make_client(max_concurrency=4)
     emulator.inject(route="track", delay=0.3, times=None)
     started = time.monotonic()
-    results = client.send_tracks(bodies(8))
+    results = send_tracks(client, bodies(8))
     elapsed = time.monotonic() - started
     assert all(r.outcome is Outcome.ACCEPTED for r in results)
     assert elapsed >= 0.55  # at most 4 at a time: two rounds of 0.3 s
@@ -148,7 +151,7 @@ def test_rejected_rows_keep_order_and_reason(emulator: Emulator, client: PendoCl
     bad = {3, 7, 11}
     emulator.reject_track("visitorId", [f"v-{i}" for i in bad], "visitor is blocked")
     seen: dict[int, CallResult] = {}
-    results = client.send_tracks(bodies(20), on_result=seen.__setitem__)
+    results = send_tracks(client, bodies(20), on_result=seen.__setitem__)
     for i, result in enumerate(results):
         if i in bad:
             assert result == CallResult(Outcome.REJECTED, 400, "visitor is blocked")
@@ -163,7 +166,7 @@ def test_rejected_rows_keep_order_and_reason(emulator: Emulator, client: PendoCl
 def test_invalid_body_is_rejected_with_emulator_reason(
     emulator: Emulator, client: PendoClient
 ) -> None:
-    results = client.send_tracks([body("v-0", timestamp="123"), body("v-1"), b"{nope"])
+    results = send_tracks(client, [body("v-0", timestamp="123"), body("v-1"), b"{nope"])
     assert results[0].outcome is Outcome.REJECTED
     assert results[0].status == 400
     assert "timestamp" in results[0].reason
@@ -174,7 +177,7 @@ def test_invalid_body_is_rejected_with_emulator_reason(
 
 def test_reject_reason_is_redacted(emulator: Emulator, client: PendoClient) -> None:
     emulator.reject_track("visitorId", ["v-0"], f"bad key {DEMO_TRACK_SECRET} here")
-    result = client.send_tracks([body("v-0")])[0]
+    result = send_tracks(client, [body("v-0")])[0]
     assert result.outcome is Outcome.REJECTED
     assert DEMO_TRACK_SECRET not in result.reason
     assert "***" in result.reason
@@ -194,7 +197,7 @@ def test_other_row_reject_statuses(
     emulator.inject(
         route="track", status=status, body=text, match_field="visitorId", match_value="v-1"
     )
-    results = client.send_tracks(bodies(3))
+    results = send_tracks(client, bodies(3))
     assert [r.outcome for r in results] == [Outcome.ACCEPTED, Outcome.REJECTED, Outcome.ACCEPTED]
     assert results[1] == CallResult(Outcome.REJECTED, status, reason)
     assert sorted(stored_visitors(emulator)) == ["v-0", "v-2"]
@@ -206,7 +209,7 @@ def test_429_with_retry_after_waits_then_delivers_once(
 ) -> None:
     emulator.inject(route="track", status=429, retry_after="1", times=4)
     started = time.monotonic()
-    results = client.send_tracks(bodies(10))
+    results = send_tracks(client, bodies(10))
     elapsed = time.monotonic() - started
     assert all(r.outcome is Outcome.ACCEPTED for r in results)
     assert elapsed >= 0.95
@@ -234,7 +237,7 @@ def test_an_observer_hears_every_attempt_start_end_and_retry(
 
     client.observe(Observer())
     emulator.inject(route="track", status=503, times=1)
-    results = client.send_tracks([body("v-0")], stream="s")
+    results = send_tracks(client, [body("v-0")], stream="s")
     assert results[0].outcome is Outcome.ACCEPTED
     assert heard == [
         ("started", "s"),
@@ -251,7 +254,7 @@ def test_429_with_retry_after_http_date(emulator: Emulator, client: PendoClient)
         route="track", status=429, retry_after=email.utils.format_datetime(when, usegmt=True)
     )
     started = time.monotonic()
-    results = client.send_tracks([body("v-0")])
+    results = send_tracks(client, [body("v-0")])
     elapsed = time.monotonic() - started
     assert results[0].outcome is Outcome.ACCEPTED
     assert elapsed >= 0.9  # the date has whole seconds: 1 to 2 s from now
@@ -265,7 +268,7 @@ def test_retryable_status_without_retry_after(
     emulator: Emulator, client: PendoClient, status: int
 ) -> None:
     emulator.inject(route="track", status=status, times=3)
-    results = client.send_tracks(bodies(5))
+    results = send_tracks(client, bodies(5))
     assert all(r.outcome is Outcome.ACCEPTED for r in results)
     assert_delivered_once(emulator, 5)
     assert emulator.request_counts() == {TRACK_ROUTE: 8}
@@ -276,7 +279,7 @@ def test_retryable_status_without_retry_after(
 
 def test_same_body_retried_until_it_passes(emulator: Emulator, client: PendoClient) -> None:
     emulator.inject(route="track", status=503, times=2, match_field="visitorId", match_value="v-2")
-    results = client.send_tracks(bodies(4))
+    results = send_tracks(client, bodies(4))
     assert all(r.outcome is Outcome.ACCEPTED for r in results)
     assert_delivered_once(emulator, 4)
     assert client.stats.retries == 2
@@ -285,7 +288,7 @@ def test_same_body_retried_until_it_passes(emulator: Emulator, client: PendoClie
 
 def test_dropped_connection_is_retried_in_doubt(emulator: Emulator, client: PendoClient) -> None:
     emulator.inject(route="track", drop=True, times=2)
-    results = client.send_tracks(bodies(5))
+    results = send_tracks(client, bodies(5))
     assert all(r.outcome is Outcome.ACCEPTED for r in results)
     assert_delivered_once(emulator, 5)
     assert emulator.request_counts() == {TRACK_ROUTE: 7}
@@ -298,7 +301,7 @@ def test_timeout_is_retried_and_counted_in_doubt(
 ) -> None:
     client = make_client(request_timeout=0.5)
     emulator.inject(route="track", delay=1.0, times=1)
-    results = client.send_tracks([body("v-0")])
+    results = send_tracks(client, [body("v-0")])
     assert results == [CallResult(Outcome.ACCEPTED, 200)]
     assert client.stats.retries >= 1
     assert client.stats.in_doubt >= 1
@@ -313,7 +316,7 @@ def test_timeout_that_did_reach_pendo_is_the_documented_duplicate(
 ) -> None:
     client = make_client(request_timeout=0.5)
     emulator.inject(route="track", delay=1.0, times=1, process_after_disconnect=True)
-    results = client.send_tracks([body("v-0")])
+    results = send_tracks(client, [body("v-0")])
     assert results == [CallResult(Outcome.ACCEPTED, 200)]
     assert client.stats.in_doubt >= 1
     # Pendo got the first attempt too: the "in doubt" duplicate the report counts.
@@ -328,7 +331,7 @@ def test_retry_budget_exhausted_raises_unavailable(
     emulator.inject(route="track", status=503, times=None)
     started = time.monotonic()
     with pytest.raises(PendoUnavailableError) as info:
-        client.send_tracks([body("v-0")])
+        send_tracks(client, [body("v-0")])
     elapsed = time.monotonic() - started
     assert 1.4 <= elapsed < 6
     assert "max_retry_seconds" in str(info.value)
@@ -340,14 +343,14 @@ def test_retry_budget_exhausted_raises_unavailable(
 def test_unreachable_host_raises_unavailable(make_client: ClientFactory) -> None:
     client = make_client(api_url=f"http://127.0.0.1:{_closed_port()}", max_retry_seconds=0.5)
     with pytest.raises(PendoUnavailableError, match="max_retry_seconds"):
-        client.send_tracks([body("v-0")])
+        send_tracks(client, [body("v-0")])
     assert client.stats.retries >= 1
 
 
 def test_refused_connection_is_not_in_doubt(make_client: ClientFactory) -> None:
     client = make_client(api_url=f"http://127.0.0.1:{_closed_port()}", max_retry_seconds=0.5)
     with pytest.raises(PendoUnavailableError):
-        client.send_tracks([body("v-0")])
+        send_tracks(client, [body("v-0")])
     assert client.stats.retries >= 1
     assert client.stats.in_doubt == 0
 
@@ -398,7 +401,7 @@ def test_wrong_track_secret_is_auth_error_without_the_value(
     wrong = "wrong-secret-Zq81xx"
     client = make_client(track_event_secret=wrong)
     with pytest.raises(PendoAuthError) as info:
-        client.send_tracks([body("v-0")])
+        send_tracks(client, [body("v-0")])
     message = str(info.value)
     assert "track_event_secret" in message
     assert wrong not in message
@@ -409,7 +412,7 @@ def test_fatal_error_stops_other_sends(emulator: Emulator, make_client: ClientFa
     client = make_client(track_event_secret="wrong-secret-Zq81xx", max_concurrency=4)
     called: list[CallResult] = []
     with pytest.raises(PendoAuthError):
-        client.send_tracks(bodies(200), on_result=lambda i, r: called.append(r))
+        send_tracks(client, bodies(200), on_result=lambda i, r: called.append(r))
     assert emulator.request_counts()[TRACK_ROUTE] <= 20
     assert client.stats.calls[TRACK_ROUTE] <= 20
     # every call that went out got a definite "no": not sent, so not "in doubt" later
@@ -417,20 +420,20 @@ def test_fatal_error_stops_other_sends(emulator: Emulator, make_client: ClientFa
     assert {r.outcome for r in called} == {Outcome.NOT_SENT}
     # the client stays usable for later calls (here: still refused, but answered quickly)
     with pytest.raises(PendoAuthError):
-        client.send_tracks([body("v-0")])
+        send_tracks(client, [body("v-0")])
 
 
 def test_empty_track_secret_is_auth_error(emulator: Emulator, make_client: ClientFactory) -> None:
     client = make_client(track_event_secret="")
     with pytest.raises(PendoAuthError, match="track_event_secret"):
-        client.send_tracks(bodies(10))
+        send_tracks(client, bodies(10))
     assert emulator.request_counts() == {}
 
 
 def test_401_is_auth_error(emulator: Emulator, client: PendoClient) -> None:
     emulator.inject(route="track", status=401)
     with pytest.raises(PendoAuthError, match="track_event_secret"):
-        client.send_tracks([body("v-0")])
+        send_tracks(client, [body("v-0")])
 
 
 def test_other_4xx_is_request_error_with_redacted_body(
@@ -438,7 +441,7 @@ def test_other_4xx_is_request_error_with_redacted_body(
 ) -> None:
     emulator.inject(route="track", status=418, body=f"teapot saw {DEMO_TRACK_SECRET}")
     with pytest.raises(PendoRequestError) as info:
-        client.send_tracks([body("v-0")])
+        send_tracks(client, [body("v-0")])
     message = str(info.value)
     assert "418" in message
     assert "teapot" in message
@@ -448,7 +451,7 @@ def test_other_4xx_is_request_error_with_redacted_body(
 def test_wrong_path_prefix_is_not_found(emulator: Emulator, make_client: ClientFactory) -> None:
     client = make_client(api_url=emulator.url + "/nope")
     with pytest.raises(PendoNotFoundError) as info:
-        client.send_tracks(bodies(3))
+        send_tracks(client, bodies(3))
     assert "region" in str(info.value)
     assert "api_url" in str(info.value)
     assert emulator.events() == []
@@ -561,7 +564,7 @@ def test_client_pacing_stays_under_emulator_limit() -> None:
         )
         try:
             started = time.monotonic()
-            results = client.send_tracks(bodies(12))
+            results = send_tracks(client, bodies(12))
             elapsed = time.monotonic() - started
         finally:
             client.close()
@@ -579,7 +582,7 @@ def test_concurrent_send_tracks_on_one_client(emulator: Emulator, client: PendoC
 
     def run(prefix: str) -> None:
         try:
-            outcomes[prefix] = client.send_tracks(bodies(100, prefix))
+            outcomes[prefix] = send_tracks(client, bodies(100, prefix))
         except BaseException as exc:  # reported below
             errors.append(exc)
 

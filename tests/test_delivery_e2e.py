@@ -325,6 +325,9 @@ def test_dry_run_prints_no_state_and_leaves_no_ledger(
     assert not (Path(config["state_dir"]) / "ledger.sqlite3").exists()
     assert "dry run" in result.stderr.lower()
     assert "would send" in result.stderr
+    # the dry run made the real run's calls, each recorded: none counted as an HTTP call
+    assert "27 calls recorded" in result.stderr
+    assert "Calls (dry run: writes recorded, not sent): 27 " in result.stderr
     report = json.loads(next((Path(config["state_dir"]) / "reports").glob("*.json")).read_text())
     assert report["dry_run"] is True
     # the real run afterwards sends everything

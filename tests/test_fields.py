@@ -15,12 +15,12 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from target_pendo.answers import MetadataAnswer, Verdict, reconcile
 from target_pendo.coerce import COERCERS, CoercionError, coerce, coercer_for
 from target_pendo.errors import ConfigError, StreamConfigError
 from target_pendo.fields import FieldTarget, ObjectPlan, pendo_type_for
 from target_pendo.mapping import RowRejected
-from target_pendo.pendo_api import MAX_TEXT_CHARS
+from target_pendo.pendo.answers import MetadataAnswer, Verdict, reconcile
+from target_pendo.pendo.api import MAX_TEXT_CHARS
 from target_pendo.redact import Redactor
 from target_pendo.settings import ObjectsSpec, parse_stream_spec
 
@@ -1048,8 +1048,7 @@ def test_errors_as_dicts_are_tied_to_their_ids() -> None:
 
 def test_errors_as_strings_with_the_id_are_tied() -> None:
     body = (
-        b'{"total":3,"updated":2,"failed":1,'
-        b'"errors":["u-44: value for plantier is not a number"]}'
+        b'{"total":3,"updated":2,"failed":1,"errors":["u-44: value for plantier is not a number"]}'
     )
     result = verdict(body, ["u-4", "u-44", "u-444"])
     assert result.failed == {"u-44": "u-44: value for plantier is not a number"}

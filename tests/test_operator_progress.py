@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from target_pendo.client import ClientStats
+from target_pendo.pendo.transport import CallStats
 from target_pendo.progress import Activity, ProgressMonitor, age
 from target_pendo.report import RunReport
 from target_pendo.sinks.base import PendoSink
@@ -134,7 +134,7 @@ def fake_monitor(clock: FakeClock, lines_read: int = 0) -> ProgressMonitor:
         sinks=[],
         report=RunReport(run_id="r-1"),
         input_complete=False,
-        client=SimpleNamespace(stats=ClientStats()),
+        client=SimpleNamespace(stats=CallStats()),
     )
     return ProgressMonitor(
         run, interval=30, lines_read=lambda: lines_read, logger=logging.getLogger("t"), clock=clock
@@ -321,9 +321,12 @@ def test_a_stalled_tap_is_named_every_interval(emulator, base_config, tmp_path):
         if cli.proc.poll() is None:
             cli.proc.kill()
     assert f"stream '{STREAM}' (events): received 10, sent 10" in cli.stderr
-    assert "Progress" not in cli.stderr.split("Reader 'target-pendo' completed")[-1].split(
-        "(events): received"
-    )[-1]  # nothing after the summary
+    assert (
+        "Progress"
+        not in cli.stderr.split("Reader 'target-pendo' completed")[-1].split("(events): received")[
+            -1
+        ]
+    )  # nothing after the summary
 
 
 def test_sigterm_while_stalled_exits_at_once_with_a_warning(emulator, base_config, tmp_path):

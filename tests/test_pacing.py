@@ -9,9 +9,12 @@ from collections import Counter
 
 import pytest
 
-from target_pendo.client import CallOutcome, PendoClient
 from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
-from target_pendo.ratelimit import CUT, FIRST_CUT, START_RATE, AdaptivePacer
+from target_pendo.pendo.answers import CallOutcome
+from target_pendo.pendo.client import PendoClient
+from target_pendo.pendo.ratelimit import CUT, FIRST_CUT, START_RATE, AdaptivePacer
+
+from .tracks import send_tracks
 
 
 def test_slow_start_grows_until_the_first_429_then_halves() -> None:
@@ -96,7 +99,7 @@ def test_against_an_unknown_limit_few_calls_are_refused(limit: int) -> None:
             for i in range(n)
         ]
         try:
-            results = client.send_tracks(bodies)
+            results = send_tracks(client, bodies)
         finally:
             client.close()
         assert all(r.outcome is CallOutcome.ACCEPTED for r in results)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from target_pendo.answers import MetadataAnswer, Verdict, reconcile
+from target_pendo.pendo.answers import MetadataAnswer, Verdict, reconcile
 from target_pendo.split import CallSize, Refused, TooBig, send_batches
 
 
@@ -28,7 +28,8 @@ def refusing_pendo(bad: set[int], sent: list[list[int]], budget: int | None = No
             return TooBig("HTTP 408")
         if any(item in bad for item in batch):
             return Refused(f"item {min(i for i in batch if i in bad)} is invalid")
-        return reconcile(MetadataAnswer.all_updated(len(batch)), [key(i) for i in batch])
+        every_row_updated = MetadataAnswer(len(batch), len(batch), 0, frozenset(), ())
+        return reconcile(every_row_updated, [key(i) for i in batch])
 
     return send
 

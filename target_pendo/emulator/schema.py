@@ -13,10 +13,10 @@ import copy
 import datetime
 from typing import Any
 
-from target_pendo.pendo_api import MAX_TEXT_CHARS
+from target_pendo.pendo.api import MAX_TEXT_CHARS
 
 # Every group a schema answer may hold; only `agent` and `custom` take writes [T]
-# (pendo_api.WRITABLE_GROUPS).
+# (pendo.api.WRITABLE_GROUPS).
 SCHEMA_GROUPS = ("auto", "agent", "custom", "pendo")
 # Types a field may have in the schema [T] (`date` from one integration: behaves like `time`).
 FIELD_TYPES = ("string", "boolean", "integer", "float", "time", "date", "list", "")

@@ -34,7 +34,7 @@ from typing import Any
 from target_pendo.emulator.faults import Fault, FaultPlan
 from target_pendo.emulator.state import ApiError, PendoState
 from target_pendo.emulator.switches import Switches
-from target_pendo.pendo_api import KEY_HEADER
+from target_pendo.pendo.api import KEY_HEADER
 
 _KIND = r"(visitor|account|parentAccount)"
 _GROUP = r"(agent|custom)"

@@ -32,7 +32,7 @@ from target_pendo.emulator.schema import (
     value_problem,
 )
 from target_pendo.emulator.switches import Switches
-from target_pendo.pendo_api import (
+from target_pendo.pendo.api import (
     BULK_DELETE_LIST_KEYS,
     BULK_DELETE_MAX,
     ID_KEYS,

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from target_pendo.client import CallOutcome, CallResult
 from target_pendo.errors import StreamConfigError
 from target_pendo.ledger import MAX_KEY_CHARS, RowOutcome, unstorable_reason
 from target_pendo.mapping import (
@@ -29,9 +28,11 @@ from target_pendo.mapping import (
     unencodable_reason,
 )
 from target_pendo.outcomes import Outcome, Status
-from target_pendo.pendo_api import MAX_EVENT_AGE_MS, MAX_PROPERTIES_BYTES
+from target_pendo.pendo.answers import CallOutcome, CallResult
+from target_pendo.pendo.api import MAX_EVENT_AGE_MS, MAX_PROPERTIES_BYTES
 from target_pendo.settings import EventsSpec
 from target_pendo.sinks.base import PendoSink
+from target_pendo.sinks.track_calls import send_tracks
 
 
 def _encoded_key(value: object) -> str:
@@ -235,4 +236,4 @@ class EventsSink(PendoSink):
                 outcomes.append(RowOutcome(items[sending].key, Outcome.IN_FLIGHT))
             self.settle(outcomes)
 
-        run.client.send_tracks(bodies, note=note, stream=stream)
+        send_tracks(run.client, run.workers, bodies, note, stream=stream)

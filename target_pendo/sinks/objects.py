@@ -31,7 +31,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from target_pendo.answers import MetadataAnswer, Verdict, reconcile
 from target_pendo.errors import DeleteGuardError, FieldGoneError, StreamConfigError
 from target_pendo.fields import (
     FieldSchema,
@@ -45,10 +44,11 @@ from target_pendo.fields import (
 from target_pendo.ledger import MAX_KEY_CHARS, RowOutcome, unstorable_reason
 from target_pendo.mapping import RowRejected, dumps, unencodable_field, unencodable_reason
 from target_pendo.outcomes import Outcome, Status
-from target_pendo.pendo_api import WRITABLE_GROUPS
+from target_pendo.pendo.answers import MetadataAnswer, Refused, TooBig, Verdict, reconcile
+from target_pendo.pendo.api import WRITABLE_GROUPS
 from target_pendo.settings import ObjectsSpec
 from target_pendo.sinks.base import PendoSink
-from target_pendo.split import CallSize, Refused, TooBig, send_batches
+from target_pendo.split import CallSize, send_batches
 
 DELETED_AT = "_sdc_deleted_at"
 ValuesOf = Callable[["_Row", str], dict[str, Any]]
@@ -291,13 +291,13 @@ class ObjectsSink(PendoSink):
 
     def _send_chunks(self, rows: list[_Row], values_of: ValuesOf) -> None:
         """Per group (agent first, so ids Pendo lacks skip the rest), at most the stream's
-        call size a call, the calls of a group concurrently on the client's pool."""
+        call size a call, the calls of a group concurrently on the run's workers."""
         for group in self.plan.groups:
             pending = [r for r in rows if r.outcome is Outcome.SENT and group in r.values]
             size = self._call_size.value
             chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
             check = _FieldCheck()
-            self.run.client.parallel(
+            self.run.workers.each(
                 functools.partial(self._send_group, group, values_of, check), chunks
             )
 
@@ -309,7 +309,7 @@ class ObjectsSink(PendoSink):
         rows: list[_Row],
         checkpoint: Callable[[], None],
     ) -> None:
-        """One chunk of a group's rows, on a pool worker (`parallel` passes the chunk and the
+        """One chunk of a group's rows, on a worker (`Workers.each` passes the chunk and the
         checkpoint)."""
         plan, client = self.plan, self.run.client
 

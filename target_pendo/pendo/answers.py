@@ -1,4 +1,6 @@
-"""What Pendo's 200 answer to a bulk metadata write confirms, row by row. Pure, no I/O.
+"""The client's typed answers (a Track call's `CallResult`; a metadata write's `Refused`,
+`TooBig` or `MetadataAnswer`), and what Pendo's 200 answer to a bulk metadata write confirms,
+row by row. Pure, no I/O.
 
 The contract (../shared/pendo-api.md, revision 3) is sure of the keys `total`, `updated`,
 `failed` and `missing` [T]; `errors` exists [T], but the shape of its entries (objects, strings
@@ -14,6 +16,7 @@ So an answer is read for what it can prove:
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -56,11 +59,6 @@ class MetadataAnswer:
             missing=frozenset(str(i) for i in _as_list(data.get("missing")) if _is_id(i)),
             errors=tuple(_error_entry(e, redact) for e in _as_list(data.get("errors"))),
         )
-
-    @classmethod
-    def all_updated(cls, count: int) -> MetadataAnswer:
-        """What a dry run pretends Pendo answered: every row updated."""
-        return cls(count, count, 0, frozenset(), ())
 
 
 @dataclass(frozen=True)
@@ -162,8 +160,38 @@ def _id_in_text(text: str, ids: set[str]) -> str | None:
     if head in ids:
         return head
     found = [
-        i
-        for i in ids
-        if i and i in text and re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", text)
+        i for i in ids if i and i in text and re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", text)
     ]
     return found[0] if len(found) == 1 else None
+
+
+# --- the typed answers of the client's calls ----------------------------------------------
+class CallOutcome(enum.Enum):
+    """What one Track call came to."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    NOT_SENT = "not_sent"  # Pendo does not have it: never on the wire, or answered a failure
+    UNANSWERED = "unanswered"  # an attempt got no answer, then the call ended: in doubt
+
+
+@dataclass(frozen=True)
+class CallResult:
+    outcome: CallOutcome
+    status: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Pendo refused the whole call; `reason` is its answer."""
+
+    reason: str
+    status: int = 400
+
+
+@dataclass(frozen=True)
+class TooBig:
+    """Pendo could not finish the call in time (408 or no answer): send fewer rows a call."""
+
+    reason: str

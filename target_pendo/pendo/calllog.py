@@ -11,9 +11,9 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from target_pendo.attempts import Attempt
 from target_pendo.mapping import jsonl_line
-from target_pendo.pendo_api import KEY_HEADER
+from target_pendo.pendo.api import KEY_HEADER
+from target_pendo.pendo.attempts import Attempt
 from target_pendo.redact import MASK, Redactor
 
 MAX_BODY_CHARS = 4000

@@ -34,7 +34,7 @@ class Attempt:
 
 
 class CallObserver(Protocol):
-    """Told, from the client's worker threads, when an attempt starts and ends and when a call
+    """Told, from the run's worker threads, when an attempt starts and ends and when a call
     waits to retry. Each method must be quick and must not raise."""
 
     def attempt_started(self, stream: str | None) -> None: ...

@@ -1,0 +1,97 @@
+"""Dry run (`dry_run: true`): the transport's sessions carry their requests through
+`RecordingAdapter` instead of requests' HTTPAdapter. Every write (a POST) is written to
+`state_dir/dry_run/<run_id>/<stream>.jsonl` and answered the way Pendo answers a write that
+worked; reads that change nothing (Pendo's field schema) still go to Pendo, so coercion and
+missing-field checks are real. Everything above the adapter (the client, pacing, retries, the
+sinks' worker loops) is the code of a real run.
+
+The ledger is opened read-only in a dry run, so the sinks' records of what was "sent" change
+nothing (``ledger.py``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+
+from target_pendo.pendo.api import BULK_DELETE_PATH, METADATA_PATH
+from target_pendo.pendo.transport import CALL_STREAM
+from target_pendo.redact import Redactor
+from target_pendo.rejects import RowLog
+
+# What the dry run answers a bulk delete: Pendo answers with the id of the job it started.
+DRY_RUN_JOB_ID = "dry-run"
+
+
+def _route_of(path: str, template: str) -> bool:
+    """Whether `path` is an instance of a route template such as `/api/v1/metadata/{kind}/…`."""
+    parts, shape = path.strip("/").split("/"), template.strip("/").split("/")
+    return len(parts) == len(shape) and all(
+        s.startswith("{") or p == s for p, s in zip(parts, shape, strict=True)
+    )
+
+
+def _answer(path: str, body: Any) -> Any:
+    """What Pendo answers a write that worked, per route (the contract's shapes); None for
+    an empty 200 (Track, field creation)."""
+    if _route_of(path, METADATA_PATH):
+        rows = len(body) if isinstance(body, list) else 0
+        return {"total": rows, "updated": rows, "failed": 0, "missing": [], "errors": []}
+    if _route_of(path, BULK_DELETE_PATH):
+        return {"id": DRY_RUN_JOB_ID}
+    return None
+
+
+class RecordingAdapter(BaseAdapter):
+    """A requests adapter that records writes and passes reads to a real HTTPAdapter."""
+
+    def __init__(self, payloads: RowLog, redact: Redactor, hosts: Sequence[str] = ()) -> None:
+        """`hosts`: the API and Track URLs, whose own paths (if any) come before a route."""
+        super().__init__()
+        self._payloads = payloads
+        self._redact = redact
+        prefixes = {urlsplit(h).path.rstrip("/") for h in hosts}
+        self._prefixes = sorted(prefixes - {""}, key=len, reverse=True)
+        self._reads = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+
+    def send(  # type: ignore[override]  # requests' own signature, untyped there
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        if request.method != "POST":
+            return self._reads.send(request, **kwargs)
+        path = urlsplit(request.url or "").path
+        for prefix in self._prefixes:
+            if path.startswith(prefix + "/"):
+                path = path.removeprefix(prefix)
+                break
+        raw = request.body or b""
+        body = json.loads(raw) if raw else None
+        self._payloads.append(
+            CALL_STREAM.get() or "_",
+            {"method": "POST", "path": path, "body": self._redact.value(body)},
+        )
+        return _response(request, _answer(path, body))
+
+    def close(self) -> None:
+        self._reads.close()
+
+
+def _response(request: requests.PreparedRequest, answer: Any) -> requests.Response:
+    """A 200 as requests would build it from the wire."""
+    response = requests.Response()
+    response.status_code = 200
+    response.reason = "OK (dry run: recorded, not sent)"
+    response.url = request.url or ""
+    response.request = request
+    headers: Mapping[str, str] = {"Content-Type": "application/json"} if answer is not None else {}
+    response.headers = CaseInsensitiveDict(headers)
+    response.raw = io.BytesIO(b"" if answer is None else json.dumps(answer).encode())
+    response.encoding = "utf-8"
+    return response

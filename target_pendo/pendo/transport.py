@@ -1,0 +1,429 @@
+"""The transport under the client: how a request reaches Pendo, not what it means.
+
+- keep-alive: one `requests.Session` per worker thread (Session is not documented as
+  thread-safe), each holding its connection open between calls;
+- pacing: one AdaptivePacer per endpoint (Track, the /api/v1 routes) shared by every thread,
+  taken before each attempt (retries too), learning Pendo's limit from its 429s
+  (``ratelimit.py``); `max_requests_per_second` is its ceiling, 0 turns pacing off;
+- retries (``retry.RetryPolicy``): 429 honours `Retry-After` within a sane range, else
+  exponential back-off with full jitter; 408, 409, 5xx, timeouts and resets likewise, for at
+  most `max_retry_seconds`; a wait longer than what is left fails at once; a host that does
+  not resolve fails after two tries; a stop request (SIGTERM) ends every wait at once;
+- redirects are never followed: the key header must not travel to another host;
+- every attempt is counted, told to the observers and written to the call log.
+
+What goes on the wire is the sessions' adapter: requests' HTTPAdapter for a real run, the
+dry run's recording adapter (``dryrun.py``) for a dry run. Everything above the adapter is
+the same code in both, so a dry run walks the path a real run takes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
+from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+from target_pendo.errors import PendoUnavailableError, StopRequested
+from target_pendo.pendo.attempts import Attempt, CallObserver
+from target_pendo.pendo.calllog import CallLog
+from target_pendo.pendo.ratelimit import AdaptivePacer, PacerStats
+from target_pendo.pendo.retry import DNS_FAILURE_TRIES, RetryPolicy, parse_retry_after
+from target_pendo.redact import Redactor, shown_url
+
+# Answers worth another attempt of the same call.
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# Answers to a call of several metadata rows that mean "send fewer rows a call".
+TOO_BIG_STATUSES = frozenset({408, 413})
+ENDPOINTS = ("track", "api")  # Pendo limits each endpoint on its own
+_LOG_BODY_CHARS = 2000
+
+# The stream whose call the current thread is making, for an adapter that files calls by
+# stream (the dry run's); None outside a call or for a call of no stream.
+CALL_STREAM: ContextVar[str | None] = ContextVar("pendo_call_stream", default=None)
+
+http_log = logging.getLogger("target_pendo.http")
+log = logging.getLogger("target_pendo.client")
+
+AdapterFactory = Callable[[], BaseAdapter]
+
+
+class _Retryable(Exception):
+    """An attempt worth repeating. `cause` groups retries for the summary."""
+
+    def __init__(
+        self,
+        what: str,
+        cause: str,
+        *,
+        retry_after: float | None = None,
+        in_doubt: bool = False,
+        dns: bool = False,
+    ) -> None:
+        super().__init__(what)
+        self.cause = cause
+        self.retry_after = retry_after
+        self.in_doubt = in_doubt
+        self.dns = dns
+
+
+class TooBigSignal(Exception):
+    """A call of several metadata rows took too long (408, 413 or no answer in time)."""
+
+
+def _transport_failure(exc: requests.RequestException, url: str, timeout: float) -> Exception:
+    """The retry signal for a transport failure, or the error itself when retrying is futile."""
+    shown = shown_url(url)
+    if isinstance(exc, requests.ConnectTimeout):
+        return _Retryable(f"connect timeout to {shown}", "connect timeout")
+    if isinstance(exc, requests.Timeout):
+        return _Retryable(f"no answer from {shown} within {timeout:g}s", "timeout", in_doubt=True)
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        if isinstance(reason, NameResolutionError):
+            return _Retryable(f"cannot resolve the host of {shown}", "dns", dns=True)
+        never_connected = isinstance(reason, NewConnectionError)
+        return _Retryable(
+            f"connection to {shown} failed: {type(exc).__name__}",
+            "connection refused" if never_connected else "connection reset",
+            in_doubt=not never_connected,
+        )
+    return exc
+
+
+def mark_in_doubt(exc: BaseException, in_doubt: bool) -> BaseException:
+    """Tag an error ending a call with whether an attempt of it may have reached Pendo."""
+    exc.in_doubt = in_doubt  # type: ignore[attr-defined]
+    return exc
+
+
+class CallStats:
+    """Thread-safe counters for the run report, overall and per stream."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()  # per route
+        self.stream_calls: Counter[str] = Counter()
+        self.stream_retries: Counter[str] = Counter()
+        self.retry_causes: Counter[tuple[str, str]] = Counter()  # (stream, cause)
+        self.retries = 0
+        self.in_doubt = 0  # attempts that got no answer although they may have reached Pendo
+
+    def call(self, route: str, stream: str | None) -> None:
+        with self._lock:
+            self.calls[route] += 1
+            if stream is not None:
+                self.stream_calls[stream] += 1
+
+    def retry(self, in_doubt: bool, stream: str | None, cause: str) -> int:
+        """Count one retry; returns how many retries this stream had for this cause."""
+        with self._lock:
+            self.retries += 1
+            self.in_doubt += int(in_doubt)
+            if stream is not None:
+                self.stream_retries[stream] += 1
+            key = (stream or "-", cause)
+            self.retry_causes[key] += 1
+            return self.retry_causes[key]
+
+    def snapshot(self) -> StatsSnapshot:
+        """A consistent copy of the counters the progress lines show."""
+        with self._lock:
+            return StatsSnapshot(
+                calls=sum(self.calls.values()),
+                stream_calls=dict(self.stream_calls),
+                retries=self.retries,
+                stream_retries=dict(self.stream_retries),
+                retry_causes=dict(self.retry_causes),
+            )
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    calls: int
+    stream_calls: dict[str, int]
+    retries: int
+    stream_retries: dict[str, int]
+    retry_causes: dict[tuple[str, str], int]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One logical call as the client asks for it."""
+
+    method: str
+    base: str  # the host's URL: the Track host or the API host
+    path: str
+    headers: dict[str, str]
+    body: bytes | None = None
+    stream: str | None = None
+    endpoint: str = "api"  # which pacer: "track" or "api"
+    before_send: Callable[[], None] | None = None  # runs once, before the first attempt
+    size_sensitive: bool = False  # several metadata rows: 408/timeout mean "send fewer"
+
+    @property
+    def url(self) -> str:
+        return self.base + self.path
+
+
+@dataclass
+class _Call:
+    """One logical call across its attempts."""
+
+    request: Request
+    attempts: int = 0
+    maybe_delivered: bool = False  # an attempt went out and got no answer
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer that ended a call, and whether an earlier attempt may have reached Pendo."""
+
+    response: requests.Response
+    maybe_delivered: bool
+
+
+class Transport:
+    """Shared by all sinks of one run; safe to call from several threads."""
+
+    def __init__(
+        self,
+        *,
+        max_requests_per_second: float | None = None,
+        request_timeout: float = 30,
+        max_retry_seconds: float = 300,
+        redact: Redactor,
+        call_log: CallLog | None = None,
+        adapter: AdapterFactory | None = None,
+    ) -> None:
+        paced = max_requests_per_second != 0
+        self._pacers: dict[str, AdaptivePacer | None] = {
+            endpoint: AdaptivePacer(max_requests_per_second) if paced else None
+            for endpoint in ENDPOINTS
+        }
+        self.redact = redact
+        self.timeout = request_timeout
+        self.policy = RetryPolicy(max_seconds=max_retry_seconds)
+        self._adapter = adapter or (
+            lambda: HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+        )
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+        self._stop = threading.Event()
+        self.stats = CallStats()
+        self._call_log = call_log
+        self._observers: tuple[CallObserver, ...] = ()
+
+    def observe(self, observer: CallObserver) -> None:
+        """Tell `observer` of every attempt from now on (add observers before sending)."""
+        self._observers = (*self._observers, observer)
+
+    def pacing(self) -> dict[str, PacerStats]:
+        """Per endpoint: the rate reached and the 429s drawn (none when pacing is off)."""
+        return {name: p.stats for name, p in self._pacers.items() if p is not None}
+
+    # --- stopping -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Send nothing more: waits end now, calls not yet on the wire are not sent. Calls on
+        the wire finish (bounded by `request_timeout`). Safe from a signal handler: it only
+        sets an event."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True (at once) when the run is asked to stop."""
+        return self._stop.wait(seconds)
+
+    def _checkpoint(self, call: _Call) -> None:
+        if self._stop.is_set():
+            raise mark_in_doubt(
+                StopRequested("the run was asked to stop before this call ended"),
+                call.maybe_delivered,
+            )
+
+    # --- sessions -----------------------------------------------------------------------------
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # no .netrc credentials or proxy settings picked up
+            adapter = self._adapter()
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        if self._call_log is not None:
+            self._call_log.close()
+        with self._sessions_lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+
+    # --- one call -----------------------------------------------------------------------------
+    def send(self, request: Request) -> Reply:
+        """One logical call: attempts until an answer that is not worth retrying. Raises
+        TooBigSignal (size-sensitive calls), StopRequested or PendoUnavailableError, each
+        carrying `in_doubt`."""
+        call = _Call(request)
+        retry = 0
+        token = CALL_STREAM.set(request.stream)
+        try:
+            while True:
+                self._checkpoint(call)
+                try:
+                    return Reply(self._attempt(call), call.maybe_delivered)
+                except _Retryable as exc:
+                    retry += 1
+                    self._before_retry(exc, call, retry)
+        finally:
+            CALL_STREAM.reset(token)
+
+    def _before_retry(self, exc: _Retryable, call: _Call, retry: int) -> None:
+        """Wait before attempt `retry + 1`, or raise when retrying is futile."""
+        if exc.dns and retry >= DNS_FAILURE_TRIES:
+            raise mark_in_doubt(
+                PendoUnavailableError(
+                    f"{exc}: check setting 'api_url' / 'track_url' / 'region' and the "
+                    "network's DNS; nothing more was sent"
+                ),
+                call.maybe_delivered,
+            ) from None
+        wait = self.policy.wait(retry, exc.retry_after)
+        left = self.policy.max_seconds - (time.monotonic() - call.started)
+        if left <= 0 or (exc.retry_after is not None and wait > left):
+            # Pendo's own Retry-After past the budget: failing now beats sleeping through the
+            # budget only to fail then
+            raise mark_in_doubt(self._unavailable(exc, wait, left), call.maybe_delivered) from None
+        wait = min(wait, left)  # a last attempt when the budget ends
+        self._note_retry(exc, call, wait)
+        self._stop.wait(wait)  # a stop request ends the wait; the loop's top raises
+
+    def _attempt(self, call: _Call) -> requests.Response:
+        """One HTTP attempt; raises _Retryable for answers worth another try."""
+        request = call.request
+        url = request.url
+        headers = dict(request.headers)
+        if request.body is not None:
+            headers["Content-Type"] = "application/json"
+        pacer = self._pacers[request.endpoint]
+        sent_at = pacer.acquire(self._stop) if pacer is not None else 0.0
+        self._checkpoint(call)
+        call.attempts += 1
+        if call.attempts == 1 and request.before_send is not None:
+            request.before_send()  # after pacing, right before the bytes leave
+        self.stats.call(f"{request.method} {request.path}", request.stream)
+        for observer in self._observers:
+            observer.attempt_started(request.stream)
+        started = time.perf_counter()
+        try:
+            response = self._session().request(
+                request.method,
+                url,
+                data=request.body,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            failure = _transport_failure(exc, url, self.timeout)
+            self._log_call(call, None, started, None, str(failure))
+            if isinstance(failure, _Retryable):
+                if failure.in_doubt:
+                    call.maybe_delivered = True
+                if request.size_sensitive and failure.cause == "timeout":
+                    raise TooBigSignal(str(failure)) from None
+            raise failure from exc
+        status = response.status_code
+        self._log_call(call, status, started, response, None)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if pacer is not None:
+            if status == 429:
+                pacer.on_throttled(sent_at, retry_after)
+            elif status < 500:
+                pacer.on_success()
+        if request.size_sensitive and status in TOO_BIG_STATUSES:
+            raise TooBigSignal(f"HTTP {status} from {shown_url(url)}")
+        if status in RETRY_STATUSES:
+            raise _Retryable(
+                f"HTTP {status} from {shown_url(url)}", f"HTTP {status}", retry_after=retry_after
+            )
+        return response
+
+    def _log_call(
+        self,
+        call: _Call,
+        status: int | None,
+        started: float,
+        response: requests.Response | None,
+        error: str | None,
+    ) -> None:
+        request = call.request
+        seconds = time.perf_counter() - started
+        if self._call_log is not None or self._observers:
+            attempt = Attempt(
+                request.method, shown_url(request.url), status, seconds, call.attempts,
+                request.stream, request.body, response, error,
+            )  # fmt: skip
+            for observer in self._observers:  # first: a failing call-log write hides nothing
+                observer.attempt_ended(attempt)
+            if self._call_log is not None:
+                self._call_log.write(attempt)
+        if http_log.isEnabledFor(logging.DEBUG):
+            http_log.debug(
+                "%s %s -> %s in %.1f ms; request %s; response %s",
+                request.method,
+                shown_url(request.url),
+                status if status is not None else error,
+                seconds * 1000,
+                self.redact((request.body or b"").decode("utf-8", "replace")[:_LOG_BODY_CHARS]),
+                self.redact("" if response is None else response.text[:_LOG_BODY_CHARS]),
+            )
+
+    def _unavailable(self, exc: _Retryable, wait: float, left: float) -> PendoUnavailableError:
+        budget = self.policy.max_seconds
+        if exc.retry_after is not None:
+            why = (
+                f"Pendo asked to wait {wait:g}s (Retry-After) but only {max(left, 0):.0f}s of "
+                f"the {budget:g}s retry budget (setting 'max_retry_seconds') were left"
+            )
+        else:
+            why = f"Pendo kept failing for {budget:g}s (setting 'max_retry_seconds')"
+        return PendoUnavailableError(
+            f"{why}; last error: {self.redact(str(exc))}. Rows not accepted were not marked "
+            "done; rerun the sync later."
+        )
+
+    def _note_retry(self, exc: _Retryable, call: _Call, wait: float) -> None:
+        """Count the retry; log the first of each cause per stream, the rest at DEBUG (the run
+        report sums them up), so an outage is a few lines, not one per attempt."""
+        stream = call.request.stream
+        times = self.stats.retry(exc.in_doubt, stream, exc.cause)
+        for observer in self._observers:
+            observer.retrying(stream, exc.cause)
+        level = logging.INFO if times == 1 else logging.DEBUG
+        where = f"stream '{stream}'" if stream else "Pendo"
+        log.log(
+            level,
+            "Retrying %s in %.1fs (attempt %d): %s%s",
+            where,
+            wait,
+            call.attempts,
+            self.redact(str(exc)),
+            "; further retries for this cause are counted in the run report" if times == 1 else "",
+        )
