@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
+import inspect
 import json
 import logging
 import re
@@ -40,10 +42,10 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -84,6 +86,37 @@ DEFAULT_WAIT_SECONDS = 90.0
 LEASE_POLL_SECONDS = 0.2
 MAX_KEY_CHARS = 2048  # row_state.row_key VARCHAR(2048): PostgreSQL enforces it
 MAX_STREAM_CHARS = 512
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _write(
+    read_only_gives: Any = None, *, refuse: str | None = None
+) -> Callable[[Callable[Concatenate[Ledger, P], R]], Callable[Concatenate[Ledger, P], R]]:
+    """A method that writes the ledger: the one place where a read-only ledger (a dry run,
+    `ledger status`, `report`) decides what a write does. It does nothing and returns
+    `read_only_gives`. With `refuse` it raises LedgerReadOnlyError instead, because the
+    caller asked for the change itself: `refuse` says what cannot be done and what to do, with
+    the method's arguments filled in (`{stream}`)."""
+
+    def wrap(method: Callable[Concatenate[Ledger, P], R]) -> Callable[Concatenate[Ledger, P], R]:
+        @functools.wraps(method)
+        def guarded(self: Ledger, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            if not self.read_only:
+                return method(self, *args, **kwargs)
+            if refuse is not None:
+                named = inspect.signature(method).bind(self, *args, **kwargs).arguments
+                raise LedgerReadOnlyError(
+                    f"the ledger at {self._where} was opened read-only (a dry run): it cannot "
+                    + refuse.format(**named)
+                )
+            return cast(R, read_only_gives)
+
+        return guarded
+
+    return wrap
 
 
 class LedgerError(TargetPendoError):
@@ -655,6 +688,7 @@ class Ledger:
                 return True, None
             return False, session.read_holder(_escaped(stream))
 
+    @_write()
     def lease_stream(self, stream: str, run_id: str, wait_seconds: float) -> None:
         """Make this run the only writer of `stream` until `close()` (or `release_leases()`).
 
@@ -665,8 +699,6 @@ class Ledger:
         about a minute on PostgreSQL for a machine that vanished (TCP keepalives), at once for
         a process that was killed.
         """
-        if self.read_only:
-            return
         deadline = time.monotonic() + max(0.0, wait_seconds)
         while True:
             with self._errors(f"taking the lease on stream '{stream}'"):
@@ -709,12 +741,11 @@ class Ledger:
                     logger.warning("Could not release the lease on stream '%s': %s", stream, exc)
 
     # --- runs -------------------------------------------------------------------------------
+    @_write(read_only_gives=[])
     def start_run(self, run_id: str, full_resync: bool) -> list[str]:
         """Record the run as running, holding its lock for the life of the run; mark every
         other `running` run whose lock is free (killed, or closed without finishing) as
         `abandoned`. Returns the run ids so marked (none when read-only)."""
-        if self.read_only:
-            return []
         with self._errors("starting the run"):
             self._lock_run(run_id)  # before the row: a running row always has a held lock
             with self._lock, self.engine.begin() as conn:
@@ -802,9 +833,8 @@ class Ledger:
             except Exception as exc:  # the session is gone, and its locks with it
                 logger.warning("Could not release the lock of run '%s': %s", run_id, exc)
 
+    @_write()
     def finish_run(self, run_id: str, status: str, report: dict[str, Any]) -> None:
-        if self.read_only:
-            return
         with self._errors("finishing the run"), self._lock, self.engine.begin() as conn:
             conn.execute(
                 sa.update(sync_runs)
@@ -828,9 +858,10 @@ class Ledger:
                     found[row[0]] = RowState(row[1], row[2], int(row[3]), row[4])
         return found
 
+    @_write()
     def record(self, stream: str, run_id: str, outcomes: Sequence[RowOutcome]) -> None:
         """Upsert row_state and append sync_rows for `outcomes`, in one committed transaction."""
-        if not outcomes or self.read_only:
+        if not outcomes:
             return
         now = _now()
         state_rows = []
@@ -985,14 +1016,12 @@ class Ledger:
         with self._errors("counting rows"), self.engine.connect() as conn:
             return [(r[0], r[1], int(r[2])) for r in conn.execute(query)]
 
+    @_write(
+        refuse="reset stream '{stream}'; run 'target-pendo ledger reset' with a config "
+        "without 'dry_run'"
+    )
     def reset_stream(self, stream: str) -> int:
         """Forget a stream's row state (its log stays); returns how many keys were forgotten."""
-        if self.read_only:
-            raise LedgerReadOnlyError(
-                f"the ledger at {self._where} was opened read-only (a dry run): it cannot "
-                f"reset stream '{stream}'; run 'target-pendo ledger reset' with a config "
-                "without 'dry_run'"
-            )
         with (
             self._errors(f"resetting stream '{stream}'"),
             self._lock,
