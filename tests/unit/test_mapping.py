@@ -303,7 +303,7 @@ def test_sanitize_property_name_long_name_gets_prefix_and_hash():
 def test_sanitize_property_name_always_valid_and_deterministic(column):
     name = sanitize_property_name(column)
     assert is_valid_property_name(name)
-    assert STRICT_NAME.fullmatch(name)  # settings' own check has a `$` quirk, see below
+    assert STRICT_NAME.fullmatch(name)  # settings' own check has a `$` quirk (test_settings.py)
     assert sanitize_property_name(column) == name
     assert sanitize_property_name(name) == name  # idempotent
 
