@@ -162,6 +162,8 @@ def send(url: str, payload: dict[str, str], timeout: float | None = None) -> boo
                     url, json=payload, timeout=(timeout, timeout), allow_redirects=False
                 )
             outcome["status"] = response.status_code
+        except requests.Timeout:
+            outcome["timed_out"] = True  # the same as the join below giving up first
         except requests.RequestException as exc:
             outcome["error"] = type(exc).__name__  # its text would show the URL's path
         except Exception as exc:  # never the run's problem
@@ -170,7 +172,7 @@ def send(url: str, payload: dict[str, str], timeout: float | None = None) -> boo
     thread = threading.Thread(target=post, name="alert", daemon=True)
     thread.start()
     thread.join(timeout)
-    if thread.is_alive():
+    if thread.is_alive() or outcome.get("timed_out"):
         log.warning(
             "The alert to %s (setting 'alert_webhook_url') got no answer within %g s; not "
             "waiting for it. The run's outcome is unchanged.",
