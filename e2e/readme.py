@@ -1,4 +1,4 @@
-"""README's Meltano commands, as e2e runs them and tests/test_meltano_readme.py checks them.
+"""README's Meltano commands, as e2e runs them and tests/e2e/test_meltano_readme.py checks them.
 
 A shell block that follows a line starting with ``<!-- e2e:`` is run by e2e exactly as it is
 written (bash, in a fresh Meltano project). Every other mention of a `meltano` command in

@@ -41,7 +41,7 @@ from tests.pg import PostgresServer  # noqa: E402
 KNOWN_USERS = 37  # user-38 .. user-40 are not in Pendo: skipped, never created
 DEFINITION = ROOT / "plugin" / "target-pendo.yml"
 
-# The Meltano commands e2e runs itself, besides README's blocks (tests/test_meltano_readme.py
+# The Meltano commands e2e runs itself, besides README's blocks (tests/e2e/test_meltano_readme.py
 # accepts a README mention of a meltano command only if it is one of these or in a block).
 INIT = ["init", "project", "--no_usage_stats"]
 ADD_TAP = ["add", "tap-postgres", "--from-ref", str(ROOT / "e2e" / "tap-postgres.yml")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -50,10 +51,13 @@ def ledger_config(request, base_config: dict) -> dict:
 
 
 # --- markers: `pytest -m unit` (no emulator, no target process), `-m e2e`, `-m postgres` ---
-# A test is e2e when it runs the target against the emulator (its fixtures) or lives in a
-# module that drives the real CLI, Meltano or README's commands; everything else is unit.
+# Tests live where what they test lives: tests/unit/<package path>/test_<module>.py for one
+# module, tests/e2e/ for the target as a whole (the CLI, Meltano, README's commands, runs
+# against the emulator). A test is e2e when it is in tests/e2e/ or needs the emulator (its
+# fixtures: a module's tests against a live emulator); everything else is unit.
 E2E_FIXTURES = {"emulator", "base_config", "ledger_config"}
-E2E_MODULES = {"test_meltano_cli", "test_meltano_readme", "test_readme", "test_reliability"}
+E2E_MODULES = {"test_meltano_cli"}
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -64,7 +68,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         params = {str(v) for v in callspec.params.values()} if callspec else set()
         if "postgres_server" in fixtures or "postgres" in params:
             item.add_marker(pytest.mark.postgres)
-        if fixtures & E2E_FIXTURES or module.endswith("_e2e") or module in E2E_MODULES:
+        in_e2e = E2E_DIR in Path(str(getattr(item, "path", ""))).parents
+        if in_e2e or fixtures & E2E_FIXTURES or module in E2E_MODULES:
             item.add_marker(pytest.mark.e2e)
         else:
             item.add_marker(pytest.mark.unit)

@@ -20,8 +20,8 @@ from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
 from target_pendo.errors import ConfigError, PendoAuthError, RejectedRowsAlert
 from target_pendo.settings import parse_settings
 
-from .singer import record, run_target, schema, state
-from .test_operator_progress import FeedingCLI
+from ..singer import record, run_target, schema, state
+from .test_progress import FeedingCLI
 
 STREAM = "events"
 TOKEN = "T0ALERTS/B0ALERTS/xoxSecretWebhookToken42"

@@ -26,7 +26,7 @@ import pytest
 
 from target_pendo.emulator import Emulator
 
-from .singer import (
+from ..singer import (
     TARGET_CMD,
     read_rejects,
     record,

@@ -15,7 +15,7 @@ from target_pendo.emulator import DEMO_TRACK_SECRET
 from target_pendo.errors import PendoUnavailableError, UnmappedStreamError
 from target_pendo.target import TargetPendo
 
-from .singer import TARGET_CMD, read_rejects, record, run_cli, run_target, schema, state
+from ..singer import TARGET_CMD, read_rejects, record, run_cli, run_target, schema, state
 
 STREAM = "product_events"
 TRACK = "POST /data/track"

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 
-from .singer import TARGET_CMD, read_rejects, record, run_cli, run_target, schema, state
+from ..singer import TARGET_CMD, read_rejects, record, run_cli, run_target, schema, state
 
 EVENTS = "events"
 PROPS = {

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from target_pendo.errors import DeleteGuardError
 from target_pendo.ledger import SCHEMA_VERSION, Ledger, default_url
 
-from .singer import TARGET_CMD, lines_to_text, record, run_cli, run_target, schema, state
+from ..singer import TARGET_CMD, lines_to_text, record, run_cli, run_target, schema, state
 
 EVENTS = "product_events"
 TRACK = "POST /data/track"

@@ -10,7 +10,7 @@ from pathlib import Path
 from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
 from target_pendo.logs import ChatterFilter, quiet_sdk_chatter
 
-from .singer import record, run_cli, schema, state
+from ..singer import record, run_cli, schema, state
 
 STREAM = "events"
 CHATTER = (

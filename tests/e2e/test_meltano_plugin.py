@@ -7,7 +7,7 @@ target.py cannot be missing from Meltano, nor differ in kind, default, secrecy o
 This repository's `meltano.yml` holds the same definition for its loader (and e2e's tap
 definition for its extractor), plus the project's own `config` and `select`.
 
-`python tests/test_meltano_plugin.py` rewrites both files (as tests/test_readme.py rewrites
+`python tests/e2e/test_meltano_plugin.py` rewrites both files (as tests/e2e/test_readme.py rewrites
 README's settings table).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFINITION = ROOT / "plugin" / "target-pendo.yml"
 TAP_DEFINITION = ROOT / "e2e" / "tap-postgres.yml"
 MELTANO_YML = ROOT / "meltano.yml"
@@ -39,7 +39,7 @@ DEFINITION_HEADER = f"""\
 # with:   meltano add target-pendo --from-ref <path or URL of this file>
 # Meltano installs it with pip from ${PIP_URL_VARIABLE}: the path to a clone of this repository,
 # or a git URL (git+https://...@<tag>), set in the environment or the project's .env.
-# Generated from `target-pendo --about` by `python tests/test_meltano_plugin.py`: change the
+# Generated from `target-pendo --about` by `python tests/e2e/test_meltano_plugin.py`: change the
 # settings in target_pendo/target.py, then regenerate.
 """
 
@@ -47,7 +47,7 @@ MELTANO_YML_HEADER = f"""\
 # A Meltano project around target-pendo: the loader, defined as plugin/target-pendo.yml
 # defines it, and a sample extractor (meltanolabs-tap-postgres, defined as in
 # e2e/tap-postgres.yml) reading the demo warehouse in e2e/warehouse.sql; only `config` and
-# `select` are this project's own (tests/test_meltano_plugin.py keeps the rest equal; run it
+# `select` are this project's own (tests/e2e/test_meltano_plugin.py keeps the rest equal; run it
 # to regenerate). ${PIP_URL_VARIABLE} points the loader at this clone, editable (run
 # meltano from this directory).
 # Secrets are never written here: `meltano config set` keeps them in .env, or set
@@ -161,7 +161,8 @@ def test_definition_settings_are_about_settings() -> None:
     expected = definition(info)
     assert [s["name"] for s in shipped["settings"]] == list(info["settings"]["properties"])
     assert shipped == expected, (
-        "plugin/target-pendo.yml is stale: regenerate it with python tests/test_meltano_plugin.py"
+        "plugin/target-pendo.yml is stale: regenerate it with "
+        "python tests/e2e/test_meltano_plugin.py"
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 from target_pendo.emulator import Emulator
 from target_pendo.errors import PendoAuthError, StreamConfigError
 
-from .singer import read_log, record, run_cli, run_target, schema, state
+from ..singer import read_log, record, run_cli, run_target, schema, state
 
 USERS_SCHEMA = {
     "id": {"type": ["string", "integer"]},

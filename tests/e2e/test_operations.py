@@ -12,7 +12,7 @@ import pytest
 from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 from target_pendo.sinks.base import PendoSink
 
-from .singer import TARGET_CMD, record, run_cli, run_target, schema, state
+from ..singer import TARGET_CMD, record, run_cli, run_target, schema, state
 
 STREAM = "events"
 

@@ -17,7 +17,7 @@ import pytest
 from target_pendo.emulator import Emulator
 from target_pendo.errors import PendoNotFoundError
 
-from .singer import read_rejects, record, run_cli, run_target, schema, state
+from ..singer import read_rejects, record, run_cli, run_target, schema, state
 
 STREAM = "users"
 # A CSV-like tap: every column is text, so each value must be coerced to its field's type.

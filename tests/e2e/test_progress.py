@@ -29,7 +29,7 @@ from target_pendo.report import RunReport
 from target_pendo.sinks.base import PendoSink
 from target_pendo.timeline import MAX_BUCKETS, CallTimeline, percentile, read_timeline
 
-from .singer import record, run_target, schema, state
+from ..singer import record, run_target, schema, state
 
 STREAM = "events"
 SPEC = {"event_name": "Progress Test", "visitor_id_column": "user_id"}

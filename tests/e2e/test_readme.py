@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def about_settings_table() -> str:
@@ -37,7 +37,7 @@ def test_readme_settings_table_matches_about() -> None:
     )
 
 
-if __name__ == "__main__":  # `python tests/test_readme.py` rewrites the table
+if __name__ == "__main__":  # `python tests/e2e/test_readme.py` rewrites the table
     text = README.read_text()
     new = re.sub(
         r"<!-- settings:start -->\n.*?<!-- settings:end -->",

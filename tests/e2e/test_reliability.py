@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from target_pendo.emulator import Emulator
 from target_pendo.errors import PendoUnavailableError
 
-from .singer import read_rejects, record, run_cli, run_target, schema, state
+from ..singer import read_rejects, record, run_cli, run_target, schema, state
 
 STREAM = "events"
 TRACK = "POST /data/track"

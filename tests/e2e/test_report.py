@@ -16,7 +16,7 @@ from target_pendo.emulator import DEMO_TRACK_SECRET
 from target_pendo.ledger import Ledger, RowOutcome, default_url
 from target_pendo.report import reason_pattern
 
-from .singer import TARGET_CMD, record, run_target, schema, state
+from ..singer import TARGET_CMD, record, run_target, schema, state
 
 STREAM = "events"
 SPEC = {"event_name": "Report Test", "visitor_id_column": "user_id"}

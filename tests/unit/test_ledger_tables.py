@@ -9,7 +9,7 @@ from target_pendo.ledger import Ledger, RowOutcome
 from target_pendo.ledger_tables import METADATA
 from target_pendo.outcomes import Outcome, Status
 
-from .ledger_helpers import ledger_url  # noqa: F401  (the fixture)
+from ..ledger_helpers import ledger_url  # noqa: F401  (the fixture)
 
 
 def _shape(inspector: sa.Inspector, table: str) -> dict[str, object]:

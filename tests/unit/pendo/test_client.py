@@ -27,7 +27,7 @@ from target_pendo.pendo.client import PendoClient
 from target_pendo.pendo.ratelimit import RateLimiter
 from target_pendo.pendo.retry import parse_retry_after
 
-from .tracks import send_tracks
+from ...tracks import send_tracks
 
 TRACK_ROUTE = "POST /data/track"
 

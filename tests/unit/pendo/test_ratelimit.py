@@ -14,7 +14,7 @@ from target_pendo.pendo.answers import CallOutcome
 from target_pendo.pendo.client import PendoClient
 from target_pendo.pendo.ratelimit import CUT, FIRST_CUT, START_RATE, AdaptivePacer
 
-from .tracks import send_tracks
+from ...tracks import send_tracks
 
 
 def test_slow_start_grows_until_the_first_429_then_halves() -> None:
