@@ -56,7 +56,7 @@ def load_config(paths: list[str]) -> dict[str, Any]:
         if path != "ENV":
             config.update(read_config_file(path))
     if "ENV" in paths:
-        config.update(TargetPendo._env_var_config)
+        config.update(TargetPendo.environment_settings())
     return prepare_config(config, schema)
 
 

@@ -14,16 +14,12 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 import click
-from singer_sdk.configuration._dict_config import parse_environment_config
-from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.sinks import Sink
-from singer_sdk.target_base import Target
 
 from target_pendo.alert import build_message as build_alert
 from target_pendo.alert import protect_webhook
@@ -47,6 +43,7 @@ from target_pendo.redact import redact_text
 from target_pendo.report import TalliedRejects
 from target_pendo.report_cli import report_cli
 from target_pendo.run import RunContext
+from target_pendo.sdk_hooks import TargetHooks, load_dotenv
 from target_pendo.settings import (
     EventsSpec,
     ObjectsSpec,
@@ -59,12 +56,17 @@ from target_pendo.settings_schema import declared_schema
 from target_pendo.sinks import EventsSink, ObjectsSink, SkipSink
 from target_pendo.sinks.base import PendoSink
 
+# The SDK's prefix of the plugin's environment variables (its `_env_var_prefix`; pinned in
+# tests/test_sdk_hooks.py).
+ENV_PREFIX = "TARGET_PENDO_"
+
 # What stops a run with one line naming the problem (anything else is a bug: see `main`).
 STOPPING_ERRORS: tuple[type[BaseException], ...] = (TargetPendoError, *SINGER_INPUT_ERRORS)
 
 
-class TargetPendo(Target):
-    """Sync Singer streams into Pendo."""
+class TargetPendo(TargetHooks):
+    """Sync Singer streams into Pendo. The SDK's private and final hooks are overridden in
+    sdk_hooks.py (`TargetHooks`), each calling one of the plainly named methods here."""
 
     name = "target-pendo"
     package_name = "target-pendo"
@@ -110,18 +112,17 @@ class TargetPendo(Target):
             )
 
     # --- settings as Meltano and the environment hand them over (see settings.py) ----------
-    @classproperty
-    def _env_var_config(cls) -> dict[str, Any]:
+    @classmethod
+    def environment_settings(cls) -> dict[str, Any]:
         """`--config ENV`: TARGET_PENDO_* variables typed by the schema, as `check` and
         `ledger` read them (the SDK's reader leaves numbers as text and misreads booleans)."""
-        parse_environment_config({"properties": {}}, cls._env_var_prefix)  # loads .env as before
-        return environment_config(config_schema(), cls._env_var_prefix, os.environ)
+        load_dotenv(ENV_PREFIX)  # the project's .env, as the SDK loads it
+        return environment_config(config_schema(), ENV_PREFIX, os.environ)
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+    def prepared_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """Numbers Meltano passes as text are typed, and inert SDK settings refused, before
         the SDK checks the config against the schema."""
-        self._config = prepare_config(self._config, config_schema())
-        return super()._validate_config(raise_errors=raise_errors)
+        return prepare_config(config, config_schema())
 
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         spec = self.settings.spec_for(stream_name)
@@ -153,7 +154,7 @@ class TargetPendo(Target):
         """One stream, one order: when a SCHEMA change replaces a stream's sink, the old
         sink's rows are settled before the new sink sends anything, so an older value never
         overwrites a newer one and a replayed event is seen as sent."""
-        existing = self._sinks_active.get(stream_name)
+        existing = self.active_sink(stream_name)
         if (
             schema is not None
             and isinstance(existing, PendoSink)
@@ -167,8 +168,10 @@ class TargetPendo(Target):
         )
 
     # --- messages ---------------------------------------------------------------------------
-    def _process_record_message(self, message_dict: dict[str, Any]) -> None:
-        self._assert_line_requires(message_dict, requires={"stream", "record"})
+    def check_record_message(self, message_dict: dict[str, Any]) -> None:
+        """A RECORD without a record object names its line (the SDK would fail inside);
+        the version of a full-table sync is noted for its ACTIVATE_VERSION."""
+        self.assert_line_requires(message_dict, requires={"stream", "record"})
         record = message_dict["record"]
         if not isinstance(record, dict):
             raise self._reader.fail(
@@ -178,15 +181,15 @@ class TargetPendo(Target):
         version = message_dict.get("version")
         if version is not None:
             self.run_context.stream_state(message_dict["stream"]).versions.record(version)
-        super()._process_record_message(message_dict)
 
-    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
-        super()._process_state_message(message_dict)
-        # STATE covers the rows before it: remember how many each sink had at this point
+    def state_message_read(self) -> None:
+        """STATE covers the rows before it: remember how many each sink had at this point."""
         self._state_watermarks = {id(s): s.received_rows for s in self.run_context.sinks}
 
-    def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
-        self._assert_line_requires(message_dict, requires={"stream", "version"})
+    def check_activate_version_message(self, message_dict: dict[str, Any]) -> None:
+        """ACTIVATE_VERSION before its SCHEMA, or with a version that is not an integer,
+        names its line; the version is noted (deletes of a full-table sync, see versions.py)."""
+        self.assert_line_requires(message_dict, requires={"stream", "version"})
         stream, version = message_dict["stream"], message_dict["version"]
         if stream not in self.mapper.stream_maps:
             raise self._reader.fail(
@@ -197,12 +200,11 @@ class TargetPendo(Target):
                 f"ACTIVATE_VERSION of stream {stream!r} has version {version!r}, not an integer"
             )
         self.run_context.stream_state(stream).versions.activate(version)
-        super()._process_activate_version_message(message_dict)
 
-    def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
+    def batch_record_messages(self, message_dict: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """BATCH messages (the SDK's batch files, jsonl or jsonl.gz): each row goes the way a
         RECORD goes (maps, validation, rejects, ledger, STATE), so the same guarantees hold."""
-        self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
+        self.assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
         stream = message_dict["stream"]
         if stream not in self.mapper.stream_maps:
             raise self._reader.fail(f"BATCH for stream {stream!r} before its SCHEMA")
@@ -210,9 +212,9 @@ class TargetPendo(Target):
             message = {"type": "RECORD", "stream": stream, "record": record}
             if message_dict.get("version") is not None:
                 message["version"] = message_dict["version"]
-            self._process_record_message(message)
+            yield message
 
-    def _write_state_message(self, state: dict[str, Any]) -> None:
+    def state_may_be_written(self) -> bool:
         """STATE only after every queued batch of every sink has its outcome (sinks drain on
         their own threads, see sinks/base.py); a failed batch raises here instead. A dry run
         writes none: an orchestrator would save it, and the real run would skip the rows."""
@@ -220,15 +222,15 @@ class TargetPendo(Target):
             sink.wait_drained()
         if self.settings.dry_run:
             self.logger.info("Dry run: STATE not written (nothing was sent).")
-            return
-        super()._write_state_message(state)
+            return False
+        return True
 
     def process_endofpipe(self) -> None:
         self.run_context.input_complete = True  # a stop on a signal does not come through here
         super().process_endofpipe()
 
     # --- signals ----------------------------------------------------------------------------
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+    def on_stop_signal(self, signum: int) -> None:
         """SIGTERM / SIGINT. Runs in the main thread between two bytecodes, wherever it was,
         so it takes no lock and waits for nothing: it raises, and the main thread unwinds to
         `listen`, which stops in order (`_stop_on_signal`). A second signal exits at once."""
@@ -255,10 +257,10 @@ class TargetPendo(Target):
             sink.stop_draining(cancel=True)
         settled = all(s.settled_rows >= self._state_watermarks.get(id(s), 0) for s in run.sinks)
         unsent = sum(s.received_rows - s.settled_rows for s in run.sinks)
-        state = self._latest_state
+        state = self.latest_state
         wrote = bool(settled and state and not self.settings.dry_run)
         if wrote and state is not None:
-            super()._write_state_message(copy.deepcopy(state))
+            self.write_state_now(copy.deepcopy(state))
         self.finish(stopped=name, unsent=unsent)
         covered = (
             "STATE was written for the rows settled before it"
@@ -273,9 +275,7 @@ class TargetPendo(Target):
         )
 
     # --- the run ------------------------------------------------------------------------------
-    # The SDK marks `listen` final; the run's report, the signal stop and the handlers put back
-    # need the whole read inside one frame, which no smaller hook of the SDK gives.
-    def listen(self, file_input: IO[str] | None = None) -> None:  # type: ignore[misc]
+    def read_all_input(self, file_input: IO[str] | None) -> None:
         """Read all input; the report is written and the pool released even when a run fails."""
         try:
             self._listen(file_input)
@@ -287,7 +287,7 @@ class TargetPendo(Target):
 
     def _listen(self, file_input: IO[str] | None) -> None:
         try:
-            super().listen(file_input if file_input is not None else tolerant_stdin())
+            self.listen_the_sdks_way(file_input if file_input is not None else tolerant_stdin())
         except StopSignal as stop:
             raise self._stop_on_signal(stop.signum) from None
         except BaseException as exc:
