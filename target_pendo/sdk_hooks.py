@@ -12,14 +12,17 @@ package overrides a private or final SDK name or imports a private SDK module.
 from __future__ import annotations
 
 import abc
+import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from types import FrameType
 from typing import IO, Any
 
+from singer_sdk._logging import _setup_console_logging
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.helpers._batch import StorageTarget
 from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.plugin_base import _ConfigInput, _plugin_log_level
 from singer_sdk.singerlib.encoding import SimpleSingerReader
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
@@ -32,6 +35,13 @@ def load_dotenv(prefix: str) -> None:
     parse_environment_config({"properties": {}}, prefix)
 
 
+def setup_console_logging(plugin_name: str) -> None:
+    """The SDK's console logging, set up as its `cli` property does (level from
+    <PLUGIN>_LOGLEVEL or LOGLEVEL). cli.py calls it for a sync only, once the options are
+    read: a subcommand, and a config file refused, print their one line and nothing else."""
+    _setup_console_logging(log_level=_plugin_log_level(plugin_name=plugin_name))
+
+
 def open_batch_file(url: str) -> AbstractContextManager[IO[bytes]]:
     """One file of a BATCH message, opened through the SDK's own storage helper, so the
     URLs a singer-sdk tap writes (local paths, `file://...`, fsspec) resolve the same way."""
@@ -40,7 +50,7 @@ def open_batch_file(url: str) -> AbstractContextManager[IO[bytes]]:
 
 
 class TargetHooks(Target):
-    """The target's side: settings, messages, STATE, signals, the read loop.
+    """The target's side: settings, messages, STATE, signals, the read loop, the CLI's invoke.
 
     Each abstract method is ours (target.py); each private hook only calls one of them.
     """
@@ -145,6 +155,44 @@ class TargetHooks(Target):
     @abc.abstractmethod
     def read_all_input(self, file_input: IO[str] | None) -> None:
         """The whole run: read (through `listen_the_sdks_way`), report, clean up."""
+
+    # --- the CLI --------------------------------------------------------------------------
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        file_input: IO[str] | None = None,
+        full_resync: bool = False,
+    ) -> None:
+        """What the SDK's command calls with the options' values: the SDK's `Target.invoke`
+        (it is this short), written out because it builds the target itself and has no way to
+        hand it a flag; here `--full-resync` reaches the constructor as an argument."""
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        cls.print_version(print_fn=cls.logger.info)
+        given = config or _ConfigInput()
+        cls.run_sync(
+            given.config,
+            parse_env=given.parse_env,
+            file_input=file_input,
+            full_resync=full_resync,
+        )
+
+    @classmethod
+    @abc.abstractmethod
+    def run_sync(
+        cls,
+        config: dict[str, Any],
+        *,
+        parse_env: bool,
+        file_input: IO[str] | None,
+        full_resync: bool,
+    ) -> None:
+        """Build the target from the CLI's config and read the input."""
 
 
 class SinkHooks(BatchSink):

@@ -1,4 +1,4 @@
-"""TargetPendo: the settings schema users see, stream routing, the run's start and end, the CLI.
+"""TargetPendo: the settings schema users see, stream routing, the run's start and end, `main`.
 
 The whole config is parsed (``settings.parse_settings``) when the target is built, so a wrong
 spec fails before any data is read; an unmapped stream fails when its SCHEMA arrives, before
@@ -26,7 +26,7 @@ from target_pendo.alert import protect_webhook
 from target_pendo.alert import send as send_alert
 from target_pendo.alert import trigger as alert_trigger
 from target_pendo.batchfiles import read_batch_files
-from target_pendo.check import check_cli
+from target_pendo.cli import build_command
 from target_pendo.errors import (
     RejectedRowsAlert,
     RunStopped,
@@ -34,14 +34,12 @@ from target_pendo.errors import (
     TargetPendoError,
     UnmappedStreamError,
 )
-from target_pendo.ledger_cli import check_config_files, ledger_cli
 from target_pendo.logs import log_fatal, quiet_sdk_chatter
 from target_pendo.outcomes import RunStatus
 from target_pendo.progress import ProgressMonitor
 from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader, tolerant_stdin
 from target_pendo.redact import redact_text
 from target_pendo.report import TalliedRejects
-from target_pendo.report_cli import report_cli
 from target_pendo.run import RunContext
 from target_pendo.sdk_hooks import TargetHooks, load_dotenv
 from target_pendo.settings import (
@@ -64,9 +62,10 @@ ENV_PREFIX = "TARGET_PENDO_"
 STOPPING_ERRORS: tuple[type[BaseException], ...] = (TargetPendoError, *SINGER_INPUT_ERRORS)
 
 
+# The SDK's private and final hooks are overridden in sdk_hooks.py (`TargetHooks`), each
+# calling one of the plainly named methods here. (The docstring is `--about`'s description.)
 class TargetPendo(TargetHooks):
-    """Sync Singer streams into Pendo. The SDK's private and final hooks are overridden in
-    sdk_hooks.py (`TargetHooks`), each calling one of the plainly named methods here."""
+    """Sync Singer streams into Pendo."""
 
     name = "target-pendo"
     package_name = "target-pendo"
@@ -81,10 +80,9 @@ class TargetPendo(TargetHooks):
         reader = self.message_reader
         assert isinstance(reader, LineCountingReader)
         return reader
-    # Set by `main` for the `--full-resync` CLI flag (the SDK's CLI has no hook for flags).
-    cli_full_resync = False
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, full_resync: bool = False, **kwargs: Any) -> None:
+        """`full_resync`: the CLI flag `--full-resync`, over the setting of the same name."""
         # Read by the signal handler, which the SDK installs inside super().__init__.
         self._stop_signal: int | None = None
         self._settling = False  # the input is read: a signal no longer interrupts the run
@@ -98,7 +96,7 @@ class TargetPendo(TargetHooks):
         }
         super().__init__(*args, **kwargs)
         self.settings = parse_settings(self.config)
-        if type(self).cli_full_resync:
+        if full_resync:
             self.settings = dataclasses.replace(self.settings, full_resync=True)
         for warning in key_region_warnings(self.settings):
             self.logger.warning(warning)
@@ -110,6 +108,32 @@ class TargetPendo(TargetHooks):
                 "ledger. Its calls then in flight are sent again and counted 'in doubt'.",
                 run_id,
             )
+
+    # --- the CLI (cli.py) ---------------------------------------------------------------------
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command with `--full-resync`, inside the group that adds `check`,
+        `ledger` and `report` (what `main` runs)."""
+        return build_command(super().get_singer_command())
+
+    @classmethod
+    def run_sync(
+        cls,
+        config: dict[str, Any],
+        *,
+        parse_env: bool,
+        file_input: IO[str] | None,
+        full_resync: bool,
+    ) -> None:
+        """A sync as the CLI starts it: the config the SDK read from `--config`, then the
+        input (stdin or `--input`)."""
+        target = cls(
+            config=config,
+            validate_config=True,
+            parse_env_config=parse_env,
+            full_resync=full_resync,
+        )
+        target.listen(file_input)
 
     # --- settings as Meltano and the environment hand them over (see settings.py) ----------
     @classmethod
@@ -435,82 +459,20 @@ def config_schema() -> dict[str, Any]:
     return schema
 
 
-SUBCOMMANDS = {"check": check_cli, "ledger": ledger_cli, "report": report_cli}
-# Options whose value is the next word, so that value is not taken for a subcommand.
-_OPTIONS_WITH_VALUE = {"--config", "--format", "--input", "--stream", "--html"}
-
-HELP_EPILOG = """\b
-Subcommands, before or after the options (Meltano puts --config first, so
-`meltano invoke target-pendo check` runs `target-pendo --config FILE check`):
-  target-pendo check --config FILE|ENV
-      check track_event_secret and integration_key against Pendo; sends no data
-  target-pendo ledger status --config FILE|ENV
-      count the sync ledger's keys per stream and status; changes nothing
-  target-pendo ledger reset --stream NAME --config FILE|ENV
-      forget one stream's sync state (its rows are then sent as new); sends nothing
-  target-pendo report [RUN_ID] [--html FILE] [--list] --config FILE|ENV
-      a run's report from the ledger (the latest by default), as a table or an HTML page
-They read --config (several files, later ones winning, and ENV for TARGET_PENDO_*
-variables) exactly as a sync does.
-"""
-
-
-def split_subcommand(args: list[str]) -> tuple[str | None, list[str]]:
-    """(subcommand, the other arguments): the first bare word, wherever it stands, when it
-    is `check`, `ledger` or `report`. Orchestrators add options first (`meltano invoke` runs
-    `target-pendo --config FILE check`), so the subcommand is not always first."""
-    skip = False
-    for n, arg in enumerate(args):
-        if skip:
-            skip = False
-        elif arg in _OPTIONS_WITH_VALUE:
-            skip = True
-        elif arg == "--":
-            break
-        elif not arg.startswith("-"):
-            if arg in SUBCOMMANDS:
-                return arg, [*args[:n], *args[n + 1 :]]
-            break  # another word: the SDK's parser says what is wrong with it
-    return None, args
-
-
-def _set_full_resync(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value:
-        TargetPendo.cli_full_resync = True
-
-
-def singer_command() -> click.Command:
-    """The SDK's command, with `--full-resync` and the subcommands in its `--help`."""
-    command = TargetPendo.cli
-    command.params.append(
-        click.Option(
-            ["--full-resync"],
-            is_flag=True,
-            expose_value=False,
-            callback=_set_full_resync,
-            help="Send every object row again once, changed or not (events are still sent "
-            "once); deletes are not applied. Same as the setting full_resync.",
-        )
-    )
-    command.epilog = HELP_EPILOG
-    return command
-
-
 def main() -> None:
     """Console entry point: one clear line instead of a traceback, for every error.
 
-    `target-pendo ledger ...` manages the sync ledger; `target-pendo check` validates both
-    keys; `--full-resync` re-sends every object row once; everything else is the SDK's CLI.
+    The command is the SDK's, with subcommands (cli.py): `target-pendo ledger ...` manages
+    the sync ledger, `check` validates both keys, `report` shows a run's report; `--full-resync`
+    re-sends every object row once.
     Exit codes: 0 success; 1 an error (one line on stderr naming what to fix); 128 + the
     signal's number (130 SIGINT, 143 SIGTERM) when a signal stopped the run.
     """
     log = logging.getLogger("target-pendo")
     try:
-        subcommand, rest = split_subcommand(sys.argv[1:])
-        if subcommand is not None:
-            sys.exit(SUBCOMMANDS[subcommand](rest))
-        check_config_files(sys.argv[1:])
-        singer_command()(prog_name="target-pendo")
+        # Not the SDK's `TargetPendo.cli`: it would set up console logging for the subcommands
+        # too; cli.py sets it up for a sync only, as the SDK would.
+        TargetPendo.get_singer_command()(prog_name="target-pendo")
     except RunStopped as exc:
         _fail(str(exc), exc.exit_code, prefix="target-pendo: ")
     except StopSignal as exc:

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from singer_sdk._logging import _setup_console_logging
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.helpers._batch import StorageTarget
 from singer_sdk.helpers._classproperty import classproperty
-from singer_sdk.plugin_base import BaseSingerReader, PluginBase, _ConfigInput
+from singer_sdk.plugin_base import BaseSingerReader, PluginBase, _ConfigInput, _plugin_log_level
 from singer_sdk.singerlib.encoding import GenericSingerReader, SimpleSingerReader
 from singer_sdk.sinks import BatchSink, Sink
 from singer_sdk.target_base import Target
@@ -64,6 +65,9 @@ USED: list[tuple[type, str, list[str] | None]] = [
     (BaseSingerReader, "_assert_line_requires", ["message_dict", "requires"]),
     (BaseSingerReader, "listen", ["file_input"]),  # the SDK's read loop, called by ours
     (Target, "process_endofpipe", []),
+    # what the SDK's command calls with its options' values (sdk_hooks.py writes it out)
+    (Target, "invoke", ["about", "about_format", "config", "file_input"]),
+    (Target, "get_singer_command", []),
     # set in the SDK's __init__s: the config, the last STATE, the active sinks, the validator
     (PluginBase, "_config", None),
     (Target, "_latest_state", None),
@@ -79,6 +83,9 @@ PRIVATE_IMPORTS: list[tuple[Any, list[str]]] = [
     (StorageTarget.from_url, ["url"]),
     (StorageTarget.split_url, ["url"]),
     (StorageTarget.open, ["filename", "mode"]),
+    # the console logging the SDK's `cli` sets up, which cli.py sets up for a sync only
+    (_setup_console_logging, ["log_level"]),
+    (_plugin_log_level, ["plugin_name"]),
 ]
 
 # The SDK's classes ours derive from, with their bases: whose private names are the SDK's.
@@ -146,6 +153,13 @@ def test_listen_is_the_one_final_sdk_method_overridden() -> None:
 def test_the_reader_class_the_target_counts_lines_with_is_the_sdks_seam() -> None:
     assert "message_reader_class" in vars(BaseSingerReader), "message_reader_class"
     assert TargetPendo.message_reader_class is LineCountingReader
+
+
+def test_our_invoke_takes_the_sdks_options_and_full_resync() -> None:
+    sdk = _parameters(vars(Target)["invoke"])
+    assert _parameters(vars(TargetHooks)["invoke"]) == [*sdk, "full_resync"], "invoke"
+    options = {p.name for p in TargetPendo.get_singer_command().params}
+    assert options >= {*sdk, "full_resync"}, "get_singer_command"
 
 
 def test_the_cli_config_the_sdk_hands_to_invoke_keeps_its_fields() -> None:
