@@ -14,10 +14,10 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from singer_sdk.helpers._batch import StorageTarget
 from singer_sdk.singerlib.json import deserialize_json
 
 from target_pendo.reader import InputError, preview
+from target_pendo.sdk_hooks import open_batch_file
 
 
 def read_batch_files(
@@ -44,9 +44,7 @@ def read_batch_files(
 
 def _records(url: str, gzipped: bool, where: str) -> Iterator[dict[str, Any]]:
     try:
-        head, tail = StorageTarget.split_url(url)
-        storage = StorageTarget.from_url(head)
-        with storage.open(tail, mode="rb") as raw, contextlib.ExitStack() as stack:
+        with open_batch_file(url) as raw, contextlib.ExitStack() as stack:
             handle: Iterable[bytes] = (
                 stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")) if gzipped else raw
             )

@@ -8,25 +8,29 @@ it is not. Prints one line per key; exits 1 when a configured key fails.
 
 from __future__ import annotations
 
-import argparse
+import click
 
 from target_pendo.errors import PendoError
-from target_pendo.ledger_cli import load_config
+from target_pendo.ledger_cli import SUBCOMMAND_CONTEXT, config_option, subcommand_config
 from target_pendo.pendo.client import PendoClient
 from target_pendo.redact import shown_url
-from target_pendo.settings import parse_settings
+from target_pendo.settings import Settings, parse_settings
 
 
-def check_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="target-pendo check", description=__doc__)
-    parser.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        help="a config JSON file, or ENV for TARGET_PENDO_* variables; may be repeated",
-    )
-    args = parser.parse_args(argv)
-    settings = parse_settings(load_config(args.config))
+@click.command(
+    "check",
+    context_settings=SUBCOMMAND_CONTEXT,
+    help=__doc__,
+    short_help="Check both keys against Pendo; sends no data.",
+)
+@config_option
+@click.pass_context
+def check_command(ctx: click.Context, config_paths: tuple[str, ...]) -> int:
+    return check_keys(parse_settings(subcommand_config(ctx, config_paths)))
+
+
+def check_keys(settings: Settings) -> int:
+    """Print one line per key; 1 when a configured key fails, else 0."""
     client = PendoClient(
         settings.api_url,
         track_url=settings.track_url,

@@ -9,11 +9,13 @@ no run: while a run holds the stream's lease it fails at once, naming that run (
 
 from __future__ import annotations
 
-import argparse
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import click
 
 from target_pendo.errors import ConfigError
 from target_pendo.ledger import Ledger, default_url
@@ -44,7 +46,7 @@ def read_config_file(path: str) -> dict[str, Any]:
     return data
 
 
-def load_config(paths: list[str]) -> dict[str, Any]:
+def load_config(paths: Sequence[str]) -> dict[str, Any]:
     """The config as a sync reads it: the `--config` files merged in order, later ones
     winning; `ENV` among them adds the TARGET_PENDO_* variables over all files; then values
     given as text are typed and inert SDK settings refused (`settings.prepare_config`)."""
@@ -56,53 +58,60 @@ def load_config(paths: list[str]) -> dict[str, Any]:
         if path != "ENV":
             config.update(read_config_file(path))
     if "ENV" in paths:
-        config.update(TargetPendo._env_var_config)
+        config.update(TargetPendo.environment_settings())
     return prepare_config(config, schema)
 
 
-def check_config_files(argv: list[str]) -> None:
-    """Read every `--config FILE` the SDK's CLI is about to read, so that a file that is not
-    a JSON object fails as one line naming it (the SDK would print a traceback)."""
-    for n, arg in enumerate(argv):
-        if arg == "--config" and n + 1 < len(argv):
-            path = argv[n + 1]
-        elif arg.startswith("--config="):
-            path = arg.split("=", 1)[1]
-        else:
-            continue
-        if path != "ENV":
-            read_config_file(path)
+# Where `target-pendo --config FILE <subcommand>` keeps the paths given before the subcommand.
+CONFIG_PATHS = "target_pendo.config_paths"
+SUBCOMMAND_CONTEXT = {"help_option_names": ["-h", "--help"]}
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def ledger_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="target-pendo ledger", description="Inspect or reset the sync ledger."
-    )
-    parser.add_argument("action", choices=["status", "reset"])
-    parser.add_argument(
+def config_option(function: _F) -> _F:
+    """A subcommand's `--config`, as repeatable as the sync's."""
+    option = click.option(
         "--config",
-        action="append",
-        default=[],
+        "config_paths",
+        multiple=True,
+        metavar="FILE|ENV",
         help="a config JSON file, or ENV for TARGET_PENDO_* variables; may be repeated",
     )
-    parser.add_argument("--stream", help="the stream to reset (required for reset)")
-    args = parser.parse_args(argv)
-    config = load_config(args.config)
+    return option(function)
+
+
+def subcommand_config(ctx: click.Context, paths: Sequence[str]) -> dict[str, Any]:
+    """A subcommand's config: the `--config` given before it (`target-pendo --config FILE
+    check`, as Meltano runs it), then its own, loaded as a sync loads them."""
+    return load_config([*ctx.meta.get(CONFIG_PATHS, ()), *paths])
+
+
+@click.command(
+    "ledger", context_settings=SUBCOMMAND_CONTEXT, help="Inspect or reset the sync ledger."
+)
+@click.argument("action", type=click.Choice(["status", "reset"]))
+@config_option
+@click.option("--stream", help="the stream to reset (required for reset)")
+@click.pass_context
+def ledger_command(
+    ctx: click.Context, action: str, config_paths: tuple[str, ...], stream: str | None
+) -> int:
+    config = subcommand_config(ctx, config_paths)
     url = config.get("ledger_url") or default_url(config.get("state_dir") or DEFAULTS["state_dir"])
-    if args.action == "reset" and not args.stream:
-        parser.error("reset needs --stream NAME")
+    if action == "reset" and not stream:
+        raise click.UsageError("reset needs --stream NAME", ctx)
     # Looking changes nothing: no ledger file is created, no schema migrated.
-    ledger = Ledger(url, read_only=args.action == "status")
+    ledger = Ledger(url, read_only=action == "status")
     try:
-        if args.action == "reset":
+        if stream and action == "reset":
             # Not under a run that is syncing the stream: it would re-record what it sends.
             run_id = f"ledger-reset-{uuid.uuid4().hex[:6]}"
-            ledger.lease_stream(args.stream, run_id, _wait_seconds(config))
-            forgotten = ledger.reset_stream(args.stream)
-            print(f"forgot {forgotten} key(s) of stream '{args.stream}'; nothing was sent")
+            ledger.lease_stream(stream, run_id, _wait_seconds(config))
+            forgotten = ledger.reset_stream(stream)
+            print(f"forgot {forgotten} key(s) of stream '{stream}'; nothing was sent")
             return 0
-        for stream, status, count in ledger.status_counts():
-            print(f"{stream}\t{status}\t{count}")
+        for name, status, count in ledger.status_counts():
+            print(f"{name}\t{status}\t{count}")
         return 0
     finally:
         ledger.close()

@@ -20,11 +20,11 @@ from singer_sdk.exceptions import (
     MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
 )
-from singer_sdk.singerlib.encoding import SimpleSingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import deserialize_json
 
 from target_pendo.errors import TargetPendoError
+from target_pendo.sdk_hooks import ReaderHooks
 
 # Problems with the Singer stream itself (not with one row's values): they stop the run.
 SINGER_INPUT_ERRORS: tuple[type[BaseException], ...] = (
@@ -51,7 +51,9 @@ def preview(line: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-class LineCountingReader(SimpleSingerReader):
+class LineCountingReader(ReaderHooks):
+    """The SDK's reader, counting lines so each input error names its line."""
+
     line_number = 0
 
     def deserialize_json(self, line: str) -> dict[str, Any]:
@@ -80,9 +82,10 @@ class LineCountingReader(SimpleSingerReader):
             )
         return message
 
-    def _process_unknown_message(self, message_dict: dict[str, Any]) -> None:
+    def unknown_message(self, message_dict: dict[str, Any]) -> InputError:
+        """A message type the SDK does not know is an input error naming its line."""
         kind = str(message_dict.get("type"))
-        raise InputError(
+        return InputError(
             f"input line {self.line_number} has unknown message type {preview(kind)!r}; "
             "a Singer tap writes RECORD, SCHEMA, STATE, ACTIVATE_VERSION or BATCH messages"
         )

@@ -15,7 +15,6 @@ rows grouped by reason, values masked so that rows of one cause share a line (fr
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import sys
@@ -25,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 from sqlalchemy.engine import make_url
 
 from target_pendo.alert import webhook_secrets
 from target_pendo.errors import TargetPendoError
 from target_pendo.ledger import Ledger, default_url, url_secret
-from target_pendo.ledger_cli import load_config
+from target_pendo.ledger_cli import SUBCOMMAND_CONTEXT, config_option, subcommand_config
 from target_pendo.outcomes import RunStatus
 from target_pendo.redact import Redactor, url_secrets
 from target_pendo.report import OPTIONAL_COUNTS, reason_pattern
@@ -323,33 +323,40 @@ def config_redactor(config: dict[str, Any], ledger_url: str) -> Redactor:
     )
 
 
-def report_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="target-pendo report",
-        description="Show a run's report from the sync ledger (the latest finished run by "
-        "default); sends nothing and changes nothing.",
-    )
-    parser.add_argument("run_id", nargs="?", help="the run's id, or a unique start of it")
-    parser.add_argument("--config", action="append", default=[], help="config JSON file(s)")
-    parser.add_argument("--html", metavar="FILE", help="also write the report as an HTML page")
-    parser.add_argument("--list", action="store_true", help="list the latest runs instead")
-    args = parser.parse_args(argv)
-    config = load_config(args.config)
+@click.command(
+    "report",
+    context_settings=SUBCOMMAND_CONTEXT,
+    help="Show a run's report from the sync ledger (the latest finished run by default); "
+    "sends nothing and changes nothing. RUN_ID: the run's id, or a unique start of it.",
+)
+@click.argument("run_id", required=False)
+@config_option
+@click.option("--html", metavar="FILE", help="also write the report as an HTML page")
+@click.option("--list", "list_runs", is_flag=True, help="list the latest runs instead")
+@click.pass_context
+def report_command(
+    ctx: click.Context,
+    run_id: str | None,
+    config_paths: tuple[str, ...],
+    html: str | None,
+    list_runs: bool,
+) -> int:
+    config = subcommand_config(ctx, config_paths)
     url = config.get("ledger_url") or default_url(config.get("state_dir") or ".target-pendo")
     redact = config_redactor(config, url)
     ledger = Ledger(url, read_only=True)
     try:
-        if args.list:
+        if list_runs:
             sys.stdout.write(redact(render_list(ledger, url)))
             return 0
-        view = load_run(ledger, url, args.run_id)
+        view = load_run(ledger, url, run_id)
     finally:
         ledger.close()
     sys.stdout.write(redact(render_text(view)))
-    if args.html:
+    if html:
         from target_pendo.report_html import render_html
 
-        path = Path(args.html)
+        path = Path(html)
         try:
             path.write_text(redact(render_html(view)), encoding="utf-8")
         except OSError as exc:

@@ -1,4 +1,4 @@
-"""TargetPendo: the settings schema users see, stream routing, the run's start and end, the CLI.
+"""TargetPendo: the settings schema users see, stream routing, the run's start and end, `main`.
 
 The whole config is parsed (``settings.parse_settings``) when the target is built, so a wrong
 spec fails before any data is read; an unmapped stream fails when its SCHEMA arrives, before
@@ -14,23 +14,19 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 import click
-from singer_sdk.configuration._dict_config import parse_environment_config
-from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.sinks import Sink
-from singer_sdk.target_base import Target
 
 from target_pendo.alert import build_message as build_alert
 from target_pendo.alert import protect_webhook
 from target_pendo.alert import send as send_alert
 from target_pendo.alert import trigger as alert_trigger
 from target_pendo.batchfiles import read_batch_files
-from target_pendo.check import check_cli
+from target_pendo.cli import build_command
 from target_pendo.errors import (
     RejectedRowsAlert,
     RunStopped,
@@ -38,15 +34,14 @@ from target_pendo.errors import (
     TargetPendoError,
     UnmappedStreamError,
 )
-from target_pendo.ledger_cli import check_config_files, ledger_cli
 from target_pendo.logs import log_fatal, quiet_sdk_chatter
 from target_pendo.outcomes import RunStatus
 from target_pendo.progress import ProgressMonitor
 from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader, tolerant_stdin
 from target_pendo.redact import redact_text
 from target_pendo.report import TalliedRejects
-from target_pendo.report_cli import report_cli
 from target_pendo.run import RunContext
+from target_pendo.sdk_hooks import TargetHooks, load_dotenv
 from target_pendo.settings import (
     EventsSpec,
     ObjectsSpec,
@@ -59,11 +54,17 @@ from target_pendo.settings_schema import declared_schema
 from target_pendo.sinks import EventsSink, ObjectsSink, SkipSink
 from target_pendo.sinks.base import PendoSink
 
+# The SDK's prefix of the plugin's environment variables (its `_env_var_prefix`; pinned in
+# tests/test_sdk_hooks.py).
+ENV_PREFIX = "TARGET_PENDO_"
+
 # What stops a run with one line naming the problem (anything else is a bug: see `main`).
 STOPPING_ERRORS: tuple[type[BaseException], ...] = (TargetPendoError, *SINGER_INPUT_ERRORS)
 
 
-class TargetPendo(Target):
+# The SDK's private and final hooks are overridden in sdk_hooks.py (`TargetHooks`), each
+# calling one of the plainly named methods here. (The docstring is `--about`'s description.)
+class TargetPendo(TargetHooks):
     """Sync Singer streams into Pendo."""
 
     name = "target-pendo"
@@ -80,10 +81,8 @@ class TargetPendo(Target):
         assert isinstance(reader, LineCountingReader)
         return reader
 
-    # Set by `main` for the `--full-resync` CLI flag (the SDK's CLI has no hook for flags).
-    cli_full_resync = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, full_resync: bool = False, **kwargs: Any) -> None:
+        """`full_resync`: the CLI flag `--full-resync`, over the setting of the same name."""
         # Read by the signal handler, which the SDK installs inside super().__init__.
         self._stop_signal: int | None = None
         self._settling = False  # the input is read: a signal no longer interrupts the run
@@ -97,7 +96,7 @@ class TargetPendo(Target):
         }
         super().__init__(*args, **kwargs)
         self.settings = parse_settings(self.config)
-        if type(self).cli_full_resync:
+        if full_resync:
             self.settings = dataclasses.replace(self.settings, full_resync=True)
         for warning in key_region_warnings(self.settings):
             self.logger.warning(warning)
@@ -110,19 +109,44 @@ class TargetPendo(Target):
                 run_id,
             )
 
+    # --- the CLI (cli.py) ---------------------------------------------------------------------
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command with `--full-resync`, inside the group that adds `check`,
+        `ledger` and `report` (what `main` runs)."""
+        return build_command(super().get_singer_command())
+
+    @classmethod
+    def run_sync(
+        cls,
+        config: dict[str, Any],
+        *,
+        parse_env: bool,
+        file_input: IO[str] | None,
+        full_resync: bool,
+    ) -> None:
+        """A sync as the CLI starts it: the config the SDK read from `--config`, then the
+        input (stdin or `--input`)."""
+        target = cls(
+            config=config,
+            validate_config=True,
+            parse_env_config=parse_env,
+            full_resync=full_resync,
+        )
+        target.listen(file_input)
+
     # --- settings as Meltano and the environment hand them over (see settings.py) ----------
-    @classproperty
-    def _env_var_config(cls) -> dict[str, Any]:
+    @classmethod
+    def environment_settings(cls) -> dict[str, Any]:
         """`--config ENV`: TARGET_PENDO_* variables typed by the schema, as `check` and
         `ledger` read them (the SDK's reader leaves numbers as text and misreads booleans)."""
-        parse_environment_config({"properties": {}}, cls._env_var_prefix)  # loads .env as before
-        return environment_config(config_schema(), cls._env_var_prefix, os.environ)
+        load_dotenv(ENV_PREFIX)  # the project's .env, as the SDK loads it
+        return environment_config(config_schema(), ENV_PREFIX, os.environ)
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+    def prepared_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """Numbers Meltano passes as text are typed, and inert SDK settings refused, before
         the SDK checks the config against the schema."""
-        self._config = prepare_config(self._config, config_schema())
-        return super()._validate_config(raise_errors=raise_errors)
+        return prepare_config(config, config_schema())
 
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         spec = self.settings.spec_for(stream_name)
@@ -154,7 +178,7 @@ class TargetPendo(Target):
         """One stream, one order: when a SCHEMA change replaces a stream's sink, the old
         sink's rows are settled before the new sink sends anything, so an older value never
         overwrites a newer one and a replayed event is seen as sent."""
-        existing = self._sinks_active.get(stream_name)
+        existing = self.active_sink(stream_name)
         if (
             schema is not None
             and isinstance(existing, PendoSink)
@@ -168,8 +192,10 @@ class TargetPendo(Target):
         )
 
     # --- messages ---------------------------------------------------------------------------
-    def _process_record_message(self, message_dict: dict[str, Any]) -> None:
-        self._assert_line_requires(message_dict, requires={"stream", "record"})
+    def check_record_message(self, message_dict: dict[str, Any]) -> None:
+        """A RECORD without a record object names its line (the SDK would fail inside);
+        the version of a full-table sync is noted for its ACTIVATE_VERSION."""
+        self.assert_line_requires(message_dict, requires={"stream", "record"})
         record = message_dict["record"]
         if not isinstance(record, dict):
             raise self._reader.fail(
@@ -179,15 +205,15 @@ class TargetPendo(Target):
         version = message_dict.get("version")
         if version is not None:
             self.run_context.stream_state(message_dict["stream"]).versions.record(version)
-        super()._process_record_message(message_dict)
 
-    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
-        super()._process_state_message(message_dict)
-        # STATE covers the rows before it: remember how many each sink had at this point
+    def state_message_read(self) -> None:
+        """STATE covers the rows before it: remember how many each sink had at this point."""
         self._state_watermarks = {id(s): s.received_rows for s in self.run_context.sinks}
 
-    def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
-        self._assert_line_requires(message_dict, requires={"stream", "version"})
+    def check_activate_version_message(self, message_dict: dict[str, Any]) -> None:
+        """ACTIVATE_VERSION before its SCHEMA, or with a version that is not an integer,
+        names its line; the version is noted (deletes of a full-table sync, see versions.py)."""
+        self.assert_line_requires(message_dict, requires={"stream", "version"})
         stream, version = message_dict["stream"], message_dict["version"]
         if stream not in self.mapper.stream_maps:
             raise self._reader.fail(f"ACTIVATE_VERSION for stream {stream!r} before its SCHEMA")
@@ -196,12 +222,11 @@ class TargetPendo(Target):
                 f"ACTIVATE_VERSION of stream {stream!r} has version {version!r}, not an integer"
             )
         self.run_context.stream_state(stream).versions.activate(version)
-        super()._process_activate_version_message(message_dict)
 
-    def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
+    def batch_record_messages(self, message_dict: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """BATCH messages (the SDK's batch files, jsonl or jsonl.gz): each row goes the way a
         RECORD goes (maps, validation, rejects, ledger, STATE), so the same guarantees hold."""
-        self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
+        self.assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
         stream = message_dict["stream"]
         if stream not in self.mapper.stream_maps:
             raise self._reader.fail(f"BATCH for stream {stream!r} before its SCHEMA")
@@ -209,9 +234,9 @@ class TargetPendo(Target):
             message = {"type": "RECORD", "stream": stream, "record": record}
             if message_dict.get("version") is not None:
                 message["version"] = message_dict["version"]
-            self._process_record_message(message)
+            yield message
 
-    def _write_state_message(self, state: dict[str, Any]) -> None:
+    def state_may_be_written(self) -> bool:
         """STATE only after every queued batch of every sink has its outcome (sinks drain on
         their own threads, see sinks/base.py); a failed batch raises here instead. A dry run
         writes none: an orchestrator would save it, and the real run would skip the rows."""
@@ -219,15 +244,15 @@ class TargetPendo(Target):
             sink.wait_drained()
         if self.settings.dry_run:
             self.logger.info("Dry run: STATE not written (nothing was sent).")
-            return
-        super()._write_state_message(state)
+            return False
+        return True
 
     def process_endofpipe(self) -> None:
         self.run_context.input_complete = True  # a stop on a signal does not come through here
         super().process_endofpipe()
 
     # --- signals ----------------------------------------------------------------------------
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+    def on_stop_signal(self, signum: int) -> None:
         """SIGTERM / SIGINT. Runs in the main thread between two bytecodes, wherever it was,
         so it takes no lock and waits for nothing: it raises, and the main thread unwinds to
         `listen`, which stops in order (`_stop_on_signal`). A second signal exits at once."""
@@ -254,10 +279,10 @@ class TargetPendo(Target):
             sink.stop_draining(cancel=True)
         settled = all(s.settled_rows >= self._state_watermarks.get(id(s), 0) for s in run.sinks)
         unsent = sum(s.received_rows - s.settled_rows for s in run.sinks)
-        state = self._latest_state
+        state = self.latest_state
         wrote = bool(settled and state and not self.settings.dry_run)
         if wrote and state is not None:
-            super()._write_state_message(copy.deepcopy(state))
+            self.write_state_now(copy.deepcopy(state))
         self.finish(stopped=name, unsent=unsent)
         covered = (
             "STATE was written for the rows settled before it"
@@ -272,9 +297,7 @@ class TargetPendo(Target):
         )
 
     # --- the run ------------------------------------------------------------------------------
-    # The SDK marks `listen` final; the run's report, the signal stop and the handlers put back
-    # need the whole read inside one frame, which no smaller hook of the SDK gives.
-    def listen(self, file_input: IO[str] | None = None) -> None:  # type: ignore[misc]
+    def read_all_input(self, file_input: IO[str] | None) -> None:
         """Read all input; the report is written and the pool released even when a run fails."""
         try:
             self._listen(file_input)
@@ -286,7 +309,7 @@ class TargetPendo(Target):
 
     def _listen(self, file_input: IO[str] | None) -> None:
         try:
-            super().listen(file_input if file_input is not None else tolerant_stdin())
+            self.listen_the_sdks_way(file_input if file_input is not None else tolerant_stdin())
         except StopSignal as stop:
             raise self._stop_on_signal(stop.signum) from None
         except BaseException as exc:
@@ -433,82 +456,20 @@ def config_schema() -> dict[str, Any]:
     return schema
 
 
-SUBCOMMANDS = {"check": check_cli, "ledger": ledger_cli, "report": report_cli}
-# Options whose value is the next word, so that value is not taken for a subcommand.
-_OPTIONS_WITH_VALUE = {"--config", "--format", "--input", "--stream", "--html"}
-
-HELP_EPILOG = """\b
-Subcommands, before or after the options (Meltano puts --config first, so
-`meltano invoke target-pendo check` runs `target-pendo --config FILE check`):
-  target-pendo check --config FILE|ENV
-      check track_event_secret and integration_key against Pendo; sends no data
-  target-pendo ledger status --config FILE|ENV
-      count the sync ledger's keys per stream and status; changes nothing
-  target-pendo ledger reset --stream NAME --config FILE|ENV
-      forget one stream's sync state (its rows are then sent as new); sends nothing
-  target-pendo report [RUN_ID] [--html FILE] [--list] --config FILE|ENV
-      a run's report from the ledger (the latest by default), as a table or an HTML page
-They read --config (several files, later ones winning, and ENV for TARGET_PENDO_*
-variables) exactly as a sync does.
-"""
-
-
-def split_subcommand(args: list[str]) -> tuple[str | None, list[str]]:
-    """(subcommand, the other arguments): the first bare word, wherever it stands, when it
-    is `check`, `ledger` or `report`. Orchestrators add options first (`meltano invoke` runs
-    `target-pendo --config FILE check`), so the subcommand is not always first."""
-    skip = False
-    for n, arg in enumerate(args):
-        if skip:
-            skip = False
-        elif arg in _OPTIONS_WITH_VALUE:
-            skip = True
-        elif arg == "--":
-            break
-        elif not arg.startswith("-"):
-            if arg in SUBCOMMANDS:
-                return arg, [*args[:n], *args[n + 1 :]]
-            break  # another word: the SDK's parser says what is wrong with it
-    return None, args
-
-
-def _set_full_resync(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value:
-        TargetPendo.cli_full_resync = True
-
-
-def singer_command() -> click.Command:
-    """The SDK's command, with `--full-resync` and the subcommands in its `--help`."""
-    command = TargetPendo.cli
-    command.params.append(
-        click.Option(
-            ["--full-resync"],
-            is_flag=True,
-            expose_value=False,
-            callback=_set_full_resync,
-            help="Send every object row again once, changed or not (events are still sent "
-            "once); deletes are not applied. Same as the setting full_resync.",
-        )
-    )
-    command.epilog = HELP_EPILOG
-    return command
-
-
 def main() -> None:
     """Console entry point: one clear line instead of a traceback, for every error.
 
-    `target-pendo ledger ...` manages the sync ledger; `target-pendo check` validates both
-    keys; `--full-resync` re-sends every object row once; everything else is the SDK's CLI.
+    The command is the SDK's, with subcommands (cli.py): `target-pendo ledger ...` manages
+    the sync ledger, `check` validates both keys, `report` shows a run's report; `--full-resync`
+    re-sends every object row once.
     Exit codes: 0 success; 1 an error (one line on stderr naming what to fix); 128 + the
     signal's number (130 SIGINT, 143 SIGTERM) when a signal stopped the run.
     """
     log = logging.getLogger("target-pendo")
     try:
-        subcommand, rest = split_subcommand(sys.argv[1:])
-        if subcommand is not None:
-            sys.exit(SUBCOMMANDS[subcommand](rest))
-        check_config_files(sys.argv[1:])
-        singer_command()(prog_name="target-pendo")
+        # Not the SDK's `TargetPendo.cli`: it would set up console logging for the subcommands
+        # too; cli.py sets it up for a sync only, as the SDK would.
+        TargetPendo.get_singer_command()(prog_name="target-pendo")
     except RunStopped as exc:
         _fail(str(exc), exc.exit_code, prefix="target-pendo: ")
     except StopSignal as exc:

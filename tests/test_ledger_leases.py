@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from target_pendo.lease import lock_file_name
 from target_pendo.ledger import SCHEMA_VERSION, Ledger, LedgerBusyError, default_url
-from target_pendo.ledger_cli import ledger_cli
+from target_pendo.ledger_cli import ledger_command
 
 from .ledger_helpers import Holder, ledger_url, make_v1_ledger, rows, scalar, tables
 
@@ -259,9 +259,9 @@ def test_ledger_reset_refuses_while_a_run_holds_the_stream(tmp_path, capsys):
     holder = Holder(default_url(state_dir), "syncing-run", STREAM)
     try:
         with pytest.raises(LedgerBusyError, match="syncing-run"):
-            ledger_cli(reset)
+            ledger_command.main(reset, standalone_mode=False)
         holder.kill()
-        assert ledger_cli(reset) == 0
+        assert ledger_command.main(reset, standalone_mode=False) == 0
         assert f"forgot 0 key(s) of stream '{STREAM}'" in capsys.readouterr().out
     finally:
         holder.stop()

@@ -28,7 +28,7 @@ from target_pendo.ledger import (
     default_url,
     unstorable_reason,
 )
-from target_pendo.ledger_cli import ledger_cli
+from target_pendo.ledger_cli import ledger_command
 from target_pendo.outcomes import Status
 
 from .ledger_helpers import ledger_url, make_v1_ledger, rows, scalar, tables
@@ -155,7 +155,7 @@ def test_read_only_database_without_tables_is_an_empty_ledger(postgres_server):
 def test_dry_run_status_command_creates_no_ledger(tmp_path, capsys):
     state_dir = tmp_path / "state"
     cfg = _write_config(tmp_path, {"state_dir": str(state_dir)})
-    assert ledger_cli(["status", "--config", str(cfg)]) == 0
+    assert ledger_command.main(["status", "--config", str(cfg)], standalone_mode=False) == 0
     assert capsys.readouterr().out == ""
     assert not state_dir.exists()
 
@@ -241,7 +241,7 @@ def test_ledger_status_command_prints_the_counts(tmp_path, capsys):
     ledger.record(S, "r1", [RowOutcome("1", "sent"), RowOutcome("2", "not_sent", "HTTP 403")])
     ledger.close()
     cfg = _write_config(tmp_path, {"state_dir": str(state_dir)})
-    assert ledger_cli(["status", "--config", str(cfg)]) == 0
+    assert ledger_command.main(["status", "--config", str(cfg)], standalone_mode=False) == 0
     assert capsys.readouterr().out.splitlines() == [f"{S}\tnot_sent\t1", f"{S}\tsent\t1"]
 
 

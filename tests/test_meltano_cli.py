@@ -8,18 +8,22 @@ setting of the plugin definition is read back from text here, typed as the schem
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 
+from target_pendo import cli as cli_module
+from target_pendo import ledger_cli
 from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
 from target_pendo.errors import ConfigError
 from target_pendo.settings import environment_config, prepare_config, setting_from_text
-from target_pendo.target import TargetPendo, config_schema, split_subcommand
+from target_pendo.target import TargetPendo, config_schema
 
 from .singer import TARGET_CMD, lines_to_text, record, schema
 
@@ -45,31 +49,78 @@ def cli(
 
 
 # --- where the subcommand stands -----------------------------------------------------------
+@pytest.fixture
+def dispatched(tmp_path, monkeypatch):
+    """Run the CLI in-process on `args` (config files a.json, b.json, c.json and an input file
+    `ledger` exist in the working directory) and say what it would run: ("sync", None) or
+    (subcommand, the --config paths it loads), without syncing or opening a ledger."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.json", "b.json", "c.json"):
+        Path(name).write_text("{}")
+    Path("ledger").write_text("")
+    seen: list[tuple[str, object]] = []
+
+    class Seen(Exception):
+        pass
+
+    def load_config(paths):
+        seen.append(("subcommand", list(paths)))
+        raise Seen
+
+    def run_sync(cls, config, **_):
+        seen.append(("sync", None))
+
+    monkeypatch.setattr(ledger_cli, "load_config", load_config)
+    monkeypatch.setattr(cli_module, "setup_console_logging", lambda name: None)  # not in pytest
+    monkeypatch.setattr(TargetPendo, "run_sync", classmethod(run_sync))
+
+    def run(args):
+        command = TargetPendo.get_singer_command()
+        with contextlib.suppress(Seen):
+            command.main(args, prog_name="target-pendo", standalone_mode=False)
+        return seen[-1] if seen else None
+
+    return run
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["check", "--config", "c.json"], ("check", ["--config", "c.json"])),
-        (["--config", "c.json", "check"], ("check", ["--config", "c.json"])),
-        (["--config=ENV", "ledger", "status"], ("ledger", ["--config=ENV", "status"])),
+        (["check", "--config", "c.json"], ("subcommand", ["c.json"])),
+        (["--config", "c.json", "check"], ("subcommand", ["c.json"])),
+        (["--config=ENV", "ledger", "status"], ("subcommand", ["ENV"])),
         (
             ["--config", "a.json", "--config", "ENV", "ledger", "reset", "--stream", "s"],
-            ("ledger", ["--config", "a.json", "--config", "ENV", "reset", "--stream", "s"]),
+            ("subcommand", ["a.json", "ENV"]),
         ),
-        # a config file that happens to be called `check` is a file, not the subcommand
-        (["--config", "check"], (None, ["--config", "check"])),
+        # before the subcommand first, then after it: later ones win, as in a sync
         (
-            ["--input", "ledger", "--config", "c.json"],
-            (None, ["--input", "ledger", "--config", "c.json"]),
+            ["--config", "a.json", "report", "--config", "b.json", "--list"],
+            ("subcommand", ["a.json", "b.json"]),
         ),
-        (["--about", "--format", "json"], (None, ["--about", "--format", "json"])),
-        (
-            ["--config", "c.json", "stray", "check"],
-            (None, ["--config", "c.json", "stray", "check"]),
-        ),
+        (["--input", "ledger", "--config", "c.json"], ("sync", None)),
     ],
 )
-def test_the_subcommand_is_found_after_the_options(args, expected):
-    assert split_subcommand(args) == expected
+def test_the_subcommand_is_found_after_the_options(dispatched, args, expected):
+    assert dispatched(args) == expected
+
+
+def test_a_config_file_called_like_a_subcommand_is_a_file(dispatched):
+    with pytest.raises(ConfigError, match="cannot read config file check"):
+        dispatched(["--config", "check"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "c.json", "stray", "check"], "No such command 'stray'"),
+        (["--about", "check"], "--about is an option of the sync, not of 'check'"),
+        (["--full-resync", "ledger", "status"], "--full-resync is an option of the sync"),
+    ],
+)
+def test_words_the_cli_does_not_take_are_usage_errors(dispatched, args, message):
+    with pytest.raises(click.UsageError, match=message):
+        dispatched(args)
 
 
 def test_check_after_config_as_meltano_invokes_it(emulator, base_config, tmp_path):

@@ -17,26 +17,29 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk import metrics
 from singer_sdk.exceptions import InvalidRecord
-from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_pendo.ledger import RowOutcome
 from target_pendo.outcomes import FACTS, Outcome
 from target_pendo.progress import note_drain
+from target_pendo.sdk_hooks import SinkHooks
 from target_pendo.validation import compiled_or_none, violation_field
 
 if TYPE_CHECKING:
     from target_pendo.run import RunContext
 
 
-class PendoSink(BatchSink):
+class PendoSink(SinkHooks):
     """Base for the events and objects sinks; subclasses set SYNC and implement `drain`.
+
+    The SDK's private per-record hooks (validation, the per-record debug dump) are overridden
+    in sdk_hooks.py (`SinkHooks`).
 
     Batches are drained on the sink's own thread, so reading and mapping the next batch goes
     on while Pendo answers for this one (on 2 cores that overlap is most of the throughput).
     Drains of one sink run in order, at most MAX_PENDING_DRAINS wait (memory stays bounded),
     and the target waits for every drain before it writes STATE
-    (`TargetPendo._write_state_message`): STATE still only follows rows with an outcome.
+    (`TargetPendo.state_may_be_written`): STATE still only follows rows with an outcome.
     """
 
     SYNC = "events"
@@ -120,17 +123,6 @@ class PendoSink(BatchSink):
         """Send one batch; return only when each of its rows has an outcome."""
         raise NotImplementedError
 
-    # The SDK calls this private hook on every record before `process_record`. We take
-    # validation over (see the module docstring) and leave values as the tap sent them.
-    def _validate_and_parse(self, record: dict[str, Any]) -> dict[str, Any]:
-        return record
-
-    # The SDK calls this private hook after every record; it logs the whole batch context at
-    # DEBUG, which is every row's data (hundreds of MB for a small run). Progress is logged
-    # by the run's progress monitor instead.
-    def _after_process_record(self, context: dict[str, Any]) -> None:
-        return
-
     def count_received(self, context: dict[str, Any]) -> None:
         """Count a row handed to this sink: in its batch and in the sink's total."""
         context["received"] = context.get("received", 0) + 1
@@ -175,10 +167,11 @@ class PendoSink(BatchSink):
 
     def schema_violation(self, record: dict[str, Any]) -> tuple[str | None, str] | None:
         """(field, reason) when the record breaks its schema and validation is on."""
-        if self._validator is None:
+        validator = self.validator
+        if validator is None:
             return None
         try:
-            self._validator.validate(record)
+            validator.validate(record)
         except InvalidRecord as exc:
             field = violation_field(exc)
             where = f"column '{field}'" if field else "record"

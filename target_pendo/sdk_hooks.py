@@ -1,0 +1,225 @@
+"""Every private or final part of singer-sdk that target-pendo overrides, reads or imports.
+
+singer-sdk may change its private names in any release (pyproject pins its minor for that
+reason). Keeping each use here, as a thin override that calls a plainly named method of ours,
+means an SDK upgrade that renames, drops or re-signs one fails in this module and in
+tests/test_sdk_hooks.py (one test per hook), not as a run that quietly stops counting lines,
+validates twice or writes STATE early. What each hook does for us is written in target.py,
+sinks/base.py and reader.py; tests/test_sdk_hooks.py also checks that no other module of the
+package overrides a private or final SDK name or imports a private SDK module.
+"""
+
+from __future__ import annotations
+
+import abc
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from types import FrameType
+from typing import IO, Any
+
+from singer_sdk._logging import _setup_console_logging
+from singer_sdk.configuration._dict_config import parse_environment_config
+from singer_sdk.helpers._batch import StorageTarget
+from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.plugin_base import _ConfigInput, _plugin_log_level
+from singer_sdk.singerlib.encoding import SimpleSingerReader
+from singer_sdk.sinks import BatchSink
+from singer_sdk.sinks.core import BaseJSONSchemaValidator
+from singer_sdk.target_base import Target
+
+
+def load_dotenv(prefix: str) -> None:
+    """The project's `.env` into the environment, found the way the SDK finds it, so a sync
+    and the subcommands read the same TARGET_PENDO_* variables."""
+    parse_environment_config({"properties": {}}, prefix)
+
+
+def setup_console_logging(plugin_name: str) -> None:
+    """The SDK's console logging, set up as its `cli` property does (level from
+    <PLUGIN>_LOGLEVEL or LOGLEVEL). cli.py calls it for a sync only, once the options are
+    read: a subcommand, and a config file refused, print their one line and nothing else."""
+    _setup_console_logging(log_level=_plugin_log_level(plugin_name=plugin_name))
+
+
+def open_batch_file(url: str) -> AbstractContextManager[IO[bytes]]:
+    """One file of a BATCH message, opened through the SDK's own storage helper, so the
+    URLs a singer-sdk tap writes (local paths, `file://...`, fsspec) resolve the same way."""
+    head, tail = StorageTarget.split_url(url)
+    return StorageTarget.from_url(head).open(tail, mode="rb")
+
+
+class TargetHooks(Target):
+    """The target's side: settings, messages, STATE, signals, the read loop, the CLI's invoke.
+
+    Each abstract method is ours (target.py); each private hook only calls one of them.
+    """
+
+    # --- settings ---------------------------------------------------------------------------
+    @classproperty
+    def _env_var_config(cls) -> dict[str, Any]:
+        """`--config ENV`: the SDK reads the environment through this class property."""
+        return cls.environment_settings()
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The SDK's schema check, on the config as we prepare it (text typed, inert SDK
+        settings refused) so a Meltano number given as text is not a schema error."""
+        self._config = self.prepared_config(self._config)
+        return super()._validate_config(raise_errors=raise_errors)
+
+    @classmethod
+    @abc.abstractmethod
+    def environment_settings(cls) -> dict[str, Any]:
+        """The TARGET_PENDO_* variables as settings, typed by the schema."""
+
+    @abc.abstractmethod
+    def prepared_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The config as the SDK should validate and keep it."""
+
+    # --- messages ---------------------------------------------------------------------------
+    def _process_record_message(self, message_dict: dict[str, Any]) -> None:
+        self.check_record_message(message_dict)
+        super()._process_record_message(message_dict)
+
+    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
+        super()._process_state_message(message_dict)
+        self.state_message_read()
+
+    def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
+        self.check_activate_version_message(message_dict)
+        super()._process_activate_version_message(message_dict)
+
+    def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
+        """The SDK's BATCH handling is replaced: each row goes the way a RECORD goes."""
+        for message in self.batch_record_messages(message_dict):
+            self._process_record_message(message)
+
+    def _write_state_message(self, state: dict[str, Any]) -> None:
+        if self.state_may_be_written():
+            super()._write_state_message(state)
+
+    def write_state_now(self, state: dict[str, Any]) -> None:
+        """Write STATE the SDK's way, without waiting for the sinks (a stop on a signal)."""
+        super()._write_state_message(state)
+
+    def assert_line_requires(self, message_dict: dict[str, Any], requires: set[str]) -> None:
+        """The SDK's check that a message has its required keys (names the missing one)."""
+        self._assert_line_requires(message_dict, requires=requires)
+
+    @property
+    def latest_state(self) -> dict[str, Any] | None:
+        """The last STATE read (the SDK keeps it until it writes it)."""
+        return self._latest_state
+
+    def active_sink(self, stream_name: str) -> Any:
+        """The stream's current sink, or None (the SDK's registry of active sinks)."""
+        return self._sinks_active.get(stream_name)
+
+    @abc.abstractmethod
+    def check_record_message(self, message_dict: dict[str, Any]) -> None:
+        """Refuse a RECORD the SDK would misread; note its version."""
+
+    @abc.abstractmethod
+    def state_message_read(self) -> None:
+        """A STATE was read: which rows it covers."""
+
+    @abc.abstractmethod
+    def check_activate_version_message(self, message_dict: dict[str, Any]) -> None:
+        """Refuse an ACTIVATE_VERSION the SDK would misread; note the version."""
+
+    @abc.abstractmethod
+    def batch_record_messages(self, message_dict: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """A BATCH message's rows, each as a RECORD message."""
+
+    @abc.abstractmethod
+    def state_may_be_written(self) -> bool:
+        """Whether the STATE the SDK is about to write may be written now."""
+
+    # --- signals and the read loop ----------------------------------------------------------
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        self.on_stop_signal(signum)
+
+    # The SDK marks `listen` final; the run's report, the signal stop and the handlers put back
+    # need the whole read inside one frame, which no smaller hook of the SDK gives.
+    def listen(self, file_input: IO[str] | None = None) -> None:  # type: ignore[misc]
+        self.read_all_input(file_input)
+
+    def listen_the_sdks_way(self, file_input: IO[str] | None) -> None:
+        """The SDK's read loop: every message to its handler, then the end of the pipe."""
+        super().listen(file_input)
+
+    @abc.abstractmethod
+    def on_stop_signal(self, signum: int) -> None:
+        """SIGTERM / SIGINT arrived (the SDK installed this handler)."""
+
+    @abc.abstractmethod
+    def read_all_input(self, file_input: IO[str] | None) -> None:
+        """The whole run: read (through `listen_the_sdks_way`), report, clean up."""
+
+    # --- the CLI --------------------------------------------------------------------------
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        file_input: IO[str] | None = None,
+        full_resync: bool = False,
+    ) -> None:
+        """What the SDK's command calls with the options' values: the SDK's `Target.invoke`
+        (it is this short), written out because it builds the target itself and has no way to
+        hand it a flag; here `--full-resync` reaches the constructor as an argument."""
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        cls.print_version(print_fn=cls.logger.info)
+        given = config or _ConfigInput()
+        cls.run_sync(
+            given.config,
+            parse_env=given.parse_env,
+            file_input=file_input,
+            full_resync=full_resync,
+        )
+
+    @classmethod
+    @abc.abstractmethod
+    def run_sync(
+        cls,
+        config: dict[str, Any],
+        *,
+        parse_env: bool,
+        file_input: IO[str] | None,
+        full_resync: bool,
+    ) -> None:
+        """Build the target from the CLI's config and read the input."""
+
+
+class SinkHooks(BatchSink):
+    """The sinks' side: record validation and the per-record debug dump."""
+
+    def _validate_and_parse(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Called on every record before `process_record`. Validation is ours (see
+        sinks/base.py) and values stay as the tap sent them: the record goes on unchanged."""
+        return record
+
+    def _after_process_record(self, context: dict[str, Any]) -> None:
+        """Called after every record; the SDK logs the whole batch context at DEBUG, which is
+        every row's data (hundreds of MB for a small run). Progress is logged elsewhere."""
+        return
+
+    @property
+    def validator(self) -> BaseJSONSchemaValidator | None:
+        """The validator the SDK built from `get_validator` (None when validation is off)."""
+        return self._validator
+
+
+class ReaderHooks(SimpleSingerReader):
+    """The message reader's side: an unknown message type."""
+
+    def _process_unknown_message(self, message_dict: dict[str, Any]) -> None:
+        raise self.unknown_message(message_dict)
+
+    @abc.abstractmethod
+    def unknown_message(self, message_dict: dict[str, Any]) -> Exception:
+        """The error for a message whose type is not a Singer one."""
