@@ -3,9 +3,9 @@
 singer-sdk may change its private names in any release (pyproject pins its minor for that
 reason). Keeping each use here, as a thin override that calls a plainly named method of ours,
 means an SDK upgrade that renames, drops or re-signs one fails in this module and in
-tests/test_sdk_hooks.py (one test per hook), not as a run that quietly stops counting lines,
+tests/unit/test_sdk_hooks.py (one test per hook), not as a run that quietly stops counting lines,
 validates twice or writes STATE early. What each hook does for us is written in target.py,
-sinks/base.py and reader.py; tests/test_sdk_hooks.py also checks that no other module of the
+sinks/base.py and reader.py; tests/unit/test_sdk_hooks.py also checks that no other module of the
 package overrides a private or final SDK name or imports a private SDK module.
 """
 

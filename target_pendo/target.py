@@ -55,7 +55,7 @@ from target_pendo.sinks import EventsSink, ObjectsSink, SkipSink
 from target_pendo.sinks.base import PendoSink
 
 # The SDK's prefix of the plugin's environment variables (its `_env_var_prefix`; pinned in
-# tests/test_sdk_hooks.py).
+# tests/unit/test_sdk_hooks.py).
 ENV_PREFIX = "TARGET_PENDO_"
 
 # What stops a run with one line naming the problem (anything else is a bug: see `main`).

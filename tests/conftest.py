@@ -56,20 +56,18 @@ def ledger_config(request, base_config: dict) -> dict:
 # against the emulator). A test is e2e when it is in tests/e2e/ or needs the emulator (its
 # fixtures: a module's tests against a live emulator); everything else is unit.
 E2E_FIXTURES = {"emulator", "base_config", "ledger_config"}
-E2E_MODULES = {"test_meltano_cli"}
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1] if hasattr(item, "module") else ""
         fixtures = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
         params = {str(v) for v in callspec.params.values()} if callspec else set()
         if "postgres_server" in fixtures or "postgres" in params:
             item.add_marker(pytest.mark.postgres)
         in_e2e = E2E_DIR in Path(str(getattr(item, "path", ""))).parents
-        if in_e2e or fixtures & E2E_FIXTURES or module in E2E_MODULES:
+        if in_e2e or fixtures & E2E_FIXTURES:
             item.add_marker(pytest.mark.e2e)
         else:
             item.add_marker(pytest.mark.unit)

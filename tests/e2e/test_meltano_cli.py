@@ -2,7 +2,7 @@
 
 `meltano invoke target-pendo check` runs `target-pendo --config FILE check`: the subcommand
 comes after the options. Environment variables are text, and so is every number setting
-Meltano hands over (its `decimal` kind cannot be used; see tests/test_meltano_plugin.py): each
+Meltano hands over (its `decimal` kind cannot be used; see tests/e2e/test_meltano_plugin.py): each
 setting of the plugin definition is read back from text here, typed as the schema says.
 """
 
@@ -25,9 +25,9 @@ from target_pendo.errors import ConfigError
 from target_pendo.settings import environment_config, prepare_config, setting_from_text
 from target_pendo.target import TargetPendo, config_schema
 
-from .singer import TARGET_CMD, lines_to_text, record, schema
+from ..singer import TARGET_CMD, lines_to_text, record, schema
 
-DEFINITION = Path(__file__).resolve().parent.parent / "plugin" / "target-pendo.yml"
+DEFINITION = Path(__file__).resolve().parents[2] / "plugin" / "target-pendo.yml"
 PREFIX = "TARGET_PENDO_"
 STREAM = "product_events"
 SPEC = {"event_name_column": "event", "visitor_id_column": "user_id"}

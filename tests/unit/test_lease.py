@@ -17,7 +17,7 @@ from target_pendo.lease import lock_file_name
 from target_pendo.ledger import SCHEMA_VERSION, Ledger, LedgerBusyError, default_url
 from target_pendo.ledger_cli import ledger_command
 
-from .ledger_helpers import Holder, ledger_url, make_v1_ledger, rows, scalar, tables
+from ..ledger_helpers import Holder, ledger_url, make_v1_ledger, rows, scalar, tables
 
 __all__ = ["ledger_url"]  # the fixture, used by name
 
