@@ -2,12 +2,11 @@
 
 Without a subcommand the SDK's own command runs the sync (its options, its `invoke`, its
 handling of warnings and of config validation errors, its console logging), with
-`--full-resync` added. `check`,
-`ledger` and `report` are click commands of the group. Meltano runs
-`meltano invoke target-pendo check` as `target-pendo --config FILE check`, so `--config` is
-taken before the subcommand (by the group) and after it (by the subcommand), and the
-subcommand reads both, in that order: the group keeps the paths it read in `ctx.meta`. The
-sync's other options before a subcommand are refused (exit 2), as they always were.
+`--full-resync` added. `check`, `ledger` and `report` are click commands of the group.
+Meltano runs `meltano invoke target-pendo check` as `target-pendo --config FILE check`, so
+`--config` is taken before the subcommand (by the group) and after it (by the subcommand), and
+the subcommand reads both, in that order: the group keeps the paths it read in `ctx.meta`.
+The sync's other options before a subcommand are refused (exit 2), as they always were.
 """
 
 from __future__ import annotations
