@@ -162,7 +162,7 @@ def send(url: str, payload: dict[str, str], timeout: float | None = None) -> boo
                     url, json=payload, timeout=(timeout, timeout), allow_redirects=False
                 )
             outcome["status"] = response.status_code
-        except requests.Timeout:
+        except requests.ReadTimeout:
             outcome["timed_out"] = True  # the same as the join below giving up first
         except requests.RequestException as exc:
             outcome["error"] = type(exc).__name__  # its text would show the URL's path

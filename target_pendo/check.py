@@ -36,7 +36,6 @@ def check_keys(settings: Settings) -> int:
         track_url=settings.track_url,
         track_event_secret=settings.track_event_secret,
         integration_key=settings.integration_key,
-        max_concurrency=1,
         request_timeout=settings.request_timeout,
         max_retry_seconds=min(settings.max_retry_seconds, 30),
     )

@@ -93,11 +93,11 @@ R = TypeVar("R")
 
 
 def _write(
-    read_only_gives: Any = None, *, refuse: str | None = None
+    read_only_gives: Callable[[], Any] = lambda: None, *, refuse: str | None = None
 ) -> Callable[[Callable[Concatenate[Ledger, P], R]], Callable[Concatenate[Ledger, P], R]]:
     """A method that writes the ledger: the one place where a read-only ledger (a dry run,
     `ledger status`, `report`) decides what a write does. It does nothing and returns
-    `read_only_gives`. With `refuse` it raises LedgerReadOnlyError instead, because the
+    `read_only_gives()`. With `refuse` it raises LedgerReadOnlyError instead, because the
     caller asked for the change itself: `refuse` says what cannot be done and what to do, with
     the method's arguments filled in (`{stream}`)."""
 
@@ -112,7 +112,7 @@ def _write(
                     f"the ledger at {self._where} was opened read-only (a dry run): it cannot "
                     + refuse.format(**named)
                 )
-            return cast(R, read_only_gives)
+            return cast(R, read_only_gives())
 
         return guarded
 
@@ -741,7 +741,7 @@ class Ledger:
                     logger.warning("Could not release the lease on stream '%s': %s", stream, exc)
 
     # --- runs -------------------------------------------------------------------------------
-    @_write(read_only_gives=[])
+    @_write(read_only_gives=list)
     def start_run(self, run_id: str, full_resync: bool) -> list[str]:
         """Record the run as running, holding its lock for the life of the run; mark every
         other `running` run whose lock is free (killed, or closed without finishing) as

@@ -112,13 +112,12 @@ class RunContext:
             track_url=settings.track_url,
             track_event_secret=settings.track_event_secret,
             integration_key=settings.integration_key,
-            max_concurrency=settings.max_concurrency,
             max_requests_per_second=0 if payloads else settings.max_requests_per_second,
             request_timeout=settings.request_timeout,
             max_retry_seconds=settings.max_retry_seconds,
             redact=redact,
             call_log=call_log,
-            adapter=_recording(payloads, redact, settings) if payloads else None,
+            adapter=_recording(payloads, redact) if payloads else None,
             sends=payloads is None,
         )
         abandoned = ledger.start_run(run_id, settings.full_resync)
@@ -145,7 +144,6 @@ class RunContext:
         self.ledger.close()
 
 
-def _recording(payloads: RowLog, redact: Redactor, settings: Settings) -> AdapterFactory:
+def _recording(payloads: RowLog, redact: Redactor) -> AdapterFactory:
     """The dry run's adapter for each transport session: writes land in `payloads`."""
-    hosts = (settings.api_url, settings.track_url or settings.api_url)
-    return lambda: RecordingAdapter(payloads, redact, hosts)
+    return lambda: RecordingAdapter(payloads, redact)

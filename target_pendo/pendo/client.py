@@ -69,6 +69,7 @@ UNVERIFIED_PARENT_ROUTES = (
 _ROW_REJECT_STATUSES = frozenset({400, 413, 422})
 # A 200 metadata answer that is not Pendo's JSON is asked again this often, then the run stops.
 UNCONFIRMED_TRIES = 3
+RECORDED_KEY = "(none: recorded by the dry run)"
 
 log = logging.getLogger("target_pendo.client")
 
@@ -83,7 +84,6 @@ class PendoClient:
         track_url: str | None = None,
         track_event_secret: str | None,
         integration_key: str | None,
-        max_concurrency: int = 8,
         max_requests_per_second: float | None = None,
         request_timeout: float = 30,
         max_retry_seconds: float = 300,
@@ -93,13 +93,13 @@ class PendoClient:
         sends: bool = True,
     ) -> None:
         """`adapter` makes what carries each thread's requests (requests' HTTPAdapter unless
-        given); `sends=False` says it records instead of sending (the dry run), so waits that
-        only spare Pendo (between bulk deletes) are skipped."""
+        given); `sends=False` says it records writes instead of sending them (the dry run): a
+        write then needs no key, and waits that only spare Pendo (between bulk deletes) are
+        skipped. How many calls run at once is the caller's (``workers.py``)."""
         self.api_url = api_url.rstrip("/")
         self.track_url = (track_url or api_url).rstrip("/")
         self._keys = {TRACK_SETTING: track_event_secret, API_SETTING: integration_key}
         self.redact = redact or Redactor(self._keys.values())
-        self.max_concurrency = max_concurrency  # how many calls the run may have on the wire
         self.sends = sends
         self.transport = Transport(
             max_requests_per_second=max_requests_per_second,
@@ -135,11 +135,13 @@ class PendoClient:
         self.transport.close()
 
     # --- one call -----------------------------------------------------------------------------
-    def _key(self, setting: str) -> str:
+    def _key(self, setting: str, method: str) -> str:
         key = self._keys.get(setting)
-        if not key:
-            raise PendoAuthError(f"setting '{setting}' is empty; set it to sync this stream")
-        return key
+        if key:
+            return key
+        if not self.sends and method not in ("GET", "HEAD"):
+            return RECORDED_KEY  # a dry run's write never leaves: previewing needs no key
+        raise PendoAuthError(f"setting '{setting}' is empty; set it to sync this stream")
 
     def request(
         self,
@@ -166,7 +168,7 @@ class PendoClient:
                 method,
                 self.track_url if track else self.api_url,
                 path,
-                {KEY_HEADER: self._key(setting)},
+                {KEY_HEADER: self._key(setting, method)},
                 body,
                 stream=stream,
                 endpoint="track" if track else "api",

@@ -1,9 +1,11 @@
 """Dry run (`dry_run: true`): the transport's sessions carry their requests through
-`RecordingAdapter` instead of requests' HTTPAdapter. Every write (a POST) is written to
-`state_dir/dry_run/<run_id>/<stream>.jsonl` and answered the way Pendo answers a write that
-worked; reads that change nothing (Pendo's field schema) still go to Pendo, so coercion and
-missing-field checks are real. Everything above the adapter (the client, pacing, retries, the
-sinks' worker loops) is the code of a real run.
+`RecordingAdapter` instead of requests' HTTPAdapter. Every write (anything but GET and HEAD)
+is written to `state_dir/dry_run/<run_id>/<stream>.jsonl` and answered the way Pendo answers a
+write that worked; reads that change nothing (Pendo's field schema) still go to Pendo, so
+coercion and missing-field checks are real. Everything above the adapter (the client, its
+answers, retries, the sinks' worker loops, bulk deletes 500 ids a call) is the code of a real
+run; the run turns pacing off and uses one worker (nothing waits on Pendo, and each payload
+file stays in row order), and a write needs no key (none is sent).
 
 The ledger is opened read-only in a dry run, so the sinks' records of what was "sent" change
 nothing (``ledger.py``).
@@ -13,21 +15,21 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from target_pendo.pendo.api import BULK_DELETE_PATH, METADATA_PATH
-from target_pendo.pendo.transport import CALL_STREAM
+from target_pendo.pendo.transport import CURRENT_REQUEST
 from target_pendo.redact import Redactor
 from target_pendo.rejects import RowLog
 
 # What the dry run answers a bulk delete: Pendo answers with the id of the job it started.
 DRY_RUN_JOB_ID = "dry-run"
+_READS = frozenset({"GET", "HEAD"})  # the only methods that go to Pendo in a dry run
 
 
 def _route_of(path: str, template: str) -> bool:
@@ -50,34 +52,32 @@ def _answer(path: str, body: Any) -> Any:
 
 
 class RecordingAdapter(BaseAdapter):
-    """A requests adapter that records writes and passes reads to a real HTTPAdapter."""
+    """A requests adapter that records writes and passes reads to a real HTTPAdapter. It
+    files each write under the stream and route of the client's call (the transport's
+    CURRENT_REQUEST), so a host URL with a path of its own changes nothing."""
 
-    def __init__(self, payloads: RowLog, redact: Redactor, hosts: Sequence[str] = ()) -> None:
-        """`hosts`: the API and Track URLs, whose own paths (if any) come before a route."""
+    def __init__(self, payloads: RowLog, redact: Redactor) -> None:
         super().__init__()
         self._payloads = payloads
         self._redact = redact
-        prefixes = {urlsplit(h).path.rstrip("/") for h in hosts}
-        self._prefixes = sorted(prefixes - {""}, key=len, reverse=True)
         self._reads = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
 
-    def send(  # type: ignore[override]  # requests' own signature, untyped there
+    # requests' Session.send passes the adapter's options as keywords: one **kwargs takes them
+    def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, **kwargs: Any
     ) -> requests.Response:
-        if request.method != "POST":
+        if request.method in _READS:
             return self._reads.send(request, **kwargs)
-        path = urlsplit(request.url or "").path
-        for prefix in self._prefixes:
-            if path.startswith(prefix + "/"):
-                path = path.removeprefix(prefix)
-                break
+        call = CURRENT_REQUEST.get()
+        if call is None:  # only the transport sends here; anything else is a bug, not a write
+            raise RuntimeError("a dry-run write outside a client call")
         raw = request.body or b""
         body = json.loads(raw) if raw else None
         self._payloads.append(
-            CALL_STREAM.get() or "_",
-            {"method": "POST", "path": path, "body": self._redact.value(body)},
+            call.stream or "_",
+            {"method": request.method, "path": call.path, "body": self._redact.value(body)},
         )
-        return _response(request, _answer(path, body))
+        return _response(request, _answer(call.path, body))
 
     def close(self) -> None:
         self._reads.close()

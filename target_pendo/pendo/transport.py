@@ -45,10 +45,6 @@ TOO_BIG_STATUSES = frozenset({408, 413})
 ENDPOINTS = ("track", "api")  # Pendo limits each endpoint on its own
 _LOG_BODY_CHARS = 2000
 
-# The stream whose call the current thread is making, for an adapter that files calls by
-# stream (the dry run's); None outside a call or for a call of no stream.
-CALL_STREAM: ContextVar[str | None] = ContextVar("pendo_call_stream", default=None)
-
 http_log = logging.getLogger("target_pendo.http")
 log = logging.getLogger("target_pendo.client")
 
@@ -173,6 +169,11 @@ class Request:
         return self.base + self.path
 
 
+# The call the current thread is making, as the client asked for it (its route and stream),
+# for an adapter that needs more than the wire request (the dry run's); None outside a call.
+CURRENT_REQUEST: ContextVar[Request | None] = ContextVar("pendo_current_request", default=None)
+
+
 @dataclass
 class _Call:
     """One logical call across its attempts."""
@@ -282,7 +283,7 @@ class Transport:
         carrying `in_doubt`."""
         call = _Call(request)
         retry = 0
-        token = CALL_STREAM.set(request.stream)
+        token = CURRENT_REQUEST.set(request)
         try:
             while True:
                 self._checkpoint(call)
@@ -292,7 +293,7 @@ class Transport:
                     retry += 1
                     self._before_retry(exc, call, retry)
         finally:
-            CALL_STREAM.reset(token)
+            CURRENT_REQUEST.reset(token)
 
     def _before_retry(self, exc: _Retryable, call: _Call, retry: int) -> None:
         """Wait before attempt `retry + 1`, or raise when retrying is futile."""

@@ -18,22 +18,9 @@ from target_pendo.pendo.answers import CallOutcome, CallResult
 from target_pendo.pendo.client import PendoClient
 from target_pendo.workers import Workers
 
-ResultCallback = Callable[[int, CallResult], None]
-SendCallback = Callable[[int], None]
+# `note(answered, sending)`: a worker's answers since it last reported, and the call it is
+# about to put on the wire (None when it has no more).
 TrackNote = Callable[[Sequence[tuple[int, CallResult]], int | None], None]
-
-
-def note_with(on_result: ResultCallback | None, on_send: SendCallback | None) -> TrackNote:
-    """A `note` made of one callback per answer and one per call going out."""
-
-    def note(answered: Sequence[tuple[int, CallResult]], sending: int | None) -> None:
-        for index, result in answered:
-            if on_result is not None:
-                on_result(index, result)
-        if sending is not None and on_send is not None:
-            on_send(sending)
-
-    return note
 
 
 def _track_one(

@@ -11,6 +11,7 @@ counted in doubt).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -87,7 +88,7 @@ class Tap:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"},
         )
         self.fed = 0
         self._lines = lines
@@ -129,7 +130,21 @@ class Tap:
         self.proc.stdin.close()
 
     def wait(self, timeout: float = 60) -> tuple[int, str, str]:
-        code = self.proc.wait(timeout=timeout)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # A hang is a finding: SIGABRT makes faulthandler print every thread's stack
+            # (PYTHONFAULTHANDLER below), which the failure then shows.
+            self.proc.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+            self.proc.kill()
+            for reader in self._readers:
+                reader.join(timeout=10)
+            raise AssertionError(
+                f"the target did not exit within {timeout:g} s; its stderr and threads:\n"
+                + "".join(self._err)[-12000:]
+            ) from None
         for reader in self._readers:
             reader.join(timeout=10)
         return code, "".join(self._out), "".join(self._err)
@@ -334,6 +349,18 @@ def test_dry_run_prints_no_state_and_leaves_no_ledger(
     real = run_cli(config_for(base_config), event_lines(30), tmp_path)
     assert real.returncode == 0
     assert len(delivered(emulator)) == 27
+
+
+def test_a_dry_run_previews_events_before_the_track_secret_is_known(
+    emulator: Emulator, base_config: dict, tmp_path: Path
+) -> None:
+    """Nothing is sent, so no key is needed: a preview works before the secret is set."""
+    config = config_for(base_config, dry_run=True)
+    del config["track_event_secret"]
+    result = run_cli(config, event_lines(30), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "would send 27" in result.stderr
+    assert emulator.request_counts() == {}
 
 
 # --- BATCH messages ---------------------------------------------------------------------------

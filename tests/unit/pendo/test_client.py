@@ -44,7 +44,6 @@ def make_client(emulator: Emulator) -> Iterator[ClientFactory]:
             "api_url": emulator.url,
             "track_event_secret": DEMO_TRACK_SECRET,
             "integration_key": DEMO_INTEGRATION_KEY,
-            "max_concurrency": 4,
             "max_requests_per_second": 0,  # no pacing: the emulator takes any rate
             "request_timeout": 5,
             "max_retry_seconds": 10,
@@ -135,10 +134,10 @@ def test_api_url_trailing_slash(emulator: Emulator, make_client: ClientFactory) 
 def test_max_concurrency_bounds_parallel_calls(
     emulator: Emulator, make_client: ClientFactory
 ) -> None:
-    client = make_client(max_concurrency=4)
+    client = make_client()
     emulator.inject(route="track", delay=0.3, times=None)
     started = time.monotonic()
-    results = send_tracks(client, bodies(8))
+    results = send_tracks(client, bodies(8), concurrency=4)
     elapsed = time.monotonic() - started
     assert all(r.outcome is Outcome.ACCEPTED for r in results)
     assert elapsed >= 0.55  # at most 4 at a time: two rounds of 0.3 s
@@ -409,7 +408,7 @@ def test_wrong_track_secret_is_auth_error_without_the_value(
 
 
 def test_fatal_error_stops_other_sends(emulator: Emulator, make_client: ClientFactory) -> None:
-    client = make_client(track_event_secret="wrong-secret-Zq81xx", max_concurrency=4)
+    client = make_client(track_event_secret="wrong-secret-Zq81xx")
     called: list[CallResult] = []
     with pytest.raises(PendoAuthError):
         send_tracks(client, bodies(200), on_result=lambda i, r: called.append(r))
@@ -493,7 +492,6 @@ def test_verify_read_only_key_is_false() -> None:
             emu.url,
             track_event_secret=None,
             integration_key="read-only-key",
-            max_concurrency=1,
             max_requests_per_second=0,
         )
         try:
@@ -557,7 +555,6 @@ def test_client_pacing_stays_under_emulator_limit() -> None:
             emu.url,
             track_event_secret=DEMO_TRACK_SECRET,
             integration_key=DEMO_INTEGRATION_KEY,
-            max_concurrency=4,
             max_requests_per_second=8,
             request_timeout=5,
             max_retry_seconds=10,

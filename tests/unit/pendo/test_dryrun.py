@@ -7,26 +7,33 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
+from target_pendo.errors import PendoAuthError
 from target_pendo.pendo.answers import CallOutcome, MetadataAnswer
-from target_pendo.pendo.client import PendoClient
+from target_pendo.pendo.client import API_SETTING, PendoClient
 from target_pendo.pendo.dryrun import DRY_RUN_JOB_ID, RecordingAdapter
 from target_pendo.redact import Redactor
 from target_pendo.rejects import RowLog
 
 
-def recording_client(api_url: str, folder: Path) -> tuple[PendoClient, RowLog]:
+def recording_client(api_url: str, folder: Path, **keys: str | None) -> tuple[PendoClient, RowLog]:
     redact = Redactor([DEMO_TRACK_SECRET, DEMO_INTEGRATION_KEY])
     payloads = RowLog(folder, "dry_run/r1", "r1", redact)
+    settings = {
+        "track_event_secret": DEMO_TRACK_SECRET,
+        "integration_key": DEMO_INTEGRATION_KEY,
+        **keys,
+    }
     client = PendoClient(
         api_url,
-        track_event_secret=DEMO_TRACK_SECRET,
-        integration_key=DEMO_INTEGRATION_KEY,
+        **settings,
         max_requests_per_second=0,
         request_timeout=5,
         max_retry_seconds=5,
         redact=redact,
-        adapter=lambda: RecordingAdapter(payloads, redact, (api_url,)),
+        adapter=lambda: RecordingAdapter(payloads, redact),
         sends=False,
     )
     return client, payloads
@@ -83,14 +90,59 @@ def test_writes_are_recorded_by_stream_and_answered_as_pendo_would(
     assert DEMO_TRACK_SECRET not in text
 
 
-def test_a_host_with_a_path_records_the_route(tmp_path: Path) -> None:
-    """Behind a proxy the host's URL has a path of its own; the record names Pendo's route.
-    Nothing listens on the host: a write never leaves the process."""
-    client, payloads = recording_client("http://127.0.0.1:9/pendo-proxy", tmp_path)
+@pytest.mark.parametrize(
+    ("api_url", "track_url"),
+    [
+        ("http://127.0.0.1:9/pendo-proxy", None),  # one host with a path of its own
+        ("http://127.0.0.1:9", "http://127.0.0.1:9/api"),  # only the Track host has one
+    ],
+)
+def test_a_host_with_a_path_records_the_route(
+    tmp_path: Path, api_url: str, track_url: str | None
+) -> None:
+    """Behind a proxy a host's URL has a path of its own; the record names Pendo's route, and
+    the answer is the route's. Nothing listens on the hosts: a write never leaves."""
+    client, payloads = recording_client(api_url, tmp_path, track_url=track_url)
     try:
         result = client.track(b'{"visitorId": "v"}', stream="s")
+        answer = client.update_metadata("visitor", "agent", b'[{"visitorId": "v"}]', 1, stream="s")
     finally:
         client.close()
         payloads.close()
     assert result.outcome is CallOutcome.ACCEPTED
-    assert [r["path"] for r in recorded(tmp_path, "s")] == ["/data/track"]
+    assert isinstance(answer, MetadataAnswer)
+    assert answer.updated == 1
+    assert [r["path"] for r in recorded(tmp_path, "s")] == [
+        "/data/track",
+        "/api/v1/metadata/visitor/agent/value",
+    ]
+
+
+def test_a_preview_needs_no_keys_but_a_read_does(tmp_path: Path) -> None:
+    """A dry run's writes never leave, so they need no key; a read goes to Pendo and does."""
+    client, payloads = recording_client(
+        "http://127.0.0.1:9", tmp_path, track_event_secret=None, integration_key=None
+    )
+    try:
+        assert client.track(b'{"visitorId": "v"}', stream="s").outcome is CallOutcome.ACCEPTED
+        assert isinstance(
+            client.update_metadata("visitor", "agent", b"[]", 0, stream="s"), MetadataAnswer
+        )
+        with pytest.raises(PendoAuthError, match="integration_key"):
+            client.get_field_schema("visitor")
+    finally:
+        client.close()
+        payloads.close()
+    assert len(recorded(tmp_path, "s")) == 2
+
+
+def test_every_method_but_get_and_head_is_recorded(emulator: Emulator, tmp_path: Path) -> None:
+    client, payloads = recording_client(emulator.url, tmp_path)
+    try:
+        for method in ("PUT", "PATCH", "DELETE"):
+            client.request(method, "/api/v1/metadata/visitor/custom/value", API_SETTING, b"[]")
+    finally:
+        client.close()
+        payloads.close()
+    assert [r["method"] for r in recorded(tmp_path, "_")] == ["PUT", "PATCH", "DELETE"]
+    assert emulator.request_counts() == {}

@@ -86,7 +86,6 @@ def test_against_an_unknown_limit_few_calls_are_refused(limit: int) -> None:
             emu.url,
             track_event_secret=DEMO_TRACK_SECRET,
             integration_key=DEMO_INTEGRATION_KEY,
-            max_concurrency=8,
             request_timeout=5,
             max_retry_seconds=30,
         )
@@ -99,7 +98,7 @@ def test_against_an_unknown_limit_few_calls_are_refused(limit: int) -> None:
             for i in range(n)
         ]
         try:
-            results = send_tracks(client, bodies)
+            results = send_tracks(client, bodies, concurrency=8)
         finally:
             client.close()
         assert all(r.outcome is CallOutcome.ACCEPTED for r in results)
