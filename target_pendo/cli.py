@@ -22,7 +22,7 @@ from target_pendo.report_cli import report_command
 from target_pendo.sdk_hooks import setup_console_logging
 
 HELP_EPILOG = """\b
-Subcommands, before or after the options (Meltano puts --config first, so
+Subcommands, after --config or before it (Meltano puts --config first, so
 `meltano invoke target-pendo check` runs `target-pendo --config FILE check`):
   target-pendo check --config FILE|ENV
       check track_event_secret and integration_key against Pendo; sends no data
