@@ -95,6 +95,11 @@ class TargetPendo(TargetHooks):
             sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         super().__init__(*args, **kwargs)
+        # Each sink drains on its own thread (sinks/base.py), so the SDK has nothing to drain
+        # side by side. With more than 1 it drains through joblib's thread pool, a
+        # multiprocessing Pool: a SIGTERM landing in its machinery on the main thread once
+        # left the process hung at exit in multiprocessing's exit hook.
+        self.max_parallelism = 1
         self.settings = parse_settings(self.config)
         if full_resync:
             self.settings = dataclasses.replace(self.settings, full_resync=True)

@@ -309,6 +309,28 @@ def test_objects_mid_run_signal_keeps_state_behind_unsent_rows(
 # --- dry run ----------------------------------------------------------------------------------
 
 
+def test_no_process_pool_is_left_to_block_the_exit(
+    emulator: Emulator, base_config: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A target killed by SIGTERM in CI once hung at exit, its one thread in multiprocessing's
+    exit hook (`Pool._terminate_pool`, waiting on a lock nobody would release): the thread
+    pool singer-sdk drains sinks with, left mid-use by the signal. The sinks drain on their own
+    threads, so the run never needs that pool: a run of several batches makes none."""
+    import multiprocessing.pool
+
+    made: list[object] = []
+    real_init = multiprocessing.pool.Pool.__init__
+
+    def recording_init(self: object, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(multiprocessing.pool.Pool, "__init__", recording_init)
+    states, _ = run_target(config_for(base_config), event_lines(200))
+    assert states[-1] == {"rows_before": 200}
+    assert made == []
+
+
 def test_a_run_inside_another_program_leaves_its_signal_handlers_as_they_were(
     base_config: dict,
 ) -> None:
