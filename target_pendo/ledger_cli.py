@@ -80,6 +80,12 @@ def config_option(function: _F) -> _F:
     return option(function)
 
 
+def configured_ledger_url(config: dict[str, Any]) -> str:
+    """The ledger a config's sync writes to: `ledger_url`, else the SQLite file under
+    `state_dir` (which a subcommand then reads or resets)."""
+    return config.get("ledger_url") or default_url(config.get("state_dir") or DEFAULTS["state_dir"])
+
+
 def subcommand_config(ctx: click.Context, paths: Sequence[str]) -> dict[str, Any]:
     """A subcommand's config: the `--config` given before it (`target-pendo --config FILE
     check`, as Meltano runs it), then its own, loaded as a sync loads them."""
@@ -97,7 +103,7 @@ def ledger_command(
     ctx: click.Context, action: str, config_paths: tuple[str, ...], stream: str | None
 ) -> int:
     config = subcommand_config(ctx, config_paths)
-    url = config.get("ledger_url") or default_url(config.get("state_dir") or DEFAULTS["state_dir"])
+    url = configured_ledger_url(config)
     if action == "reset" and not stream:
         raise click.UsageError("reset needs --stream NAME", ctx)
     # Looking changes nothing: no ledger file is created, no schema migrated.

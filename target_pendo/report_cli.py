@@ -29,8 +29,13 @@ from sqlalchemy.engine import make_url
 
 from target_pendo.alert import webhook_secrets
 from target_pendo.errors import TargetPendoError
-from target_pendo.ledger import Ledger, default_url, url_secret
-from target_pendo.ledger_cli import SUBCOMMAND_CONTEXT, config_option, subcommand_config
+from target_pendo.ledger import Ledger, url_secret
+from target_pendo.ledger_cli import (
+    SUBCOMMAND_CONTEXT,
+    config_option,
+    configured_ledger_url,
+    subcommand_config,
+)
 from target_pendo.outcomes import RunStatus
 from target_pendo.redact import Redactor, url_secrets
 from target_pendo.report import OPTIONAL_COUNTS, reason_pattern
@@ -342,7 +347,7 @@ def report_command(
     list_runs: bool,
 ) -> int:
     config = subcommand_config(ctx, config_paths)
-    url = config.get("ledger_url") or default_url(config.get("state_dir") or ".target-pendo")
+    url = configured_ledger_url(config)
     redact = config_redactor(config, url)
     ledger = Ledger(url, read_only=True)
     try:

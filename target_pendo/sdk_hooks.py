@@ -12,7 +12,6 @@ package overrides a private or final SDK name or imports a private SDK module.
 from __future__ import annotations
 
 import abc
-import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from types import FrameType
@@ -169,10 +168,9 @@ class TargetHooks(Target):
     ) -> None:
         """What the SDK's command calls with the options' values: the SDK's `Target.invoke`
         (it is this short), written out because it builds the target itself and has no way to
-        hand it a flag; here `--full-resync` reaches the constructor as an argument."""
-        if about:
-            cls.print_about(about_format)
-            sys.exit(0)
+        hand it a flag; here `--full-resync` reaches the constructor as an argument. `--about`
+        is the SDK's own (PluginBase's invoke, which Target's would call first)."""
+        super(Target, cls).invoke(about=about, about_format=about_format)
         cls.print_version(print_fn=cls.logger.info)
         given = config or _ConfigInput()
         cls.run_sync(

@@ -48,6 +48,7 @@ from target_pendo.pendo.attempts import CallObserver
 from target_pendo.pendo.calllog import CallLog
 from target_pendo.pendo.ratelimit import PacerStats
 from target_pendo.pendo.transport import (
+    READ_METHODS,
     AdapterFactory,
     CallStats,
     Request,
@@ -127,10 +128,6 @@ class PendoClient:
         """Send nothing more (see `Transport.stop`); safe from a signal handler."""
         self.transport.stop()
 
-    @property
-    def stopping(self) -> bool:
-        return self.transport.stopping
-
     def close(self) -> None:
         self.transport.close()
 
@@ -139,7 +136,7 @@ class PendoClient:
         key = self._keys.get(setting)
         if key:
             return key
-        if not self.sends and method not in ("GET", "HEAD"):
+        if not self.sends and method not in READ_METHODS:
             return RECORDED_KEY  # a dry run's write never leaves: previewing needs no key
         raise PendoAuthError(f"setting '{setting}' is empty; set it to sync this stream")
 

@@ -19,17 +19,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
-from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from target_pendo.pendo.api import BULK_DELETE_PATH, METADATA_PATH
-from target_pendo.pendo.transport import CURRENT_REQUEST
+from target_pendo.pendo.transport import CURRENT_REQUEST, READ_METHODS, http_adapter
 from target_pendo.redact import Redactor
 from target_pendo.rejects import RowLog
 
 # What the dry run answers a bulk delete: Pendo answers with the id of the job it started.
 DRY_RUN_JOB_ID = "dry-run"
-_READS = frozenset({"GET", "HEAD"})  # the only methods that go to Pendo in a dry run
 
 
 def _route_of(path: str, template: str) -> bool:
@@ -60,13 +59,13 @@ class RecordingAdapter(BaseAdapter):
         super().__init__()
         self._payloads = payloads
         self._redact = redact
-        self._reads = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+        self._reads = http_adapter()  # reads go to Pendo as in a real run
 
     # requests' Session.send passes the adapter's options as keywords: one **kwargs takes them
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, **kwargs: Any
     ) -> requests.Response:
-        if request.method in _READS:
+        if request.method in READ_METHODS:
             return self._reads.send(request, **kwargs)
         call = CURRENT_REQUEST.get()
         if call is None:  # only the transport sends here; anything else is a bug, not a write

@@ -43,12 +43,19 @@ RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 # Answers to a call of several metadata rows that mean "send fewer rows a call".
 TOO_BIG_STATUSES = frozenset({408, 413})
 ENDPOINTS = ("track", "api")  # Pendo limits each endpoint on its own
+READ_METHODS = frozenset({"GET", "HEAD"})  # calls that change nothing at Pendo
 _LOG_BODY_CHARS = 2000
 
 http_log = logging.getLogger("target_pendo.http")
 log = logging.getLogger("target_pendo.client")
 
 AdapterFactory = Callable[[], BaseAdapter]
+
+
+def http_adapter() -> HTTPAdapter:
+    """What carries a session's requests to Pendo: one kept-alive connection (each thread
+    has its own session), and no retries of urllib3's own (the retry policy is ours)."""
+    return HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
 
 
 class _Retryable(Exception):
@@ -213,9 +220,7 @@ class Transport:
         self.redact = redact
         self.timeout = request_timeout
         self.policy = RetryPolicy(max_seconds=max_retry_seconds)
-        self._adapter = adapter or (
-            lambda: HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
-        )
+        self._adapter = adapter or http_adapter
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
@@ -238,10 +243,6 @@ class Transport:
         the wire finish (bounded by `request_timeout`). Safe from a signal handler: it only
         sets an event."""
         self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to `seconds`; True (at once) when the run is asked to stop."""
