@@ -28,6 +28,7 @@ from typing import Any
 
 import requests
 
+from target_pendo.network import Network, is_tls_failure
 from target_pendo.outcomes import RunStatus
 from target_pendo.redact import Redactor, install_log_redaction, url_secrets
 from target_pendo.report import alert_reason, mask_quoted_values
@@ -146,26 +147,44 @@ def build_message(
     return {"text": redact("\n".join(lines))}
 
 
-def send(url: str, payload: dict[str, str], timeout: float | None = None) -> bool:
+def send(
+    url: str,
+    payload: dict[str, str],
+    timeout: float | None = None,
+    *,
+    network: Network | None = None,
+) -> bool:
     """POST the alert once; True when the receiver answered 2xx within `timeout` (default
-    ALERT_TIMEOUT_SECONDS). Never raises: a failure is a warning naming the webhook's host
-    and what went wrong."""
+    ALERT_TIMEOUT_SECONDS). It leaves through the run's `network`, as Pendo's calls do
+    (proxies, trusted CAs, no `.netrc`). Never raises: a failure is a warning naming the
+    webhook's host and what went wrong."""
     timeout = ALERT_TIMEOUT_SECONDS if timeout is None else timeout
+    network = network or Network()
     where = webhook_host(url)
     outcome: dict[str, Any] = {}
 
     def post() -> None:
         try:
-            with requests.Session() as session:
-                session.trust_env = False  # like the Pendo client: no .netrc, no env proxies
+            with network.session() as session:
                 response = session.post(
-                    url, json=payload, timeout=(timeout, timeout), allow_redirects=False
+                    url,
+                    json=payload,
+                    timeout=(timeout, timeout),
+                    allow_redirects=False,
+                    proxies=network.proxies(url),
                 )
             outcome["status"] = response.status_code
         except requests.ReadTimeout:
             outcome["timed_out"] = True  # the same as the join below giving up first
         except requests.RequestException as exc:
-            outcome["error"] = type(exc).__name__  # its text would show the URL's path
+            # its own text would show the URL's path; these name the host alone
+            refusal = network.proxy_refusal(url, exc)
+            if is_tls_failure(exc):
+                outcome["error"] = network.tls_failure(url, exc)
+            elif refusal is not None:
+                outcome["error"] = refusal[0]
+            else:
+                outcome["error"] = type(exc).__name__
         except Exception as exc:  # never the run's problem
             outcome["error"] = f"unexpected {type(exc).__name__}"
 

@@ -12,8 +12,9 @@ import click
 
 from target_pendo.errors import PendoError
 from target_pendo.ledger_cli import SUBCOMMAND_CONTEXT, config_option, subcommand_config
+from target_pendo.network import Network
 from target_pendo.pendo.client import PendoClient
-from target_pendo.redact import shown_url
+from target_pendo.redact import Redactor, shown_url
 from target_pendo.settings import Settings, parse_settings
 
 
@@ -31,6 +32,7 @@ def check_command(ctx: click.Context, config_paths: tuple[str, ...]) -> int:
 
 def check_keys(settings: Settings) -> int:
     """Print one line per key; 1 when a configured key fails, else 0."""
+    network = Network.from_environment()
     client = PendoClient(
         settings.api_url,
         track_url=settings.track_url,
@@ -38,6 +40,10 @@ def check_keys(settings: Settings) -> int:
         integration_key=settings.integration_key,
         request_timeout=settings.request_timeout,
         max_retry_seconds=min(settings.max_retry_seconds, 30),
+        redact=Redactor(
+            [settings.track_event_secret, settings.integration_key, *network.secrets()]
+        ),
+        network=network,
     )
     failures = 0
     try:

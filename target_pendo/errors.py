@@ -44,6 +44,11 @@ class PendoUnavailableError(PendoError):
     """Pendo kept failing (5xx, 429, timeouts, resets) past `max_retry_seconds`."""
 
 
+class PendoNetworkError(PendoError):
+    """The way to Pendo is refused for a reason no retry mends: TLS that does not verify, a
+    proxy that refuses its credentials or the host. The message names the variable to set."""
+
+
 class PendoRequestError(PendoError):
     """Another 4xx the target cannot recover from by retrying or rejecting a row."""
 

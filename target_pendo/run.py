@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from target_pendo.ledger import Ledger, default_url, url_secret
+from target_pendo.network import Network
 from target_pendo.pendo.calllog import CallLog
 from target_pendo.pendo.client import PendoClient
 from target_pendo.pendo.dryrun import RecordingAdapter
@@ -50,6 +51,7 @@ class RunContext:
     sinks: list[Any] = field(default_factory=list)  # every sink of the run, to wait on
     abandoned_runs: list[str] = field(default_factory=list)  # runs found killed, now marked
     payloads: RowLog | None = None  # a dry run's record of what it would send
+    network: Network = field(default_factory=Network)  # proxies and trust, for every call out
     _streams: dict[str, StreamRunState] = field(default_factory=dict)
     _schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     _schema_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -86,6 +88,7 @@ class RunContext:
         now = dt.datetime.now(dt.UTC)
         run_id = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}-{uuid.uuid4().hex[:6]}"
         ledger_url = settings.ledger_url or default_url(settings.state_dir)
+        network = Network.from_environment()
         ledger = Ledger(ledger_url, read_only=settings.dry_run)
         redact = Redactor(
             [
@@ -94,6 +97,7 @@ class RunContext:
                 url_secret(ledger_url),
                 *url_secrets(settings.api_url),
                 *url_secrets(settings.track_url),
+                *network.secrets(),
             ]
         )
         install_log_redaction(redact)
@@ -117,12 +121,14 @@ class RunContext:
             max_retry_seconds=settings.max_retry_seconds,
             redact=redact,
             call_log=call_log,
-            adapter=_recording(payloads, redact) if payloads else None,
+            adapter=_recording(payloads, redact, network) if payloads else None,
             sends=payloads is None,
+            network=network,
         )
         abandoned = ledger.start_run(run_id, settings.full_resync)
         return cls(
             abandoned_runs=abandoned,
+            network=network,
             settings=settings,
             client=client,
             workers=Workers(1 if payloads else settings.max_concurrency),
@@ -144,6 +150,6 @@ class RunContext:
         self.ledger.close()
 
 
-def _recording(payloads: RowLog, redact: Redactor) -> AdapterFactory:
+def _recording(payloads: RowLog, redact: Redactor, network: Network) -> AdapterFactory:
     """The dry run's adapter for each transport session: writes land in `payloads`."""
-    return lambda: RecordingAdapter(payloads, redact)
+    return lambda: RecordingAdapter(payloads, redact, network)

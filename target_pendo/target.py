@@ -445,7 +445,7 @@ class TargetPendo(TargetHooks):
         except Exception:  # a bug here must not change the run's outcome
             self.logger.warning("Could not build the alert; none was sent.", exc_info=True)
             return
-        send_alert(url, payload)
+        send_alert(url, payload, network=self.run_context.network)
 
 
 def _json_kind(value: Any) -> str:

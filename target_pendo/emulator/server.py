@@ -21,15 +21,19 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import trustme
 
 from target_pendo.emulator.faults import Fault, FaultPlan
 from target_pendo.emulator.state import ApiError, PendoState
@@ -422,13 +426,28 @@ class _EmulatorHTTPServer(ThreadingHTTPServer):
         emulator: Emulator,
         limiter: TokenBucket | None,
         verbose: bool,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
         self.emulator = emulator
         self.state = emulator.state
         self.faults = emulator.faults
         self.limiter = limiter
         self.verbose = verbose
+        self.tls = tls
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """With TLS, the handshake runs here, on the request's own thread: a client that
+        stalls or refuses the certificate holds up no one else."""
+        if self.tls is not None:
+            try:
+                request.settimeout(10)
+                request = self.tls.wrap_socket(request, server_side=True)
+                request.settimeout(None)
+            except (ssl.SSLError, OSError):
+                return  # the client refused the certificate, or went away: nothing to answer
+        super().finish_request(request, client_address)
 
 
 def _as_switches(switches: Switches | dict[str, Any] | None) -> Switches:
@@ -454,7 +473,11 @@ class Emulator:
         rate_limit: float | None = None,
         verbose: bool = False,
         switches: Switches | dict[str, Any] | None = None,
+        tls_names: tuple[str, ...] | None = None,
     ) -> None:
+        """`tls_names`: serve https with a certificate made now for these names (localhost
+        and 127.0.0.1 are always in it), signed by a CA of its own (`ca_pem`, `write_ca`);
+        None serves plain http."""
         base = _as_switches(switches)
         self.state = PendoState(
             track_secrets=set(track_secrets),
@@ -464,15 +487,38 @@ class Emulator:
         )
         self.faults = FaultPlan()
         limiter = TokenBucket(rate_limit) if rate_limit else None
-        self._server = _EmulatorHTTPServer((host, port), self, limiter, verbose)
+        self.ca_pem: bytes | None = None
+        context: ssl.SSLContext | None = None
+        if tls_names is not None:
+            ca = trustme.CA(organization_name="target-pendo emulator")
+            names = dict.fromkeys(("localhost", "127.0.0.1", host, *tls_names))
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert(*names).configure_cert(context)
+            self.ca_pem = ca.cert_pem.bytes()
+        self._server = _EmulatorHTTPServer((host, port), self, limiter, verbose, context)
         self._thread: threading.Thread | None = None
 
     @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host = self._server.server_address[0]
         if isinstance(host, bytes):
             host = host.decode()
-        return f"http://{host}:{port}"
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if self.ca_pem is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
+
+    def write_ca(self, path: str) -> str:
+        """Write the CA that signed the https certificate (PEM), for `REQUESTS_CA_BUNDLE`."""
+        if self.ca_pem is None:
+            raise ValueError("the emulator serves plain http: it has no CA")
+        with open(path, "wb") as out:
+            out.write(self.ca_pem)
+        return path
 
     def start(self) -> Emulator:
         self._thread = threading.Thread(
@@ -618,6 +664,26 @@ def main(argv: list[str] | None = None) -> None:
         help="requests per second per key and endpoint before 429 (default: none)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https with a certificate made at start for localhost, 127.0.0.1 and each "
+        "--tls-name, signed by a CA of its own written to --ca-file",
+    )
+    parser.add_argument(
+        "--tls-name",
+        action="append",
+        dest="tls_names",
+        default=[],
+        metavar="NAME",
+        help="another host name for the certificate (e.g. app.pendo.io); repeat for more",
+    )
+    parser.add_argument(
+        "--ca-file",
+        default="target-pendo-emulator-ca.pem",
+        help="where --tls writes its CA (PEM), for REQUESTS_CA_BUNDLE "
+        "(default: %(default)s in the current folder)",
+    )
     switches = parser.add_argument_group(
         "switches", "Pendo behaviours the contract leaves open (GET /_emulator/switches)"
     )
@@ -650,7 +716,11 @@ def main(argv: list[str] | None = None) -> None:
         rate_limit=args.rate_limit,
         verbose=args.verbose,
         switches=chosen,
+        tls_names=tuple(args.tls_names) if args.tls or args.tls_names else None,
     )
+    if emulator.ca_pem is not None:
+        path = os.path.abspath(emulator.write_ca(args.ca_file))
+        print(f"Its CA is in {path}: REQUESTS_CA_BUNDLE={path}", file=sys.stderr)
     print(f"Pendo emulator listening on {emulator.url}", file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         emulator.serve_forever()

@@ -31,6 +31,7 @@ from target_pendo.errors import (
     PendoUnconfirmedError,
     StopRequested,
 )
+from target_pendo.network import Network
 from target_pendo.pendo.answers import CallOutcome, CallResult, MetadataAnswer, Refused, TooBig
 from target_pendo.pendo.api import (
     BULK_DELETE_INTERVAL,
@@ -92,16 +93,22 @@ class PendoClient:
         call_log: CallLog | None = None,
         adapter: AdapterFactory | None = None,
         sends: bool = True,
+        network: Network | None = None,
     ) -> None:
         """`adapter` makes what carries each thread's requests (requests' HTTPAdapter unless
         given); `sends=False` says it records writes instead of sending them (the dry run): a
         write then needs no key, and waits that only spare Pendo (between bulk deletes) are
-        skipped. How many calls run at once is the caller's (``workers.py``)."""
+        skipped. `network` is how calls leave the machine (proxies, trust; ``network.py``): a
+        plain-http host reached through a proxy is refused here, since the key would travel
+        in clear. How many calls run at once is the caller's (``workers.py``)."""
         self.api_url = api_url.rstrip("/")
         self.track_url = (track_url or api_url).rstrip("/")
         self._keys = {TRACK_SETTING: track_event_secret, API_SETTING: integration_key}
         self.redact = redact or Redactor(self._keys.values())
         self.sends = sends
+        network = network or Network()
+        network.refuse_clear_text(self.api_url, "api_url")
+        network.refuse_clear_text(self.track_url, "track_url" if track_url else "api_url")
         self.transport = Transport(
             max_requests_per_second=max_requests_per_second,
             request_timeout=request_timeout,
@@ -109,6 +116,7 @@ class PendoClient:
             redact=self.redact,
             call_log=call_log,
             adapter=adapter,
+            network=network,
         )
 
     # --- the transport's counters and controls, for the run -------------------------------------

@@ -22,6 +22,7 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
+from target_pendo.network import Network
 from target_pendo.pendo.api import BULK_DELETE_PATH, METADATA_PATH
 from target_pendo.pendo.transport import CURRENT_REQUEST, READ_METHODS, http_adapter
 from target_pendo.redact import Redactor
@@ -55,11 +56,11 @@ class RecordingAdapter(BaseAdapter):
     files each write under the stream and route of the client's call (the transport's
     CURRENT_REQUEST), so a host URL with a path of its own changes nothing."""
 
-    def __init__(self, payloads: RowLog, redact: Redactor) -> None:
+    def __init__(self, payloads: RowLog, redact: Redactor, network: Network | None = None) -> None:
         super().__init__()
         self._payloads = payloads
         self._redact = redact
-        self._reads = http_adapter()  # reads go to Pendo as in a real run
+        self._reads = http_adapter(network or Network())  # reads go to Pendo as in a real run
 
     # requests' Session.send passes the adapter's options as keywords: one **kwargs takes them
     def send(  # type: ignore[override]

@@ -10,6 +10,8 @@
   most `max_retry_seconds`; a wait longer than what is left fails at once; a host that does
   not resolve fails after two tries; a stop request (SIGTERM) ends every wait at once;
 - redirects are never followed: the key header must not travel to another host;
+- the network (``network.py``): proxies and trusted CAs from the environment, no `.netrc`; a
+  TLS failure or a proxy's refusal ends the call at once, since no retry will mend either;
 - every attempt is counted, told to the observers and written to the call log.
 
 What goes on the wire is the sessions' adapter: requests' HTTPAdapter for a real run, the
@@ -31,7 +33,8 @@ import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from target_pendo.errors import PendoUnavailableError, StopRequested
+from target_pendo.errors import PendoNetworkError, PendoUnavailableError, StopRequested
+from target_pendo.network import Network, cause_of, is_tls_failure
 from target_pendo.pendo.attempts import Attempt, CallObserver
 from target_pendo.pendo.calllog import CallLog
 from target_pendo.pendo.ratelimit import AdaptivePacer, PacerStats
@@ -52,10 +55,11 @@ log = logging.getLogger("target_pendo.client")
 AdapterFactory = Callable[[], BaseAdapter]
 
 
-def http_adapter() -> HTTPAdapter:
+def http_adapter(network: Network) -> HTTPAdapter:
     """What carries a session's requests to Pendo: one kept-alive connection (each thread
-    has its own session), and no retries of urllib3's own (the retry policy is ours)."""
-    return HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+    has its own session), verified with the network's trust, and no retries of urllib3's own
+    (the retry policy is ours)."""
+    return network.adapter(pool_connections=1, pool_maxsize=1, max_retries=0)
 
 
 class _Retryable(Exception):
@@ -68,31 +72,56 @@ class _Retryable(Exception):
         *,
         retry_after: float | None = None,
         in_doubt: bool = False,
-        dns: bool = False,
+        dns_fix: str | None = None,
     ) -> None:
         super().__init__(what)
         self.cause = cause
         self.retry_after = retry_after
         self.in_doubt = in_doubt
-        self.dns = dns
+        self.dns_fix = dns_fix  # a name that did not resolve: what to check
 
 
 class TooBigSignal(Exception):
     """A call of several metadata rows took too long (408, 413 or no answer in time)."""
 
 
-def _transport_failure(exc: requests.RequestException, url: str, timeout: float) -> Exception:
+def _transport_failure(
+    exc: requests.RequestException, url: str, timeout: float, network: Network
+) -> Exception:
     """The retry signal for a transport failure, or the error itself when retrying is futile."""
     shown = shown_url(url)
+    if is_tls_failure(exc):  # before ConnectionError, of which requests' SSLError is one
+        return PendoNetworkError(f"{network.tls_failure(url, exc)}; nothing more was sent")
+    refusal = network.proxy_refusal(url, exc)
+    if refusal is not None:
+        text, worth_retrying = refusal
+        if not worth_retrying:
+            return PendoNetworkError(f"{text}; nothing more was sent")
+        return _Retryable(text, "proxy")
     if isinstance(exc, requests.ConnectTimeout):
         return _Retryable(f"connect timeout to {shown}", "connect timeout")
     if isinstance(exc, requests.Timeout):
         return _Retryable(f"no answer from {shown} within {timeout:g}s", "timeout", in_doubt=True)
     if isinstance(exc, requests.ConnectionError):
-        reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        if isinstance(reason, NameResolutionError):
-            return _Retryable(f"cannot resolve the host of {shown}", "dns", dns=True)
-        never_connected = isinstance(reason, NewConnectionError)
+        proxy = network.proxy(url)
+        if cause_of(exc, NameResolutionError) is not None:
+            if proxy is not None:
+                return _Retryable(
+                    f"cannot resolve the proxy {shown_url(proxy)}", "dns",
+                    dns_fix="check HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and the network's DNS",
+                )  # fmt: skip
+            return _Retryable(
+                f"cannot resolve the host of {shown}", "dns",
+                dns_fix="check setting 'api_url' / 'track_url' / 'region' and the network's DNS",
+            )  # fmt: skip
+        never_connected = cause_of(exc, NewConnectionError) is not None
+        if isinstance(exc, requests.exceptions.ProxyError) and proxy is not None:
+            # the tunnel was not open yet: nothing of the call reached Pendo
+            return _Retryable(
+                f"connection to the proxy {shown_url(proxy)} failed"
+                + (" (refused)" if never_connected else ""),
+                "proxy",
+            )
         return _Retryable(
             f"connection to {shown} failed: {type(exc).__name__}",
             "connection refused" if never_connected else "connection reset",
@@ -211,7 +240,10 @@ class Transport:
         redact: Redactor,
         call_log: CallLog | None = None,
         adapter: AdapterFactory | None = None,
+        network: Network | None = None,
     ) -> None:
+        """`network` is how calls leave this machine (proxies, trust): by default, no proxy
+        and the default trust; a run passes the environment's (``Network.from_environment``)."""
         paced = max_requests_per_second != 0
         self._pacers: dict[str, AdaptivePacer | None] = {
             endpoint: AdaptivePacer(max_requests_per_second) if paced else None
@@ -220,7 +252,9 @@ class Transport:
         self.redact = redact
         self.timeout = request_timeout
         self.policy = RetryPolicy(max_seconds=max_retry_seconds)
-        self._adapter = adapter or http_adapter
+        self.network = network or Network()
+        self._adapter = adapter or (lambda: http_adapter(self.network))
+        self._proxies: dict[str, dict[str, str]] = {}  # per base URL, looked up once
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
@@ -260,7 +294,7 @@ class Transport:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
-            session.trust_env = False  # no .netrc credentials or proxy settings picked up
+            session.trust_env = False  # no .netrc; proxies and trust come from the network
             adapter = self._adapter()
             session.mount("http://", adapter)
             session.mount("https://", adapter)
@@ -268,6 +302,12 @@ class Transport:
             with self._sessions_lock:
                 self._sessions.append(session)
         return session
+
+    def _proxies_for(self, base: str) -> dict[str, str]:
+        proxies = self._proxies.get(base)
+        if proxies is None:
+            proxies = self._proxies[base] = self.network.proxies(base)
+        return proxies
 
     def close(self) -> None:
         if self._call_log is not None:
@@ -298,12 +338,9 @@ class Transport:
 
     def _before_retry(self, exc: _Retryable, call: _Call, retry: int) -> None:
         """Wait before attempt `retry + 1`, or raise when retrying is futile."""
-        if exc.dns and retry >= DNS_FAILURE_TRIES:
+        if exc.dns_fix and retry >= DNS_FAILURE_TRIES:
             raise mark_in_doubt(
-                PendoUnavailableError(
-                    f"{exc}: check setting 'api_url' / 'track_url' / 'region' and the "
-                    "network's DNS; nothing more was sent"
-                ),
+                PendoUnavailableError(f"{exc}: {exc.dns_fix}; nothing more was sent"),
                 call.maybe_delivered,
             ) from None
         wait = self.policy.wait(retry, exc.retry_after)
@@ -341,15 +378,18 @@ class Transport:
                 headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,
+                proxies=self._proxies_for(request.base),
             )
         except requests.RequestException as exc:
-            failure = _transport_failure(exc, url, self.timeout)
+            failure = _transport_failure(exc, url, self.timeout, self.network)
             self._log_call(call, None, started, None, str(failure))
             if isinstance(failure, _Retryable):
                 if failure.in_doubt:
                     call.maybe_delivered = True
                 if request.size_sensitive and failure.cause == "timeout":
                     raise TooBigSignal(str(failure)) from None
+            if isinstance(failure, PendoNetworkError):
+                raise mark_in_doubt(failure, call.maybe_delivered) from None
             raise failure from exc
         status = response.status_code
         self._log_call(call, status, started, response, None)

@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+import certifi
 import pytest
 import requests
 
@@ -491,3 +492,41 @@ def test_cli_refuses_a_bad_switch_value() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--bad-value", "sometimes"])
     assert exc.value.code == 2
+
+
+def test_cli_tls_serves_https_with_a_ca_written_for_requests(tmp_path) -> None:
+    """`--tls`: a certificate for localhost and each --tls-name, its CA in --ca-file, which
+    verifies it; without the CA the certificate does not verify."""
+    port = _free_port()
+    ca = tmp_path / "ca.pem"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from target_pendo.emulator.server import main; main()",
+            "--port",
+            str(port),
+            "--tls",
+            "--tls-name",
+            "app.pendo.io",
+            "--ca-file",
+            str(ca),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert f"REQUESTS_CA_BUNDLE={ca}" in first
+        assert f"listening on https://127.0.0.1:{port}" in proc.stderr.readline()
+        url = f"https://localhost:{port}/_emulator/events"
+        assert requests.get(url, timeout=TIMEOUT, verify=str(ca)).status_code == 200
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(url, timeout=TIMEOUT, verify=certifi.where())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stderr:
+            proc.stderr.close()
