@@ -11,6 +11,7 @@ The sync's other options before a subcommand are refused (exit 2), as they alway
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
@@ -18,6 +19,7 @@ from click.core import ParameterSource
 
 from target_pendo.check import check_command
 from target_pendo.ledger_cli import CONFIG_PATHS, ledger_command, read_config_file
+from target_pendo.logs import quiet_library_errors
 from target_pendo.report_cli import report_command
 from target_pendo.sdk_hooks import setup_console_logging
 
@@ -64,6 +66,7 @@ class TargetPendoCommand(click.Group):
         subcommand = ctx.invoked_subcommand
         if subcommand is None:
             setup_console_logging(self.sync.name or "target-pendo")
+            quiet_library_errors(logging.getLogger().handlers)
             return self.sync.invoke(ctx)
         for param in self.params:
             if param.name in (None, "config") or not param.expose_value:

@@ -738,7 +738,7 @@ class Ledger:
                         self._pg.forget_holder(_escaped(stream), run_id)
                         self._pg.unlock(PG_NAMESPACE_STREAM, pg_key(stream))
                 except Exception as exc:  # the session is gone, and its locks with it
-                    logger.warning("Could not release the lease on stream '%s': %s", stream, exc)
+                    logger.debug("Could not release the lease on stream '%s': %s", stream, exc)
 
     # --- runs -------------------------------------------------------------------------------
     @_write(read_only_gives=list)
@@ -831,7 +831,7 @@ class Ledger:
                 elif self._pg is not None and not self.is_sqlite:
                     self._pg.unlock(PG_NAMESPACE_RUN, pg_key(run_id))
             except Exception as exc:  # the session is gone, and its locks with it
-                logger.warning("Could not release the lock of run '%s': %s", run_id, exc)
+                logger.debug("Could not release the lock of run '%s': %s", run_id, exc)
 
     @_write()
     def finish_run(self, run_id: str, status: str, report: dict[str, Any]) -> None:

@@ -18,6 +18,14 @@ DEBUG, so `TARGET_PENDO_LOGLEVEL=DEBUG` still shows them. The METRIC `record_cou
 one count of delivered rows in the SDK's machine-readable form (Meltano passes its
 `metric_info` on; log-based dashboards graph it). The SDK's own `record_count` of rows read
 repeats the run report's `received` and goes to DEBUG.
+
+Libraries' own errors: when the ledger's database goes away mid-run, SQLAlchemy's pool logs
+"Exception during reset or similar" at ERROR with the driver's traceback, and urllib3 may warn
+of a connection it dropped. Each such failure also reaches the target as an exception, which
+becomes the run's one error line naming the setting or the fix; the library's lines before it
+(40 lines of traceback that Meltano shows as the run's error) say less and hide that line. So
+the warnings and errors of these libraries' loggers are lowered to DEBUG, where
+`TARGET_PENDO_LOGLEVEL=DEBUG` shows them in full.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ SDK_CHATTER = (
     "One or more records have exceeded the max age of %d minutes. Draining all sinks.",
 )
 KEPT_METRIC = ("record_count", "endpoint", "pendo")  # metric name, tag, value kept at INFO
+# Libraries whose own warnings and errors go to DEBUG (their failures reach the target).
+QUIET_LIBRARIES = ("sqlalchemy", "psycopg", "psycopg2", "urllib3", "requests")
 
 
 def _is_chatter(record: logging.LogRecord) -> bool:
@@ -76,6 +86,28 @@ def quiet_sdk_chatter(plugin_logger_name: str) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, ChatterFilter) for f in logger.filters):
             logger.addFilter(ChatterFilter())
+
+
+class LibraryErrorFilter(logging.Filter):
+    """On a handler: the warnings and errors of QUIET_LIBRARIES' loggers become DEBUG
+    records, kept (traceback and all) only when their logger has DEBUG on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or record.name.split(".")[0] not in QUIET_LIBRARIES:
+            return True
+        record.levelno = logging.DEBUG
+        record.levelname = logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def quiet_library_errors(handlers: list[logging.Handler]) -> None:
+    """Install the LibraryErrorFilter on `handlers` (the root logger's, once logging is set
+    up). On the handlers, not on the libraries' loggers: a logger's filters see only the
+    records of that very logger, and SQLAlchemy makes its pool's logger when the pool is made,
+    long after logging was set up."""
+    for handler in handlers:
+        if not any(isinstance(f, LibraryErrorFilter) for f in handler.filters):
+            handler.addFilter(LibraryErrorFilter())
 
 
 def log_fatal(message: str, *, logger_name: str, stopped: bool = False) -> None:

@@ -228,11 +228,8 @@ class RunReport:
                 **extra,
             }
 
-    def write(
-        self, state_dir: str | Path, extra: dict[str, Any], redact: Callable[[str], str] = str
-    ) -> Path:
+    def write(self, path: Path, extra: dict[str, Any], redact: Callable[[str], str] = str) -> Path:
         data = self.as_dict(extra)
-        path = Path(state_dir) / "reports" / f"run-{self.run_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(redact(json.dumps(data, indent=2)) + "\n")
         return path

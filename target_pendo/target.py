@@ -7,6 +7,7 @@ any of its rows is sent.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -408,13 +409,30 @@ class TargetPendo(TargetHooks):
                     p["rate"],
                     p["throttled"],
                 )
-        path = run.report.write(self.settings.state_dir, extra, run.client.redact)
-        self.logger.info("Run report written to %s", path)
+        path = Path(self.settings.state_dir) / "reports" / f"run-{run.run_id}.json"
         try:
-            run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))
+            with self._after_failure(error, "writing the run report"):
+                run.report.write(path, extra, run.client.redact)
+                self.logger.info("Run report written to %s", path)
+            with self._after_failure(error, "recording the run's end in the ledger"):
+                run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))
         finally:
             self._alert(status, error, extra, path)
-            run.close()
+            with self._after_failure(error, "closing the run's files and connections"):
+                run.close()
+
+    @contextlib.contextmanager
+    def _after_failure(self, error: BaseException | None, doing: str) -> Iterator[None]:
+        """A step of ending a run. When the run already failed, a failure here is rarely news
+        (a full disk or a lost database fails the next write too) and must not replace the
+        run's one error line: it goes to DEBUG, and the run ends on its first error. The next
+        run marks a run whose end was not recorded as abandoned."""
+        try:
+            yield
+        except Exception as exc:
+            if error is None:
+                raise
+            self.logger.debug("After the run failed, %s failed too: %s", doing, exc, exc_info=True)
 
     def _alert(
         self, status: str, error: BaseException | None, extra: dict[str, Any], path: Path

@@ -53,18 +53,22 @@ class PostgresServer:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off"
         )
+        self._options = options
+        self._start()
+        self._databases = 0
+
+    def _start(self) -> None:
         self._run(
             "pg_ctl",
             "-D",
             str(self.datadir),
             "-o",
-            options,
+            self._options,
             "-l",
             str(self.root / "log"),
             "-w",
             "start",
         )
-        self._databases = 0
 
     def _run(self, tool: str, *args: str) -> None:
         command = [str(self.bindir / tool), *args]
@@ -89,3 +93,24 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def psql(self, sql: str) -> None:
+        """Run `sql` as the superuser, on the server's maintenance database."""
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(sql)
+
+    def terminate_backends(self, database: str) -> None:
+        """`pg_terminate_backend` every connection to `database`, as an admin would."""
+        self.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+        )
+
+    def restart(self) -> None:
+        """Stop the server (fast: every connection dropped) and start it again."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
+        self._start()
