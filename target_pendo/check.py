@@ -54,7 +54,7 @@ def check_keys(settings: Settings) -> int:
                 print("  track_event_secret: ok (Track API accepts it)")
             except PendoError as exc:
                 failures += 1
-                print(f"  track_event_secret: FAILED: {exc}")
+                print(f"  track_event_secret: FAILED: {client.redact(str(exc))}")
         else:
             print("  track_event_secret: not set (event streams cannot sync)")
         if settings.integration_key:
@@ -70,7 +70,7 @@ def check_keys(settings: Settings) -> int:
                     )
             except PendoError as exc:
                 failures += 1
-                print(f"  integration_key: FAILED: {exc}")
+                print(f"  integration_key: FAILED: {client.redact(str(exc))}")
         else:
             print("  integration_key: not set (object streams cannot sync)")
     finally:

@@ -34,6 +34,8 @@ import requests
 import truststore
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies, select_proxy
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from target_pendo.errors import ConfigError
 from target_pendo.redact import shown_url, url_secrets
@@ -66,17 +68,12 @@ class Network:
                 "bundle (PEM), or unset it"
             )
         proxy_urls = tuple(
-            (f"{scheme.upper()}_PROXY", url)
+            (f"{scheme.upper()}_PROXY", _with_scheme(url))
             for scheme, url in urllib.request.getproxies_environment().items()
             if scheme != "no" and url
         )
         for name, url in proxy_urls:
-            scheme = urllib.parse.urlsplit(url if "://" in url else f"http://{url}").scheme
-            if scheme.lower() not in _SUPPORTED_PROXY_SCHEMES:
-                raise ConfigError(
-                    f"{name} is a {scheme}:// proxy; target-pendo speaks to http:// and "
-                    "https:// proxies (CONNECT) only: set an http(s) proxy URL"
-                )
+            _check_proxy_url(name, url)
         network = cls(ca_bundle, ca_variable, proxy_urls)
         network.ssl_context()  # a bundle that is not PEM fails now, naming its variable
         return network
@@ -87,8 +84,10 @@ class Network:
         return get_environ_proxies(url)
 
     def proxy(self, url: str) -> str | None:
-        """The proxy a call to `url` goes through, if any (with its credentials)."""
-        return select_proxy(url, self.proxies(url))
+        """The proxy a call to `url` goes through, if any (with its credentials), with the
+        scheme requests assumes when the variable has none."""
+        proxy = select_proxy(url, self.proxies(url))
+        return _with_scheme(proxy) if proxy else None
 
     def refuse_clear_text(self, url: str, setting: str) -> None:
         """Raise when a call to `url`, which carries a key, would reach a proxy unencrypted."""
@@ -103,11 +102,7 @@ class Network:
 
     def secrets(self) -> list[str]:
         """The proxies' credentials, to redact wherever they could be echoed."""
-        return [
-            s
-            for _, url in self.proxy_urls
-            for s in url_secrets(url if "://" in url else f"http://{url}")
-        ]
+        return [s for _, url in self.proxy_urls for s in url_secrets(url)]
 
     # --- trust ----------------------------------------------------------------------------------
     def ssl_context(self) -> ssl.SSLContext:
@@ -169,19 +164,44 @@ class Network:
         host = urllib.parse.urlsplit(url).hostname or "?"
         status = text.split()[0] if text.split() else ""
         where = f"the proxy {shown_url(proxy)}"
+        if status in ("408", "429") or status.startswith("5"):
+            return f"{where} could not open a tunnel to {host} now ({text})", True
         if status in ("401", "407"):  # 407 is the standard; tinyproxy answers 401
             return (
                 f"{where} refused its credentials (HTTP {status}) for {host}: check the user "
                 "and password in HTTPS_PROXY (percent-encode special characters)",
                 False,
             )
-        if status.startswith("4"):
-            return (
-                f"{where} refused to open a tunnel to {host} ({text}): ask for {host}:443 to "
-                "be allowed, or add it to NO_PROXY if it is reached directly",
-                False,
-            )
-        return f"{where} could not reach {host} ({text})", True
+        return (
+            f"{where} refused to open a tunnel to {host} ({text}): ask for {host}:443 to "
+            "be allowed, or add it to NO_PROXY if it is reached directly",
+            False,
+        )
+
+
+def _with_scheme(url: str) -> str:
+    """A proxy URL as requests reads it: http:// when it names no scheme."""
+    return url if "://" in url else f"http://{url}"
+
+
+def _check_proxy_url(name: str, url: str) -> None:
+    """A proxy URL requests can use, or a ConfigError naming its variable (never its value:
+    it may hold a password)."""
+    example = "such as http://user:password@proxy.corp:3128"
+    try:
+        parsed = parse_url(url)
+    except LocationParseError:
+        parsed = None
+    if parsed is None or not parsed.host:
+        raise ConfigError(
+            f"{name} is not a proxy URL {example}: percent-encode any of : / ? # @ in the "
+            "user or password"
+        )
+    if (parsed.scheme or "http").lower() not in _SUPPORTED_PROXY_SCHEMES:
+        raise ConfigError(
+            f"{name} is a {parsed.scheme}:// proxy; target-pendo speaks to http:// and "
+            f"https:// proxies (CONNECT) only: set a proxy URL {example}"
+        )
 
 
 class TrustingAdapter(HTTPAdapter):
@@ -213,9 +233,24 @@ class TrustingAdapter(HTTPAdapter):
         return super().proxy_manager_for(proxy, **proxy_kwargs)
 
 
+# TLS errors of a connection that broke rather than of a peer that was refused: the peer
+# closed it mid-handshake or mid-answer, or a record arrived damaged. Retried like a reset
+# (possibly after the request left, so in doubt); a retry may well go through.
+_TRANSIENT_TLS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+_TRANSIENT_TLS_REASONS = ("BAD_RECORD_MAC", "DECRYPTION_FAILED")
+
+
 def is_tls_failure(exc: BaseException) -> bool:
-    """Whether a requests error is a TLS failure (certificate, host name, handshake)."""
-    return isinstance(exc, requests.exceptions.SSLError) or cause_of(exc, ssl.SSLError) is not None
+    """Whether a requests error is a TLS failure no retry mends: a certificate that does not
+    verify (host name included) or a handshake the peer refused. These happen before any byte
+    of the request leaves."""
+    found = cause_of(exc, ssl.SSLError)
+    if found is None:
+        return False
+    if isinstance(found, _TRANSIENT_TLS):
+        return False
+    reason = str(getattr(found, "reason", "") or "")
+    return not any(r in reason or r in str(found) for r in _TRANSIENT_TLS_REASONS)
 
 
 def _tls_reason(exc: BaseException) -> str:

@@ -56,7 +56,10 @@ def url_secrets(url: str | None) -> list[str]:
 
 
 def shown_url(url: str) -> str:
-    """`url` as it may be shown: no user, password, query or fragment."""
+    """`url` as it may be shown: no user, password, query or fragment (a URL without a
+    scheme, as proxy variables may be, is read as http)."""
+    if "://" not in url:
+        url = f"http://{url}"
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:

@@ -116,4 +116,39 @@ def test_a_proxys_refusal_is_told_by_status():
     assert "refused to open a tunnel to app.pendo.io" in text
     assert not retry
     assert network.proxy_refusal(url, failure("502 Bad Gateway"))[1] is True
+    assert network.proxy_refusal(url, failure("429 Too Many Requests"))[1] is True
     assert network.proxy_refusal(url, requests.ConnectionError("reset")) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["http://etl:p#ss/w0rd@proxy.corp:3128", "http://:3128", "http://etl:pw@[::1"],
+)
+def test_a_proxy_url_requests_cannot_use_is_refused_without_echoing_it(monkeypatch, value):
+    monkeypatch.setenv("HTTPS_PROXY", value)
+    with pytest.raises(ConfigError, match=r"HTTPS_PROXY is not a proxy URL") as caught:
+        Network.from_environment()
+    assert "etl" not in str(caught.value)
+
+
+def test_a_proxy_without_a_scheme_is_shown_without_its_password(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "etl:S3cret-pw@proxy.corp:3128")
+    network = Network.from_environment()
+    assert network.proxy("http://pendo-gateway.corp/") == "http://etl:S3cret-pw@proxy.corp:3128"
+    with pytest.raises(ConfigError) as caught:
+        network.refuse_clear_text("http://pendo-gateway.corp/", "api_url")
+    assert "S3cret-pw" not in str(caught.value)
+    assert "http://proxy.corp:3128" in str(caught.value)
+
+
+def test_a_tls_connection_that_breaks_is_retried_not_refused():
+    """A peer that closes mid-handshake or sends a damaged record: transient, unlike a
+    certificate that does not verify."""
+    import ssl
+
+    eof = requests.exceptions.SSLError(ssl.SSLEOFError(8, "EOF occurred in violation of protocol"))
+    assert not is_tls_failure(eof)
+    mac = ssl.SSLError(1, "[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] decryption failed")
+    assert not is_tls_failure(requests.exceptions.SSLError(mac))
+    verify = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    assert is_tls_failure(requests.exceptions.SSLError(verify))
