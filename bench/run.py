@@ -23,6 +23,7 @@ printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import os
@@ -104,10 +105,11 @@ def measured(name: str, rows: int, argv: list[str], stdin: Path | None = None) -
 
 
 class EmulatorProcess:
-    def __init__(self, rate_limit: int | None = None) -> None:
+    def __init__(self, rate_limit: int | None = None, latency: float = 0.0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         limit = ["--rate-limit", str(rate_limit)] if rate_limit else []
+        limit += ["--latency", str(latency)] if latency else []
         self.proc = subprocess.Popen(  # noqa: S603
             [
                 PY,
@@ -533,15 +535,24 @@ def client_cost(folder: Path, events: Path, n: int, latency: float, concurrency:
     return [target, floor, target.rate / floor.rate]
 
 
-def adaptive_check(folder: Path, limit: int, n: int) -> tuple[str, float, float]:
-    """Default settings (adaptive pacing, no ceiling) against an emulator in its own process
-    enforcing `limit` calls/s per key and endpoint, answering 429 without Retry-After."""
-    emulator = EmulatorProcess(rate_limit=limit)
+def adaptive_check(
+    folder: Path, limit: int, n: int, latency: float = 0.0, stated: bool = False
+) -> tuple[str, float, float]:
+    """Default settings (adaptive pacing, no ceiling; `max_concurrency` at its default)
+    against an emulator in its own process enforcing `limit` calls/s per key and endpoint,
+    answering 429 without Retry-After, each answer after `latency` seconds (a Pendo over the
+    internet). `stated`: the user states the limit (`max_requests_per_second: limit`)."""
+    emulator = EmulatorProcess(rate_limit=limit, latency=latency)
     try:
         events, _ = write_streams(folder, n)
-        config = target_config(folder, emulator.url, f"adaptive-{limit}")
+        name = f"adaptive-{limit}-{latency}-{stated}"
+        config = target_config(folder, emulator.url, name)
         settings = json.loads(config.read_text())
         settings.pop("max_requests_per_second")  # the default: adaptive, no ceiling
+        settings.pop("max_concurrency")  # the default
+        if stated:
+            settings["max_requests_per_second"] = limit
+            settings["call_log"] = True  # when each call left: the target's own windows
         config.write_text(json.dumps(settings))
         run = measured(
             f"adaptive, limit {limit}/s",
@@ -556,12 +567,43 @@ def adaptive_check(folder: Path, limit: int, n: int) -> tuple[str, float, float]
         emulator.stop()
     throughput = (len(received) - 1) / span if span else float("inf")
     share = refused / n
-    line = (
-        f"adaptive pacing, unknown limit {limit}/s, {n:,} events: {throughput:.1f} events/s = "
-        f"{throughput / limit:.0%} of the limit (target >= 85%); {refused} answers 429 = "
-        f"{share:.1%} of events (target <= 5%); wall {run.seconds:.1f}s"
-    )
+    rtt = f", {latency * 1000:.0f} ms round trips" if latency else ""
+    if stated:
+        sent = calls_started(Path(settings["state_dir"]))
+        line = (
+            f"stated ceiling max_requests_per_second={limit}{rtt}, {n:,} events: "
+            f"{throughput:.1f} events/s = {throughput / limit:.0%} of it (target >= 95%); "
+            f"busiest 1-second window as sent {max_in_window(sent)} (must be <= "
+            f"{limit * 1.1:.0f}), as the emulator stamped them {max_in_window(received)}; "
+            f"{refused} answers 429; wall {run.seconds:.1f}s"
+        )
+    else:
+        line = (
+            f"adaptive pacing, unknown limit {limit}/s{rtt}, {n:,} events: {throughput:.1f} "
+            f"events/s = {throughput / limit:.0%} of the limit (target >= 85%); {refused} "
+            f"answers 429 = {share:.1%} of events (target <= 5%); wall {run.seconds:.1f}s"
+        )
     return line, throughput / limit, share
+
+
+def calls_started(state_dir: Path) -> list[int]:
+    """When each call of a run left the target (ms), from its API-call log: each line is
+    written when the answer came, with the call's latency."""
+    started = []
+    for log in (state_dir / "calls").glob("*.jsonl"):
+        for line in log.read_text().splitlines():
+            entry = json.loads(line)
+            answered = dt.datetime.fromisoformat(entry["at"]).timestamp() * 1000
+            started.append(int(answered - (entry["latency_ms"] or 0)))
+    return sorted(started)
+
+
+def network_checks(folder: Path) -> None:
+    """What users far from Pendo meet: default settings against a limit of 100/s the target
+    is not told, at 50, 150 and 250 ms round trips; and the limit stated as a ceiling."""
+    for latency in (0.05, 0.15, 0.25):
+        print(adaptive_check(folder, 100, 3_000, latency)[0], flush=True)
+    print(adaptive_check(folder, 100, 2_000, 0.15, stated=True)[0], flush=True)
 
 
 def main() -> None:
@@ -572,7 +614,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="target-pendo benchmark")
     parser.add_argument("--million", action="store_true", help="also N = 1,000,000")
     parser.add_argument("--sizes", type=int, nargs="*", help="override the sizes")
+    parser.add_argument(
+        "--network", action="store_true", help="only the round-trip and rate-limit checks"
+    )
     args = parser.parse_args()
+    if args.network:
+        with tempfile.TemporaryDirectory(prefix="target-pendo-bench-") as tmp:
+            network_checks(Path(tmp))
+        return
     sizes = args.sizes or ([10_000, 100_000] + ([1_000_000] if args.million else []))
     cpu = next(
         (
@@ -630,6 +679,7 @@ def main() -> None:
             print()
             for limit, n in ((40, 1_600), (120, 3_600)):
                 print(adaptive_check(folder, limit, n)[0], flush=True)
+            network_checks(folder)
             print(rate_limit_check(folder, emulator, 200, 3000))
             if 1_000_000 in rss and 100_000 in rss:
                 for i, kind in enumerate(("events", "visitors")):

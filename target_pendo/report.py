@@ -228,8 +228,15 @@ class RunReport:
                 **extra,
             }
 
-    def write(self, path: Path, extra: dict[str, Any], redact: Callable[[str], str] = str) -> Path:
+    def path(self, state_dir: str | Path) -> Path:
+        """Where `write` puts this run's report."""
+        return Path(state_dir) / "reports" / f"run-{self.run_id}.json"
+
+    def write(
+        self, state_dir: str | Path, extra: dict[str, Any], redact: Callable[[str], str] = str
+    ) -> Path:
         data = self.as_dict(extra)
+        path = self.path(state_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(redact(json.dumps(data, indent=2)) + "\n")
         return path

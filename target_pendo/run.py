@@ -117,6 +117,7 @@ class RunContext:
             track_event_secret=settings.track_event_secret,
             integration_key=settings.integration_key,
             max_requests_per_second=0 if payloads else settings.max_requests_per_second,
+            max_concurrency=1 if payloads else settings.max_concurrency,
             request_timeout=settings.request_timeout,
             max_retry_seconds=settings.max_retry_seconds,
             redact=redact,

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from target_pendo.errors import ConfigError, StreamConfigError
+from target_pendo.pendo.inflight import DEFAULT_CEILING
 from target_pendo.redact import shown_url
 
 REGION_HOSTS: dict[str, str] = {
@@ -40,7 +41,7 @@ REGION_TRACK_HOSTS: dict[str, str] = {
 REQUEST_TIMEOUT_RANGE = (0.1, 600.0)
 MAX_RETRY_SECONDS_RANGE = (1.0, 86_400.0)
 MIN_REQUESTS_PER_SECOND = 0.1  # below this one call takes minutes: surely a typo
-MAX_CONCURRENCY = 64
+MAX_CONCURRENCY = 512
 LEDGER_WAIT_RANGE = (0.0, 86_400.0)
 
 CONTEXT_KEYS = ("ip", "userAgent", "url", "title")
@@ -365,7 +366,7 @@ DEFAULTS: dict[str, Any] = {
     "dry_run": False,
     "call_log": False,
     "unmapped_streams": "fail",
-    "max_concurrency": 8,
+    "max_concurrency": DEFAULT_CEILING,
     "request_timeout": 20,
     "max_retry_seconds": 300,
     "add_record_metadata": False,

@@ -211,7 +211,9 @@ _SETTINGS = th.PropertiesList(
         "max_concurrency",
         th.IntegerType,
         default=DEFAULTS["max_concurrency"],
-        description="Track requests in flight at once.",
+        description="The most requests in flight at once per endpoint (Track, the /api/v1 "
+        "routes). Below it, the number follows the pace and the round trip measured (rate x "
+        "round trip, with a quarter more); unpaced (max_requests_per_second 0), it is this.",
     ),
     th.Property(
         "max_requests_per_second",

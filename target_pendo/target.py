@@ -367,6 +367,7 @@ class TargetPendo(TargetHooks):
             if error is not None
             else RunStatus.SUCCEEDED
         )
+        in_flight = run.client.in_flight()
         extra: dict[str, Any] = {
             "status": status,
             "dry_run": self.settings.dry_run,
@@ -382,6 +383,8 @@ class TargetPendo(TargetHooks):
                     "max_rate": round(p.max_rate, 1),
                     "rate": round(p.rate, 1),
                     "throttled": p.throttled,
+                    "in_flight_peak": in_flight[endpoint].peak,
+                    "round_trip_ms": round((in_flight[endpoint].round_trip or 0) * 1000, 1),
                 }
                 for endpoint, p in run.client.pacing().items()
             },
@@ -403,27 +406,31 @@ class TargetPendo(TargetHooks):
         for endpoint, p in extra["pacing"].items():
             if p["throttled"] or p["max_rate"] > 10:
                 self.logger.info(
-                    "Pacing of %s calls: reached %.0f/s, now %.0f/s; %d answered 429.",
+                    "Pacing of %s calls: reached %.0f/s (allowed now %.0f/s), up to %d calls "
+                    "in flight at %.0f ms round trips; %d answered 429.",
                     endpoint,
                     p["max_rate"],
                     p["rate"],
+                    p["in_flight_peak"],
+                    p["round_trip_ms"],
                     p["throttled"],
                 )
-        path = Path(self.settings.state_dir) / "reports" / f"run-{run.run_id}.json"
+        path = run.report.path(self.settings.state_dir)
         try:
-            with self._after_failure(error, "writing the run report"):
-                run.report.write(path, extra, run.client.redact)
+            with self._after_failure(error or stopped, "writing the run report"):
+                run.report.write(self.settings.state_dir, extra, run.client.redact)
                 self.logger.info("Run report written to %s", path)
-            with self._after_failure(error, "recording the run's end in the ledger"):
+            with self._after_failure(error or stopped, "recording the run's end in the ledger"):
                 run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))
         finally:
             self._alert(status, error, extra, path)
-            with self._after_failure(error, "closing the run's files and connections"):
+            with self._after_failure(error or stopped, "closing the run's files and connections"):
                 run.close()
 
     @contextlib.contextmanager
-    def _after_failure(self, error: BaseException | None, doing: str) -> Iterator[None]:
-        """A step of ending a run. When the run already failed, a failure here is rarely news
+    def _after_failure(self, error: BaseException | str | None, doing: str) -> Iterator[None]:
+        """A step of ending a run. When the run already failed (or was stopped by a signal:
+        `error` is then its name), a failure here is rarely news
         (a full disk or a lost database fails the next write too) and must not replace the
         run's one error line: it goes to DEBUG, and the run ends on its first error. The next
         run marks a run whose end was not recorded as abandoned."""

@@ -25,6 +25,9 @@ def base_config(emulator: Emulator, tmp_path) -> dict:
         "integration_key": DEMO_INTEGRATION_KEY,
         "state_dir": str(tmp_path / "state"),
         "max_requests_per_second": 0,  # no client-side pacing against the emulator
+        # unpaced, max_concurrency calls go at once: the old 8, so that two test workers on
+        # two cores are not 128 threads (tests of the default set neither)
+        "max_concurrency": 8,
         "max_retry_seconds": 10,
         "request_timeout": 5,
         # many tests reject most of their rows on purpose; the alert has tests of its own

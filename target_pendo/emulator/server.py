@@ -194,6 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/_emulator/"):
             self._control(method, path, split.query, raw)
             return
+        if self.server.latency:
+            time.sleep(self.server.latency)  # the round trip of a Pendo far away
         state = self.server.state
         state.count(f"{method} {path}")
         route = self._route(method, path)
@@ -427,6 +429,7 @@ class _EmulatorHTTPServer(ThreadingHTTPServer):
         limiter: TokenBucket | None,
         verbose: bool,
         tls: ssl.SSLContext | None = None,
+        latency: float = 0.0,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
@@ -436,6 +439,7 @@ class _EmulatorHTTPServer(ThreadingHTTPServer):
         self.limiter = limiter
         self.verbose = verbose
         self.tls = tls
+        self.latency = latency
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """With TLS, the handshake runs here, on the request's own thread: a client that
@@ -474,10 +478,12 @@ class Emulator:
         verbose: bool = False,
         switches: Switches | dict[str, Any] | None = None,
         tls_names: tuple[str, ...] | None = None,
+        latency: float = 0.0,
     ) -> None:
-        """`tls_names`: serve https with a certificate made now for these names (localhost
-        and 127.0.0.1 are always in it), signed by a CA of its own (`ca_pem`, `write_ca`);
-        None serves plain http."""
+        """`latency`: seconds every Pendo route waits before it answers (a round trip over
+        the internet; control routes answer at once). `tls_names`: serve https with a
+        certificate made now for these names (localhost and 127.0.0.1 are always in it),
+        signed by a CA of its own (`ca_pem`, `write_ca`); None serves plain http."""
         base = _as_switches(switches)
         self.state = PendoState(
             track_secrets=set(track_secrets),
@@ -495,7 +501,7 @@ class Emulator:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ca.issue_cert(*names).configure_cert(context)
             self.ca_pem = ca.cert_pem.bytes()
-        self._server = _EmulatorHTTPServer((host, port), self, limiter, verbose, context)
+        self._server = _EmulatorHTTPServer((host, port), self, limiter, verbose, context, latency)
         self._thread: threading.Thread | None = None
 
     @property
@@ -511,6 +517,15 @@ class Emulator:
             host = f"[{host}]"
         scheme = "https" if self.ca_pem is not None else "http"
         return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def latency(self) -> float:
+        """Seconds every Pendo route waits before it answers."""
+        return self._server.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self._server.latency = seconds
 
     def write_ca(self, path: str) -> str:
         """Write the CA that signed the https certificate (PEM), for `REQUESTS_CA_BUNDLE`."""
@@ -665,6 +680,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="every Pendo route answers after this long, like a Pendo far away (default 0)",
+    )
+    parser.add_argument(
         "--tls",
         action="store_true",
         help="serve https with a certificate made at start for localhost, 127.0.0.1 and each "
@@ -717,6 +739,7 @@ def main(argv: list[str] | None = None) -> None:
         verbose=args.verbose,
         switches=chosen,
         tls_names=tuple(args.tls_names) if args.tls or args.tls_names else None,
+        latency=args.latency,
     )
     if emulator.ca_pem is not None:
         path = os.path.abspath(emulator.write_ca(args.ca_file))

@@ -47,6 +47,7 @@ from target_pendo.pendo.api import (
 )
 from target_pendo.pendo.attempts import CallObserver
 from target_pendo.pendo.calllog import CallLog
+from target_pendo.pendo.inflight import DEFAULT_CEILING, InFlightStats
 from target_pendo.pendo.ratelimit import PacerStats
 from target_pendo.pendo.transport import (
     READ_METHODS,
@@ -87,6 +88,7 @@ class PendoClient:
         track_event_secret: str | None,
         integration_key: str | None,
         max_requests_per_second: float | None = None,
+        max_concurrency: int = DEFAULT_CEILING,
         request_timeout: float = 30,
         max_retry_seconds: float = 300,
         redact: Redactor | None = None,
@@ -111,6 +113,7 @@ class PendoClient:
         network.refuse_clear_text(self.track_url, "track_url" if track_url else "api_url")
         self.transport = Transport(
             max_requests_per_second=max_requests_per_second,
+            max_concurrency=max_concurrency,
             request_timeout=request_timeout,
             max_retry_seconds=max_retry_seconds,
             redact=self.redact,
@@ -123,6 +126,10 @@ class PendoClient:
     @property
     def stats(self) -> CallStats:
         return self.transport.stats
+
+    def in_flight(self) -> dict[str, InFlightStats]:
+        """Per endpoint: calls allowed on the wire now, the most at once, the round trip."""
+        return self.transport.in_flight()
 
     def pacing(self) -> dict[str, PacerStats]:
         """Per endpoint: the rate reached and the 429s drawn (none when pacing is off)."""

@@ -10,8 +10,15 @@ that takes more, or a storm of 429s for one that takes less, so each endpoint (T
   slow start, else to 0.7 of it), counting only answers to calls sent *after* the last cut, so
   a burst of 429s for calls already in flight is one cut, not ten; successes add back 5 % of
   the rate at the last cut per second;
+- the rate only grows while it is used: when fewer calls went out in the last second than
+  half the rate allows (the sinks had nothing to send, or the calls in flight were the limit),
+  a success adds nothing, so the rate never runs off to a figure no call has tried;
 - a `Retry-After` pauses the whole endpoint for that long;
-- `max_requests_per_second`, when set, is a ceiling the rate never passes.
+- `max_requests_per_second`, when set, is a ceiling the rate never passes, and where pacing
+  starts: a user who states Pendo's limit gets it from the first second (a 429 still cuts).
+
+`stats.max_rate` is what was achieved: the most calls that went out in a one-second window,
+not the rate the pacer allowed.
 
 Requests take slots on a strict schedule (``RateLimiter``): each takes the next slot
 `1/rate` seconds after the previous one (5 % under the rate, see HEADROOM), so no
@@ -31,6 +38,8 @@ SLOW_START_GAIN = 1.0  # requests a second added per success before the first 42
 FIRST_CUT = 0.5
 CUT = 0.7
 INCREASE_SHARE = 0.05  # of the rate at the last cut, added per second of successes
+USED_SHARE = 0.5  # the rate grows only while at least this share of it goes out
+WINDOW_SECONDS = 1.0  # what the achieved rate is counted over
 
 
 class RateLimiter:
@@ -40,14 +49,15 @@ class RateLimiter:
     # and a window that is exactly full at the sender can look over-full at the receiver.
     HEADROOM = 0.95
 
-    def __init__(self, rate_per_second: float | None) -> None:
-        self._interval = 1.0 / (rate_per_second * self.HEADROOM) if rate_per_second else 0.0
+    def __init__(self, rate_per_second: float | None, headroom: float = HEADROOM) -> None:
+        self._headroom = headroom
+        self._interval = 1.0 / (rate_per_second * headroom) if rate_per_second else 0.0
         self._next_slot = 0.0
         self._lock = threading.Lock()
 
     def _set_rate(self, rate_per_second: float) -> None:
         """Called with the lock held."""
-        self._interval = 1.0 / (rate_per_second * self.HEADROOM)
+        self._interval = 1.0 / (rate_per_second * self._headroom)
 
     def pause_until(self, moment: float) -> None:
         """No slot before `moment` (monotonic seconds)."""
@@ -76,22 +86,28 @@ class RateLimiter:
 class PacerStats:
     throttled: int = 0  # 429 answers drawn
     cuts: int = 0
-    max_rate: float = 0.0  # the highest rate reached
-    rate: float = 0.0  # the rate now
+    max_rate: float = 0.0  # the most calls that went out in one second (achieved)
+    rate: float = 0.0  # the rate allowed now
 
 
 class AdaptivePacer(RateLimiter):
     """One endpoint's pace, learnt from Pendo's answers; thread-safe."""
 
+    # A stated ceiling is the user's word for Pendo's limit: paced this close to it.
+    STATED_HEADROOM = 0.98
+
     def __init__(self, ceiling: float | None = None, start: float = START_RATE) -> None:
         self.ceiling = ceiling or None
-        first = min(start, self.ceiling) if self.ceiling else start
-        super().__init__(first)
+        first = self.ceiling or start
+        super().__init__(first, self.STATED_HEADROOM if self.ceiling else self.HEADROOM)
         self._rate = first
-        self._slow_start = True
+        self._slow_start = self.ceiling is None
         self._last_cut = 0.0  # monotonic time of the last cut
-        self._step = 0.0
-        self.stats = PacerStats(max_rate=first, rate=first)
+        self._step = INCREASE_SHARE * first if self.ceiling else 0.0
+        self._window_start: float | None = None  # the one-second window being counted
+        self._window_sent = 0
+        self._used: float | None = None  # calls a second that went out in the last window
+        self.stats = PacerStats(rate=first)
 
     def _apply(self, rate: float) -> None:
         """Called with the lock held."""
@@ -99,17 +115,30 @@ class AdaptivePacer(RateLimiter):
         self._rate = max(MIN_RATE, min(rate, top))
         self._set_rate(self._rate)
         self.stats.rate = self._rate
-        self.stats.max_rate = max(self.stats.max_rate, self._rate)
 
     def acquire(self, stop: threading.Event | None = None) -> float:
         """Wait for a slot; returns when it was granted. A slot granted before a cut belongs
         to the old rate even if its call leaves after the cut, so its 429 is no new signal."""
         granted = time.monotonic()
         super().acquire(stop)
+        self._count_sent()
         return granted
+
+    def _count_sent(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._window_start is None:
+                self._window_start = now
+            elif now - self._window_start >= WINDOW_SECONDS:
+                self._used = self._window_sent / (now - self._window_start)
+                self.stats.max_rate = max(self.stats.max_rate, self._used)
+                self._window_start, self._window_sent = now, 0
+            self._window_sent += 1
 
     def on_success(self) -> None:
         with self._lock:
+            if self._used is not None and self._used < USED_SHARE * self._rate:
+                return  # the rate is not what limits the calls: growing it tests nothing
             if self._slow_start:
                 self._apply(self._rate + SLOW_START_GAIN)
             else:

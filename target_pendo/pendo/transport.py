@@ -2,6 +2,8 @@
 
 - keep-alive: one `requests.Session` per worker thread (Session is not documented as
   thread-safe), each holding its connection open between calls;
+- calls in flight: per endpoint, as many as the pace needs at the round trip measured
+  (``inflight.py``), up to `max_concurrency`; a call takes its place before pacing;
 - pacing: one AdaptivePacer per endpoint (Track, the /api/v1 routes) shared by every thread,
   taken before each attempt (retries too), learning Pendo's limit from its 429s
   (``ratelimit.py``); `max_requests_per_second` is its ceiling, 0 turns pacing off;
@@ -37,6 +39,7 @@ from target_pendo.errors import PendoNetworkError, PendoUnavailableError, StopRe
 from target_pendo.network import Network, cause_of, is_tls_failure
 from target_pendo.pendo.attempts import Attempt, CallObserver
 from target_pendo.pendo.calllog import CallLog
+from target_pendo.pendo.inflight import DEFAULT_CEILING, InFlightLimit, InFlightStats
 from target_pendo.pendo.ratelimit import AdaptivePacer, PacerStats
 from target_pendo.pendo.retry import DNS_FAILURE_TRIES, RetryPolicy, parse_retry_after
 from target_pendo.redact import Redactor, shown_url
@@ -235,6 +238,7 @@ class Transport:
         self,
         *,
         max_requests_per_second: float | None = None,
+        max_concurrency: int = DEFAULT_CEILING,
         request_timeout: float = 30,
         max_retry_seconds: float = 300,
         redact: Redactor,
@@ -248,6 +252,15 @@ class Transport:
         self._pacers: dict[str, AdaptivePacer | None] = {
             endpoint: AdaptivePacer(max_requests_per_second) if paced else None
             for endpoint in ENDPOINTS
+        }
+        # calls on the wire at once, per endpoint: what the pace needs (``inflight.py``)
+        self._in_flight = {
+            endpoint: InFlightLimit(
+                max_concurrency,
+                rate=pacer.stats.rate if pacer is not None else None,
+                paced=pacer is not None,
+            )
+            for endpoint, pacer in self._pacers.items()
         }
         self.redact = redact
         self.timeout = request_timeout
@@ -270,6 +283,10 @@ class Transport:
     def pacing(self) -> dict[str, PacerStats]:
         """Per endpoint: the rate reached and the 429s drawn (none when pacing is off)."""
         return {name: p.stats for name, p in self._pacers.items() if p is not None}
+
+    def in_flight(self) -> dict[str, InFlightStats]:
+        """Per endpoint: calls allowed on the wire now, the most at once, the round trip."""
+        return {name: limit.stats for name, limit in self._in_flight.items()}
 
     # --- stopping -----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -361,36 +378,44 @@ class Transport:
         if request.body is not None:
             headers["Content-Type"] = "application/json"
         pacer = self._pacers[request.endpoint]
-        sent_at = pacer.acquire(self._stop) if pacer is not None else 0.0
-        self._checkpoint(call)
-        call.attempts += 1
-        if call.attempts == 1 and request.before_send is not None:
-            request.before_send()  # after pacing, right before the bytes leave
-        self.stats.call(f"{request.method} {request.path}", request.stream)
-        for observer in self._observers:
-            observer.attempt_started(request.stream)
-        started = time.perf_counter()
+        wire = self._in_flight[request.endpoint]
+        if not wire.acquire(self._stop):
+            self._checkpoint(call)  # the stop request ended the wait: raises
+        round_trip: float | None = None  # None: the call got no answer
         try:
-            response = self._session().request(
-                request.method,
-                url,
-                data=request.body,
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-                proxies=self._proxies_for(request.base),
-            )
-        except requests.RequestException as exc:
-            failure = _transport_failure(exc, url, self.timeout, self.network)
-            self._log_call(call, None, started, None, str(failure))
-            if isinstance(failure, _Retryable):
-                if failure.in_doubt:
-                    call.maybe_delivered = True
-                if request.size_sensitive and failure.cause == "timeout":
-                    raise TooBigSignal(str(failure)) from None
-            if isinstance(failure, PendoNetworkError):
-                raise mark_in_doubt(failure, call.maybe_delivered) from None
-            raise failure from exc
+            sent_at = pacer.acquire(self._stop) if pacer is not None else 0.0
+            self._checkpoint(call)
+            call.attempts += 1
+            if call.attempts == 1 and request.before_send is not None:
+                request.before_send()  # after pacing, right before the bytes leave
+            self.stats.call(f"{request.method} {request.path}", request.stream)
+            for observer in self._observers:
+                observer.attempt_started(request.stream)
+            started = time.perf_counter()
+            try:
+                response = self._session().request(
+                    request.method,
+                    url,
+                    data=request.body,
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    proxies=self._proxies_for(request.base),
+                )
+            except requests.RequestException as exc:
+                failure = _transport_failure(exc, url, self.timeout, self.network)
+                self._log_call(call, None, started, None, str(failure))
+                if isinstance(failure, _Retryable):
+                    if failure.in_doubt:
+                        call.maybe_delivered = True
+                    if request.size_sensitive and failure.cause == "timeout":
+                        raise TooBigSignal(str(failure)) from None
+                if isinstance(failure, PendoNetworkError):
+                    raise mark_in_doubt(failure, call.maybe_delivered) from None
+                raise failure from exc
+            round_trip = time.perf_counter() - started
+        finally:
+            wire.release(round_trip, pacer.stats.rate if pacer is not None else None)
         status = response.status_code
         self._log_call(call, status, started, response, None)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))

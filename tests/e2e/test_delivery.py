@@ -589,3 +589,33 @@ def test_a_killed_run_is_marked_abandoned_by_the_next(
         ]
     ledger.close()
     assert statuses == ["abandoned", "succeeded"]
+
+
+def test_a_signal_with_many_calls_in_flight_to_a_slow_pendo_ends_within_the_timeout(
+    base_config: dict, tmp_path: Path
+) -> None:
+    """A Pendo 600 ms away, a stated ceiling of 100/s: far more than 8 calls are on the wire
+    at once. SIGTERM still ends the run once those calls end (each within request_timeout),
+    STATE covers only settled rows, and the rerun sends again only calls that got no answer."""
+    with Emulator(latency=0.6) as slow:
+        config = config_for(
+            {**base_config, "api_url": slow.url},
+            max_requests_per_second=100,
+            max_concurrency=64,  # the default
+            request_timeout=3,
+            batch_size_rows=200,
+        )
+        n = 1500
+        lines = event_lines(n)
+        tap = Tap(config, lines, tmp_path)
+        wait_for_track_calls(slow, 150)
+        code, out, err, took = tap.signal_and_wait(signal.SIGTERM)
+        assert code == 143, err
+        assert took < 3 + 2  # request_timeout, and the run's own ending
+        assert_states_cover_only_settled_rows(emitted_states(out), slow, config["state_dir"])
+        report = json.loads(
+            sorted((Path(config["state_dir"]) / "reports").glob("*.json"))[-1].read_text()
+        )
+        assert report["pacing"]["track"]["in_flight_peak"] > 8
+        slow.latency = 0.0
+        rerun_and_check_everything_once(config, lines, slow, tmp_path, n)

@@ -26,7 +26,7 @@ from ..singer import TARGET_CMD, lines_to_text, record, schema, state
 
 EVENTS = "events"
 N_EVENTS = 1500
-MAX_CONCURRENCY = 8  # the default: at most this many calls are on the wire at once
+MAX_CONCURRENCY = 8  # at most this many calls are on the wire at once
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,7 @@ def events_config(base_config: dict, **extra: object) -> dict:
         **base_config,
         "max_requests_per_second": 300,  # slow enough that the outage lands midway
         "batch_size_rows": 50,
+        "max_concurrency": MAX_CONCURRENCY,
         "streams": {
             EVENTS: {
                 "event_name_column": "event",

@@ -285,7 +285,7 @@ def test_parse_settings_defaults():
         streams={},
         default_stream=None,
         unmapped_streams="fail",
-        max_concurrency=8,
+        max_concurrency=64,
         max_requests_per_second=None,  # adaptive pacing, no ceiling
         request_timeout=20.0,
         max_retry_seconds=300.0,

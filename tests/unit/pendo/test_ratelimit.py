@@ -106,3 +106,32 @@ def test_against_an_unknown_limit_few_calls_are_refused(limit: int) -> None:
         refused = sum(emu.rate_limited().values())
         assert refused <= 0.1 * n, refused
         assert client.pacing()["track"].throttled == refused
+
+
+def test_a_stated_ceiling_is_the_pace_from_the_first_call_and_a_429_still_cuts() -> None:
+    pacer = AdaptivePacer(ceiling=80)
+    assert pacer.stats.rate == 80  # no slow start from 10/s
+    started = time.monotonic()
+    for _ in range(41):
+        pacer.acquire()
+    assert time.monotonic() - started < 0.7  # 40 intervals at 80/s (x 0.98) is ~0.51 s
+    pacer.on_throttled(pacer.acquire(), None)
+    assert pacer.stats.rate == pytest.approx(80 * CUT)
+    for _ in range(1000):
+        pacer.on_success()
+    assert pacer.stats.rate == 80  # back up to the ceiling, never past it
+
+
+def test_the_rate_does_not_grow_while_it_is_not_used_and_reports_what_went_out() -> None:
+    """Two calls a second where 10 are allowed: successes add nothing (the rate was not what
+    held the calls back), and what the pacer reports reached is what went out."""
+    pacer = AdaptivePacer()
+    for _ in range(5):
+        pacer.acquire()
+        pacer.on_success()
+        time.sleep(0.5)
+    rate = pacer.stats.rate
+    for _ in range(20):
+        pacer.on_success()
+    assert pacer.stats.rate == rate
+    assert 1 <= pacer.stats.max_rate <= 3

@@ -1,0 +1,86 @@
+"""How many calls of one endpoint are on the wire at once: as many as the pace needs.
+
+Little's law: calls in flight = calls a second x seconds a call takes. A fixed number of calls
+in flight caps the rate at that number over the round trip, whatever the pacer allows: 8 calls
+at 250 ms are 32 calls a second, a third of what Pendo takes. So each endpoint's limit follows
+the pacer's rate now and the round trips measured (a moving average), with a quarter more for
+jitter: `ceil(rate x round trip x 1.25) + 1`, between 1 and `max_concurrency`. It grows when
+answers slow down or the pacer speeds up, by one call per answer (so at most doubling each
+round trip, and new connections open a few at a time rather than in a burst that reaches Pendo
+bunched), and falls at once when answers speed up or a 429 cuts the pace. Before any answer it
+allows what the pacer's first rate needs at a 250 ms round trip, at least 8. Unpaced
+(`max_requests_per_second: 0`), nothing holds it below `max_concurrency`.
+
+A call waiting here is not on the wire and not marked in flight in the ledger; a stop request
+ends the wait.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+START = 8  # calls in flight before any round trip is measured, at least
+ASSUMED_ROUND_TRIP = 0.25  # seconds, before one is measured: a Pendo across an ocean
+# `max_concurrency` by default: room for 100 calls a second at 500 ms round trips (Pendo's
+# reported limit, far from it), threads that cost little while they wait for room.
+DEFAULT_CEILING = 64
+HEADROOM = 1.25  # more calls than the pace needs, for jitter in the round trips
+RTT_WEIGHT = 0.2  # weight of each new round trip in the moving average
+_STOP_POLL_SECONDS = 0.05
+
+
+@dataclass
+class InFlightStats:
+    limit: int  # calls allowed on the wire now
+    peak: int = 0  # the most calls that were on the wire at once
+    round_trip: float | None = None  # the moving average, seconds
+
+
+class InFlightLimit:
+    """One endpoint's calls on the wire; thread-safe."""
+
+    def __init__(self, ceiling: int, *, rate: float | None = None, paced: bool = True) -> None:
+        """`rate`: the pacer's first rate (calls a second)."""
+        self.ceiling = max(1, ceiling)
+        self._paced = paced
+        self._in_flight = 0
+        self._cond = threading.Condition()
+        first = max(START, self._needed(rate or 0, ASSUMED_ROUND_TRIP))
+        self.stats = InFlightStats(limit=min(first, self.ceiling) if paced else self.ceiling)
+
+    @staticmethod
+    def _needed(rate: float, round_trip: float) -> int:
+        return math.ceil(rate * round_trip * HEADROOM) + 1
+
+    def acquire(self, stop: threading.Event) -> bool:
+        """Wait for room on the wire; False (at once) when the run is asked to stop."""
+        with self._cond:
+            while self._in_flight >= self.stats.limit:
+                if stop.is_set():
+                    return False
+                self._cond.wait(_STOP_POLL_SECONDS)
+            if stop.is_set():
+                return False
+            self._in_flight += 1
+            self.stats.peak = max(self.stats.peak, self._in_flight)
+            return True
+
+    def release(self, round_trip: float | None, rate: float | None) -> None:
+        """A call left the wire after `round_trip` seconds (None: it got no answer); `rate`
+        is the pacer's rate now."""
+        with self._cond:
+            self._in_flight -= 1
+            stats = self.stats
+            if round_trip is not None:
+                previous = stats.round_trip
+                stats.round_trip = (
+                    round_trip
+                    if previous is None
+                    else previous + RTT_WEIGHT * (round_trip - previous)
+                )
+            if self._paced and rate and stats.round_trip is not None:
+                wanted = max(1, min(self.ceiling, self._needed(rate, stats.round_trip)))
+                stats.limit = min(wanted, stats.limit + 1)  # up by one per answer, down at once
+            self._cond.notify_all()
