@@ -22,6 +22,7 @@ is in this environment, not in the target's settings, so the message names the v
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 import urllib.parse
@@ -75,7 +76,7 @@ class Network:
         for name, url in proxy_urls:
             _check_proxy_url(name, url)
         network = cls(ca_bundle, ca_variable, proxy_urls)
-        network.ssl_context()  # a bundle that is not PEM fails now, naming its variable
+        _ = network.ssl_context  # a bundle that is not PEM fails now, naming its variable
         return network
 
     # --- proxies --------------------------------------------------------------------------------
@@ -105,8 +106,11 @@ class Network:
         return [s for _, url in self.proxy_urls for s in url_secrets(url)]
 
     # --- trust ----------------------------------------------------------------------------------
+    @functools.cached_property
     def ssl_context(self) -> ssl.SSLContext:
-        """A context trusting the system store, certifi's bundle and the CA bundle variable."""
+        """A context trusting the system store, certifi's bundle and the CA bundle variable;
+        made once (loading the bundles costs milliseconds) and shared by every session of the
+        run: an SSLContext is safe to use from several threads."""
         context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.load_verify_locations(cafile=certifi.where())
         if self.ca_bundle is not None:
@@ -129,7 +133,7 @@ class Network:
 
     def adapter(self, **kwargs: Any) -> HTTPAdapter:
         """An HTTPAdapter verifying with this network's trust (`kwargs` go to HTTPAdapter)."""
-        return TrustingAdapter(self.ssl_context(), **kwargs)
+        return TrustingAdapter(self.ssl_context, **kwargs)
 
     def session(self) -> requests.Session:
         """A session for one-off calls (the alert): this trust, no `.netrc`, proxies per call
