@@ -74,7 +74,7 @@ from target_pendo.outcomes import FACTS, Outcome, RunStatus, Status
 
 logger = logging.getLogger("target_pendo.ledger")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The oldest schema the lookups of this version can read unmigrated (a read-only ledger is
 # never migrated): row_state, sync_runs and sync_rows have not changed since version 1.
 READABLE_FROM_VERSION = 1
@@ -196,6 +196,12 @@ _MIGRATIONS: dict[int, list[str]] = {
             pid INTEGER NOT NULL,
             acquired_at VARCHAR(40) NOT NULL)""",
     ],
+    # 3: the pending queue: an object row Pendo could not take yet (an unknown id, a failure
+    # that may pass) keeps the values it would send, retried by later runs by themselves.
+    3: [
+        "ALTER TABLE row_state ADD COLUMN pending TEXT",
+        "ALTER TABLE row_state ADD COLUMN pending_since VARCHAR(40)",
+    ],
 }
 
 
@@ -248,6 +254,10 @@ class RowOutcome:
     outcome: Outcome
     reason: str | None = None
     value_hash: str | None = None
+    # what to send again, as JSON, while Pendo cannot take the row yet (None: nothing pending
+    # for this key any more), and since when it waits
+    pending: str | None = None
+    pending_since: str | None = None
 
 
 def _now() -> str:
@@ -884,6 +894,8 @@ class Ledger:
                         "r": run_id,
                         "seen": seen,
                         "t": now,
+                        "pv": o.pending,
+                        "ps": (o.pending_since or now) if o.pending is not None else None,
                     }
                 )
             elif seen is not None:
@@ -937,6 +949,33 @@ class Ledger:
         finally:
             for item in batch:
                 item.done = True
+
+    def pending_rows(self, stream: str, run_id: str) -> list[tuple[str, str, str]]:
+        """(key, pending values, pending since) of the stream's rows waiting to be sent again,
+        but those this run already handled (a newer row came: it replaced the pending one)."""
+        t = row_state.c
+        query = (
+            sa.select(t.row_key, t.pending, t.pending_since)
+            .where(t.stream == stream, t.pending.is_not(None), t.last_run != run_id)
+            .order_by(t.row_key)
+        )
+        doing = f"looking up pending rows of stream '{stream}'"
+        with self._errors(doing), self.engine.connect() as conn:
+            return [(r[0], r[1], r[2] or "") for r in conn.execute(query)]
+
+    @_write()
+    def drop_pending(self, stream: str, keys: Sequence[str]) -> None:
+        """Take these keys out of the pending queue (expired, or mapped differently now)."""
+        t = row_state.c
+        doing = f"dropping pending rows of stream '{stream}'"
+        with self._errors(doing), self._lock, self.engine.begin() as conn:
+            for start in range(0, len(keys), _IN_CHUNK):
+                chunk = keys[start : start + _IN_CHUNK]
+                conn.execute(
+                    sa.update(row_state)
+                    .where(t.stream == stream, t.row_key.in_(chunk))
+                    .values(pending=None, pending_since=None)
+                )
 
     def keys_with_status(self, stream: str, statuses: Sequence[Status]) -> list[str]:
         t = row_state.c

@@ -47,6 +47,8 @@ row_state = sa.Table(
     sa.Column("last_run", sa.String(64), nullable=False),
     sa.Column("last_seen_run", sa.String(64)),
     sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Column("pending", sa.Text),  # JSON: what to send again (``sinks/objects.py``)
+    sa.Column("pending_since", sa.String(40)),
     sa.Index("row_state_status", "stream", "status"),
 )
 sync_rows = sa.Table(
@@ -76,7 +78,7 @@ _p = sa.bindparam
 def _row_upsert(dialect: Dialect) -> sa.Insert:
     """Insert a key's state, or update it: a new status, the value hash only when sent, the
     attempts reset by a send (`reset`) or counted up, the last sighting kept when this one
-    is not a sighting (`seen` NULL)."""
+    is not a sighting (`seen` NULL), what is pending replaced (NULL: nothing any more)."""
     insert = (sqlite.insert if dialect.name == "sqlite" else postgresql.insert)(row_state)
     values = insert.values(
         stream=_p("s"),
@@ -89,6 +91,8 @@ def _row_upsert(dialect: Dialect) -> sa.Insert:
         last_run=_p("r"),
         last_seen_run=_p("seen"),
         updated_at=_p("t"),
+        pending=_p("pv"),
+        pending_since=_p("ps"),
     )
     new, old = values.excluded, row_state.c
     sent: sa.ColumnElement[str] = sa.literal_column(f"'{Status.SENT.value}'")
@@ -105,6 +109,8 @@ def _row_upsert(dialect: Dialect) -> sa.Insert:
             "last_run": new.last_run,
             "last_seen_run": sa.func.coalesce(new.last_seen_run, old.last_seen_run),
             "updated_at": new.updated_at,
+            "pending": new.pending,
+            "pending_since": new.pending_since,
         },
     )
 

@@ -88,6 +88,11 @@ _OPTIONAL_COUNTS: tuple[tuple[str, str], ...] = (
     ("large_properties", f"properties over {MAX_PROPERTIES_BYTES} bytes"),
     ("fields_created", "fields created"),
     ("deletes_withheld", "deletes withheld (full-table sync not seen complete)"),
+    ("pending_retried", "retried from pending"),
+    ("pending_sent", "now sent"),
+    ("pending_left", "still pending"),
+    ("pending_expired", "expired from pending"),
+    ("pending_invalidated", "pending dropped (mapping changed or left the source)"),
 )
 OPTIONAL_COUNTS = _OPTIONAL_COUNTS  # (key, label) of the counts shown only when not zero
 
@@ -110,6 +115,11 @@ class StreamCounts:
     large_properties: int = 0
     fields_created: int = 0
     deletes_withheld: int = 0
+    pending_retried: int = 0  # rows sent again from the pending queue (no row from the tap)
+    pending_sent: int = 0  # of those, the ones Pendo took this time
+    pending_left: int = 0  # of those, the ones still waiting
+    pending_expired: int = 0  # dropped from the queue after retry_pending_days
+    pending_invalidated: int = 0  # dropped: the stream is mapped differently now, or left
     http_calls: int = 0
     retries: int = 0
     seconds: float = 0.0

@@ -158,6 +158,15 @@ _SETTINGS = th.PropertiesList(
         "db). Default: SQLite at state_dir/ledger.sqlite3.",
     ),
     th.Property(
+        "retry_pending_days",
+        th.NumberType,
+        default=DEFAULTS["retry_pending_days"],
+        description="Object rows Pendo could not take yet (an id it does not have, a value it "
+        "failed) wait in the ledger and are sent again by each run of their stream, with no "
+        "row from the tap, for this many days; then they are dropped and counted. 0: no "
+        "retries.",
+    ),
+    th.Property(
         "ledger_wait_seconds",
         th.NumberType,
         default=DEFAULTS["ledger_wait_seconds"],

@@ -137,19 +137,24 @@ class PendoSink(SinkHooks):
         return {k: record.get(k) for k in self.key_properties}
 
     def reject(
-        self, record: dict[str, Any], field: str | None, reason: str, key: str | None = None
+        self,
+        record: dict[str, Any],
+        field: str | None,
+        reason: str,
+        key: str | None = None,
+        pending: str | None = None,
     ) -> None:
         """Write the row to the rejects file; with a ledger `key`, the ledger keeps it as
-        rejected (reason, attempts) so a later run that sees it again sends it again."""
+        rejected (reason, attempts) so a later run that sees it again sends it again, and,
+        with `pending` (what to send), later runs send it again by themselves."""
         reason = self.run.client.redact(reason)  # a value quoted in a reason may hold a key
         self.run.rejects.reject(self.stream_name, self.row_key(record), field, reason, record)
         # counted with the rejects file's line, before the ledger (which a row without a
         # storable key never reaches)
         self.run.report.tally(self.stream_name, self.SYNC, {Outcome.REJECTED: 1})
         if key is not None:
-            self.run.ledger.record(
-                self.stream_name, self.run.run_id, [RowOutcome(key, Outcome.REJECTED, reason)]
-            )
+            outcome = RowOutcome(key, Outcome.REJECTED, reason, pending=pending)
+            self.run.ledger.record(self.stream_name, self.run.run_id, [outcome])
 
     def settle(self, outcomes: Sequence[RowOutcome]) -> None:
         """What became of these rows, in one place: the ledger keeps each (one transaction,

@@ -24,8 +24,10 @@ after a full drain, never covers a row that is nowhere.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +65,8 @@ class _Row:
     outcome: Outcome = Outcome.SENT  # until Pendo says otherwise: SKIPPED_UNKNOWN, REJECTED
     reason: str = ""
     groups_done: list[str] = field(default_factory=list)
+    retry_later: bool = False  # Pendo failed it per item: it may take it on a later try
+    pending_since: str | None = None  # a row from the pending queue: when it began to wait
 
     def has_outcome(self) -> bool:
         """Whether Pendo's answers settled this row: skipped, failed, or every group done."""
@@ -341,6 +345,7 @@ class ObjectsSink(PendoSink):
         for row, reason in result.failed:
             row.outcome = Outcome.REJECTED
             row.reason = f"Pendo failed the {group} update: {reason}"
+            row.retry_later = True
         for row, reason in result.refused:
             row.outcome = Outcome.REJECTED
             row.reason = f"Pendo refused the {group} update: {reason}"
@@ -398,31 +403,116 @@ class ObjectsSink(PendoSink):
             rows,
         )
 
+    def _pending_values(self, row: _Row) -> str | None:
+        """What the pending queue keeps of a row Pendo could not take yet (None: nothing to
+        retry, or retrying is off): its values, their hash and the mapping they came from."""
+        if not self.run.settings.retry_pending_days:
+            return None
+        if row.outcome is not Outcome.SKIPPED_UNKNOWN and not row.retry_later:
+            return None
+        blob = {"mapping": self._mapping_hash, "hash": row.value_hash, "values": row.values}
+        return dumps(blob).decode("utf-8")
+
+    def _outcome(self, row: _Row) -> RowOutcome:
+        """The ledger's outcome of a row Pendo answered, with what stays pending."""
+        pending = self._pending_values(row)
+        since = row.pending_since
+        if row.outcome is Outcome.SENT:
+            return RowOutcome(row.object_id, Outcome.SENT, value_hash=row.value_hash)
+        if row.outcome is Outcome.SKIPPED_UNKNOWN:
+            reason = f"no such {self.plan.kind}"
+            return RowOutcome(row.object_id, row.outcome, reason, None, pending, since)
+        return RowOutcome(row.object_id, row.outcome, self._reason(row), None, pending, since)
+
+    @staticmethod
+    def _reason(row: _Row) -> str:
+        reason = row.reason
+        if row.groups_done:
+            reason += f" (its {', '.join(row.groups_done)} fields were updated)"
+        return reason
+
     def _settle(self, rows: list[_Row]) -> None:
         """Record each row's outcome: ledger, report, rejects and unknown-id files."""
         run, stream = self.run, self.stream_name
         outcomes: list[RowOutcome] = []
         unknown: list[str] = []
         for row in rows:
-            if row.outcome is Outcome.SENT:
-                outcomes.append(RowOutcome(row.object_id, Outcome.SENT, value_hash=row.value_hash))
-            elif row.outcome is Outcome.SKIPPED_UNKNOWN:
+            outcome = self._outcome(row)
+            if row.outcome is Outcome.REJECTED:
+                self.reject(row.record, None, self._reason(row), row.object_id, outcome.pending)
+                continue
+            outcomes.append(outcome)
+            if row.outcome is Outcome.SKIPPED_UNKNOWN:
                 unknown.append(row.object_id)
-                outcomes.append(
-                    RowOutcome(row.object_id, Outcome.SKIPPED_UNKNOWN, f"no such {self.plan.kind}")
-                )
                 run.unknown.append(
                     stream,
                     {"kind": self.plan.kind, "id": row.object_id, "key": self.row_key(row.record)},
                 )
-            else:
-                reason = row.reason
-                if row.groups_done:
-                    reason += f" (its {', '.join(row.groups_done)} fields were updated)"
-                self.reject(row.record, None, reason, key=row.object_id)
         self.settle(outcomes)
         if unknown:
             run.report.list_unknown(stream, unknown)
+
+    # --- the pending queue ------------------------------------------------------------------
+    def _retry_pending(self) -> None:
+        """Send again, with no row from the tap, the stream's rows Pendo could not take on an
+        earlier run: an incremental tap never sends an unchanged row again, so a visitor that
+        logs in after its row was skipped would otherwise never get its fields. After this
+        run's rows (a newer row replaced its pending one and is not retried), in batches like
+        them. A row waiting longer than retry_pending_days, or mapped by another version of
+        the stream's spec, is dropped and counted; so is every pending row when a full-table
+        sync was seen complete (its rows all came; one that did not left the source) and the
+        rows the source marked deleted."""
+        run, stream, state = self.run, self.stream_name, self._stream_state
+        days = run.settings.retry_pending_days
+        if not days or not run.input_complete or self.replaced:
+            return
+        entries = run.ledger.pending_rows(stream, run.run_id)
+        if not entries:
+            return
+        cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat()
+        gone = set(state.deleted_ids)
+        full_table = state.versions.completed is not None
+        expired: list[str] = []
+        invalid: list[str] = []
+        rows: list[_Row] = []
+        for key, blob, since in entries:
+            if since < cutoff:
+                expired.append(key)
+                continue
+            kept = json.loads(blob)
+            if full_table or key in gone or kept.get("mapping") != self._mapping_hash:
+                invalid.append(key)
+                continue
+            record = {self.spec.id_column: key}
+            rows.append(_Row(key, kept["values"], record, kept["hash"], pending_since=since))
+        if expired or invalid:
+            run.ledger.drop_pending(stream, expired + invalid)
+            run.report.add(
+                stream, self.SYNC, pending_expired=len(expired), pending_invalidated=len(invalid)
+            )
+        if not rows:
+            return
+        try:
+            self._send_chunks(rows, lambda r, g: r.values[g])
+        finally:  # what Pendo answered is recorded, even when the run stops here
+            answered = [r for r in rows if r.has_outcome()]
+            run.ledger.record(stream, run.run_id, [self._outcome(r) for r in answered])
+            sent = sum(r.outcome is Outcome.SENT for r in answered)
+            run.report.add(
+                stream,
+                self.SYNC,
+                pending_retried=len(rows),
+                pending_sent=sent,
+                pending_left=len(rows) - sent,
+            )
+        self.logger.info(
+            "Stream '%s': %d row(s) Pendo could not take before were sent again from the "
+            "ledger's pending queue: %d now sent, %d still pending.",
+            stream,
+            len(rows),
+            sent,
+            len(rows) - sent,
+        )
 
     # --- deletes ----------------------------------------------------------------------------
     def activate_version(self, new_version: int) -> None:
@@ -432,6 +522,7 @@ class ObjectsSink(PendoSink):
 
     def clean_up(self) -> None:
         super().clean_up()
+        self._retry_pending()
         self._warn_fields_written_by_value()
         run, state = self.run, self._stream_state
         if self.spec.delete_behavior == "nothing" or not run.input_complete or self.replaced:

@@ -215,12 +215,14 @@ def test_a_run_id_in_use_by_a_live_run_is_refused(ledger_url):
 
 
 # --- schema -----------------------------------------------------------------------------------
-def test_a_version_1_ledger_is_migrated_to_version_2(ledger_url):
+def test_a_version_1_ledger_is_migrated_to_the_current_version(ledger_url):
+    """Version 2 added the lease holders' table, version 3 the pending queue's columns."""
     make_v1_ledger(ledger_url)
     assert "stream_leases" not in tables(ledger_url)
     ledger = Ledger(ledger_url)
     try:
-        assert ledger.schema_version() == SCHEMA_VERSION == 2
+        assert ledger.schema_version() == SCHEMA_VERSION == 3
+        assert ledger.pending_rows("s", "r1") == []  # the old key has nothing pending
         assert "stream_leases" in tables(ledger_url)
         assert ledger.states("s", ["old-key"])["old-key"].value_hash == "h-old"
         ledger.lease_stream("s", "r1", 0)

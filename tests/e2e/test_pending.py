@@ -1,0 +1,147 @@
+"""The pending queue: object rows Pendo could not take yet are sent again by later runs by
+themselves, as an incremental tap (which never sends an unchanged row again) needs. Through
+the real CLI against the emulator, several runs on one ledger, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from target_pendo.ledger import default_url
+
+from ..singer import run_cli
+from .test_ledger import USERS, sent_ids, user_lines, users_config
+
+FIELDS = {"plan": "string", "seats": "integer"}
+
+
+def last_report(config: dict) -> defaultdict[str, int]:
+    """The last run's counts for the stream (0 for a count it does not have: a run with
+    nothing to do for the stream reports none)."""
+    reports = sorted((Path(config["state_dir"]) / "reports").glob("run-*.json"))
+    return defaultdict(int, json.loads(reports[-1].read_text())["streams"].get(USERS, {}))
+
+
+def run(config: dict, lines: list[str], tmp_path: Path) -> defaultdict[str, int]:
+    result = run_cli(config, lines, tmp_path)
+    assert result.returncode == 0, result.stderr
+    return last_report(config)
+
+
+def ledger_url(config: dict) -> str:
+    return config.get("ledger_url") or default_url(config["state_dir"])
+
+
+def plans(emulator) -> dict[str, str]:
+    """The plan Pendo holds for each visitor that has one."""
+    found = {k: v["custom"].get("plan") for k, v in emulator.objects("visitor").items()}
+    return {k: plan for k, plan in found.items() if plan is not None}
+
+
+def test_visitors_that_appear_between_runs_get_their_fields_with_no_row_from_the_tap(
+    emulator, ledger_config, tmp_path
+):
+    """Run 1: 30 users, 12 not in Pendo yet. Between runs 5 of them log in. Run 2 (an
+    incremental tap: 2 new rows only) sends those 5 from the pending queue; the other 7
+    wait. Run 3 (no rows at all, only the SCHEMA) tries the 7 again."""
+    emulator.seed("visitor", group="custom", fields=FIELDS)
+    emulator.seed("visitor", [f"v-{i}" for i in range(18)])
+    config = users_config(ledger_config)
+    first = run(config, user_lines(range(30), plan=lambda i: f"plan-{i}"), tmp_path)
+    assert (first["sent"], first["skipped_unknown"]) == (18, 12)
+    assert first["pending_retried"] == 0
+
+    emulator.seed("visitor", [f"v-{i}" for i in (18, 19, 20, 21, 22, 30, 31)])
+    second = run(config, user_lines([30, 31], plan=lambda i: f"plan-{i}"), tmp_path)
+    assert (second["received"], second["sent"]) == (2, 2)
+    assert (second["pending_retried"], second["pending_sent"], second["pending_left"]) == (
+        12,
+        5,
+        7,
+    )
+    held = plans(emulator)
+    assert all(held[f"v-{i}"] == f"plan-{i}" for i in [*range(23), 30, 31])
+    assert not any(f"v-{i}" in held for i in range(23, 30))
+
+    third = run(config, user_lines([]), tmp_path)
+    assert (third["pending_retried"], third["pending_sent"], third["pending_left"]) == (7, 0, 7)
+
+
+def test_a_newer_row_replaces_the_pending_one(emulator, ledger_config, tmp_path):
+    emulator.seed("visitor", group="custom", fields=FIELDS)
+    config = users_config(ledger_config)
+    run(config, user_lines([1], plan=lambda i: "old"), tmp_path)
+    emulator.seed("visitor", ["v-1"])
+    writes_before = len(sent_ids(emulator))
+    report = run(config, user_lines([1], plan=lambda i: "new"), tmp_path)
+    assert plans(emulator)["v-1"] == "new"
+    assert sent_ids(emulator)[writes_before:] == ["v-1"]  # once, the newer row only
+    assert report["pending_retried"] == 0
+    assert run(config, user_lines([]), tmp_path)["pending_retried"] == 0  # nothing left
+
+
+def test_pending_rows_expire_after_retry_pending_days(emulator, ledger_config, tmp_path):
+    emulator.seed("visitor", group="custom", fields=FIELDS)
+    config = users_config({**ledger_config, "retry_pending_days": 30})
+    run(config, user_lines([1, 2]), tmp_path)
+    engine = sa.create_engine(ledger_url(config))
+    with engine.begin() as conn:  # v-1 has waited 40 days
+        conn.execute(
+            sa.text("UPDATE row_state SET pending_since = :t WHERE row_key = 'v-1'"),
+            {"t": "2000-01-01T00:00:00.000+00:00"},
+        )
+    emulator.seed("visitor", ["v-1", "v-2"])
+    report = run(config, user_lines([]), tmp_path)
+    assert (report["pending_expired"], report["pending_retried"], report["pending_sent"]) == (
+        1,
+        1,
+        1,
+    )
+    assert "v-1" not in plans(emulator)
+    with engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT count(*) FROM row_state WHERE pending IS NOT NULL"))
+        assert left.scalar() == 0
+    engine.dispose()
+
+
+def test_a_mapping_change_drops_pending_values_instead_of_sending_stale_fields(
+    emulator, ledger_config, tmp_path
+):
+    emulator.seed("visitor", group="custom", fields=FIELDS)
+    run(users_config(ledger_config), user_lines([1]), tmp_path)
+    emulator.seed("visitor", ["v-1"])
+    remapped = users_config(ledger_config, custom_fields={"plan": "plan"})
+    report = run(remapped, user_lines([]), tmp_path)
+    assert (report["pending_invalidated"], report["pending_retried"]) == (1, 0)
+    assert "v-1" not in plans(emulator)
+
+
+def test_retry_pending_days_0_turns_retrying_off(emulator, ledger_config, tmp_path):
+    emulator.seed("visitor", group="custom", fields=FIELDS)
+    config = users_config({**ledger_config, "retry_pending_days": 0})
+    run(config, user_lines([1]), tmp_path)
+    emulator.seed("visitor", ["v-1"])
+    assert run(config, user_lines([]), tmp_path)["pending_retried"] == 0
+    assert "v-1" not in plans(emulator)
+
+
+def test_a_value_pendo_failed_per_item_is_retried_and_a_refusal_is_not(
+    emulator, ledger_config, tmp_path
+):
+    """Pendo failing one row's value in a 200 answer may pass later (retried); the row keeps
+    its place in the rejects file of the run that failed it, not of every retry."""
+    emulator.seed("visitor", group="custom", fields=FIELDS)
+    emulator.seed("visitor", ["v-1", "v-2"])
+    emulator.reject_metadata("visitor", "plan", ["flaky"], "temporarily unavailable")
+    config = users_config(ledger_config)
+    first = run(config, user_lines([1, 2], plan=lambda i: "flaky" if i == 1 else "ok"), tmp_path)
+    assert first["rejected"] == 1
+    emulator.reset()
+    emulator.seed("visitor", group="custom", fields=FIELDS)
+    emulator.seed("visitor", ["v-1", "v-2"])
+    second = run(config, user_lines([]), tmp_path)
+    assert (second["pending_retried"], second["pending_sent"], second["rejected"]) == (1, 1, 0)
+    assert plans(emulator) == {"v-1": "flaky"}
