@@ -78,6 +78,7 @@ SCHEMA_VERSION = 3
 # The oldest schema the lookups of this version can read unmigrated (a read-only ledger is
 # never migrated): row_state, sync_runs and sync_rows have not changed since version 1.
 READABLE_FROM_VERSION = 1
+PENDING_QUEUE_VERSION = 3  # the schema version that added row_state.pending
 # A suggestion for the `ledger_wait_seconds` setting: long enough for a PostgreSQL lease of a
 # container that vanished to free itself (about 50 s of TCP keepalives) and for a previous
 # run to finish its last batch; short enough that an overlapping scheduled run fails with a
@@ -350,6 +351,7 @@ class Ledger:
         self._raw: Any = None
         self._cursor: Any = None
         self._view_version: int | None = None  # read-only, shown as empty: the version found
+        self._version_found = SCHEMA_VERSION  # read-only: an older ledger is read as it is
         self._closed = False
         self._no_flock_warned = False
         try:
@@ -462,6 +464,7 @@ class Ledger:
                 empty = True
             else:
                 self._check_tables(conn, version)
+                self._version_found = version
                 empty = False
         if empty:
             self.engine.dispose()
@@ -953,6 +956,8 @@ class Ledger:
     def pending_rows(self, stream: str, run_id: str) -> list[tuple[str, str, str]]:
         """(key, pending values, pending since) of the stream's rows waiting to be sent again,
         but those this run already handled (a newer row came: it replaced the pending one)."""
+        if self._version_found < PENDING_QUEUE_VERSION:
+            return []  # a read-only look at a ledger from before the queue
         t = row_state.c
         query = (
             sa.select(t.row_key, t.pending, t.pending_since)
@@ -1043,6 +1048,20 @@ class Ledger:
         )
         with self._errors(f"reading run {run_id}"), self.engine.connect() as conn:
             return [(r[0], r[1], int(r[2])) for r in conn.execute(query)]
+
+    def pending_counts(self) -> list[tuple[str, str, int]]:
+        """(stream, why it waits, number of keys) of the pending queue, for `ledger status`."""
+        if self._version_found < PENDING_QUEUE_VERSION:
+            return []
+        t = row_state.c
+        query = (
+            sa.select(t.stream, t.reason, sa.func.count())
+            .where(t.pending.is_not(None))
+            .group_by(t.stream, t.reason)
+            .order_by(t.stream, t.reason)
+        )
+        with self._errors("counting pending rows"), self.engine.connect() as conn:
+            return [(r[0], r[1] or "", int(r[2])) for r in conn.execute(query)]
 
     def status_counts(self) -> list[tuple[str, str, int]]:
         """(stream, status, number of keys), ordered: what `target-pendo ledger status` shows."""

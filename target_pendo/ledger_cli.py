@@ -118,6 +118,8 @@ def ledger_command(
             return 0
         for name, status, count in ledger.status_counts():
             print(f"{name}\t{status}\t{count}")
+        for name, reason, count in ledger.pending_counts():
+            print(f"{name}\tpending: {reason}\t{count}")
         return 0
     finally:
         ledger.close()

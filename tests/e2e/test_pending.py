@@ -5,6 +5,7 @@ the real CLI against the emulator, several runs on one ledger, SQLite and Postgr
 from __future__ import annotations
 
 import json
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 
 from target_pendo.ledger import default_url
 
-from ..singer import run_cli
+from ..singer import TARGET_CMD, run_cli
 from .test_ledger import USERS, sent_ids, user_lines, users_config
 
 FIELDS = {"plan": "string", "seats": "integer"}
@@ -68,6 +69,17 @@ def test_visitors_that_appear_between_runs_get_their_fields_with_no_row_from_the
 
     third = run(config, user_lines([]), tmp_path)
     assert (third["pending_retried"], third["pending_sent"], third["pending_left"]) == (7, 0, 7)
+
+    path = tmp_path / "config.json"  # written by run_cli
+    status = subprocess.run(
+        [*TARGET_CMD, "--config", str(path), "ledger", "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 0, status.stderr
+    assert f"{USERS}\tpending: no such visitor\t7" in status.stdout.splitlines()
 
 
 def test_a_newer_row_replaces_the_pending_one(emulator, ledger_config, tmp_path):
