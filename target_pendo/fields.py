@@ -86,6 +86,7 @@ class ObjectPlan:
     id_key: str
     id_column: str
     targets: tuple[FieldTarget, ...]
+    skip_nulls: bool = False  # `null_values: skip`: a null leaves the Pendo field as it is
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -120,6 +121,7 @@ class ObjectPlan:
             id_key=ID_KEYS[spec.kind],
             id_column=spec.id_column,
             targets=tuple(targets),
+            skip_nulls=spec.null_values == "skip",
         )
 
     def column_for(self, values_path: str) -> str:
@@ -141,7 +143,9 @@ class ObjectPlan:
     def row_values(self, row: Mapping[str, Any]) -> tuple[str, dict[str, dict[str, Any]]]:
         """(object id, group -> {field: value}); RowRejected names the column and value.
 
-        A null clears the Pendo field; a column missing from the row leaves it untouched.
+        A null clears the Pendo field (with `null_values: skip` it leaves it untouched, and is
+        not part of the values, so their hash stays the same run after run); a column missing
+        from the row leaves it untouched.
         """
         object_id = to_id(row.get(self.id_column), self.id_column)
         values: dict[str, dict[str, Any]] = {}
@@ -149,6 +153,8 @@ class ObjectPlan:
             if target.column not in row:
                 continue  # a column the tap left out: leave Pendo's value as it is
             raw = row[target.column]
+            if raw is None and self.skip_nulls:
+                continue
             if raw is None:
                 value = None  # an explicit null clears the field
             else:

@@ -104,8 +104,10 @@ _OBJECT_KEYS = {
     "create_missing_fields",
     "batch_size",
     "delete_behavior",
+    "null_values",
 }
 DELETE_BEHAVIORS = ("nothing", "clear", "delete")
+NULL_VALUES = ("clear", "skip")  # what a null in the warehouse does to the Pendo field
 # Our `sync` names -> Pendo's metadata kinds.
 PENDO_KINDS = {"visitor": "visitor", "account": "account", "parent_account": "parentAccount"}
 MAX_METADATA_BATCH = 10_000
@@ -123,6 +125,7 @@ class ObjectsSpec:
     create_missing_fields: bool = False
     batch_size: int = 500
     delete_behavior: str = "nothing"
+    null_values: str = "clear"
 
     @property
     def kind(self) -> str:
@@ -279,10 +282,16 @@ def _parse_objects_spec(stream: str, sync: str, raw: Mapping[str, Any]) -> Objec
             "'delete_behavior': 'delete' is not possible for parent accounts: Pendo has no "
             "delete for them; use 'clear' or 'nothing'",
         )
+    null_values = raw.get("null_values") or "clear"
+    if null_values not in NULL_VALUES:
+        raise StreamConfigError(
+            stream, f"'null_values' must be one of {list(NULL_VALUES)}, got {null_values!r}"
+        )
     return ObjectsSpec(
         stream=stream,
         sync=sync,
         delete_behavior=delete_behavior,
+        null_values=null_values,
         id_column=_opt_str(stream, raw, "id_column") or "id",
         custom_fields=_str_map(stream, raw, "custom_fields"),
         agent_fields=_str_map(stream, raw, "agent_fields"),

@@ -15,6 +15,7 @@ from target_pendo.settings import (
     DEFAULTS,
     DELETE_BEHAVIORS,
     MAX_METADATA_BATCH,
+    NULL_VALUES,
     OBJECT_SYNCS,
     REGION_HOSTS,
 )
@@ -69,6 +70,13 @@ STREAM_SPEC_SCHEMA = th.ObjectType(
         description="Objects: when a row leaves the source ('_sdc_deleted_at', or absent from "
         "a completed full-table sync): 'nothing' (default), 'clear' its fields, or 'delete' it "
         "(visitors and accounts only; permanent in Pendo).",
+    ),
+    th.Property(
+        "null_values",
+        th.StringType,
+        allowed_values=list(NULL_VALUES),
+        description="Objects: what a null does: 'clear' the Pendo field (default) or 'skip' "
+        "it, leaving what Pendo holds (a gap in the warehouse does not wipe Pendo).",
     ),
     th.Property(
         "id_column",

@@ -157,3 +157,24 @@ def test_a_value_pendo_failed_per_item_is_retried_and_a_refusal_is_not(
     second = run(config, user_lines([]), tmp_path)
     assert (second["pending_retried"], second["pending_sent"], second["rejected"]) == (1, 1, 0)
     assert plans(emulator) == {"v-1": "flaky"}
+
+
+def test_null_values_skip_leaves_what_pendo_holds_and_resends_nothing(
+    emulator, ledger_config, tmp_path
+):
+    """`null_values: skip`: a null in the warehouse leaves Pendo's value; the row's hash leaves
+    the skipped null out, so the next run finds it unchanged."""
+    emulator.seed("visitor", group="custom", fields=FIELDS)
+    emulator.seed("visitor", ["v-1"])
+    config = users_config(ledger_config)
+    run(config, user_lines([1], plan=lambda i: "pro"), tmp_path)
+    skipping = users_config(ledger_config, null_values="skip")
+    first = run(skipping, user_lines([1], plan=lambda i: None), tmp_path)
+    assert plans(emulator) == {"v-1": "pro"}
+    assert emulator.objects("visitor")["v-1"]["custom"]["seats"] == 1  # the other field went
+    assert first["sent"] == 1
+    again = run(skipping, user_lines([1], plan=lambda i: None), tmp_path)
+    assert (again["sent"], again["unchanged"]) == (0, 1)
+    clearing = run(config, user_lines([1], plan=lambda i: None), tmp_path)
+    assert clearing["sent"] == 1
+    assert plans(emulator) == {}  # the default clears it
