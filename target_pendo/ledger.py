@@ -76,7 +76,8 @@ logger = logging.getLogger("target_pendo.ledger")
 
 SCHEMA_VERSION = 3
 # The oldest schema the lookups of this version can read unmigrated (a read-only ledger is
-# never migrated): row_state, sync_runs and sync_rows have not changed since version 1.
+# never migrated): row_state, sync_runs and sync_rows kept every column of version 1 (version 3
+# added row_state's pending queue, which the lookups of an older ledger leave out).
 READABLE_FROM_VERSION = 1
 PENDING_QUEUE_VERSION = 3  # the schema version that added row_state.pending
 # A suggestion for the `ledger_wait_seconds` setting: long enough for a PostgreSQL lease of a
@@ -259,6 +260,9 @@ class RowOutcome:
     # for this key any more), and since when it waits
     pending: str | None = None
     pending_since: str | None = None
+    # False for a row sent again from the pending queue: not a sighting of the key in the
+    # source, and no line in sync_rows (the run's rows are the tap's; row_state has the rest)
+    from_source: bool = True
 
 
 def _now() -> str:
@@ -882,7 +886,7 @@ class Ledger:
         log_rows = []
         for o in outcomes:
             facts = FACTS[o.outcome]
-            seen = run_id if facts.seen else None
+            seen = run_id if facts.seen and o.from_source else None
             reason = _storable(o.reason)
             if facts.status is not None:
                 state_rows.append(
@@ -903,7 +907,7 @@ class Ledger:
                 )
             elif seen is not None:
                 seen_rows.append({"s": stream, "k": o.key, "r": run_id})
-            if facts.logged:
+            if facts.logged and o.from_source:
                 log_rows.append(
                     {
                         "r": run_id,
@@ -953,9 +957,12 @@ class Ledger:
             for item in batch:
                 item.done = True
 
-    def pending_rows(self, stream: str, run_id: str) -> list[tuple[str, str, str]]:
+    def pending_rows(
+        self, stream: str, run_id: str, *, after: str | None = None, limit: int = 5000
+    ) -> list[tuple[str, str, str]]:
         """(key, pending values, pending since) of the stream's rows waiting to be sent again,
-        but those this run already handled (a newer row came: it replaced the pending one)."""
+        but those this run already handled (a newer row came: it replaced the pending one);
+        a page of at most `limit` in key order, from after the key `after`."""
         if self._version_found < PENDING_QUEUE_VERSION:
             return []  # a read-only look at a ledger from before the queue
         t = row_state.c
@@ -963,7 +970,10 @@ class Ledger:
             sa.select(t.row_key, t.pending, t.pending_since)
             .where(t.stream == stream, t.pending.is_not(None), t.last_run != run_id)
             .order_by(t.row_key)
+            .limit(limit)
         )
+        if after is not None:
+            query = query.where(t.row_key > after)
         doing = f"looking up pending rows of stream '{stream}'"
         with self._errors(doing), self.engine.connect() as conn:
             return [(r[0], r[1], r[2] or "") for r in conn.execute(query)]

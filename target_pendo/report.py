@@ -91,6 +91,7 @@ _OPTIONAL_COUNTS: tuple[tuple[str, str], ...] = (
     ("pending_retried", "retried from pending"),
     ("pending_sent", "now sent"),
     ("pending_left", "still pending"),
+    ("pending_refused", "refused from pending"),
     ("pending_expired", "expired from pending"),
     ("pending_invalidated", "pending dropped (mapping changed or left the source)"),
 )
@@ -118,6 +119,7 @@ class StreamCounts:
     pending_retried: int = 0  # rows sent again from the pending queue (no row from the tap)
     pending_sent: int = 0  # of those, the ones Pendo took this time
     pending_left: int = 0  # of those, the ones still waiting
+    pending_refused: int = 0  # of those, the ones Pendo refused for good (out of the queue)
     pending_expired: int = 0  # dropped from the queue after retry_pending_days
     pending_invalidated: int = 0  # dropped: the stream is mapped differently now, or left
     http_calls: int = 0

@@ -228,9 +228,10 @@ _SETTINGS = th.PropertiesList(
         "max_concurrency",
         th.IntegerType,
         default=DEFAULTS["max_concurrency"],
-        description="The most requests in flight at once per endpoint (Track, the /api/v1 "
-        "routes). Below it, the number follows the pace and the round trip measured (rate x "
-        "round trip, with a quarter more); unpaced (max_requests_per_second 0), it is this.",
+        description="The most requests in flight at once, all endpoints together. Below it, "
+        "each endpoint's number (Track, the /api/v1 routes) follows its pace and the round "
+        "trip measured (rate x round trip, with a quarter more); unpaced "
+        "(max_requests_per_second 0), it is this.",
     ),
     th.Property(
         "max_requests_per_second",

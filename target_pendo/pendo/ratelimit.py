@@ -112,7 +112,7 @@ class AdaptivePacer(RateLimiter):
     def _apply(self, rate: float) -> None:
         """Called with the lock held."""
         top = self.ceiling if self.ceiling else float("inf")
-        self._rate = max(MIN_RATE, min(rate, top))
+        self._rate = min(max(MIN_RATE, rate), top)  # a ceiling under the floor still holds
         self._set_rate(self._rate)
         self.stats.rate = self._rate
 

@@ -29,6 +29,7 @@ import functools
 import hashlib
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -243,8 +244,13 @@ class ObjectsSink(PendoSink):
             column = self.plan.column_for(unencodable_field(values) or "")
             self._reject_row(record, column, unencodable_reason(column))
             return
-        digest = hashlib.sha256(self._mapping_hash.encode() + encoded).hexdigest()[:32]
-        context.setdefault("rows", []).append(_Row(object_id, values, record, digest))
+        context.setdefault("rows", []).append(
+            _Row(object_id, values, record, self._value_hash(encoded))
+        )
+
+    def _value_hash(self, encoded: bytes) -> str:
+        """What the ledger compares to find a changed row: the values and the mapping."""
+        return hashlib.sha256(self._mapping_hash.encode() + encoded).hexdigest()[:32]
 
     def _reject_row(self, record: dict[str, Any], field: str | None, reason: str) -> None:
         raw_id = record.get(self.spec.id_column)
@@ -410,19 +416,22 @@ class ObjectsSink(PendoSink):
             return None
         if row.outcome is not Outcome.SKIPPED_UNKNOWN and not row.retry_later:
             return None
-        blob = {"mapping": self._mapping_hash, "hash": row.value_hash, "values": row.values}
-        return dumps(blob).decode("utf-8")
+        return dumps({"mapping": self._mapping_hash, "values": row.values}).decode("utf-8")
 
     def _outcome(self, row: _Row) -> RowOutcome:
-        """The ledger's outcome of a row Pendo answered, with what stays pending."""
+        """The ledger's outcome of a row Pendo answered, with what stays pending. A row from
+        the pending queue (`pending_since` set) is no row of the source's."""
+        key, outcome, since = row.object_id, row.outcome, row.pending_since
+        from_source = since is None
+        if outcome is Outcome.SENT:
+            return RowOutcome(key, outcome, value_hash=row.value_hash, from_source=from_source)
+        reason = (
+            f"no such {self.plan.kind}"
+            if outcome is Outcome.SKIPPED_UNKNOWN
+            else self.run.client.redact(self._reason(row))  # Pendo's words may quote a value
+        )
         pending = self._pending_values(row)
-        since = row.pending_since
-        if row.outcome is Outcome.SENT:
-            return RowOutcome(row.object_id, Outcome.SENT, value_hash=row.value_hash)
-        if row.outcome is Outcome.SKIPPED_UNKNOWN:
-            reason = f"no such {self.plan.kind}"
-            return RowOutcome(row.object_id, row.outcome, reason, None, pending, since)
-        return RowOutcome(row.object_id, row.outcome, self._reason(row), None, pending, since)
+        return RowOutcome(key, outcome, reason, None, pending, since, from_source)
 
     @staticmethod
     def _reason(row: _Row) -> str:
@@ -458,61 +467,82 @@ class ObjectsSink(PendoSink):
         earlier run: an incremental tap never sends an unchanged row again, so a visitor that
         logs in after its row was skipped would otherwise never get its fields. After this
         run's rows (a newer row replaced its pending one and is not retried), in batches like
-        them. A row waiting longer than retry_pending_days, or mapped by another version of
-        the stream's spec, is dropped and counted; so is every pending row when a full-table
-        sync was seen complete (its rows all came; one that did not left the source) and the
-        rows the source marked deleted."""
+        them, a page of the queue at a time. A row waiting longer than retry_pending_days, or
+        mapped by another version of the stream's spec, is dropped and counted; so is every
+        pending row when a full-table sync was seen complete (its rows all came; one that did
+        not left the source) and the rows the source marked deleted."""
         run, stream, state = self.run, self.stream_name, self._stream_state
         days = run.settings.retry_pending_days
         if not days or not run.input_complete or self.replaced:
             return
-        entries = run.ledger.pending_rows(stream, run.run_id)
-        if not entries:
-            return
         cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat()
         gone = set(state.deleted_ids)
         full_table = state.versions.completed is not None
-        expired: list[str] = []
-        invalid: list[str] = []
-        rows: list[_Row] = []
-        for key, blob, since in entries:
-            if since < cutoff:
-                expired.append(key)
-                continue
-            kept = json.loads(blob)
-            if full_table or key in gone or kept.get("mapping") != self._mapping_hash:
-                invalid.append(key)
-                continue
-            record = {self.spec.id_column: key}
-            rows.append(_Row(key, kept["values"], record, kept["hash"], pending_since=since))
-        if expired or invalid:
-            run.ledger.drop_pending(stream, expired + invalid)
-            run.report.add(
-                stream, self.SYNC, pending_expired=len(expired), pending_invalidated=len(invalid)
+        counts: Counter[str] = Counter()
+        after: str | None = None
+        while page := run.ledger.pending_rows(stream, run.run_id, after=after):
+            after = page[-1][0]
+            rows: list[_Row] = []
+            expired: list[str] = []
+            invalid: list[str] = []
+            for key, blob, since in page:
+                kept = json.loads(blob)
+                if since < cutoff:
+                    expired.append(key)
+                elif full_table or key in gone or kept.get("mapping") != self._mapping_hash:
+                    invalid.append(key)
+                else:
+                    rows.append(self._from_queue(key, kept["values"], since))
+            if expired or invalid:
+                run.ledger.drop_pending(stream, expired + invalid)
+            counts.update(pending_expired=len(expired), pending_invalidated=len(invalid))
+            counts += self._send_again(rows)
+        if counts:
+            run.report.add(stream, self.SYNC, **counts)
+        if counts["pending_retried"]:
+            self.logger.info(
+                "Stream '%s': %d row(s) Pendo could not take before were sent again from the "
+                "ledger's pending queue: %d now sent, %d still pending, %d refused.",
+                stream,
+                counts["pending_retried"],
+                counts["pending_sent"],
+                counts["pending_left"],
+                counts["pending_refused"],
             )
+
+    def _from_queue(self, key: str, values: dict[str, dict[str, Any]], since: str) -> _Row:
+        """A row of the pending queue as the sink sends rows, under today's null rule (a row
+        queued while nulls cleared keeps no null once they are skipped)."""
+        if self.plan.skip_nulls:
+            values = {
+                group: kept
+                for group, fields in values.items()
+                if (kept := {k: v for k, v in fields.items() if v is not None})
+            }
+        value_hash = self._value_hash(dumps(values))
+        return _Row(key, values, {self.spec.id_column: key}, value_hash, pending_since=since)
+
+    def _send_again(self, rows: list[_Row]) -> Counter[str]:
+        """Send rows of the pending queue; their outcomes go to the ledger (not to this run's
+        counts of the tap's rows, rejects or unknown-id files) and are counted apart."""
+        counts: Counter[str] = Counter()
         if not rows:
-            return
+            return counts
         try:
             self._send_chunks(rows, lambda r, g: r.values[g])
         finally:  # what Pendo answered is recorded, even when the run stops here
             answered = [r for r in rows if r.has_outcome()]
-            run.ledger.record(stream, run.run_id, [self._outcome(r) for r in answered])
-            sent = sum(r.outcome is Outcome.SENT for r in answered)
-            run.report.add(
-                stream,
-                self.SYNC,
+            outcomes = [self._outcome(r) for r in answered]
+            self.run.ledger.record(self.stream_name, self.run.run_id, outcomes)
+            sent = sum(o.outcome is Outcome.SENT for o in outcomes)
+            waiting = sum(o.pending is not None for o in outcomes)
+            counts.update(
                 pending_retried=len(rows),
                 pending_sent=sent,
-                pending_left=len(rows) - sent,
+                pending_left=waiting + len(rows) - len(answered),
+                pending_refused=len(outcomes) - sent - waiting,
             )
-        self.logger.info(
-            "Stream '%s': %d row(s) Pendo could not take before were sent again from the "
-            "ledger's pending queue: %d now sent, %d still pending.",
-            stream,
-            len(rows),
-            sent,
-            len(rows) - sent,
-        )
+        return counts
 
     # --- deletes ----------------------------------------------------------------------------
     def activate_version(self, new_version: int) -> None:

@@ -9,8 +9,10 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
+import requests
 import sqlalchemy as sa
 
+from target_pendo.emulator import DEMO_INTEGRATION_KEY
 from target_pendo.ledger import default_url
 
 from ..singer import TARGET_CMD, run_cli
@@ -178,3 +180,25 @@ def test_null_values_skip_leaves_what_pendo_holds_and_resends_nothing(
     clearing = run(config, user_lines([1], plan=lambda i: None), tmp_path)
     assert clearing["sent"] == 1
     assert plans(emulator) == {}  # the default clears it
+
+
+def test_a_row_queued_while_nulls_cleared_keeps_no_null_once_they_are_skipped(
+    emulator, ledger_config, tmp_path
+):
+    """Queued under `clear` with a null plan; retried under `skip`: the plan Pendo got
+    meanwhile stays, the other field arrives."""
+    emulator.seed("visitor", group="custom", fields=FIELDS)
+    run(users_config(ledger_config), user_lines([1], plan=lambda i: None), tmp_path)
+    emulator.seed("visitor", ["v-1"])
+    answer = requests.post(  # someone sets the plan in Pendo meanwhile
+        f"{emulator.url}/api/v1/metadata/visitor/custom/value",
+        json=[{"visitorId": "v-1", "values": {"plan": "kept"}}],
+        headers={"x-pendo-integration-key": DEMO_INTEGRATION_KEY},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    skipping = users_config(ledger_config, null_values="skip")
+    report = run(skipping, user_lines([]), tmp_path)
+    assert (report["pending_retried"], report["pending_sent"]) == (1, 1)
+    held = emulator.objects("visitor")["v-1"]["custom"]
+    assert (held["plan"], held["seats"]) == ("kept", 1)

@@ -135,3 +135,11 @@ def test_the_rate_does_not_grow_while_it_is_not_used_and_reports_what_went_out()
         pacer.on_success()
     assert pacer.stats.rate == rate
     assert 1 <= pacer.stats.max_rate <= 3
+
+
+def test_a_stated_ceiling_under_the_floor_still_holds() -> None:
+    pacer = AdaptivePacer(ceiling=0.2)
+    pacer.on_success()
+    assert pacer.stats.rate == 0.2
+    pacer.on_throttled(pacer.acquire(), None)
+    assert pacer.stats.rate <= 0.2
