@@ -181,12 +181,19 @@ def wanted_fields(spec: ObjectsSpec, schema_columns: Iterable[str]) -> list[Want
             f"id_column names column '{spec.id_column}', which is not in the stream's "
             f"schema (columns: {sorted(known)})",
         )
+    if spec.deleted_column is not None and spec.deleted_column not in known:
+        raise StreamConfigError(
+            spec.stream,
+            f"deleted_column names column '{spec.deleted_column}', which is not in the "
+            f"stream's schema (columns: {sorted(known)})",
+        )
     configured: list[tuple[str, str, str]] = []  # (group, field, column)
     if spec.agent_fields is None and spec.custom_fields is None:
         configured = [
             ("custom", c, c)
             for c in columns
-            if c != spec.id_column and not c.startswith(SINGER_METADATA_PREFIX)
+            if c not in (spec.id_column, spec.deleted_column)
+            and not c.startswith(SINGER_METADATA_PREFIX)
         ]
     else:
         for group, mapping in (("agent", spec.agent_fields), ("custom", spec.custom_fields)):

@@ -105,6 +105,7 @@ _OBJECT_KEYS = {
     "batch_size",
     "delete_behavior",
     "null_values",
+    "deleted_column",
 }
 DELETE_BEHAVIORS = ("nothing", "clear", "delete")
 NULL_VALUES = ("clear", "skip")  # what a null in the warehouse does to the Pendo field
@@ -126,6 +127,9 @@ class ObjectsSpec:
     batch_size: int = 500
     delete_behavior: str = "nothing"
     null_values: str = "clear"
+    # a soft-delete column of the model: a row whose value is set (not null, not false) left
+    # the source, as one with `_sdc_deleted_at` (a log-based tap's) does
+    deleted_column: str | None = None
 
     @property
     def kind(self) -> str:
@@ -287,11 +291,19 @@ def _parse_objects_spec(stream: str, sync: str, raw: Mapping[str, Any]) -> Objec
         raise StreamConfigError(
             stream, f"'null_values' must be one of {list(NULL_VALUES)}, got {null_values!r}"
         )
+    deleted_column = _opt_str(stream, raw, "deleted_column")
+    if deleted_column is not None and delete_behavior == "nothing":
+        raise StreamConfigError(
+            stream,
+            f"'deleted_column' ({deleted_column!r}) says which rows left the source, but "
+            "'delete_behavior' is 'nothing': set it to 'clear' or 'delete'",
+        )
     return ObjectsSpec(
         stream=stream,
         sync=sync,
         delete_behavior=delete_behavior,
         null_values=null_values,
+        deleted_column=deleted_column,
         id_column=_opt_str(stream, raw, "id_column") or "id",
         custom_fields=_str_map(stream, raw, "custom_fields"),
         agent_fields=_str_map(stream, raw, "agent_fields"),

@@ -72,6 +72,13 @@ STREAM_SPEC_SCHEMA = th.ObjectType(
         "(visitors and accounts only; permanent in Pendo).",
     ),
     th.Property(
+        "deleted_column",
+        th.StringType,
+        description="Objects: a soft-delete column of the model (e.g. deleted_at, is_deleted): "
+        "a row whose value is set (not null, not false) left the source and gets "
+        "'delete_behavior', like a row with '_sdc_deleted_at' from a log-based tap.",
+    ),
+    th.Property(
         "null_values",
         th.StringType,
         allowed_values=list(NULL_VALUES),

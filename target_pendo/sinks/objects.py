@@ -221,7 +221,7 @@ class ObjectsSink(PendoSink):
     # --- rows -------------------------------------------------------------------------------
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self.count_received(context)
-        if record.get(DELETED_AT) is not None and self.spec.delete_behavior != "nothing":
+        if self._left_the_source(record) and self.spec.delete_behavior != "nothing":
             raw_id = record.get(self.spec.id_column)
             storable = raw_id is not None and unstorable_reason(str(raw_id)) is None
             if storable and len(str(raw_id)) <= MAX_KEY_CHARS:
@@ -251,6 +251,14 @@ class ObjectsSink(PendoSink):
     def _value_hash(self, encoded: bytes) -> str:
         """What the ledger compares to find a changed row: the values and the mapping."""
         return hashlib.sha256(self._mapping_hash.encode() + encoded).hexdigest()[:32]
+
+    def _left_the_source(self, record: dict[str, Any]) -> bool:
+        """`_sdc_deleted_at` set (a log-based tap), or the spec's `deleted_column` set (a
+        soft-delete column of the model): not null, not false."""
+        if record.get(DELETED_AT) is not None:
+            return True
+        column = self.spec.deleted_column
+        return column is not None and record.get(column) not in (None, False)
 
     def _reject_row(self, record: dict[str, Any], field: str | None, reason: str) -> None:
         raw_id = record.get(self.spec.id_column)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from target_pendo.errors import DeleteGuardError
+from target_pendo.errors import DeleteGuardError, StreamConfigError
 from target_pendo.ledger import SCHEMA_VERSION, Ledger, default_url
 
 from ..singer import TARGET_CMD, lines_to_text, record, run_cli, run_target, schema, state
@@ -311,6 +311,49 @@ def test_sdc_deleted_at_rows_are_deleted(emulator, ledger_config):
     ]
     run_target(config, lines)
     assert emulator.deleted("visitor") == ["v-2"]
+
+
+def test_a_soft_delete_column_of_the_model_clears_its_rows(emulator, ledger_config):
+    """`deleted_column`: the recipe for a model with a soft-delete flag, without a stream map:
+    a row whose flag is set is cleared; one whose flag is false is an update."""
+    seed_users(emulator, 5)
+    config = users_config(ledger_config, delete_behavior="clear", deleted_column="is_deleted")
+    props = {**USER_PROPS, "is_deleted": {"type": ["boolean", "null"]}}
+
+    def rows(flags: dict[int, bool | None], plan: str) -> list[str]:
+        return [schema(USERS, props)] + [
+            record(USERS, {"id": f"v-{i}", "plan": plan, "seats": i, "is_deleted": flag})
+            for i, flag in flags.items()
+        ]
+
+    run_target(config, rows(dict.fromkeys(range(5)), "pro"))
+    run_target(config, rows({2: True, 3: False}, "team"))
+    held = {k: v["custom"] for k, v in emulator.objects("visitor").items()}
+    assert held["v-2"] == {"plan": None, "seats": None}  # cleared, not updated
+    assert held["v-3"]["plan"] == "team"
+    assert held["v-4"]["plan"] == "pro"
+    assert "is_deleted" not in str(held)  # the flag itself is never sent
+
+
+def test_a_null_sdc_deleted_at_typed_string_only_is_an_insert(emulator, ledger_config):
+    """tap-postgres 0.10 (LOG_BASED) types `_sdc_deleted_at` {"type": ["string"]} and sends
+    null on inserts: the row is sent, not rejected for its schema."""
+    seed_users(emulator, 2)
+    config = users_config(ledger_config, delete_behavior="delete")
+    props = {**USER_PROPS, "_sdc_deleted_at": {"type": ["string"]}}
+    row = {"id": "v-1", "plan": "pro", "seats": 1, "_sdc_deleted_at": None}
+    _, target = run_target(config, [schema(USERS, props), record(USERS, row)])
+    counts = target.run_context.report.counts(USERS)
+    assert (counts.sent, counts.rejected, counts.deleted) == (1, 0, 0)
+    assert emulator.objects("visitor")["v-1"]["custom"]["plan"] == "pro"
+
+
+def test_a_deleted_column_needs_a_delete_behavior_and_a_column(emulator, ledger_config):
+    with pytest.raises(StreamConfigError, match="'delete_behavior' is 'nothing'"):
+        run_target(users_config(ledger_config, deleted_column="is_deleted"), user_lines([1]))
+    config = users_config(ledger_config, delete_behavior="clear", deleted_column="gone_at")
+    with pytest.raises(StreamConfigError, match="deleted_column names column 'gone_at'"):
+        run_target(config, user_lines([1]))
 
 
 def test_emptied_table_is_refused_by_the_guard(emulator, ledger_config):

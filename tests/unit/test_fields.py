@@ -486,3 +486,17 @@ def test_plan_is_immutable() -> None:
     plan = build(custom_fields={"mrr": "mrr"})
     with pytest.raises(AttributeError):
         plan.kind = "account"  # type: ignore[misc]
+
+
+def test_the_deleted_column_is_not_sent_by_the_default_mapping():
+    """With neither agent_fields nor custom_fields, every column goes to a custom field of its
+    name, but the id, the _sdc_ columns and the soft-delete flag."""
+    schema = {"custom": {"plan": {"Type": "string"}, "is_deleted": {"Type": "boolean"}}}
+    plan = build(
+        ["id", "plan", "is_deleted"], schema, delete_behavior="clear", deleted_column="is_deleted"
+    )
+    assert [t.column for t in plan.targets] == ["plan"]
+    assert [t.column for t in build(["id", "plan", "is_deleted"], schema).targets] == [
+        "plan",
+        "is_deleted",
+    ]
