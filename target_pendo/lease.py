@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from target_pendo import private
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: file leases are unavailable
@@ -128,8 +130,8 @@ class FileLease:
         if self._fd is not None:
             return True
         assert fcntl is not None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        private.make_file(self.path)  # 0600 when new
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, private.FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -50,6 +50,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from target_pendo import private
 from target_pendo.errors import ConfigError, TargetPendoError
 from target_pendo.lease import (
     FILE_LOCKS_AVAILABLE,
@@ -382,6 +383,9 @@ class Ledger:
     def _open_read_write(self, parsed: sa.URL) -> None:
         if self.path is not None:
             self._make_folder(self.path.parent)
+            # 0600 before SQLite opens it: its -wal and -shm files take the file's mode
+            with self._errors("opening it", opening=True):
+                private.make_file(self.path)
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -408,7 +412,7 @@ class Ledger:
 
     def _make_folder(self, folder: Path) -> None:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            private.make_dir(folder)
         except OSError as exc:
             if isinstance(exc, FileExistsError):
                 why = f"{exc.filename or folder} is a file, not a folder"

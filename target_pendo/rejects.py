@@ -14,8 +14,10 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+from target_pendo import private
 from target_pendo.mapping import json_safe, jsonl_line
 from target_pendo.redact import Redactor
+from target_pendo.report import mask_quoted_values
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -32,7 +34,18 @@ def rejects_path(state_dir: str | Path, stream: str) -> Path:
 class RowLog:
     """Thread-safe: sinks drained in parallel may write at the same time."""
 
-    def __init__(self, state_dir: str | Path, folder: str, run_id: str, redact: Redactor) -> None:
+    def __init__(
+        self,
+        state_dir: str | Path,
+        folder: str,
+        run_id: str,
+        redact: Redactor,
+        *,
+        include_values: bool = True,
+    ) -> None:
+        """`include_values=False`: a rejected row's line keeps its key, field and reason,
+        with quoted values in the reason masked, and not the row."""
+        self._include_values = include_values
         self._state_dir = Path(state_dir)
         self._folder = folder
         self._run_id = run_id
@@ -43,15 +56,13 @@ class RowLog:
     def reject(self, stream: str, key: Any, field: str | None, reason: str, record: Any) -> None:
         """A row that was not sent, and why. The row's data passes through the redactor too:
         a key pasted into a column must not land in the file."""
-        self.append(
-            stream,
-            {
-                "key": self._redact.value(key),
-                "field": field,
-                "reason": self._redact(reason),
-                "record": self._redact.value(record),
-            },
-        )
+        reason = self._redact(reason)
+        if not self._include_values:
+            reason = mask_quoted_values(reason)
+        entry = {"key": self._redact.value(key), "field": field, "reason": reason}
+        if self._include_values:
+            entry["record"] = self._redact.value(record)
+        self.append(stream, entry)
 
     def append(self, stream: str, entry: dict[str, Any]) -> None:
         full = {
@@ -71,8 +82,7 @@ class RowLog:
             handle = self._files.get(stream)
             if handle is None:
                 path = stream_log_path(self._state_dir, self._folder, stream)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                handle = self._files[stream] = path.open("ab")
+                handle = self._files[stream] = private.open_file(path, "ab")
             handle.write(line + b"\n")
             handle.flush()
 

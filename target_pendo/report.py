@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from target_pendo import private
 from target_pendo.outcomes import REPORTED, Outcome
 from target_pendo.pendo.api import MAX_PROPERTIES_BYTES
 
@@ -249,8 +250,7 @@ class RunReport:
     ) -> Path:
         data = self.as_dict(extra)
         path = self.path(state_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(redact(json.dumps(data, indent=2)) + "\n")
+        private.write_text(path, redact(json.dumps(data, indent=2)) + "\n")
         return path
 
     def lines(self, extra: dict[str, Any]) -> list[str]:

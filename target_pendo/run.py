@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from target_pendo import private
 from target_pendo.ledger import Ledger, default_url, url_secret
 from target_pendo.network import Network
 from target_pendo.pendo.calllog import CallLog
@@ -89,6 +90,7 @@ class RunContext:
         run_id = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}-{uuid.uuid4().hex[:6]}"
         ledger_url = settings.ledger_url or default_url(settings.state_dir)
         network = Network.from_environment()
+        private.warn_if_shared(Path(settings.state_dir))
         ledger = Ledger(ledger_url, read_only=settings.dry_run)
         redact = Redactor(
             [
@@ -134,7 +136,13 @@ class RunContext:
             client=client,
             workers=Workers(1 if payloads else settings.max_concurrency),
             payloads=payloads,
-            rejects=RowLog(settings.state_dir, "rejects", run_id, client.redact),
+            rejects=RowLog(
+                settings.state_dir,
+                "rejects",
+                run_id,
+                client.redact,
+                include_values=settings.rejects_include_values,
+            ),
             unknown=RowLog(settings.state_dir, "unknown", run_id, client.redact),
             report=RunReport(run_id=run_id),
             ledger=ledger,

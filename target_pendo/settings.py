@@ -158,6 +158,7 @@ class Settings:
     max_rejected_fraction: float = 0.05
     dry_run: bool = False
     call_log: bool = False
+    rejects_include_values: bool = True  # False: key, field and masked reason only
     track_event_secret: str | None = field(default=None, repr=False)
     integration_key: str | None = field(default=None, repr=False)
     track_url: str = ""  # the Track host; parse_settings always sets it
@@ -362,7 +363,7 @@ def _fraction(config: Mapping[str, Any], key: str) -> float:
 def _flag(config: Mapping[str, Any], key: str) -> bool:
     value = config.get(key)
     if value is None:
-        return False
+        return bool(DEFAULTS.get(key, False))
     if not isinstance(value, bool):
         raise ConfigError(f"setting '{key}' must be true or false, got {value!r}")
     return value
@@ -389,6 +390,7 @@ DEFAULTS: dict[str, Any] = {
     "max_rejected_fraction": 0.05,
     "dry_run": False,
     "call_log": False,
+    "rejects_include_values": True,
     "unmapped_streams": "fail",
     "max_concurrency": DEFAULT_CEILING,
     "request_timeout": 20,
@@ -652,6 +654,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         max_rejected_fraction=_fraction(config, "max_rejected_fraction"),
         dry_run=_flag(config, "dry_run"),
         call_log=_flag(config, "call_log"),
+        rejects_include_values=_flag(config, "rejects_include_values"),
         state_dir=str(config.get("state_dir") or DEFAULTS["state_dir"]),
         streams=streams,
         default_stream=default_stream,

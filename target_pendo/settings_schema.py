@@ -218,6 +218,14 @@ _SETTINGS = th.PropertiesList(
         "under state_dir/dry_run/, send nothing and leave the ledger as it is.",
     ),
     th.Property(
+        "rejects_include_values",
+        th.BooleanType,
+        default=DEFAULTS["rejects_include_values"],
+        description="Write each rejected row's values to state_dir/rejects/<stream>.jsonl "
+        "(default). false: its key, field and reason only, with quoted values in the reason "
+        "masked, for teams that may not keep customer data outside the warehouse.",
+    ),
+    th.Property(
         "call_log",
         th.BooleanType,
         default=DEFAULTS["call_log"],

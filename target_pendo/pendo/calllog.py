@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import IO
 
+from target_pendo import private
 from target_pendo.mapping import jsonl_line
 from target_pendo.pendo.api import KEY_HEADER
 from target_pendo.pendo.attempts import Attempt
@@ -31,10 +32,9 @@ class CallLog:
     """Thread-safe; one file per run: `state_dir/calls/<run_id>.jsonl`."""
 
     def __init__(self, path: Path, redact: Redactor) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._redact = redact
-        self._file: IO[str] = path.open("a", encoding="utf-8")
+        self._file: IO[str] = private.open_file(path, "a", encoding="utf-8")
         self._lock = threading.Lock()
 
     def write(self, attempt: Attempt) -> None:
