@@ -27,6 +27,7 @@ import os
 import ssl
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -270,33 +271,28 @@ def _tunnel_status(exc: BaseException) -> str | None:
     """'407 Proxy Authentication Required' from urllib3's "Tunnel connection failed: ...";
     None for any other error."""
     prefix = "Tunnel connection failed: "
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in _chain(exc):
         if isinstance(current, OSError) and str(current).startswith(prefix):
             return str(current)[len(prefix) :].strip()
-        stack += _children(current)
     return None
 
 
 def cause_of(exc: BaseException, kind: type[E]) -> E | None:
     """The first `kind` in an exception's chain: its args, urllib3's reasons, causes and
     contexts (requests wraps urllib3's errors, which wrap the socket's or ssl's)."""
+    return next((c for c in _chain(exc) if isinstance(c, kind)), None)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and every exception it holds, each once."""
     seen: set[int] = set()
     stack: list[BaseException] = [exc]
     while stack:
         current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kind):
-            return current
-        stack += _children(current)
-    return None
+        if id(current) not in seen:
+            seen.add(id(current))
+            yield current
+            stack += _children(current)
 
 
 def _children(exc: BaseException) -> list[BaseException]:
