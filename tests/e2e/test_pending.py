@@ -82,6 +82,16 @@ def test_visitors_that_appear_between_runs_get_their_fields_with_no_row_from_the
     )
     assert status.returncode == 0, status.stderr
     assert f"{USERS}\tpending: no such visitor\t7" in status.stdout.splitlines()
+    shown = subprocess.run(
+        [*TARGET_CMD, "--config", str(path), "report"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "retried from pending" in shown.stdout
+    assert "still pending" in shown.stdout
 
 
 def test_a_newer_row_replaces_the_pending_one(emulator, ledger_config, tmp_path):
