@@ -54,8 +54,11 @@ FACTS: dict[Outcome, OutcomeFacts] = {
     # outcome: status, seen, attempt, logged, counted, label
     Outcome.SENT: OutcomeFacts(Status.SENT, True, False, True, True, None),
     Outcome.REJECTED: OutcomeFacts(Status.REJECTED, True, True, True, True, None),
-    Outcome.ALREADY_SENT: OutcomeFacts(None, True, False, True, True, "already sent"),
-    Outcome.UNCHANGED: OutcomeFacts(None, True, False, True, True, "unchanged"),
+    # A replayed event or an unchanged object is the bulk of a full-table sync and changes
+    # nothing: counted in the run's report, seen in row_state, but no sync_rows line, so the
+    # ledger grows with changes, not with every run.
+    Outcome.ALREADY_SENT: OutcomeFacts(None, True, False, False, True, "already sent"),
+    Outcome.UNCHANGED: OutcomeFacts(None, True, False, False, True, "unchanged"),
     Outcome.SUPERSEDED: OutcomeFacts(None, True, False, True, True, "superseded in the batch"),
     Outcome.SKIPPED_UNKNOWN: OutcomeFacts(Status.UNKNOWN, True, True, True, True, "unknown ids"),
     # Clears and deletes, and the failures of their calls, are about keys that left the source:

@@ -97,3 +97,30 @@ def test_rejects_include_values_false_keeps_key_field_and_reason_only(
     assert run_with_umask(config, lines, tmp_path).returncode == 0
     kept = read_rejects(config["state_dir"], EVENTS)[-1]
     assert kept["record"]["event"] == "private-event-name-77"
+
+
+def test_unchanged_full_syncs_grow_the_ledger_with_changes_not_with_runs(
+    emulator, base_config, tmp_path
+):
+    """Four full syncs of the same 3,000 visitors: the first sends them, the next three find
+    them unchanged (counted, marked seen, no sync_rows line each), and the SQLite ledger
+    grows by at most 10 % of its size after the first."""
+    seed_users(emulator, 3000)
+    config = users_config(base_config)
+    lines = [schema(USERS, USER_PROPS)]
+    lines += [record(USERS, {"id": f"v-{i}", "plan": "pro", "seats": i % 9}) for i in range(3000)]
+    ledger = Path(config["state_dir"]) / "ledger.sqlite3"
+
+    def size() -> int:  # the file and its write-ahead log, as a backup would copy them
+        return sum(p.stat().st_size for p in ledger.parent.glob("ledger.sqlite3*") if p.is_file())
+
+    sizes = []
+    for _ in range(4):
+        result = run_with_umask(config, lines, tmp_path)
+        assert result.returncode == 0, result.stderr
+        sizes.append(size())
+    report = json.loads(
+        sorted((Path(config["state_dir"]) / "reports").glob("*.json"))[-1].read_text()
+    )
+    assert report["streams"][USERS]["unchanged"] == 3000
+    assert sizes[-1] <= 1.1 * sizes[0], sizes
