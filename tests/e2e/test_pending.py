@@ -5,6 +5,7 @@ the real CLI against the emulator, several runs on one ledger, SQLite and Postgr
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -15,8 +16,8 @@ import sqlalchemy as sa
 from target_pendo.emulator import DEMO_INTEGRATION_KEY
 from target_pendo.ledger import default_url
 
-from ..singer import TARGET_CMD, run_cli
-from .test_ledger import USERS, sent_ids, user_lines, users_config
+from ..singer import TARGET_CMD, record, run_cli, schema
+from .test_ledger import USER_PROPS, USERS, sent_ids, user_lines, users_config
 
 FIELDS = {"plan": "string", "seats": "integer"}
 
@@ -212,3 +213,30 @@ def test_a_row_queued_while_nulls_cleared_keeps_no_null_once_they_are_skipped(
     assert (report["pending_retried"], report["pending_sent"]) == (1, 1)
     held = emulator.objects("visitor")["v-1"]["custom"]
     assert (held["plan"], held["seats"]) == ("kept", 1)
+
+
+def test_incremental_syncs_over_days_leave_every_visitor_in_pendo_up_to_date(
+    emulator, ledger_config, tmp_path
+):
+    """Days of incremental syncs: visitors log in (appear in Pendo) at random between runs,
+    the tap sends only the rows changed since its bookmark. After every run, each visitor
+    Pendo has holds the warehouse's latest values."""
+    rng = random.Random(11)
+    warehouse = {f"v-{i}": rng.choice(["free", "team", "pro"]) for i in range(120)}
+    in_pendo = set(rng.sample(sorted(warehouse), 60))
+    emulator.seed("visitor", group="custom", fields=FIELDS)
+    emulator.seed("visitor", sorted(in_pendo))
+    config = users_config(ledger_config, custom_fields={"plan": "plan"})
+    changed = sorted(warehouse)
+    for _ in range(5):
+        lines = [schema(USERS, USER_PROPS)]
+        lines += [record(USERS, {"id": k, "plan": warehouse[k], "seats": 1}) for k in changed]
+        run(config, lines, tmp_path)
+        held = plans(emulator)
+        assert {k: held.get(k) for k in in_pendo} == {k: warehouse[k] for k in in_pendo}
+        newcomers = rng.sample(sorted(set(warehouse) - in_pendo), 12)
+        emulator.seed("visitor", newcomers)
+        in_pendo |= set(newcomers)
+        changed = sorted(rng.sample(sorted(warehouse), 6))
+        for k in changed:
+            warehouse[k] = rng.choice(["free", "team", "pro", "enterprise"])
