@@ -54,7 +54,6 @@ from target_pendo.sinks.base import PendoSink
 from target_pendo.split import CallSize, send_batches
 
 DELETED_AT = "_sdc_deleted_at"
-ValuesOf = Callable[["_Row", str], dict[str, Any]]
 
 
 @dataclass
@@ -295,7 +294,7 @@ class ObjectsSink(PendoSink):
                 skip = {id(r) for r in unchanged}
                 live = [r for r in rows if id(r) not in skip]
         try:
-            self._send_chunks(live, lambda r, g: r.values[g])
+            self._send_chunks(live)
         except BaseException:
             # the run stops: what Pendo confirmed is still recorded, the rest stays unsent
             self._settle_in_chunks([r for r in live if r.has_outcome()])
@@ -307,7 +306,7 @@ class ObjectsSink(PendoSink):
         for start in range(0, len(rows), size):
             self._settle(rows[start : start + size])
 
-    def _send_chunks(self, rows: list[_Row], values_of: ValuesOf) -> None:
+    def _send_chunks(self, rows: list[_Row]) -> None:
         """Per group (agent first, so ids Pendo lacks skip the rest), at most the stream's
         call size a call, the calls of a group concurrently on the run's workers."""
         for group in self.plan.groups:
@@ -315,14 +314,11 @@ class ObjectsSink(PendoSink):
             size = self._call_size.value
             chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
             check = _FieldCheck()
-            self.run.workers.each(
-                functools.partial(self._send_group, group, values_of, check), chunks
-            )
+            self.run.workers.each(functools.partial(self._send_group, group, check), chunks)
 
     def _send_group(
         self,
         group: str,
-        values_of: ValuesOf,
         check: _FieldCheck,
         rows: list[_Row],
         checkpoint: Callable[[], None],
@@ -332,7 +328,7 @@ class ObjectsSink(PendoSink):
         plan, client = self.plan, self.run.client
 
         def send(batch: Sequence[_Row]) -> Verdict | Refused | TooBig:
-            body = dumps([{plan.id_key: r.object_id, "values": values_of(r, group)} for r in batch])
+            body = dumps([{plan.id_key: r.object_id, "values": r.values[group]} for r in batch])
             answer = client.update_metadata(
                 plan.kind, group, body, len(batch), stream=self.stream_name
             )
@@ -419,7 +415,7 @@ class ObjectsSink(PendoSink):
 
     def _pending_values(self, row: _Row) -> str | None:
         """What the pending queue keeps of a row Pendo could not take yet (None: nothing to
-        retry, or retrying is off): its values, their hash and the mapping they came from."""
+        retry, or retrying is off): its values and the mapping they came from."""
         if not self.run.settings.retry_pending_days:
             return None
         if row.outcome is not Outcome.SKIPPED_UNKNOWN and not row.retry_later:
@@ -454,11 +450,11 @@ class ObjectsSink(PendoSink):
         outcomes: list[RowOutcome] = []
         unknown: list[str] = []
         for row in rows:
-            outcome = self._outcome(row)
-            if row.outcome is Outcome.REJECTED:
-                self.reject(row.record, None, self._reason(row), row.object_id, outcome.pending)
+            if row.outcome is Outcome.REJECTED:  # reject() redacts and records it
+                pending = self._pending_values(row)
+                self.reject(row.record, None, self._reason(row), row.object_id, pending)
                 continue
-            outcomes.append(outcome)
+            outcomes.append(self._outcome(row))
             if row.outcome is Outcome.SKIPPED_UNKNOWN:
                 unknown.append(row.object_id)
                 run.unknown.append(
@@ -537,7 +533,7 @@ class ObjectsSink(PendoSink):
         if not rows:
             return counts
         try:
-            self._send_chunks(rows, lambda r, g: r.values[g])
+            self._send_chunks(rows)
         finally:  # what Pendo answered is recorded, even when the run stops here
             answered = [r for r in rows if r.has_outcome()]
             outcomes = [self._outcome(r) for r in answered]
@@ -619,7 +615,7 @@ class ObjectsSink(PendoSink):
             for group in self.plan.groups
         }
         rows = [_Row(i, nulls, {self.spec.id_column: i}) for i in ids]
-        self._send_chunks(rows, lambda r, g: r.values[g])
+        self._send_chunks(rows)
         cleared = [r.object_id for r in rows if r.outcome is Outcome.SENT]
         self._record_removed(cleared, Outcome.CLEARED, "left the source")
         for row in rows:

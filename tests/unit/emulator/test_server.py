@@ -411,27 +411,30 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_emulator_cli(*args: str) -> subprocess.Popen[str]:
+    """`target-pendo-emulator ARGS` as a subprocess; its stderr is read as text."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "from target_pendo.emulator.server import main; main()", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_cli_serves_track_and_events() -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from target_pendo.emulator.server import main; main()",
-            "--port",
-            str(port),
-            "--schema-case",
-            "lowercase",
-            "--item-budget",
-            "100",
-            "--block-undefined-agent-fields",
-            "true",
-            "--rate-limit-retry-after",
-            "null",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    proc = start_emulator_cli(
+        "--port",
+        str(port),
+        "--schema-case",
+        "lowercase",
+        "--item-budget",
+        "100",
+        "--block-undefined-agent-fields",
+        "true",
+        "--rate-limit-retry-after",
+        "null",
     )
     try:
         deadline = time.monotonic() + 15
@@ -499,22 +502,8 @@ def test_cli_tls_serves_https_with_a_ca_written_for_requests(tmp_path) -> None:
     verifies it; without the CA the certificate does not verify."""
     port = _free_port()
     ca = tmp_path / "ca.pem"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from target_pendo.emulator.server import main; main()",
-            "--port",
-            str(port),
-            "--tls",
-            "--tls-name",
-            "app.pendo.io",
-            "--ca-file",
-            str(ca),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_emulator_cli(
+        "--port", str(port), "--tls", "--tls-name", "app.pendo.io", "--ca-file", str(ca)
     )
     try:
         assert proc.stderr is not None
