@@ -13,6 +13,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import metrics
@@ -27,6 +28,20 @@ from target_pendo.validation import compiled_or_none, violation_field
 
 if TYPE_CHECKING:
     from target_pendo.run import RunContext
+
+
+# How often the main thread, waiting on a drain, wakes to run Python code.
+SIGNAL_CHECK_SECONDS = 0.2
+
+
+def _outcome_of(drain: Future[None]) -> None:
+    """Wait for a drain on the main thread; re-raise its failure. In short waits: the kernel
+    may hand SIGTERM to any thread of the process, and Python runs its handler on the main
+    thread only when that thread next runs Python code, which a wait without a timeout never
+    does while the drain's calls sit in retry waits (up to max_retry_seconds)."""
+    while not drain.done():
+        wait_for([drain], timeout=SIGNAL_CHECK_SECONDS)
+    drain.result()
 
 
 class PendoSink(SinkHooks):
@@ -73,13 +88,13 @@ class PendoSink(SinkHooks):
     def process_batch(self, context: dict[str, Any]) -> None:
         """Queue the batch for this sink's drain thread; wait only when too many are queued."""
         while len(self._pending) >= self.MAX_PENDING_DRAINS:
-            self._pending.popleft().result()  # re-raises a failed drain here
+            _outcome_of(self._pending.popleft())  # re-raises a failed drain here
         self._pending.append(self._drainer.submit(self._timed_drain, context))
 
     def wait_drained(self) -> None:
         """Return when every queued batch has its outcome; re-raise the first failure."""
         while self._pending:
-            self._pending.popleft().result()
+            _outcome_of(self._pending.popleft())
 
     def stop_draining(self, cancel: bool = False) -> None:
         """After a failure elsewhere: let queued drains finish or fail, quietly, and stop.

@@ -619,3 +619,36 @@ def test_a_signal_with_many_calls_in_flight_to_a_slow_pendo_ends_within_the_time
         assert report["pacing"]["track"]["in_flight_peak"] > 8
         slow.latency = 0.0
         rerun_and_check_everything_once(config, lines, slow, tmp_path, n)
+
+
+def _signal_a_worker_thread(pid: int, signum: int) -> None:
+    """SIGTERM as the kernel may deliver a process's signal: to one of its other threads
+    (tgkill to the first thread that is not the main one)."""
+    import ctypes
+
+    tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+    assert tids, "the target has no other thread"
+    sys_tgkill = 234  # x86_64; aarch64 is 131
+    number = sys_tgkill if os.uname().machine == "x86_64" else 131
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(number, pid, tids[0], signum) == 0
+
+
+def test_a_signal_delivered_to_another_thread_stops_the_run_within_seconds(
+    emulator: Emulator, base_config: dict, tmp_path: Path
+) -> None:
+    """The main thread waits on the sinks' drains while their calls sit in retry waits (a
+    Pendo outage). A SIGTERM the kernel hands to another thread must still reach it: a wait
+    that never wakes would hold the run for max_retry_seconds (300 s)."""
+    emulator.inject(route="track", status=503, times=None)
+    config = config_for(base_config, max_retry_seconds=300)
+    lines = event_lines(100)
+    tap = Tap(config, lines, tmp_path)
+    wait_for_track_calls(emulator, 3)
+    time.sleep(0.3)  # every line read: the main thread waits on the drains
+    started = time.monotonic()
+    _signal_a_worker_thread(tap.proc.pid, signal.SIGTERM)
+    code, out, err = tap.wait(timeout=30)
+    assert code == 143, err
+    assert time.monotonic() - started < 5
+    assert emitted_states(out) == []
