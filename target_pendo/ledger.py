@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from target_pendo import private
@@ -67,6 +68,7 @@ from target_pendo.lease import (
 from target_pendo.ledger_tables import (
     ledger_meta,
     row_state,
+    stream_schemas,
     sync_rows,
     sync_runs,
     write_statements,
@@ -75,12 +77,13 @@ from target_pendo.outcomes import FACTS, Outcome, RunStatus, Status
 
 logger = logging.getLogger("target_pendo.ledger")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # The oldest schema the lookups of this version can read unmigrated (a read-only ledger is
 # never migrated): row_state, sync_runs and sync_rows kept every column of version 1 (version 3
 # added row_state's pending queue, which the lookups of an older ledger leave out).
 READABLE_FROM_VERSION = 1
 PENDING_QUEUE_VERSION = 3  # the schema version that added row_state.pending
+STREAM_SCHEMAS_VERSION = 4  # the schema version that added stream_schemas
 # A suggestion for the `ledger_wait_seconds` setting: long enough for a PostgreSQL lease of a
 # container that vanished to free itself (about 50 s of TCP keepalives) and for a previous
 # run to finish its last batch; short enough that an overlapping scheduled run fails with a
@@ -204,6 +207,15 @@ _MIGRATIONS: dict[int, list[str]] = {
     3: [
         "ALTER TABLE row_state ADD COLUMN pending TEXT",
         "ALTER TABLE row_state ADD COLUMN pending_since VARCHAR(40)",
+    ],
+    # 4: the SCHEMA each object stream was last synced with, so `ledger retry` can send its
+    # pending rows without a tap; runs found by age, for the retention window's prune.
+    4: [
+        """CREATE TABLE stream_schemas (
+            stream VARCHAR(512) PRIMARY KEY,
+            message TEXT NOT NULL,
+            updated_at VARCHAR(40) NOT NULL)""",
+        "CREATE INDEX sync_runs_started ON sync_runs (started_at)",
     ],
 }
 
@@ -368,6 +380,11 @@ class Ledger:
             if hasattr(self, "engine"):
                 self.engine.dispose()  # a ledger that could not open keeps no file open
             raise
+
+    @property
+    def where(self) -> str:
+        """The ledger for a message: its file, or its URL with the password hidden."""
+        return self._where
 
     # --- opening ----------------------------------------------------------------------------
     def _create_engine(self, parsed: sa.URL, **kwargs: Any) -> sa.Engine:
@@ -995,6 +1012,29 @@ class Ledger:
                     .where(t.stream == stream, t.row_key.in_(chunk))
                     .values(pending=None, pending_since=None)
                 )
+
+    @_write()
+    def remember_schema(self, stream: str, message: dict[str, Any]) -> None:
+        """Keep the SCHEMA (schema and key properties) an object stream is synced with, so
+        `ledger retry` can map and send its pending rows later without a tap."""
+        insert = (sqlite.insert if self.is_sqlite else postgresql.insert)(stream_schemas)
+        values = {"message": json.dumps(message, sort_keys=True), "updated_at": _now()}
+        upsert = insert.values(stream=stream, **values).on_conflict_do_update(
+            index_elements=[stream_schemas.c.stream], set_=values
+        )
+        doing = f"keeping the SCHEMA of stream '{stream}'"
+        with self._errors(doing), self._lock, self.engine.begin() as conn:
+            conn.execute(upsert)
+
+    def stored_schema(self, stream: str) -> dict[str, Any] | None:
+        """The SCHEMA a stream was last synced with (None: never, or by an older version)."""
+        if self._version_found < STREAM_SCHEMAS_VERSION:
+            return None
+        query = sa.select(stream_schemas.c.message).where(stream_schemas.c.stream == stream)
+        doing = f"reading the SCHEMA of stream '{stream}'"
+        with self._errors(doing), self.engine.connect() as conn:
+            text = conn.execute(query).scalar()
+        return None if text is None else cast(dict[str, Any], json.loads(text))
 
     def keys_with_status(self, stream: str, statuses: Sequence[Status]) -> list[str]:
         t = row_state.c

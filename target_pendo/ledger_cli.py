@@ -1,15 +1,20 @@
-"""`target-pendo ledger status|reset`: look at or forget a stream's sync state, sending nothing.
+"""`target-pendo ledger status|reset|retry`: look at, forget or retry a stream's sync state.
 
-`reset --stream S` forgets what the ledger knows of S (which events were sent, which object
-values Pendo holds), so the next run sends S's rows as new; the per-run log in `sync_rows`
-stays. It needs the same config as the sync (for `state_dir` / `ledger_url`), and waits for
-no run: while a run holds the stream's lease it fails at once, naming that run (or waits
-`ledger_wait_seconds`). `status` opens the ledger read-only and creates nothing.
+`retry --stream S` sends S's pending rows again (the object rows Pendo could not take yet)
+without a tap, as a run would after the tap's rows: a run of its own, with its report, fed
+only the SCHEMA the stream was last synced with (kept in the ledger); `--dry-run` shows what
+it would send. `reset --stream S` forgets what the ledger knows of S (which events were sent,
+which object values Pendo holds), so the next run sends S's rows as new; the per-run log in
+`sync_rows` stays. Both need the same config as the sync (for `state_dir` / `ledger_url`),
+and wait for no run: while a run holds the stream's lease they fail at once, naming that run
+(or wait `ledger_wait_seconds`). `status` opens the ledger read-only and creates nothing.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,7 +24,9 @@ import click
 
 from target_pendo.errors import ConfigError
 from target_pendo.ledger import Ledger, default_url
-from target_pendo.settings import DEFAULTS, prepare_config
+from target_pendo.logs import quiet_library_errors
+from target_pendo.sdk_hooks import setup_console_logging
+from target_pendo.settings import DEFAULTS, ObjectsSpec, parse_settings, prepare_config
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -93,19 +100,33 @@ def subcommand_config(ctx: click.Context, paths: Sequence[str]) -> dict[str, Any
 
 
 @click.command(
-    "ledger", context_settings=SUBCOMMAND_CONTEXT, help="Inspect or reset the sync ledger."
+    "ledger",
+    context_settings=SUBCOMMAND_CONTEXT,
+    help="Inspect, reset, retry or prune the sync ledger.",
 )
-@click.argument("action", type=click.Choice(["status", "reset"]))
+@click.argument("action", type=click.Choice(["status", "reset", "retry"]))
 @config_option
-@click.option("--stream", help="the stream to reset (required for reset)")
+@click.option("--stream", help="the stream to reset or retry (required for both)")
+@click.option(
+    "--dry-run", is_flag=True, help="retry: show what would be sent, send and record nothing"
+)
 @click.pass_context
 def ledger_command(
-    ctx: click.Context, action: str, config_paths: tuple[str, ...], stream: str | None
+    ctx: click.Context,
+    action: str,
+    config_paths: tuple[str, ...],
+    stream: str | None,
+    dry_run: bool,
 ) -> int:
     config = subcommand_config(ctx, config_paths)
     url = configured_ledger_url(config)
-    if action == "reset" and not stream:
-        raise click.UsageError("reset needs --stream NAME", ctx)
+    if action in ("reset", "retry") and not stream:
+        raise click.UsageError(f"{action} needs --stream NAME", ctx)
+    if dry_run and action != "retry":
+        raise click.UsageError("--dry-run is an option of 'ledger retry'", ctx)
+    if action == "retry":
+        assert stream is not None
+        return retry_pending(config, url, stream, dry_run=dry_run)
     # Looking changes nothing: no ledger file is created, no schema migrated.
     ledger = Ledger(url, read_only=action == "status")
     try:
@@ -123,6 +144,42 @@ def ledger_command(
         return 0
     finally:
         ledger.close()
+
+
+def retry_pending(config: dict[str, Any], url: str, stream: str, *, dry_run: bool) -> int:
+    """Run the target on the stream's last SCHEMA and no rows: the run sends the pending queue
+    (``sinks/objects.py``) and writes its report, under the stream's lease like any run."""
+    from target_pendo.target import TargetPendo  # here: target imports this module
+
+    settings = parse_settings(config)
+    if not isinstance(settings.spec_for(stream), ObjectsSpec):
+        raise ConfigError(
+            f"stream '{stream}' is not an object stream in setting 'streams': only visitor, "
+            "account and parent-account streams keep rows to retry"
+        )
+    if not settings.retry_pending_days:
+        print(f"retry_pending_days is 0: stream '{stream}' keeps no pending rows; nothing sent")
+        return 0
+    ledger = Ledger(url, read_only=True)
+    try:
+        message = ledger.stored_schema(stream)
+    finally:
+        ledger.close()
+    if message is None:
+        raise ConfigError(
+            f"the ledger at {ledger.where} has no SCHEMA of stream '{stream}': "
+            "it keeps the one each object stream was last synced with (ledger schema 4 and "
+            "later); run a sync of the stream once, then retry"
+        )
+    line = json.dumps({"type": "SCHEMA", "stream": stream, **message})
+    # The stored schema is what the stream's sink saw, stream maps already applied.
+    config = {**config, "stream_maps": {}, "dry_run": dry_run or config.get("dry_run", False)}
+    setup_console_logging(TargetPendo.name)
+    quiet_library_errors(logging.getLogger().handlers)
+    TargetPendo.run_sync(
+        config, parse_env=False, file_input=io.StringIO(line + "\n"), full_resync=False
+    )
+    return 0
 
 
 def _wait_seconds(config: dict[str, Any]) -> float:

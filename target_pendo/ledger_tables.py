@@ -33,6 +33,7 @@ sync_runs = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("full_resync", sa.Integer, nullable=False, server_default="0"),
     sa.Column("report", sa.Text),
+    sa.Index("sync_runs_started", "started_at"),
 )
 row_state = sa.Table(
     "row_state",
@@ -70,6 +71,13 @@ stream_leases = sa.Table(
     sa.Column("host", sa.String(255), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("acquired_at", sa.String(40), nullable=False),
+)
+stream_schemas = sa.Table(
+    "stream_schemas",
+    METADATA,
+    sa.Column("stream", sa.String(512), primary_key=True),
+    sa.Column("message", sa.Text, nullable=False),  # JSON: {"schema", "key_properties"}
+    sa.Column("updated_at", sa.String(40), nullable=False),
 )
 
 _p = sa.bindparam

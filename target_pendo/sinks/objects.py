@@ -114,6 +114,11 @@ class ObjectsSink(PendoSink):
             pendo_schema = self._create_missing_fields(columns, pendo_schema)
         self.plan = ObjectPlan.build(self.spec, columns.keys(), pendo_schema)
         self._mapping_hash = self.plan.fingerprint()
+        # what `ledger retry` maps this stream's pending rows with when no tap runs
+        self.run.ledger.remember_schema(
+            stream_name,
+            {"schema": self.original_schema, "key_properties": list(self.key_properties)},
+        )
         self._stream_state = self.run.stream_state(stream_name)  # shared with a replaced sink
         self._call_size = CallSize(self.spec.batch_size)
         self._parent_hint_given = False

@@ -406,7 +406,7 @@ def test_ledger_reset_forgets_a_stream(emulator, ledger_config, tmp_path):
 def test_ledger_schema_is_versioned(tmp_path):
     url = default_url(tmp_path)
     first = Ledger(url)
-    assert first.schema_version() == SCHEMA_VERSION == 3
+    assert first.schema_version() == SCHEMA_VERSION == 4
     first.close()
     again = Ledger(url)  # opening an up-to-date ledger migrates nothing
     assert again.schema_version() == SCHEMA_VERSION

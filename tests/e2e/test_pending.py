@@ -240,3 +240,68 @@ def test_incremental_syncs_over_days_leave_every_visitor_in_pendo_up_to_date(
         changed = sorted(rng.sample(sorted(warehouse), 6))
         for k in changed:
             warehouse[k] = rng.choice(["free", "team", "pro", "enterprise"])
+
+
+def ledger_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`target-pendo --config FILE ledger ARGS` with the config run_cli last wrote."""
+    return subprocess.run(
+        [*TARGET_CMD, "--config", str(tmp_path / "config.json"), "ledger", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_ledger_retry_sends_the_pending_queue_without_a_tap(emulator, ledger_config, tmp_path):
+    """A team that fixed something in Pendo retries at once: `ledger retry --dry-run` shows
+    what would be sent and sends nothing; `ledger retry` sends it, a run of its own with its
+    report; what Pendo still does not have stays pending."""
+    emulator.seed("visitor", group="custom", fields=FIELDS)
+    emulator.seed("visitor", ["v-0", "v-1"])
+    config = users_config(ledger_config)
+    first = run(config, user_lines(range(6), plan=lambda i: f"plan-{i}"), tmp_path)
+    assert (first["sent"], first["skipped_unknown"]) == (2, 4)
+    emulator.seed("visitor", ["v-2", "v-3"])
+    writes = len(emulator.metadata_writes())
+
+    dry = ledger_cli(tmp_path, "retry", "--stream", USERS, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert len(emulator.metadata_writes()) == writes  # nothing sent
+    assert last_report(config)["pending_retried"] == 4
+    payloads = Path(config["state_dir"]) / "dry_run"
+    recorded = "".join(p.read_text() for p in payloads.rglob("*.jsonl"))
+    assert all(f'"v-{i}"' in recorded for i in range(2, 6))
+    assert dry.stdout == ""  # no STATE: the retry has no tap's position to confirm
+
+    done = ledger_cli(tmp_path, "retry", "--stream", USERS)
+    assert done.returncode == 0, done.stderr
+    report = last_report(config)
+    assert (report["pending_retried"], report["pending_sent"], report["pending_left"]) == (4, 2, 2)
+    assert report["received"] == 0
+    assert plans(emulator) == {f"v-{i}": f"plan-{i}" for i in range(4)}
+    status = ledger_cli(tmp_path, "status")
+    assert f"{USERS}\tpending: no such visitor\t2" in status.stdout.splitlines()
+
+
+def test_ledger_retry_names_what_it_cannot_retry(emulator, ledger_config, tmp_path):
+    config = {
+        **users_config(ledger_config),
+        "streams": {
+            USERS: {"sync": "visitor", "custom_fields": {"plan": "plan"}},
+            "events": {"event_name": "x", "visitor_id_column": "id"},
+        },
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    never = ledger_cli(tmp_path, "retry", "--stream", USERS)
+    assert never.returncode == 1
+    assert f"no SCHEMA of stream '{USERS}'" in never.stderr
+    assert "run a sync of the stream once" in never.stderr
+    events = ledger_cli(tmp_path, "retry", "--stream", "events")
+    assert events.returncode == 1
+    assert "stream 'events' is not an object stream" in events.stderr
+    bare = ledger_cli(tmp_path, "retry")
+    assert bare.returncode == 2
+    assert "retry needs --stream NAME" in bare.stderr
+    for result in (never, events):
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -221,7 +221,7 @@ def test_a_version_1_ledger_is_migrated_to_the_current_version(ledger_url):
     assert "stream_leases" not in tables(ledger_url)
     ledger = Ledger(ledger_url)
     try:
-        assert ledger.schema_version() == SCHEMA_VERSION == 3
+        assert ledger.schema_version() == SCHEMA_VERSION == 4
         assert ledger.pending_rows("s", "r1") == []  # the old key has nothing pending
         assert "stream_leases" in tables(ledger_url)
         assert ledger.states("s", ["old-key"])["old-key"].value_hash == "h-old"
