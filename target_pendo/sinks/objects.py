@@ -67,6 +67,7 @@ class _Row:
     groups_done: list[str] = field(default_factory=list)
     retry_later: bool = False  # Pendo failed it per item: it may take it on a later try
     pending_since: str | None = None  # a row from the pending queue: when it began to wait
+    settled: bool = False  # its outcome is recorded (once: the call that settled it)
 
     def has_outcome(self) -> bool:
         """Whether Pendo's answers settled this row: skipped, failed, or every group done."""
@@ -298,33 +299,30 @@ class ObjectsSink(PendoSink):
                 self.settle([RowOutcome(r.object_id, Outcome.UNCHANGED) for r in unchanged])
                 skip = {id(r) for r in unchanged}
                 live = [r for r in rows if id(r) not in skip]
-        try:
-            self._send_chunks(live)
-        except BaseException:
-            # the run stops: what Pendo confirmed is still recorded, the rest stays unsent
-            self._settle_in_chunks([r for r in live if r.has_outcome()])
-            raise
-        self._settle_in_chunks(live)
+        # Each call's rows are recorded as soon as Pendo answers it: a run killed mid-drain
+        # sends again only the calls that had no answer.
+        self._send_chunks(live, self._settle)
 
-    def _settle_in_chunks(self, rows: list[_Row]) -> None:
-        size = self.spec.batch_size
-        for start in range(0, len(rows), size):
-            self._settle(rows[start : start + size])
-
-    def _send_chunks(self, rows: list[_Row]) -> None:
+    def _send_chunks(
+        self, rows: list[_Row], on_answered: Callable[[list[_Row]], None] | None = None
+    ) -> None:
         """Per group (agent first, so ids Pendo lacks skip the rest), at most the stream's
-        call size a call, the calls of a group concurrently on the run's workers."""
+        call size a call, the calls of a group concurrently on the run's workers.
+        `on_answered` gets, on the worker, the rows a call settled (each row once: the call
+        of its last group, or the one that skipped or failed it)."""
         for group in self.plan.groups:
             pending = [r for r in rows if r.outcome is Outcome.SENT and group in r.values]
             size = self._call_size.value
             chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
             check = _FieldCheck()
-            self.run.workers.each(functools.partial(self._send_group, group, check), chunks)
+            send = functools.partial(self._send_group, group, check, on_answered)
+            self.run.workers.each(send, chunks)
 
     def _send_group(
         self,
         group: str,
         check: _FieldCheck,
+        on_answered: Callable[[list[_Row]], None] | None,
         rows: list[_Row],
         checkpoint: Callable[[], None],
     ) -> None:
@@ -364,6 +362,11 @@ class ObjectsSink(PendoSink):
         for row, reason in result.refused:
             row.outcome = Outcome.REJECTED
             row.reason = f"Pendo refused the {group} update: {reason}"
+        answered = [r for r in rows if not r.settled and r.has_outcome()]
+        for row in answered:
+            row.settled = True
+        if on_answered is not None and answered:
+            on_answered(answered)
         self._hint_parent_accounts(len(rows), len(result.missing))
         if result.halvings:
             self.logger.info(
@@ -532,25 +535,30 @@ class ObjectsSink(PendoSink):
         return _Row(key, values, {self.spec.id_column: key}, value_hash, pending_since=since)
 
     def _send_again(self, rows: list[_Row]) -> Counter[str]:
-        """Send rows of the pending queue; their outcomes go to the ledger (not to this run's
-        counts of the tap's rows, rejects or unknown-id files) and are counted apart."""
+        """Send rows of the pending queue; each call's outcomes go to the ledger as Pendo
+        answers it (not to this run's counts of the tap's rows, rejects or unknown-id files)
+        and are counted apart."""
         counts: Counter[str] = Counter()
-        if not rows:
-            return counts
-        try:
-            self._send_chunks(rows)
-        finally:  # what Pendo answered is recorded, even when the run stops here
-            answered = [r for r in rows if r.has_outcome()]
+        lock = threading.Lock()
+
+        def record(answered: list[_Row]) -> None:
             outcomes = [self._outcome(r) for r in answered]
             self.run.ledger.record(self.stream_name, self.run.run_id, outcomes)
             sent = sum(o.outcome is Outcome.SENT for o in outcomes)
             waiting = sum(o.pending is not None for o in outcomes)
-            counts.update(
-                pending_retried=len(rows),
-                pending_sent=sent,
-                pending_left=waiting + len(rows) - len(answered),
-                pending_refused=len(outcomes) - sent - waiting,
-            )
+            with lock:
+                counts.update(
+                    pending_sent=sent,
+                    pending_left=waiting,
+                    pending_refused=len(outcomes) - sent - waiting,
+                )
+
+        if not rows:
+            return counts
+        try:
+            self._send_chunks(rows, record)
+        finally:  # a row without an answer (the run stopped) still waits in the queue
+            counts.update(pending_retried=len(rows), pending_left=sum(not r.settled for r in rows))
         return counts
 
     # --- deletes ----------------------------------------------------------------------------
