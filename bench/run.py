@@ -2,6 +2,7 @@
 
     python bench/run.py              # N = 10k and 100k
     python bench/run.py --million    # also 1M (several minutes)
+    python bench/run.py --ledger     # only the ledger's growth and the retention prune
 
 For each N it generates a Singer stream of N events and one of N visitor rows, starts the
 emulator in its own process with no rate limit, and measures (wall seconds, rows/s, HTTP calls,
@@ -18,6 +19,11 @@ settings against an emulator enforcing a limit the target is not told (40/s and 
 without Retry-After), and a fixed ceiling. Every measured command runs in a process of its
 own, started while this one is small, so its peak RSS (from os.wait4) is its own. Timings are
 printed, never asserted.
+
+The ledger: bytes per source row of the SQLite ledger after 1 and after 10 unchanged runs of
+100k visitor rows (what an hourly full-table sync does), and how long `target-pendo ledger
+prune` takes on 30 days of history (30 runs x 100k sync_rows lines; x 1M with --million) and
+what it gives back.
 """
 
 from __future__ import annotations
@@ -598,6 +604,88 @@ def calls_started(state_dir: Path) -> list[int]:
     return sorted(started)
 
 
+def ledger_files_bytes(state_dir: Path) -> int:
+    return sum(p.stat().st_size for p in state_dir.glob("ledger.sqlite3*") if p.is_file())
+
+
+def ledger_growth(folder: Path, emulator: EmulatorProcess, n: int, runs: int) -> str:
+    """The same n visitor rows synced `runs` times, nothing changed: ledger bytes per row."""
+    _, visitors = write_streams(folder, n)
+    emulator.reset()
+    emulator.control(
+        "POST",
+        "seed",
+        {
+            "kind": "visitor",
+            "group": "custom",
+            "fields": {"plan": "string", "seats": "integer", "mrr": "float"},
+        },
+    )
+    emulator.control("POST", "seed", {"kind": "visitor", "id_prefix": "v-", "count": n})
+    config = target_config(folder, emulator.url, f"growth-{n}")
+    state_dir = folder / f"state-growth-{n}"
+    sizes = []
+    seconds = []
+    for _ in range(runs):
+        argv = [PY, "-m", "target_pendo", "--config", str(config)]
+        result = measured("growth", n, argv, visitors)
+        seconds.append(result.seconds)
+        sizes.append(ledger_files_bytes(state_dir))
+    return (
+        f"ledger bytes per source row, {n:,} visitor rows: after run 1 {sizes[0] / n:.0f}, after "
+        f"run {runs} (unchanged) {sizes[-1] / n:.0f} = {sizes[-1] / sizes[0]:.2f} x (goal <= "
+        f"1.10); an unchanged run took {min(seconds[1:]):.1f} s"
+    )
+
+
+def prune_timing(folder: Path, days: int, rows_per_day: int) -> str:
+    """A ledger with `days` runs of `rows_per_day` sync_rows lines, all older than the window:
+    the time `target-pendo ledger prune` takes, and the file before and after."""
+    import sqlite3
+
+    from target_pendo.ledger import Ledger, default_url
+
+    state_dir = folder / f"state-prune-{rows_per_day}"
+    Ledger(default_url(state_dir)).close()  # a current ledger: incremental vacuum
+    path = state_dir / "ledger.sqlite3"
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=days + 40)
+    with sqlite3.connect(path) as db:
+        for day in range(days):
+            run_id = f"bench-{day:03d}"
+            at = (long_ago + dt.timedelta(days=day)).isoformat(timespec="milliseconds")
+            db.execute(
+                "INSERT INTO sync_runs (run_id, started_at, status) VALUES (?, ?, 'succeeded')",
+                (run_id, at),
+            )
+            db.executemany(
+                "INSERT INTO sync_rows (run_id, stream, row_key, outcome, at) "
+                "VALUES (?, 'users', ?, 'unchanged', ?)",
+                ((run_id, f"v-{i}", at) for i in range(rows_per_day)),
+            )
+            db.commit()
+    before = ledger_files_bytes(state_dir)
+    config = folder / "config-prune.json"
+    config.write_text(json.dumps({"state_dir": str(state_dir), "streams": {}}))
+    started = time.monotonic()
+    subprocess.run(  # noqa: S603 - this interpreter, this package
+        [PY, "-m", "target_pendo", "--config", str(config), "ledger", "prune"],
+        check=True,
+        capture_output=True,
+    )
+    took = time.monotonic() - started
+    after = ledger_files_bytes(state_dir)
+    return (
+        f"ledger prune of {days} days x {rows_per_day:,} sync_rows lines: {took:.1f} s "
+        f"({days * rows_per_day / took:,.0f} lines/s); file {before / 1e6:,.0f} MB -> "
+        f"{after / 1e6:,.1f} MB"
+    )
+
+
+def ledger_checks(folder: Path, emulator: EmulatorProcess, million: bool) -> None:
+    print(ledger_growth(folder, emulator, 100_000, 10), flush=True)
+    print(prune_timing(folder, 30, 1_000_000 if million else 100_000), flush=True)
+
+
 def network_checks(folder: Path) -> None:
     """What users far from Pendo meet: default settings against a limit of 100/s the target
     is not told, at 50, 150 and 250 ms round trips; and the limit stated as a ceiling."""
@@ -617,10 +705,19 @@ def main() -> None:
     parser.add_argument(
         "--network", action="store_true", help="only the round-trip and rate-limit checks"
     )
+    parser.add_argument("--ledger", action="store_true", help="only the ledger's size checks")
     args = parser.parse_args()
     if args.network:
         with tempfile.TemporaryDirectory(prefix="target-pendo-bench-") as tmp:
             network_checks(Path(tmp))
+        return
+    if args.ledger:
+        emulator = EmulatorProcess()
+        try:
+            with tempfile.TemporaryDirectory(prefix="target-pendo-bench-") as tmp:
+                ledger_checks(Path(tmp), emulator, args.million)
+        finally:
+            emulator.stop()
         return
     sizes = args.sizes or ([10_000, 100_000] + ([1_000_000] if args.million else []))
     cpu = next(
@@ -681,6 +778,7 @@ def main() -> None:
                 print(adaptive_check(folder, limit, n)[0], flush=True)
             network_checks(folder)
             print(rate_limit_check(folder, emulator, 200, 3000))
+            ledger_checks(folder, emulator, args.million)
             if 1_000_000 in rss and 100_000 in rss:
                 for i, kind in enumerate(("events", "visitors")):
                     ratio = rss[1_000_000][i] / rss[100_000][i]

@@ -34,6 +34,8 @@ Subcommands, after --config or before it (Meltano puts --config first, so
       forget one stream's sync state (its rows are then sent as new); sends nothing
   target-pendo ledger retry --stream NAME [--dry-run] --config FILE|ENV
       send an object stream's pending rows again now, without a tap
+  target-pendo ledger prune --config FILE|ENV
+      forget the history older than retention_days (each run prunes some too)
   target-pendo report [RUN_ID] [--html FILE] [--list] --config FILE|ENV
       a run's report from the ledger (the latest by default), as a table or an HTML page
 They read --config (several files, later ones winning, and ENV for TARGET_PENDO_*

@@ -122,8 +122,9 @@ def run_demo(workdir: Path, rows: int) -> int:
     if events:
         sample = {k: v for k, v in events[0].items() if not k.startswith("_")}
         print("\nOne event as Pendo holds it:\n" + json.dumps(sample, indent=2))
-    rejects = workdir / "state" / "rejects" / f"{STREAM}.jsonl"
-    if rejects.exists():
+    days = sorted((workdir / "state" / "rejects" / STREAM).glob("*.jsonl"))
+    if days:
+        rejects = days[-1]  # the demo's run is today's
         lines = rejects.read_text().splitlines()
         print(f"\nRejected rows ({len(lines)}), from {rejects}:")
         for line in lines:

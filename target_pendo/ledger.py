@@ -232,6 +232,9 @@ def _tables_of(version: int) -> set[str]:
 
 
 _IN_CHUNK = 500
+_PRUNE_CHUNK = 20_000  # sync_rows lines per delete: a few tens of ms of a writer's time
+_PRUNE_RUNS_PER_LOOK = 100
+_INCREMENTAL_VACUUM = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -276,6 +279,16 @@ class RowOutcome:
     # False for a row sent again from the pending queue: not a sighting of the key in the
     # source, and no line in sync_rows (the run's rows are the tap's; row_state has the rest)
     from_source: bool = True
+
+
+@dataclass(frozen=True)
+class HistoryPruned:
+    """What one prune of the retention window did: runs forgotten, sync_rows lines deleted,
+    and whether older history is left (the prune stopped at its bounds)."""
+
+    runs: int
+    rows: int
+    more: bool
 
 
 def _now() -> str:
@@ -1142,6 +1155,96 @@ class Ledger:
             result = conn.execute(sa.delete(row_state).where(row_state.c.stream == stream))
             return int(result.rowcount or 0)
 
+    # --- retention ----------------------------------------------------------------------------
+    @_write(read_only_gives=lambda: HistoryPruned(0, 0, False))
+    def prune_history(
+        self, before: str, *, max_rows: int | None = None, max_seconds: float | None = None
+    ) -> HistoryPruned:
+        """Forget the runs that started before `before` (an ISO time): their `sync_rows` lines,
+        then their `sync_runs` row (report included). `row_state` (what Pendo holds, what is
+        pending) is never pruned by age, nor a run still marked running. Oldest runs first,
+        in short transactions, so runs writing at the same time wait milliseconds; bounded by
+        `max_rows` and `max_seconds` (None: until done) so that the first run on a large old
+        ledger does not stall: `more` says older history is left for the next prune."""
+        started = time.monotonic()
+        runs = rows = 0
+        t = sync_runs.c
+        old_runs = (
+            sa.select(t.run_id)
+            .where(t.started_at < before, t.status != str(RunStatus.RUNNING))
+            .order_by(t.started_at, t.run_id)
+            .limit(_PRUNE_RUNS_PER_LOOK)
+        )
+
+        def spent() -> bool:
+            return (max_rows is not None and rows >= max_rows) or (
+                max_seconds is not None and time.monotonic() - started >= max_seconds
+            )
+
+        with self._errors("pruning runs older than the retention window"):
+            while True:
+                with self.engine.connect() as conn:
+                    found = [r[0] for r in conn.execute(old_runs)]
+                if not found:
+                    return HistoryPruned(runs, rows, False)
+                for run_id in found:
+                    while True:
+                        if spent():
+                            return HistoryPruned(runs, rows, True)
+                        with self._lock, self.engine.begin() as conn:
+                            deleted = conn.execute(
+                                self._delete_run_rows, {"r": run_id, "n": _PRUNE_CHUNK}
+                            )
+                        rows += int(deleted.rowcount or 0)
+                        if (deleted.rowcount or 0) < _PRUNE_CHUNK:
+                            break
+                    with self._lock, self.engine.begin() as conn:
+                        conn.execute(sa.delete(sync_runs).where(t.run_id == run_id))
+                    runs += 1
+
+    @functools.cached_property
+    def _delete_run_rows(self) -> sa.TextClause:
+        """At most _PRUNE_CHUNK of a run's sync_rows lines (`:r`), by the row's physical id:
+        neither SQLite (as built) nor PostgreSQL takes DELETE ... LIMIT."""
+        if self.is_sqlite:
+            sql = (
+                "DELETE FROM sync_rows WHERE rowid IN "
+                "(SELECT rowid FROM sync_rows WHERE run_id = :r LIMIT :n)"
+            )
+        else:
+            sql = (
+                "DELETE FROM sync_rows WHERE ctid = ANY(ARRAY("
+                "SELECT ctid FROM sync_rows WHERE run_id = :r LIMIT :n))"
+            )
+        return sa.text(sql)
+
+    @_write(read_only_gives=lambda: False)
+    def give_space_back(self, *, convert: bool = False) -> bool:
+        """SQLite: return the pages pruning freed to the disk (PostgreSQL's autovacuum makes
+        them reusable by itself). A ledger made before version 4 keeps freed pages for reuse
+        (it never grows because of them) until `convert` runs one full VACUUM, which switches
+        it to incremental vacuum for good; that rewrites the file, so only `ledger prune`,
+        asked for by a person, does it. Returns whether space could be given back."""
+        if not self.is_sqlite or self.path is None:
+            return False
+        with self._errors("giving freed space back to the disk"), self._lock:
+            with self.engine.connect() as conn:
+                mode = int(conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() or 0)
+            if mode != _INCREMENTAL_VACUUM and not convert:
+                return False
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                steps = (
+                    ["PRAGMA incremental_vacuum"]
+                    if mode == _INCREMENTAL_VACUUM
+                    else [f"PRAGMA auto_vacuum={_INCREMENTAL_VACUUM}", "VACUUM"]
+                )
+                # the file shrinks when the write-ahead log is written back into it
+                for sql in [*steps, "PRAGMA wal_checkpoint(TRUNCATE)"]:
+                    result = conn.exec_driver_sql(sql)
+                    if result.returns_rows:
+                        result.fetchall()  # a pragma that answers rows runs to its end
+            return True
+
     def close(self) -> None:
         """Release every lease and lock of this Ledger and its connections (idempotent). A run
         closed without `finish_run` stays `running` until the next run marks it abandoned."""
@@ -1207,6 +1310,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     set when it is not WAL yet, and retried for a few seconds."""
     cursor = dbapi_conn.cursor()
     try:
+        # Before WAL, which fixes the file's layout: a new ledger gives pages freed by the
+        # retention window's prune back to the disk (`incremental_vacuum`); on an older file
+        # this only names the mode its next VACUUM switches to (`ledger prune` runs one).
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         deadline = time.monotonic() + _WAL_SWITCH_SECONDS
         while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             try:

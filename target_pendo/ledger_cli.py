@@ -1,4 +1,7 @@
-"""`target-pendo ledger status|reset|retry`: look at, forget or retry a stream's sync state.
+"""`target-pendo ledger status|reset|retry|prune`: look at, forget, retry or prune the ledger.
+
+`prune` forgets the history older than `retention_days` (``retention.py``), all of it (a run
+prunes a bounded amount), and gives an older SQLite file's freed space back to the disk.
 
 `retry --stream S` sends S's pending rows again (the object rows Pendo could not take yet)
 without a tap, as a run would after the tap's rows: a run of its own, with its report, fed
@@ -22,6 +25,7 @@ from typing import Any, TypeVar
 
 import click
 
+from target_pendo import retention
 from target_pendo.errors import ConfigError
 from target_pendo.ledger import Ledger, default_url
 from target_pendo.logs import quiet_library_errors
@@ -104,7 +108,7 @@ def subcommand_config(ctx: click.Context, paths: Sequence[str]) -> dict[str, Any
     context_settings=SUBCOMMAND_CONTEXT,
     help="Inspect, reset, retry or prune the sync ledger.",
 )
-@click.argument("action", type=click.Choice(["status", "reset", "retry"]))
+@click.argument("action", type=click.Choice(["status", "reset", "retry", "prune"]))
 @config_option
 @click.option("--stream", help="the stream to reset or retry (required for both)")
 @click.option(
@@ -127,6 +131,8 @@ def ledger_command(
     if action == "retry":
         assert stream is not None
         return retry_pending(config, url, stream, dry_run=dry_run)
+    if action == "prune":
+        return prune_history(config, url)
     # Looking changes nothing: no ledger file is created, no schema migrated.
     ledger = Ledger(url, read_only=action == "status")
     try:
@@ -179,6 +185,24 @@ def retry_pending(config: dict[str, Any], url: str, stream: str, *, dry_run: boo
     TargetPendo.run_sync(
         config, parse_env=False, file_input=io.StringIO(line + "\n"), full_resync=False
     )
+    return 0
+
+
+def prune_history(config: dict[str, Any], url: str) -> int:
+    """Prune all history older than `retention_days`, then say what went."""
+    settings = parse_settings(config)
+    days = settings.retention_days
+    if not days:
+        print("retention_days is 0: all history is kept; nothing pruned")
+        return 0
+    ledger = Ledger(url)
+    try:
+        pruned = retention.prune(ledger, settings.state_dir, days, bounded=False)
+    finally:
+        ledger.close()
+    print(pruned.describe(days))
+    if pruned.space_given_back:
+        print(f"the space they held in {ledger.where} was given back to the disk")
     return 0
 
 

@@ -1,8 +1,11 @@
-"""Per-stream JSONL logs under `state_dir`: `rejects/<stream>.jsonl` (rows not sent, with the
-reason) and `unknown/<stream>.jsonl` (object ids Pendo does not have, skipped).
+"""Per-stream JSONL logs under `state_dir`: `rejects/<stream>/<day>.jsonl` (rows not sent,
+with the reason) and `unknown/<stream>/<day>.jsonl` (object ids Pendo does not have, skipped);
+a dry run's payloads in `dry_run/<run id>/<stream>.jsonl`.
 
 Appended, never truncated, so nothing of an earlier run is lost; every line carries the run id.
-Each line is flushed as written: a row is either in Pendo or here before STATE moves past it.
+Rejects and unknown ids roll per day (UTC), so the retention window (``retention.py``) can drop
+old days whole. Each line is flushed as written: a row is either in Pendo or here before STATE
+moves past it.
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ from target_pendo.report import mask_quoted_values
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def stream_log_path(state_dir: str | Path, folder: str, stream: str) -> Path:
-    """Where a stream's log goes; stream names are made safe as file names."""
-    return Path(state_dir) / folder / f"{_UNSAFE_FILENAME.sub('_', stream)}.jsonl"
-
-
-def rejects_path(state_dir: str | Path, stream: str) -> Path:
-    return stream_log_path(state_dir, "rejects", stream)
+def stream_log_path(state_dir: str | Path, folder: str, stream: str, day: str | None) -> Path:
+    """Where a stream's log goes (`day`: YYYY-MM-DD, for a log that rolls per day); stream
+    names are made safe as file names."""
+    safe = _UNSAFE_FILENAME.sub("_", stream)
+    if day is None:
+        return Path(state_dir) / folder / f"{safe}.jsonl"
+    return Path(state_dir) / folder / safe / f"{day}.jsonl"
 
 
 class RowLog:
@@ -42,15 +45,18 @@ class RowLog:
         redact: Redactor,
         *,
         include_values: bool = True,
+        daily: bool = False,
     ) -> None:
         """`include_values=False`: a rejected row's line keeps its key, field and reason,
-        with quoted values in the reason masked, and not the row."""
+        with quoted values in the reason masked, and not the row. `daily`: one file per
+        stream and day."""
         self._include_values = include_values
+        self._daily = daily
         self._state_dir = Path(state_dir)
         self._folder = folder
         self._run_id = run_id
         self._redact = redact
-        self._files: dict[str, IO[bytes]] = {}
+        self._files: dict[tuple[str, str | None], IO[bytes]] = {}
         self._lock = threading.Lock()
 
     def reject(self, stream: str, key: Any, field: str | None, reason: str, record: Any) -> None:
@@ -65,9 +71,10 @@ class RowLog:
         self.append(stream, entry)
 
     def append(self, stream: str, entry: dict[str, Any]) -> None:
+        now = dt.datetime.now(dt.UTC)
         full = {
             "run_id": self._run_id,
-            "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            "at": now.isoformat(timespec="milliseconds"),
             "stream": stream,
             **entry,
         }
@@ -78,11 +85,12 @@ class RowLog:
             # JSON reader takes (`"\ud800"`), marked so that nobody mistakes it for the row
             full["escaped"] = True
             line = json.dumps(json_safe(full), ensure_ascii=True, separators=(",", ":")).encode()
+        day = f"{now:%Y-%m-%d}" if self._daily else None
         with self._lock:
-            handle = self._files.get(stream)
+            handle = self._files.get((stream, day))
             if handle is None:
-                path = stream_log_path(self._state_dir, self._folder, stream)
-                handle = self._files[stream] = private.open_file(path, "ab")
+                path = stream_log_path(self._state_dir, self._folder, stream, day)
+                handle = self._files[stream, day] = private.open_file(path, "ab")
             handle.write(line + b"\n")
             handle.flush()
 

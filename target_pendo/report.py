@@ -191,7 +191,7 @@ class RunReport:
 
     def list_unknown(self, name: str, ids: list[str]) -> None:
         """The first MAX_LISTED unknown ids per stream are listed in the report (all of them
-        are in `state_dir/unknown/<stream>.jsonl`; `tally` counts them)."""
+        are in `state_dir/unknown/<stream>/<day>.jsonl`; `tally` counts them)."""
         with self._lock:
             listed = self.unknown_ids.setdefault(name, [])
             listed.extend(ids[: max(0, MAX_LISTED - len(listed))])

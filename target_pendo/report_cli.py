@@ -298,7 +298,7 @@ def render_text(view: RunView) -> str:
         if any(g.keyless for g in groups):
             out.append(
                 "  * rows without a key the ledger can keep (or a dry run): only in "
-                "state_dir/rejects/<stream>.jsonl"
+                "state_dir/rejects/<stream>/<day>.jsonl"
             )
         if len(view.rejects) > MAX_REJECT_GROUPS:
             out.append(f"  ... and {len(view.rejects) - MAX_REJECT_GROUPS} more reasons")

@@ -364,7 +364,7 @@ def render_html(view: RunView) -> str:
             "<h2>Rejected rows by reason</h2>"
             '<p class="muted">Values are masked so that rows of one cause share a line; the '
             "example is the first such row's reason. Each row is in the ledger's sync_rows "
-            "and in state_dir/rejects/&lt;stream&gt;.jsonl.</p>"
+            "and in state_dir/rejects/&lt;stream&gt;/&lt;day&gt;.jsonl.</p>"
             '<table><tr><th>stream</th><th class="num">rows</th><th>reason</th>'
             "<th>example</th></tr>"
             + "".join(

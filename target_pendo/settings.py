@@ -44,6 +44,7 @@ MIN_REQUESTS_PER_SECOND = 0.1  # below this one call takes minutes: surely a typ
 MAX_CONCURRENCY = 512
 LEDGER_WAIT_RANGE = (0.0, 86_400.0)
 RETRY_PENDING_DAYS_RANGE = (0.0, 3650.0)
+RETENTION_DAYS_RANGE = (0.0, 36_500.0)
 
 CONTEXT_KEYS = ("ip", "userAgent", "url", "title")
 WILDCARD_STREAM = "*"
@@ -164,6 +165,7 @@ class Settings:
     track_url: str = ""  # the Track host; parse_settings always sets it
     ledger_wait_seconds: float = 90.0
     retry_pending_days: float = 30.0  # 0: rows Pendo could not take are not retried
+    retention_days: float = 30.0  # 0: the runs' history is kept for ever
     region: str = "us"
     api_url_set: bool = False  # 'api_url' given: the region's hosts are not used
     alert_webhook_url: str | None = field(default=None, repr=False)  # a secret: see alert.py
@@ -385,6 +387,7 @@ DEFAULTS: dict[str, Any] = {
     "state_dir": ".target-pendo",
     "ledger_wait_seconds": 90,
     "retry_pending_days": 30,
+    "retention_days": 30,
     "full_resync": False,
     "max_delete_fraction": 0.2,
     "max_rejected_fraction": 0.05,
@@ -665,6 +668,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         max_retry_seconds=_in_range(config, "max_retry_seconds", *MAX_RETRY_SECONDS_RANGE),
         ledger_wait_seconds=_in_range(config, "ledger_wait_seconds", *LEDGER_WAIT_RANGE),
         retry_pending_days=_in_range(config, "retry_pending_days", *RETRY_PENDING_DAYS_RANGE),
+        retention_days=_in_range(config, "retention_days", *RETENTION_DAYS_RANGE),
         track_event_secret=config.get("track_event_secret") or None,
         integration_key=config.get("integration_key") or None,
         alert_webhook_url=webhook_url(config),

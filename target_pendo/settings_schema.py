@@ -182,6 +182,16 @@ _SETTINGS = th.PropertiesList(
         "retries.",
     ),
     th.Property(
+        "retention_days",
+        th.NumberType,
+        default=DEFAULTS["retention_days"],
+        description="Days a run's history is kept: its sync_rows lines, report, call log, "
+        "dry-run payloads and rejects and unknown-id files. Older history is pruned at the "
+        "end of each successful run (a bounded amount per run) and by 'target-pendo ledger "
+        "prune'; what Pendo holds and what is pending (row_state) is never pruned by age. "
+        "0: keep everything.",
+    ),
+    th.Property(
         "ledger_wait_seconds",
         th.NumberType,
         default=DEFAULTS["ledger_wait_seconds"],
@@ -221,7 +231,7 @@ _SETTINGS = th.PropertiesList(
         "rejects_include_values",
         th.BooleanType,
         default=DEFAULTS["rejects_include_values"],
-        description="Write each rejected row's values to state_dir/rejects/<stream>.jsonl "
+        description="Write each rejected row's values to state_dir/rejects/<stream>/<day>.jsonl "
         "(default). false: its key, field and reason only, with quoted values in the reason "
         "masked, for teams that may not keep customer data outside the warehouse.",
     ),

@@ -22,6 +22,7 @@ from typing import IO, Any
 import click
 from singer_sdk.sinks import Sink
 
+from target_pendo import retention
 from target_pendo.alert import build_message as build_alert
 from target_pendo.alert import protect_webhook
 from target_pendo.alert import send as send_alert
@@ -422,10 +423,31 @@ class TargetPendo(TargetHooks):
                 self.logger.info("Run report written to %s", path)
             with self._after_failure(error or stopped, "recording the run's end in the ledger"):
                 run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))
+            if status is RunStatus.SUCCEEDED:
+                self._prune_history()
         finally:
             self._alert(status, error, extra, path)
             with self._after_failure(error or stopped, "closing the run's files and connections"):
                 run.close()
+
+    def _prune_history(self) -> None:
+        """The retention window, a bounded step of it after each successful run. Housekeeping:
+        a failure here is a warning, never the run's outcome (its rows are all settled)."""
+        days, run = self.settings.retention_days, self.run_context
+        if not days or self.settings.dry_run:
+            return
+        try:
+            pruned = retention.prune(run.ledger, self.settings.state_dir, days, bounded=True)
+        except (TargetPendoError, OSError) as exc:
+            self.logger.warning(
+                "Could not prune history older than %g days (retention_days): %s; the next "
+                "run (or 'target-pendo ledger prune') tries again.",
+                days,
+                exc,
+            )
+            return
+        if pruned.runs or pruned.files:
+            self.logger.info("%s.", pruned.describe(days).capitalize())
 
     @contextlib.contextmanager
     def _after_failure(self, error: BaseException | str | None, doing: str) -> Iterator[None]:

@@ -81,12 +81,19 @@ def run_cli(
     )
 
 
+def log_files(state_dir: str | Path, folder: str, stream: str) -> list[Path]:
+    """A stream's daily files `state_dir/<folder>/<stream>/<day>.jsonl` (rejects, unknown),
+    oldest day first."""
+    return sorted((Path(state_dir) / folder / stream).glob("*.jsonl"))
+
+
 def read_log(state_dir: str | Path, folder: str, stream: str) -> list[dict]:
-    """The lines of `state_dir/<folder>/<stream>.jsonl` (rejects, unknown), parsed."""
-    path = Path(state_dir) / folder / f"{stream}.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    """The lines of a stream's rejects or unknown-id files, parsed, oldest first."""
+    return [
+        json.loads(line)
+        for path in log_files(state_dir, folder, stream)
+        for line in path.read_text().splitlines()
+    ]
 
 
 def read_rejects(state_dir: str | Path, stream: str) -> list[dict]:

@@ -222,6 +222,7 @@ def text_for(setting: dict) -> tuple[str, object]:
         "max_retry_seconds": ("30", 30),
         "ledger_wait_seconds": ("2.5", 2.5),
         "retry_pending_days": ("7.5", 7.5),
+        "retention_days": ("45", 45),
     }
     if name in special:
         return special[name]
@@ -269,6 +270,7 @@ def test_the_target_runs_on_every_setting_given_as_text(tmp_path, monkeypatch):
         assert settings.max_retry_seconds == 30
         assert settings.ledger_wait_seconds == 2.5
         assert settings.retry_pending_days == 7.5
+        assert settings.retention_days == 45
         assert settings.max_concurrency == 3
         assert settings.dry_run is True
         assert settings.call_log is True

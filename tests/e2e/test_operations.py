@@ -12,7 +12,7 @@ import pytest
 from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 from target_pendo.sinks.base import PendoSink
 
-from ..singer import TARGET_CMD, record, run_cli, run_target, schema, state
+from ..singer import TARGET_CMD, log_files, record, run_cli, run_target, schema, state
 
 STREAM = "events"
 
@@ -119,7 +119,7 @@ def test_dry_run_sends_nothing_and_writes_payloads(emulator, base_config):
     (users,) = [json.loads(x) for x in (folder / "users.jsonl").read_text().splitlines()]
     assert users["path"] == "/api/v1/metadata/visitor/custom/value"
     assert users["body"] == [{"visitorId": "v-1", "values": {"plan": "gold"}}]
-    assert (Path(base_config["state_dir"]) / "rejects" / f"{STREAM}.jsonl").exists()
+    assert log_files(base_config["state_dir"], "rejects", STREAM)
     # the ledger was left alone: a real run now sends everything
     run_target({**config, "dry_run": False}, lines)
     assert len(emulator.events()) == 4
