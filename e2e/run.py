@@ -9,7 +9,11 @@ given once as a TARGET_PENDO_* variable. Then it checks what "Pendo" holds: the 
 delivers everything (one row rejected with its reason, three unknown visitors skipped), the
 keys are in .env and not in meltano.yml, a second run sends nothing new, the ledger commands
 answer through `meltano invoke`; every setting of the plugin definition passes from the
-environment through Meltano to the target; and the loader installs from a git URL.
+environment through Meltano to the target; and the loader installs from a git URL. In between,
+a users table added later is synced INCREMENTAL (replication key `updated_at`, set with `meltano
+config set`): a visitor Pendo gets between two runs receives its fields on the second from the
+target's pending queue although the tap, resuming from the state Meltano kept, sends no row for
+it; a visitor still missing stays pending and is counted.
 Exit code 0 on success.
 
     python e2e/run.py --meltano .venv-meltano/bin/meltano
@@ -18,6 +22,7 @@ Exit code 0 on success.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -49,7 +54,42 @@ RUN = ["run", "tap-postgres", "target-pendo"]
 DUMP_CONFIG = ["invoke", "--dump=config", "target-pendo"]
 INVOKE = ["invoke", "target-pendo"]
 INSTALL = ["install", "--clean", "target-pendo"]
+# The incremental case: a users table added to the warehouse later, its replication set the way
+# a user sets it, its mapping added to README's streams.json and set again, the state read back.
+APP_USERS = "analytics-app_users"
+SET_INCREMENTAL = [
+    ["config", "set", "tap-postgres", "_metadata", APP_USERS, "replication-method", "INCREMENTAL"],
+    ["config", "set", "tap-postgres", "_metadata", APP_USERS, "replication-key", "updated_at"],
+]
+SET_STREAMS = ["config", "set", "target-pendo", "streams", "--from-file", "streams.json"]
+STATE_ID = "dev:tap-postgres-to-target-pendo"  # `meltano run`'s: <environment>:<tap>-to-<target>
+GET_STATE = ["state", "get", STATE_ID]
 OWN_COMMANDS = [INIT, ADD_TAP, RUN, DUMP_CONFIG, INVOKE, INSTALL]
+OWN_COMMANDS += [*SET_INCREMENTAL, SET_STREAMS, GET_STATE]
+
+# The table a team adds later (after the runs above: the target refuses a stream it has no spec
+# for). Fixed updated_at values: app-user-6 is the latest. Pendo has 1, 2, 3 and 6.
+APP_USERS_TABLE = """
+CREATE TABLE analytics.app_users (
+    id text PRIMARY KEY, email text NOT NULL, plan text, updated_at timestamptz NOT NULL
+);
+INSERT INTO analytics.app_users
+SELECT 'app-user-' || n, 'app' || n || '@example.com', (ARRAY['free', 'team'])[1 + n % 2],
+       timestamptz '2026-01-01 00:00+00' + (n || ' hours')::interval
+FROM generate_series(1, 6) AS n;
+"""
+# Between the two runs: one row changes, one is added (both later than app-user-6).
+APP_USERS_CHANGE = """
+UPDATE analytics.app_users SET plan = 'enterprise', updated_at = '2026-01-01 07:00+00'
+WHERE id = 'app-user-2';
+INSERT INTO analytics.app_users VALUES
+    ('app-user-7', 'app7@example.com', 'team', '2026-01-01 08:00+00');
+"""
+APP_USERS_SPEC = {
+    "sync": "visitor",
+    "agent_fields": {"email": "email"},
+    "custom_fields": {"plan": "plan"},
+}
 
 # Every number setting once from the environment, as text (what environment variables are).
 NUMBERS_FROM_ENV = {
@@ -62,6 +102,7 @@ NUMBERS_FROM_ENV = {
     "TARGET_PENDO_MAX_CONCURRENCY": "4",
     "TARGET_PENDO_BATCH_SIZE_ROWS": "100",
     "TARGET_PENDO_RETRY_PENDING_DAYS": "7.5",
+    "TARGET_PENDO_RETENTION_DAYS": "45",
 }
 
 
@@ -178,7 +219,8 @@ def check_first_run(emulator: Emulator, state_dir: Path) -> None:
         and sample["context"] == {"url": "https://app.example.com/p/7"},
         "an event carries the mapped visitor, account, name and context",
     )
-    rejects = (state_dir / "rejects" / "analytics-product_events.jsonl").read_text()
+    days = sorted((state_dir / "rejects" / "analytics-product_events").glob("*.jsonl"))
+    rejects = "".join(day.read_text() for day in days)
     check(
         '"key":150' in rejects and "'user_id' is missing or null" in rejects,
         "the event without a visitor is in the rejects file with its reason",
@@ -251,6 +293,119 @@ def check_second_run(project: Project, emulator: Emulator, state_dir: Path) -> N
         second["streams"]["analytics-product_events"]["already_sent"] == 299
         and second["streams"]["analytics-users"]["unchanged"] == KNOWN_USERS,
         "the second report counts them as already sent / unchanged",
+    )
+
+
+def app_users_bookmark(project: Project) -> dict[str, Any]:
+    """The stream's bookmark in the state Meltano keeps for the pipeline (its state backend:
+    the project's system database)."""
+    state = json.loads(project.run(*GET_STATE).stdout)
+    bookmark: dict[str, Any] = state["singer_state"]["bookmarks"].get(APP_USERS, {})
+    return bookmark
+
+
+def at(bookmark: dict[str, Any]) -> dt.datetime | None:
+    value = bookmark.get("replication_key_value")
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def app_user_writes(
+    emulator: Emulator, since: int
+) -> set[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """(group, ids, ids updated) of each metadata call since `since` that wrote app users."""
+    return {
+        (w["group"], tuple(sorted(w["ids"])), tuple(sorted(w["updated"])))
+        for w in emulator.metadata_writes()[since:]
+        if any(i.startswith("app-user-") for i in w["ids"])
+    }
+
+
+def check_incremental_pending(
+    project: Project, emulator: Emulator, state_dir: Path, dsn: str
+) -> None:
+    """A users table synced INCREMENTAL: the second run gets only the rows changed since the
+    state Meltano kept, and the target's pending queue gives a visitor Pendo got in between
+    its fields, with no row from the tap."""
+    print(f"Incremental stream {APP_USERS} (replication key updated_at):", flush=True)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(APP_USERS_TABLE)
+    emulator.seed("visitor", ["app-user-1", "app-user-2", "app-user-3", "app-user-6"])
+    # Meltano reuses its cached catalog until the tap's config or metadata rules change: this
+    # change is also what makes it discover the new table
+    for words in SET_INCREMENTAL:
+        project.run(*words)
+    streams_json = project.dir / "streams.json"
+    streams = json.loads(streams_json.read_text())
+    streams_json.write_text(json.dumps({**streams, APP_USERS: APP_USERS_SPEC}, indent=2))
+    project.run(*SET_STREAMS)
+
+    print("First run of the stream (Pendo has no app-user-4 nor app-user-5):", flush=True)
+    project.run(*RUN)
+    first = latest_report(state_dir)["streams"][APP_USERS]
+    check(
+        (first["received"], first["sent"], first["skipped_unknown"]) == (6, 4, 2),
+        "the whole table comes: 4 visitors updated, 2 unknown "
+        f"(received/sent/unknown {first['received']}/{first['sent']}/{first['skipped_unknown']})",
+    )
+    kept = app_users_bookmark(project)
+    check(
+        kept.get("replication_key") == "updated_at"
+        and at(kept) == dt.datetime(2026, 1, 1, 6, tzinfo=dt.UTC),
+        f"Meltano keeps the stream's bookmark: updated_at of app-user-6 (got {kept})",
+    )
+
+    print("Between the runs: Pendo gets app-user-4; app-user-2 changes, app-user-7 is added:")
+    emulator.seed("visitor", ["app-user-4", "app-user-7"])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(APP_USERS_CHANGE)
+    writes_before = len(emulator.metadata_writes())
+    project.run(*RUN)
+    # the state file Meltano wrote for this run's tap (--state): what the tap resumed from
+    handed = json.loads((project.dir / ".meltano/run/tap-postgres/state.json").read_text())
+    check(
+        handed["bookmarks"].get(APP_USERS) == kept,
+        "Meltano handed the tap that bookmark on the second run",
+    )
+    report = latest_report(state_dir)["streams"]
+    second = report[APP_USERS]
+    check(
+        (second["received"], second["sent"], second["unchanged"], second["skipped_unknown"])
+        == (3, 2, 1, 0)
+        and report["analytics-users"]["received"] == KNOWN_USERS + 3,
+        "incremental: of 7 rows the tap sends 3, app-user-2 and -7 (sent) and app-user-6 again "
+        "(its updated_at is the bookmark, the tap reads >=; unchanged), while the full-table "
+        f"users stream sends all 40 (received/sent/unchanged/unknown {second['received']}/"
+        f"{second['sent']}/{second['unchanged']}/{second['skipped_unknown']})",
+    )
+    pending = (second["pending_retried"], second["pending_sent"], second["pending_left"])
+    check(
+        pending == (2, 1, 1),
+        f"the pending queue sends app-user-4 and -5 again: 1 now sent, 1 still pending "
+        f"(retried/sent/left {pending})",
+    )
+    writes = app_user_writes(emulator, writes_before)
+    tap_rows, queued = {"app-user-2", "app-user-7"}, {"app-user-4", "app-user-5"}
+    updated = {(group, i) for group, _, done in writes for i in done}
+    check(
+        all(set(ids) <= tap_rows or set(ids) <= queued for _, ids, _ in writes)
+        and ("agent", tuple(sorted(queued)), ("app-user-4",)) in writes
+        and updated == {(g, i) for g in ("agent", "custom") for i in [*tap_rows, "app-user-4"]},
+        "Pendo got the tap's 2 rows, then both queued ones in calls of their own; only "
+        f"app-user-4 of those was updated, in both groups (got {sorted(writes)})",
+    )
+    visitors = emulator.objects("visitor")
+    check(
+        visitors["app-user-4"]["agent"] == {"email": "app4@example.com"}
+        and visitors["app-user-4"]["custom"] == {"plan": "free"}
+        and visitors["app-user-2"]["custom"] == {"plan": "enterprise"}
+        and visitors["app-user-7"]["agent"] == {"email": "app7@example.com"},
+        "app-user-4 holds the fields of its first-run row; app-user-2 and -7 the new rows'",
+    )
+    check("app-user-5" not in visitors, "app-user-5 is still not in Pendo (never created)")
+    kept = app_users_bookmark(project)
+    check(
+        at(kept) == dt.datetime(2026, 1, 1, 8, tzinfo=dt.UTC),
+        f"the bookmark moves on to app-user-7's updated_at (got {kept})",
     )
 
 
@@ -367,9 +522,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="target-pendo-e2e-"))
     project: Project | None = None
     try:
-        with psycopg.connect(
-            f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres", autocommit=True
-        ) as conn:
+        dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres"
+        with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute((ROOT / "e2e" / "warehouse.sql").read_text())
         with Emulator() as emulator:
             seed(emulator)
@@ -395,6 +549,7 @@ def main() -> None:
             check_first_run(emulator, state_dir)
             check_secrets_kept_out(project)
             check_second_run(project, emulator, state_dir)
+            check_incremental_pending(project, emulator, state_dir, dsn)
 
             print("README's ledger block:", flush=True)
             result = project.bash(blocks[1], readme_env)
@@ -402,6 +557,10 @@ def main() -> None:
                 "analytics-product_events\tsent\t299" in result.stdout
                 and "analytics-accounts\tsent\t8" in result.stdout,
                 "`ledger status` counts the keys per stream and status",
+            )
+            check(
+                f"{APP_USERS}\tpending: no such visitor\t1" in result.stdout,
+                "`ledger status` counts app-user-5 in the pending queue",
             )
             check(
                 "forgot 8 key(s) of stream 'analytics-accounts'" in result.stdout,
