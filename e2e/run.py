@@ -13,7 +13,9 @@ environment through Meltano to the target; and the loader installs from a git UR
 a users table added later is synced INCREMENTAL (replication key `updated_at`, set with `meltano
 config set`): a visitor Pendo gets between two runs receives its fields on the second from the
 target's pending queue although the tap, resuming from the state Meltano kept, sends no row for
-it; a visitor still missing stays pending and is counted.
+it; a visitor still missing stays pending and is counted; and a visitor soft-deleted in the
+table (the spec's `deleted_column` with `delete_behavior: clear`, README's recipe for singer-sdk
+taps) has its mapped fields cleared, the flag itself never sent.
 Exit code 0 on success.
 
     python e2e/run.py --meltano .venv-meltano/bin/meltano
@@ -68,27 +70,35 @@ OWN_COMMANDS = [INIT, ADD_TAP, RUN, DUMP_CONFIG, INVOKE, INSTALL]
 OWN_COMMANDS += [*SET_INCREMENTAL, SET_STREAMS, GET_STATE]
 
 # The table a team adds later (after the runs above: the target refuses a stream it has no spec
-# for). Fixed updated_at values: app-user-6 is the latest. Pendo has 1, 2, 3 and 6.
+# for). Fixed updated_at values: app-user-6 is the latest. Pendo has 1, 2, 3 and 6. `is_deleted`
+# is the model's soft-delete flag (the application sets it and bumps updated_at).
 APP_USERS_TABLE = """
 CREATE TABLE analytics.app_users (
-    id text PRIMARY KEY, email text NOT NULL, plan text, updated_at timestamptz NOT NULL
+    id text PRIMARY KEY, email text NOT NULL, plan text, updated_at timestamptz NOT NULL,
+    is_deleted boolean NOT NULL DEFAULT false
 );
-INSERT INTO analytics.app_users
+INSERT INTO analytics.app_users (id, email, plan, updated_at)
 SELECT 'app-user-' || n, 'app' || n || '@example.com', (ARRAY['free', 'team'])[1 + n % 2],
        timestamptz '2026-01-01 00:00+00' + (n || ' hours')::interval
 FROM generate_series(1, 6) AS n;
 """
-# Between the two runs: one row changes, one is added (both later than app-user-6).
+# Between the two runs (all later than app-user-6): one row changes, one is soft-deleted, one is
+# added, the latest.
 APP_USERS_CHANGE = """
 UPDATE analytics.app_users SET plan = 'enterprise', updated_at = '2026-01-01 07:00+00'
 WHERE id = 'app-user-2';
-INSERT INTO analytics.app_users VALUES
+UPDATE analytics.app_users SET is_deleted = true, updated_at = '2026-01-01 07:30+00'
+WHERE id = 'app-user-3';
+INSERT INTO analytics.app_users (id, email, plan, updated_at) VALUES
     ('app-user-7', 'app7@example.com', 'team', '2026-01-01 08:00+00');
 """
 APP_USERS_SPEC = {
     "sync": "visitor",
     "agent_fields": {"email": "email"},
     "custom_fields": {"plan": "plan"},
+    # README's soft-delete recipe for singer-sdk taps: a flagged row clears the mapped fields
+    "deleted_column": "is_deleted",
+    "delete_behavior": "clear",
 }
 
 # Every number setting once from the environment, as text (what environment variables are).
@@ -325,7 +335,8 @@ def check_incremental_pending(
 ) -> None:
     """A users table synced INCREMENTAL: the second run gets only the rows changed since the
     state Meltano kept, and the target's pending queue gives a visitor Pendo got in between
-    its fields, with no row from the tap."""
+    its fields, with no row from the tap. A row soft-deleted in between (`is_deleted`, the
+    spec's `deleted_column`, with `delete_behavior: clear`) clears its visitor's mapped fields."""
     print(f"Incremental stream {APP_USERS} (replication key updated_at):", flush=True)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(APP_USERS_TABLE)
@@ -354,7 +365,11 @@ def check_incremental_pending(
         f"Meltano keeps the stream's bookmark: updated_at of app-user-6 (got {kept})",
     )
 
-    print("Between the runs: Pendo gets app-user-4; app-user-2 changes, app-user-7 is added:")
+    print(
+        "Between the runs: Pendo gets app-user-4; app-user-2 changes, app-user-3 is "
+        "soft-deleted, app-user-7 is added:",
+        flush=True,
+    )
     emulator.seed("visitor", ["app-user-4", "app-user-7"])
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(APP_USERS_CHANGE)
@@ -368,14 +383,14 @@ def check_incremental_pending(
     )
     report = latest_report(state_dir)["streams"]
     second = report[APP_USERS]
+    names = ("received", "sent", "unchanged", "cleared", "rejected", "skipped_unknown")
+    counts = tuple(second[n] for n in names)
     check(
-        (second["received"], second["sent"], second["unchanged"], second["skipped_unknown"])
-        == (3, 2, 1, 0)
-        and report["analytics-users"]["received"] == KNOWN_USERS + 3,
-        "incremental: of 7 rows the tap sends 3, app-user-2 and -7 (sent) and app-user-6 again "
-        "(its updated_at is the bookmark, the tap reads >=; unchanged), while the full-table "
-        f"users stream sends all 40 (received/sent/unchanged/unknown {second['received']}/"
-        f"{second['sent']}/{second['unchanged']}/{second['skipped_unknown']})",
+        counts == (4, 2, 1, 1, 0, 0) and report["analytics-users"]["received"] == KNOWN_USERS + 3,
+        "incremental: of 7 rows the tap sends 4, app-user-2 and -7 (sent), app-user-3 "
+        "soft-deleted (cleared, not rejected) and app-user-6 again (its updated_at is the "
+        "bookmark, the tap reads >=; unchanged), while the full-table users stream sends all "
+        f"40 ({'/'.join(names)} {'/'.join(map(str, counts))})",
     )
     pending = (second["pending_retried"], second["pending_sent"], second["pending_left"])
     check(
@@ -387,11 +402,17 @@ def check_incremental_pending(
     tap_rows, queued = {"app-user-2", "app-user-7"}, {"app-user-4", "app-user-5"}
     updated = {(group, i) for group, _, done in writes for i in done}
     check(
-        all(set(ids) <= tap_rows or set(ids) <= queued for _, ids, _ in writes)
+        all(
+            set(ids) <= tap_rows or set(ids) <= queued or ids == ("app-user-3",)
+            for _, ids, _ in writes
+        )
         and ("agent", tuple(sorted(queued)), ("app-user-4",)) in writes
-        and updated == {(g, i) for g in ("agent", "custom") for i in [*tap_rows, "app-user-4"]},
-        "Pendo got the tap's 2 rows, then both queued ones in calls of their own; only "
-        f"app-user-4 of those was updated, in both groups (got {sorted(writes)})",
+        and {(g, ("app-user-3",), ("app-user-3",)) for g in ("agent", "custom")} <= writes
+        and updated
+        == {(g, i) for g in ("agent", "custom") for i in [*tap_rows, "app-user-3", "app-user-4"]},
+        "Pendo got the tap's 2 rows, both queued ones, and the clear of soft-deleted app-user-3, "
+        "each in calls of their own; updated in both groups: the tap's 2, app-user-4 (not -5) "
+        f"and app-user-3 (got {sorted(writes)})",
     )
     visitors = emulator.objects("visitor")
     check(
@@ -400,6 +421,25 @@ def check_incremental_pending(
         and visitors["app-user-2"]["custom"] == {"plan": "enterprise"}
         and visitors["app-user-7"]["agent"] == {"email": "app7@example.com"},
         "app-user-4 holds the fields of its first-run row; app-user-2 and -7 the new rows'",
+    )
+    check(
+        visitors["app-user-3"]["agent"] == {"email": None}
+        and visitors["app-user-3"]["custom"] == {"plan": None},
+        f"soft-deleted app-user-3's mapped fields are cleared (got {visitors['app-user-3']})",
+    )
+    untouched = {
+        "app-user-1": {"agent": {"email": "app1@example.com"}, "custom": {"plan": "team"}},
+        "app-user-6": {"agent": {"email": "app6@example.com"}, "custom": {"plan": "free"}},
+    }
+    got = {i: {g: visitors[i][g] for g in ("agent", "custom")} for i in untouched}
+    check(got == untouched, f"app-user-1 and -6 keep their first-run fields (got {got})")
+    schema = emulator.schema("visitor")
+    flag_fields = [g for g in ("agent", "custom") if "is_deleted" in schema.get(g, {})]
+    flag_values = [i for i, v in visitors.items() if any("is_deleted" in f for f in v.values())]
+    check(
+        not flag_fields and not flag_values,
+        "the flag column is not sent: no field is_deleted in Pendo's visitor schema (an agent "
+        f"value would create it) nor on any visitor (in groups {flag_fields}, on {flag_values})",
     )
     check("app-user-5" not in visitors, "app-user-5 is still not in Pendo (never created)")
     kept = app_users_bookmark(project)
@@ -561,6 +601,10 @@ def main() -> None:
             check(
                 f"{APP_USERS}\tpending: no such visitor\t1" in result.stdout,
                 "`ledger status` counts app-user-5 in the pending queue",
+            )
+            check(
+                f"{APP_USERS}\tcleared\t1" in result.stdout,
+                "`ledger status` counts soft-deleted app-user-3 as cleared",
             )
             check(
                 "forgot 8 key(s) of stream 'analytics-accounts'" in result.stdout,
