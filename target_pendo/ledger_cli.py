@@ -43,18 +43,31 @@ def read_config_file(path: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        where = (
-            f" (line {exc.lineno}, column {exc.colno})"
-            if isinstance(exc, json.JSONDecodeError)
-            else ""
-        )
-        raise ConfigError(f"config file {path} is not valid JSON{where}") from None
+        why = json_mistake(exc) if isinstance(exc, json.JSONDecodeError) else ""
+        raise ConfigError(f"config file {path} is not valid JSON{why}") from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"config file {path} holds a JSON {type(data).__name__}; it must be an object of "
             'settings, e.g. {"track_event_secret": "...", "streams": {...}}'
         )
     return data
+
+
+def json_mistake(exc: json.JSONDecodeError) -> str:
+    """What is wrong and where, for a person with the file open: the parser's reason and
+    place, but a trailing comma (which the parser only notices at the next `}` or `]`, often a
+    line later) where the comma is."""
+    if exc.msg.startswith(("Expecting property name", "Expecting value")):
+        before = exc.doc[: exc.pos].rstrip()
+        if before.endswith(",") and exc.doc[exc.pos : exc.pos + 1] in ("}", "]"):
+            comma = len(before) - 1
+            line = exc.doc.count("\n", 0, comma) + 1
+            column = comma - exc.doc.rfind("\n", 0, comma)
+            return (
+                f": a trailing comma at line {line}, column {column} (JSON allows none before }} "
+                "or ])"
+            )
+    return f": {exc.msg} at line {exc.lineno}, column {exc.colno}"
 
 
 def load_config(paths: Sequence[str]) -> dict[str, Any]:

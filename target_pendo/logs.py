@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 
+from singer_sdk.logging import StructuredFormatter
 from singer_sdk.metrics import METRICS_LOGGER_NAME, Point
 
 # Message templates (the unformatted `msg`) the SDK logs at INFO that are chatter.
@@ -40,6 +41,10 @@ SDK_CHATTER = (
     "Parsing env var for settings config...",
     "Target sink for '%s' is full. Current size is '%s'. Draining...",
     "One or more records have exceeded the max age of %d minutes. Draining all sinks.",
+    # logged when the input is read, often long before the rows are sent: it read as the end
+    # of the run (the target says itself when the input ends, and when the run is over)
+    "Reader '%s' completed processing %d lines of input (%d schemas, %d records, %d batch "
+    "manifests, %d state messages, %d activate version messages).",
 )
 KEPT_METRIC = ("record_count", "endpoint", "pendo")  # metric name, tag, value kept at INFO
 # Libraries whose own warnings and errors go to DEBUG (their failures reach the target).
@@ -110,16 +115,22 @@ def quiet_library_errors(handlers: list[logging.Handler]) -> None:
             handler.addFilter(LibraryErrorFilter())
 
 
-def log_fatal(message: str, *, logger_name: str, stopped: bool = False) -> None:
+def log_fatal(message: str, *, logger_name: str, stopped: bool = False) -> bool:
     """Log the error that ends the run as one line, at ERROR (WARNING for a stop on a
     signal, which an orchestrator asked for), when logging is set up (the sync command; the
     `ledger`/`check`/`report` commands print their one line only). `message` must already be
     one line and redacted; it goes as an argument, so the log redaction applies again and
-    the structured formatter cannot skip it."""
-    if not logging.getLogger().handlers:
-        return
+    the structured formatter cannot skip it.
+
+    Returns whether the line went out structured (JSON, as Meltano configures the SDK's
+    logging): the orchestrator shows it at its level, and the plain `target-pendo: error:`
+    line would only repeat it, at info level, in Meltano's output."""
+    handlers = logging.getLogger().handlers
+    if not handlers:
+        return False
     logger = logging.getLogger(logger_name)
     if stopped:
         logger.warning("Run %s", message)  # "stopped by SIGTERM: ..."
     else:
         logger.error("Run failed: %s", message)
+    return any(isinstance(h.formatter, StructuredFormatter) for h in handlers)

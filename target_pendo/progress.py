@@ -265,6 +265,8 @@ class ProgressMonitor:
         self._last_input_at = self._started
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # the share of the input read, when it is a file of known size (``reader.InputSize``)
+        self.input_fraction: Callable[[], float | None] = lambda: None
 
     # --- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -539,7 +541,35 @@ class ProgressMonitor:
                 f"Progress: {self._last_lines} input lines read, no row waiting to be sent; "
                 + self._input_clause(now)
             )
+        estimate = self.estimate(now)
+        if estimate is not None:
+            share, left = estimate
+            out.append(
+                f"Progress of the run: {share:.0%} of the input's rows settled"
+                + (f", about {age(left)} left" if left is not None else "")
+            )
         return out
+
+    def estimate(self, now: float) -> tuple[float, float | None] | None:
+        """(share of the input's rows settled, seconds left at the rate so far), when the
+        input's size is known: a file (the rows in it estimated from the lines read so far
+        and the share of its bytes read), or any input once it was read to its end."""
+        lines = self._lines_read()
+        if self.run.input_complete:
+            total = float(lines)
+        else:
+            fraction = self.input_fraction()
+            if not fraction or not lines:
+                return None
+            total = lines / fraction
+        if total <= 0:
+            return None
+        done = sum(_done(self.run.report.counts(s)) for s in self._streams())
+        share = min(1.0, done / total)
+        elapsed = now - self._started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = max(0.0, total - done) / rate if rate > 0 else None
+        return share, left
 
     def live_text(self) -> str:
         """The terminal's one line: what the busiest stream waits for first (the part that
@@ -565,7 +595,12 @@ class ProgressMonitor:
         if stats.retries:
             counts += f", {stats.retries} retries"
         wait = focus or self._input_clause(now, short=True)
-        return f"target-pendo {age(elapsed)} | {wait} | {counts} | {rate:.0f} rows/s"
+        text = f"target-pendo {age(elapsed)} | {wait} | {counts} | {rate:.0f} rows/s"
+        estimate = self.estimate(now)
+        if estimate is not None:
+            share, left = estimate
+            text += f" | {share:.0%}" + (f", {age(left)} left" if left is not None else "")
+        return text
 
     # --- the end of the run -------------------------------------------------------------------
     def retry_summary(self) -> list[str]:

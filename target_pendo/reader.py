@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 import sys
 from typing import IO, Any
 
@@ -43,6 +45,33 @@ class InputError(TargetPendoError):
 def tolerant_stdin() -> IO[str]:
     """Standard input decoded as UTF-8, with undecodable bytes kept as lone surrogates."""
     return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
+
+
+class InputSize:
+    """How far through its input a run is, when the input is a regular file (`--input FILE`,
+    or `< file`): a pipe from a tap has no size, and then nothing is known until its end."""
+
+    def __init__(self, stream: IO[Any] | None) -> None:
+        self._fd: int | None = None
+        self._size = 0
+        try:
+            fd = stream.fileno() if stream is not None else -1
+            info = os.fstat(fd)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            return
+        if stat.S_ISREG(info.st_mode) and info.st_size > 0:
+            self._fd, self._size = fd, info.st_size
+
+    def fraction(self) -> float | None:
+        """The share of the file read so far (read ahead by the reader's buffer, a few kB),
+        or None when the input has no size."""
+        if self._fd is None:
+            return None
+        try:
+            position = os.lseek(self._fd, 0, os.SEEK_CUR)
+        except OSError:
+            return None
+        return min(1.0, position / self._size)
 
 
 def preview(line: str) -> str:

@@ -179,6 +179,11 @@ class RunReport:
                 if c.received and c.rejected / c.received > fraction
             ]
 
+    def rejected(self) -> dict[str, int]:
+        """Rejected rows per stream that had any."""
+        with self._lock:
+            return {name: c.rejected for name, c in sorted(self.streams.items()) if c.rejected}
+
     def add_seconds(self, name: str, sync: str, seconds: float) -> None:
         with self._lock:
             counts = self._stream(name, sync)

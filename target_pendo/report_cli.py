@@ -291,14 +291,17 @@ def render_text(view: RunView) -> str:
         out += [f"  {key}: {n}" for key, n in sorted(causes.items())]
     if view.rejects:
         out.append("")
-        out.append("Rejected rows by reason (values masked; the rows are in sync_rows):")
+        out.append(
+            "Rejected rows by reason (values masked; each row with its values in "
+            "state_dir/rejects/<stream>/<day>.jsonl, and its key in the ledger's sync_rows):"
+        )
         groups = view.rejects[:MAX_REJECT_GROUPS]
         table = [[g.stream, str(g.count), g.pattern + (" *" if g.keyless else "")] for g in groups]
         out += ["  " + line for line in _table(["stream", "rows", "reason"], table, {1})]
         if any(g.keyless for g in groups):
             out.append(
-                "  * rows without a key the ledger can keep (or a dry run): only in "
-                "state_dir/rejects/<stream>/<day>.jsonl"
+                "  * rows without a key the ledger can keep (or a dry run): only in the "
+                "rejects files"
             )
         if len(view.rejects) > MAX_REJECT_GROUPS:
             out.append(f"  ... and {len(view.rejects) - MAX_REJECT_GROUPS} more reasons")

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -38,8 +39,13 @@ from target_pendo.errors import (
 )
 from target_pendo.logs import log_fatal, quiet_sdk_chatter
 from target_pendo.outcomes import RunStatus
-from target_pendo.progress import ProgressMonitor
-from target_pendo.reader import SINGER_INPUT_ERRORS, LineCountingReader, tolerant_stdin
+from target_pendo.progress import ProgressMonitor, age
+from target_pendo.reader import (
+    SINGER_INPUT_ERRORS,
+    InputSize,
+    LineCountingReader,
+    tolerant_stdin,
+)
 from target_pendo.redact import redact_text
 from target_pendo.report import TalliedRejects
 from target_pendo.run import RunContext
@@ -85,6 +91,7 @@ class TargetPendo(TargetHooks):
 
     def __init__(self, *args: Any, full_resync: bool = False, **kwargs: Any) -> None:
         """`full_resync`: the CLI flag `--full-resync`, over the setting of the same name."""
+        self._started_at = time.monotonic()
         # Read by the signal handler, which the SDK installs inside super().__init__.
         self._stop_signal: int | None = None
         self._settling = False  # the input is read: a signal no longer interrupts the run
@@ -256,6 +263,10 @@ class TargetPendo(TargetHooks):
 
     def process_endofpipe(self) -> None:
         self.run_context.input_complete = True  # a stop on a signal does not come through here
+        self.logger.info(
+            "Input read to its end (%d lines); settling the rows still on their way to Pendo.",
+            self._reader.line_number,
+        )
         super().process_endofpipe()
 
     # --- signals ----------------------------------------------------------------------------
@@ -315,8 +326,10 @@ class TargetPendo(TargetHooks):
                         signal.signal(sig, handler)
 
     def _listen(self, file_input: IO[str] | None) -> None:
+        source = file_input if file_input is not None else tolerant_stdin()
+        self.progress_monitor.input_fraction = InputSize(source).fraction
         try:
-            self.listen_the_sdks_way(file_input if file_input is not None else tolerant_stdin())
+            self.listen_the_sdks_way(source)
         except StopSignal as stop:
             raise self._stop_on_signal(stop.signum) from None
         except BaseException as exc:
@@ -395,6 +408,7 @@ class TargetPendo(TargetHooks):
             self.logger.info("%s", line)
         for line in run.report.lines(extra):
             self.logger.info("%s", line)
+        self._say_where_rejects_are(run.report.rejected())
         latency = progress.latency_summary()
         self.logger.info(
             "%s: %s%s; retries: %d; attempts that got no answer: %d",
@@ -425,10 +439,31 @@ class TargetPendo(TargetHooks):
                 run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))
             if status is RunStatus.SUCCEEDED:
                 self._prune_history()
+                self.logger.info(
+                    "Run %s finished in %s: succeeded%s.",
+                    run.run_id,
+                    age(time.monotonic() - self._started_at),
+                    " (dry run: nothing sent)" if self.settings.dry_run else "",
+                )
         finally:
             self._alert(status, error, extra, path)
             with self._after_failure(error or stopped, "closing the run's files and connections"):
                 run.close()
+
+    def _say_where_rejects_are(self, rejected: dict[str, int]) -> None:
+        """Rejected rows need a person: say how many and where, at WARNING, at the end."""
+        if not rejected:
+            return
+        folder = Path(self.settings.state_dir).resolve() / "rejects"
+        per_stream = ", ".join(f"'{name}' {n}" for name, n in rejected.items())
+        self.logger.warning(
+            "%d row(s) rejected (%s): each with its reason in %s/<stream>/<day>.jsonl; "
+            "grouped by reason: target-pendo report %s",
+            sum(rejected.values()),
+            per_stream,
+            folder,
+            self.run_context.run_id,
+        )
 
     def _prune_history(self) -> None:
         """The retention window, a bounded step of it after each successful run. Housekeeping:
@@ -548,6 +583,6 @@ def main() -> None:
 def _fail(message: str, code: int, prefix: str = "target-pendo: error: ") -> None:
     text = redact_text(" ".join(message.split()))  # one line, whatever the SDK wrote
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    log_fatal(text, logger_name=TargetPendo.name, stopped=code >= 128)  # for Meltano: logs.py
-    print(f"{prefix}{text}", file=sys.stderr)
+    if not log_fatal(text, logger_name=TargetPendo.name, stopped=code >= 128):  # logs.py
+        print(f"{prefix}{text}", file=sys.stderr)
     sys.exit(code)

@@ -431,3 +431,45 @@ def test_a_host_that_does_not_resolve_fails_within_seconds(
     line = one_error_line(result)
     assert time.monotonic() - started < 20
     assert "cannot resolve" in line
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(
+            '{\n  "streams": {\n    "a": {"event_name": "x", "visitor_id_column": "id"},\n  }\n}',
+            "config file {cfg} is not valid JSON: a trailing comma at line 3, column 56 "
+            "(JSON allows none before } or ])",
+            id="trailing comma",
+        ),
+        pytest.param(
+            '{\n  "api_url": "http://x"\n  "streams": {}\n}',
+            "config file {cfg} is not valid JSON: Expecting ',' delimiter at line 3, column 3",
+            id="missing comma",
+        ),
+        pytest.param(
+            "{\n  'streams': {}\n}",
+            "config file {cfg} is not valid JSON: Expecting property name enclosed in double "
+            "quotes at line 2, column 3",
+            id="single quotes",
+        ),
+    ],
+)
+def test_a_config_file_that_is_not_json_names_the_real_place_and_reason(
+    tmp_path: Path, raw: str, expected: str
+) -> None:
+    """A trailing comma is reported where it is (the parser stops at the next line), and
+    every other mistake with the parser's own reason."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(raw)
+    for command in ([], ["check"]):
+        result = subprocess.run(
+            [*TARGET_CMD, "--config", str(cfg), *command],
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert result.stderr == f"target-pendo: error: {expected.replace('{cfg}', str(cfg))}\n"
