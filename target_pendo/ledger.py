@@ -1232,17 +1232,21 @@ class Ledger:
                 mode = int(conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() or 0)
             if mode != _INCREMENTAL_VACUUM and not convert:
                 return False
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                steps = (
-                    ["PRAGMA incremental_vacuum"]
-                    if mode == _INCREMENTAL_VACUUM
-                    else [f"PRAGMA auto_vacuum={_INCREMENTAL_VACUUM}", "VACUUM"]
+            steps = (
+                "PRAGMA incremental_vacuum;"
+                if mode == _INCREMENTAL_VACUUM
+                else f"PRAGMA auto_vacuum={_INCREMENTAL_VACUUM}; VACUUM;"
+            )
+            raw = self.engine.raw_connection()
+            try:
+                # executescript runs each statement to its end: through execute(),
+                # incremental_vacuum frees one page per call. The file shrinks when the
+                # write-ahead log is written back into it.
+                raw.driver_connection.executescript(  # type: ignore[union-attr]
+                    steps + " PRAGMA wal_checkpoint(TRUNCATE);"
                 )
-                # the file shrinks when the write-ahead log is written back into it
-                for sql in [*steps, "PRAGMA wal_checkpoint(TRUNCATE)"]:
-                    result = conn.exec_driver_sql(sql)
-                    if result.returns_rows:
-                        result.fetchall()  # a pragma that answers rows runs to its end
+            finally:
+                raw.close()
             return True
 
     def close(self) -> None:

@@ -230,3 +230,30 @@ def test_a_run_prunes_a_bounded_amount_and_the_next_one_the_rest(ledger_config, 
         assert left == [("c", 500)]
     finally:
         ledger.close()
+
+
+def test_a_sqlite_ledger_gives_the_space_of_a_prune_back(tmp_path):
+    """A ledger made now (incremental vacuum): the file shrinks with what a run prunes."""
+    url = default_url(tmp_path / "state")
+    ledger = Ledger(url)
+    try:
+        path = Path(url.removeprefix("sqlite:///"))
+        at = LONG_AGO.isoformat(timespec="milliseconds")
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "INSERT INTO sync_runs (run_id, started_at, status) VALUES ('old', ?, 'failed')",
+                (at,),
+            )
+            db.executemany(
+                "INSERT INTO sync_rows (run_id, stream, row_key, outcome, at) "
+                "VALUES ('old', 's', ?, 'sent', ?)",
+                ((f"key-{i}-" + "x" * 60, at) for i in range(100_000)),
+            )
+        ledger.give_space_back()  # the inserts' write-ahead log into the file
+        before = path.stat().st_size
+        pruned = ledger.prune_history(dt.datetime.now(dt.UTC).isoformat(), max_rows=10**6)
+        assert (pruned.runs, pruned.rows) == (1, 100_000)
+        assert ledger.give_space_back()
+        assert path.stat().st_size < before / 10
+    finally:
+        ledger.close()
