@@ -84,14 +84,8 @@ SCHEMA_VERSION = 4
 READABLE_FROM_VERSION = 1
 PENDING_QUEUE_VERSION = 3  # the schema version that added row_state.pending
 STREAM_SCHEMAS_VERSION = 4  # the schema version that added stream_schemas
-# A suggestion for the `ledger_wait_seconds` setting: long enough for a PostgreSQL lease of a
-# container that vanished to free itself (about 50 s of TCP keepalives) and for a previous
-# run to finish its last batch; short enough that an overlapping scheduled run fails with a
-# clear message instead of holding a worker for hours.
-DEFAULT_WAIT_SECONDS = 90.0
 LEASE_POLL_SECONDS = 0.2
 MAX_KEY_CHARS = 2048  # row_state.row_key VARCHAR(2048): PostgreSQL enforces it
-MAX_STREAM_CHARS = 512
 
 
 P = ParamSpec("P")

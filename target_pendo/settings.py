@@ -385,6 +385,9 @@ FALSE_WORDS = ("false", "0", "no", "off")
 DEFAULTS: dict[str, Any] = {
     "region": "us",
     "state_dir": ".target-pendo",
+    # long enough for a PostgreSQL lease of a container that vanished to free itself (about
+    # 50 s of TCP keepalives) and for a previous run to finish its last batch; short enough
+    # that an overlapping scheduled run fails with a clear message instead of holding a worker
     "ledger_wait_seconds": 90,
     "retry_pending_days": 30,
     "retention_days": 30,
@@ -563,11 +566,6 @@ def resolve_hosts(config: Mapping[str, Any]) -> tuple[str, str]:
     track_url = base_url(config, "track_url")
     api = api_url or REGION_HOSTS[region]
     return api, track_url or api_url or REGION_TRACK_HOSTS[region]
-
-
-def resolve_api_url(config: Mapping[str, Any]) -> str:
-    """The API host alone (the connection check and tests use it)."""
-    return resolve_hosts(config)[0]
 
 
 def key_region_warnings(settings: Settings) -> list[str]:

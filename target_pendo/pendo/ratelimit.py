@@ -59,11 +59,6 @@ class RateLimiter:
         """Called with the lock held."""
         self._interval = 1.0 / (rate_per_second * self._headroom)
 
-    def pause_until(self, moment: float) -> None:
-        """No slot before `moment` (monotonic seconds)."""
-        with self._lock:
-            self._next_slot = max(self._next_slot, moment)
-
     def acquire(self, stop: threading.Event | None = None) -> float:
         """Block until this caller's slot (or until `stop` is set); returns the seconds
         waited."""
