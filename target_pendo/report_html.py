@@ -4,18 +4,24 @@ Everything is inline (CSS, SVG charts drawn here, no script, no font, no CDN), s
 opens from a file, a CI artifact or an e-mail attachment on a machine without network. It
 shows the run's status and counts, its HTTP calls over time (calls per second stacked by
 what Pendo answered, 429s and 5xx in their own colours, retries as a line; latency p50 / p90
-/ p99 per time bucket on a log scale) and its rejected rows grouped by reason. Every text
-from the ledger is HTML-escaped; the caller redacts the whole page.
+/ p99 per time bucket on a log scale ticked 1-2-5, the three lines drawn one inside the other
+so that equal percentiles stay visible, and a note saying where they are equal) and its
+rejected rows grouped by reason, with the values the grouping masked in the first such row.
+The stat cards sit in a grid of equal rows (5 + 5; 2 a row on a phone). Every text from the
+ledger is HTML-escaped; the caller redacts the whole page.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import itertools
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from target_pendo.report import MASK, MAX_PATTERN_CHARS
 from target_pendo.report_cli import (
     MAX_REJECT_GROUPS,
     RunView,
@@ -34,26 +40,39 @@ SERIES = (  # timeline column, label, colour (colour-blind safe palette)
     ("failed", "5xx", "#cc3311"),
     ("unanswered", "no answer", "#888888"),
 )
-PERCENTILES = ((50, "p50", "#228833"), (90, "p90", "#ccbb44"), (99, "p99", "#cc3311"))
+# percentile, label, colour, line width: drawn widest first, so that where two are equal the
+# thinner runs inside the wider one and both stay visible
+PERCENTILES = (
+    (50, "p50", "#228833", 1.6),
+    (90, "p90", "#ccbb44", 4.0),
+    (99, "p99", "#cc3311", 7.5),
+)
+MAX_LOG_LABELS = 10  # more 1-2-5 ticks on the latency axis: only 1, 10, 100... labelled
+CARDS_PER_ROW = 5
 STATUS_COLOURS = {"succeeded": "#228833", "failed": "#cc3311", "stopped": "#ccbb44"}
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;
-max-width:1140px;color:#222;background:#fff}
+max-width:1140px;padding:0 16px;color:#222;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 code{font:13px ui-monospace,SFMono-Regular,Menlo,monospace}
 .status{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600;
 vertical-align:middle;margin-left:8px;font-size:14px}
 .meta{color:#555;margin:2px 0}.error{background:#fdecea;border-left:4px solid #cc3311;
 padding:8px 12px;margin:12px 0}
-.cards{display:flex;flex-wrap:wrap;gap:10px;margin:16px 0}
-.card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:92px}
+.cards{display:grid;grid-template-columns:repeat(var(--cols,5),minmax(0,1fr));gap:10px;
+margin:16px 0}@media (max-width:600px){.cards{grid-template-columns:repeat(2,minmax(0,1fr))}}
+.card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:0;
+overflow-wrap:anywhere}
 .card .n{font-size:22px;font-weight:600;display:block}.card .l{color:#666;font-size:12px}
 table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1px solid #eee;
 text-align:left;vertical-align:top}th{background:#f6f6f6;font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .legend span{display:inline-block;margin-right:14px;font-size:12px}
 .legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}
+.legend i.line{width:20px;vertical-align:middle}.legend .note{color:#555;font-style:italic}
+.values code{background:#f1f1f1;border-radius:3px;padding:0 4px;margin:0 4px 2px 0;
+display:inline-block}
 svg text{font:11px system-ui,sans-serif;fill:#555}.muted{color:#777}
 footer{margin-top:32px;color:#888;font-size:12px}
 """
@@ -99,18 +118,62 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
 
 
-class _Plot:
-    """Scales and axes of one chart."""
+def _one_two_five(low: float, high: float) -> list[float]:
+    """The values 1, 2, 5, 10, 20, 50... from the last one at or below `low` to the first one
+    at or above `high` (both at least 1)."""
+    low = max(low, 1.0)
+    high = max(high, low)
+    values: list[float] = []
+    power = math.floor(math.log10(low))
+    while not values or values[-1] < high:
+        values += [float(m * 10**power) for m in (1, 2, 5)]
+        power += 1
+    values.append(float(10**power))
+    first = max(i for i, v in enumerate(values) if v <= low)
+    last = min(i for i, v in enumerate(values) if v >= high)
+    return values[first : last + 1]
 
-    def __init__(self, span: float, y_max: float, *, log: bool = False) -> None:
+
+def log_ticks(low: float, high: float) -> list[tuple[float, bool]]:
+    """(value, labelled) ticks of a log axis from `low` to `high` (in ms, at least 1): every
+    1-2-5 value of the range, which is widened to at least three of them; when there are more
+    than MAX_LOG_LABELS, only the powers of ten are labelled, the others are faint grid lines
+    (left out too past twice as many)."""
+    values = _one_two_five(low, high)
+    while len(values) < 3:
+        if values[0] > 1:
+            values = _one_two_five(values[0] * 0.99, values[-1])
+        else:
+            values = _one_two_five(values[0], values[-1] * 1.01)
+    if len(values) <= MAX_LOG_LABELS:
+        return [(v, True) for v in values]
+    ticks = [(v, math.log10(v) == round(math.log10(v))) for v in values]
+    return ticks if len(ticks) <= 2 * MAX_LOG_LABELS else [t for t in ticks if t[1]]
+
+
+def latency_label(ms: float) -> str:
+    """A latency tick's label, with its unit: `2 ms`, `500 ms`, `1 s`, `20 s`."""
+    return f"{ms / 1000:g} s" if ms >= 1000 else f"{ms:g} ms"
+
+
+class _Plot:
+    """Scales and axes of one chart: linear from 0, or log over `log_range` (low, high)."""
+
+    def __init__(
+        self, span: float, y_max: float, *, log_range: tuple[float, float] | None = None
+    ) -> None:
         self.span = max(span, 1.0)
-        self.log = log
-        self.y_min = 1.0 if log else 0.0
-        if log:
-            self.y_max = 10 ** math.ceil(math.log10(max(y_max, 10.0)))
+        self.log = log_range is not None
+        self.ticks: list[tuple[float, bool]]
+        if log_range is not None:
+            self.ticks = log_ticks(*log_range)
+            self.y_min, self.y_max = self.ticks[0][0], self.ticks[-1][0]
         else:
             step = _nice_step(max(y_max, 1.0))
+            self.y_min = 0.0
             self.y_max = step * math.ceil(max(y_max, 1.0) / step)
+            step = _nice_step(self.y_max)
+            self.ticks = [(i * step, True) for i in range(round(self.y_max / step) + 1)]
         self.width = WIDTH - LEFT - RIGHT
         self.height = HEIGHT - TOP - BOTTOM
 
@@ -127,18 +190,17 @@ class _Plot:
 
     def axes(self, y_label: Callable[[float], str]) -> list[str]:
         parts = []
-        if self.log:
-            ticks = [10**p for p in range(0, int(math.log10(self.y_max)) + 1)]
-        else:
-            step = _nice_step(self.y_max)
-            ticks = [i * step for i in range(round(self.y_max / step) + 1)]
-        for tick in ticks:
+        for tick, labelled in self.ticks:
             y = self.y(tick)
             parts.append(
                 f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
-                'stroke="#e6e6e6"/>'
-                f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(y_label(tick))}</text>'
+                f'stroke="{"#e6e6e6" if labelled else "#f3f3f3"}"/>'
             )
+            if labelled:
+                parts.append(
+                    f'<text class="y-tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
+                    f"{_e(y_label(tick))}</text>"
+                )
         step = _time_step(self.span)
         t = 0.0
         while t <= self.span + 1e-9:
@@ -166,10 +228,14 @@ def _svg(title: str, parts: Sequence[str], ident: str) -> str:
 
 
 def _segments(
-    points: list[tuple[float, float | None]], width: float, xy: Callable[[float, float], str]
+    points: list[tuple[float, float | None]],
+    width: float,
+    xy: Callable[[float, float], str],
+    dash: float = 6.0,
 ) -> list[str]:
     """Polyline paths through (t, value) points, broken where a bucket had no value (a lone
-    point is a short dash); `xy` gives a point's `x,y` on the chart."""
+    point is a dash `dash` wide: its bucket's width); `xy` gives a point's `x,y` on the
+    chart."""
     paths: list[str] = []
     current: list[str] = []
 
@@ -178,7 +244,7 @@ def _segments(
             paths.append("M" + "L".join(current))
         elif current:
             x, y = current[0].split(",")
-            paths.append(f"M{float(x) - 3:.1f},{y}h6")
+            paths.append(f"M{float(x) - dash / 2:.1f},{y}h{dash:.1f}")
         current.clear()
 
     last_t: float | None = None
@@ -221,7 +287,7 @@ def calls_chart(rows: list[TimelineRow], bucket: int) -> str:
         return f"{plot.x(t + bucket / 2):.1f},{plot.y(v):.1f}"
 
     retry_points = [(float(r.t), r.retries / bucket if r.retries else None) for r in rows]
-    for path in _segments(retry_points, bucket, xy):
+    for path in _segments(retry_points, bucket, xy, max(bar, 6.0)):
         parts.append(
             f'<path d="{path}" fill="none" stroke="#222" stroke-width="1.5" '
             'stroke-dasharray="4 2"><title>retries</title></path>'
@@ -239,34 +305,119 @@ def calls_chart(rows: list[TimelineRow], bucket: int) -> str:
     return _svg("HTTP calls per second by answer, retries per second", parts, "calls-chart")
 
 
+def latency_values(rows: list[TimelineRow]) -> dict[int, list[tuple[float, float | None]]]:
+    """Each percentile's (bucket start, ms) per bucket; ms is None for a bucket without one."""
+    return {q: [(float(r.t), percentile(r.latency, q)) for r in rows] for q, *_ in PERCENTILES}
+
+
 def latency_chart(rows: list[TimelineRow], bucket: int) -> str:
-    """Latency p50 / p90 / p99 per time bucket, log scale."""
+    """Latency p50 / p90 / p99 per time bucket, log scale (1-2-5 ticks over the values'
+    range); p99 widest and drawn first, p50 thinnest and on top."""
     span = (max(r.t for r in rows) + bucket) if rows else bucket
-    values = {q: [(float(r.t), percentile(r.latency, q)) for r in rows] for q, _, _ in PERCENTILES}
-    peak = max((v for series in values.values() for _, v in series if v is not None), default=10)
-    plot = _Plot(span, peak, log=True)
-    parts = plot.axes(lambda v: f"{v / 1000:g} s" if v >= 1000 else f"{v:g} ms")
+    values = latency_values(rows)
+    shown = [v for series in values.values() for _, v in series if v is not None]
+    plot = _Plot(span, 0, log_range=(min(shown, default=1.0), max(shown, default=10.0)))
+    parts = plot.axes(latency_label)
+    dash = max(plot.width * bucket / plot.span * 0.8, 6.0)
 
     def xy(t: float, v: float) -> str:
         return f"{plot.x(t + bucket / 2):.1f},{plot.y(v):.1f}"
 
-    for q, label, colour in PERCENTILES:
-        for path in _segments(values[q], bucket, xy):
+    for q, label, colour, width in reversed(PERCENTILES):
+        for path in _segments(values[q], bucket, xy, dash):
             parts.append(
-                f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.8">'
-                f"<title>{label}</title></path>"
+                f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="{width}" '
+                f'data-q="{label}" stroke-linejoin="round"><title>{label}</title></path>'
             )
     return _svg("Latency per time bucket: p50, p90, p99", parts, "latency-chart")
 
 
-def _legend(items: Sequence[tuple[str, str]], dashed: str | None = None) -> str:
-    spans = [f'<span><i style="background:{c}"></i>{_e(label)}</span>' for label, c in items]
+def latency_overlap(rows: list[TimelineRow]) -> str | None:
+    """A note for the latency legend when percentiles share a line: "p90 = p99 throughout",
+    "p50 = p90 in 3 of 40 buckets"; None when no two are equal in any bucket."""
+    values = latency_values(rows)
+    pairs = []
+    for (low, low_label, *_), (high, high_label, *_) in itertools.pairwise(PERCENTILES):
+        both = [
+            a == b
+            for (_, a), (_, b) in zip(values[low], values[high], strict=True)
+            if a is not None and b is not None
+        ]
+        pairs.append((low_label, high_label, sum(both), len(both)))
+    if all(same == total > 0 for _, _, same, total in pairs):
+        equal = [" = ".join(label for _, label, *_ in PERCENTILES) + " throughout"]
+    else:
+        equal = [
+            f"{a} = {b} " + ("throughout" if same == total else f"in {same} of {total} buckets")
+            for a, b, same, total in pairs
+            if same
+        ]
+    if not equal:
+        return None
+    return (
+        "; ".join(equal) + ": the equal lines are drawn one inside the other (p99 widest, "
+        "p50 thinnest), so each stays visible"
+    )
+
+
+def _legend(
+    items: Sequence[tuple[str, str]],
+    dashed: str | None = None,
+    widths: Sequence[float] = (),
+    note: str | None = None,
+) -> str:
+    """Colour swatches; with `widths`, each a line that wide (as the chart draws it)."""
+    spans = []
+    for i, (label, colour) in enumerate(items):
+        swatch = f'style="background:{colour}"'
+        if i < len(widths):
+            swatch = f'class="line" style="background:{colour};height:{widths[i]:g}px"'
+        spans.append(f"<span><i {swatch}></i>{_e(label)}</span>")
     if dashed:
         spans.append(
             '<span><i style="background:repeating-linear-gradient(90deg,#222 0 4px,'
             f'transparent 4px 6px);height:2px;vertical-align:3px"></i>{_e(dashed)}</span>'
         )
+    if note:
+        spans.append(f'<span class="note" data-k="latency-overlap">{_e(note)}</span>')
     return f'<div class="legend">{"".join(spans)}</div>'
+
+
+_MASK_TOKEN = re.compile(f"'{MASK}'|{MASK}")
+# what reason_pattern masks (report.py): a quoted value (its quotes kept), a number
+_VALUE_SHAPES = {
+    f"'{MASK}'": r"""(?>'(?:[^'\\]|\\.)*+'|"(?:[^"\\]|\\.)*+")""",
+    MASK: r"(?>-?\d++(?:[.,:]\d++)*+)",
+}
+
+
+def masked_values(pattern: str, example: str) -> list[str] | None:
+    """The values that `pattern` (a reject reason's pattern, report.reason_pattern) masks in
+    `example` (a reason of that pattern), in order: `'31/02/2026'`, `1600`; [] when it masks
+    none; None when `example` does not read as `pattern` (written by another version, or
+    cut short). Linear: each value is matched whole, with no backtracking."""
+    text = " ".join(example.split())
+    cut = len(pattern) >= MAX_PATTERN_CHARS and pattern.endswith(MASK)
+    parts = _MASK_TOKEN.split(pattern[: -len(MASK)] if cut else pattern)
+    tokens = _MASK_TOKEN.findall(pattern[: -len(MASK)] if cut else pattern)
+    regex = re.escape(parts[0]) + "".join(
+        f"({_VALUE_SHAPES[token]}){re.escape(part)}"
+        for token, part in zip(tokens, parts[1:], strict=True)
+    )
+    found = (re.match if cut else re.fullmatch)(regex, text)
+    return list(found.groups()) if found else None
+
+
+def _reject_values(pattern: str, example: str) -> str:
+    """The reject table's cell for what the first row of a pattern had where it is masked
+    (empty when nothing is masked)."""
+    values = masked_values(pattern, example)
+    if values is None:  # it cannot be lined up with the pattern: the reason as it was
+        text = " ".join(example.split())
+        if not text or text == pattern:
+            return ""
+        return f'<span class="muted">first row:</span> <code>{_e(text)}</code>'
+    return "".join(f"<code>{_e(v)}</code>" for v in values)
 
 
 def _card(key: str, label: str, value: Any) -> str:
@@ -274,6 +425,12 @@ def _card(key: str, label: str, value: Any) -> str:
         f'<div class="card"><span class="n" data-k="{_e(key)}">{_number(value)}</span>'
         f'<span class="l">{_e(label)}</span></div>'
     )
+
+
+def _card_columns(count: int) -> int:
+    """Cards a row for rows of equal length (at most CARDS_PER_ROW): 10 cards, 5 + 5."""
+    rows = max(1, math.ceil(count / CARDS_PER_ROW))
+    return max(1, math.ceil(count / rows))
 
 
 def render_html(view: RunView) -> str:
@@ -342,7 +499,13 @@ def render_html(view: RunView) -> str:
             + f'<p class="muted">Buckets of {bucket} s; busiest: '
             f"{http['busiest_rate']:.0f} calls/s.</p>"
             f"<h2>Latency</h2>{latency_chart(rows, bucket)}"
-            + _legend([(label, c) for _, label, c in PERCENTILES])
+            + _legend(
+                [(label, c) for _, label, c, _ in PERCENTILES],
+                widths=[w for *_, w in PERCENTILES],
+                note=latency_overlap(rows),
+            )
+            + f'<p class="muted">p50 / p90 / p99 of the HTTP attempts in each bucket of '
+            f"{bucket} s; log scale.</p>"
         )
     else:
         charts = '<h2>HTTP calls over time</h2><p class="muted">No HTTP call was recorded.</p>'
@@ -360,19 +523,25 @@ def render_html(view: RunView) -> str:
     )
     groups = view.rejects[:MAX_REJECT_GROUPS]
     if groups:
+        cells = [_reject_values(g.pattern, g.example) for g in groups]
+        with_values = any(cells)  # no column when no reason had a value masked
         rejects = (
             "<h2>Rejected rows by reason</h2>"
-            '<p class="muted">Values are masked so that rows of one cause share a line; the '
-            "example is the first such row's reason. Each row is in the ledger's sync_rows "
-            "and in state_dir/rejects/&lt;stream&gt;/&lt;day&gt;.jsonl.</p>"
-            '<table><tr><th>stream</th><th class="num">rows</th><th>reason</th>'
-            "<th>example</th></tr>"
+            '<p class="muted">Values are masked (…) so that rows of one cause share a line'
+            + ("; beside each reason, what its first row had there" if with_values else "")
+            + ". Each row is in the ledger's sync_rows and in "
+            "state_dir/rejects/&lt;stream&gt;/&lt;day&gt;.jsonl.</p>"
+            '<table id="rejects"><tr><th>stream</th><th class="num">rows</th><th>reason</th>'
+            + ("<th>masked values (first row)</th>" if with_values else "")
+            + "</tr>"
             + "".join(
                 f'<tr><td>{_e(g.stream)}</td><td class="num" data-k="reject-count">'
                 f"{_number(g.count)}</td><td>{_e(g.pattern)}"
                 + (' <span class="muted">(no ledger key)</span>' if g.keyless else "")
-                + f"</td><td><code>{_e(g.example)}</code></td></tr>"
-                for g in groups
+                + "</td>"
+                + (f'<td class="values">{cell}</td>' if with_values else "")
+                + "</tr>"
+                for g, cell in zip(groups, cells, strict=True)
             )
             + "</table>"
         )
@@ -385,7 +554,8 @@ def render_html(view: RunView) -> str:
         f"<title>target-pendo run {_e(view.run_id)} ({_e(view.status)})</title>"
         f"<style>{_CSS}</style></head><body>"
         + "".join(head)
-        + f'<section class="cards">{"".join(cards)}</section>'
+        + f'<section class="cards" style="--cols:{_card_columns(len(cards))}">'
+        + f"{''.join(cards)}</section>"
         + f"<h2>Streams</h2>{stream_table}"
         + charts
         + retries

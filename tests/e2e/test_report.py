@@ -3,11 +3,15 @@ table and as one self-contained HTML page, rendered here in headless Chromium.""
 
 from __future__ import annotations
 
+import html
+import itertools
 import json
+import re
 import shutil
 import struct
 import subprocess
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -15,12 +19,15 @@ import pytest
 from target_pendo.emulator import DEMO_TRACK_SECRET
 from target_pendo.ledger import Ledger, RowOutcome, default_url
 from target_pendo.report import reason_pattern
+from target_pendo.report_html import render_html
 
 from ..singer import TARGET_CMD, record, run_target, schema, state
+from ..unit.test_report_html import sample_view
 
 STREAM = "events"
 SPEC = {"event_name": "Report Test", "visitor_id_column": "user_id"}
 BLUE_2XX = (0x44, 0x77, 0xAA)  # report_html's colour for 2xx answers
+P50, P90, P99 = (0x22, 0x88, 0x33), (0xCC, 0xBB, 0x44), (0xCC, 0x33, 0x11)  # its latency lines
 
 
 def events_config(base: dict, **extra: object) -> dict:
@@ -244,8 +251,102 @@ def test_html_page_renders_in_chromium_with_the_runs_numbers(emulator, base_conf
     assert f'data-k="{STREAM}:received">30<' in dom
     assert 'id="calls-chart"' in dom
     assert 'id="latency-chart"' in dom
-    assert "'user_id' is missing or null" in dom
+    assert dom.count("'user_id' is missing or null") == 1  # the reason, not again as example
     assert 'data-k="reject-count">2<' in dom
+    assert "<code>'yesterday-ish'</code>" in dom  # what the pattern masked, on its own
+    assert card_rows(page_layout(page, tmp_path, 1280)) == [5, 5]
+
+
+# Appended to a copy of the page (the page itself has no script): the boxes Chromium laid out,
+# written into the page as JSON for --dump-dom to hand back.
+LAYOUT_PROBE = """<script>(() => {
+  const box = (e) => { const r = e.getBoundingClientRect(); return {x: r.left, y: r.top +
+    scrollY, w: r.width, h: r.height, text: e.textContent, clipped: e.scrollWidth >
+    e.clientWidth}; };
+  const all = (css) => [...document.querySelectorAll(css)].map(box);
+  const out = document.createElement("pre");
+  out.id = "layout";
+  out.textContent = JSON.stringify({viewport: innerWidth, cards: all(".card"),
+    section: all(".cards")[0], latency: all("#latency-chart")[0],
+    ticks: all("#latency-chart text.y-tick"), note: all('[data-k="latency-overlap"]')});
+  document.body.append(out);
+})();</script>"""
+
+
+def page_layout(page: Path, tmp_path: Path, width: int) -> dict:
+    probe = tmp_path / f"layout-{width}.html"
+    probe.write_text(page.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
+    shown = run_chromium(
+        probe, tmp_path, "--dump-dom", "--hide-scrollbars", f"--window-size={width},900"
+    )
+    found = re.search(r'<pre id="layout">(.*?)</pre>', shown.stdout, re.S)
+    assert found, shown.stderr[-2000:]
+    layout = json.loads(html.unescape(found.group(1)))
+    assert layout["viewport"] == width
+    return layout
+
+
+def card_rows(layout: dict) -> list[int]:
+    """How many stat cards sit on each line, top to bottom (each card inside the grid, its
+    number and label not cut)."""
+    section = layout["section"]
+    for card in layout["cards"]:
+        assert not card["clipped"], card
+        assert section["x"] - 0.5 <= card["x"]
+        assert card["x"] + card["w"] <= section["x"] + section["w"] + 0.5
+    tops = Counter(round(card["y"]) for card in layout["cards"])
+    return [tops[top] for top in sorted(tops)]
+
+
+def latency_ms(label: str) -> float:
+    number, unit = label.split(" ")
+    return float(number) * {"ms": 1, "s": 1000}[unit]
+
+
+def test_html_page_layout_at_1280_px_in_chromium(tmp_path):
+    """Stat cards in even rows, a readable latency axis, equal p90 and p99 lines both seen
+    and noted: a run built in tests/unit/test_report_html.py, laid out by Chromium."""
+    page = tmp_path / "sample.html"
+    page.write_text(render_html(sample_view()))  # 40 buckets, p90 = p99 in each
+    layout = page_layout(page, tmp_path, 1280)
+    assert len(layout["cards"]) == 10
+    assert card_rows(layout) == [5, 5]  # not 8 + 2: no card alone on its line
+    widths = {round(card["w"]) for card in layout["cards"]}
+    assert len(widths) == 1  # one column width
+    assert card_rows(page_layout(page, tmp_path, 800)) == [5, 5]
+    assert card_rows(page_layout(page, tmp_path, 520)) == [2, 2, 2, 2, 2]  # narrow, as a phone
+
+    ticks = sorted(layout["ticks"], key=lambda t: t["y"])
+    labels = [t["text"] for t in ticks]
+    assert labels == ["1 s", "500 ms", "200 ms", "100 ms", "50 ms"]  # 1-2-5, with units
+    values = [latency_ms(label) for label in labels]
+    assert values == sorted(values, reverse=True)
+    for upper, lower in itertools.pairwise(ticks):
+        assert upper["y"] + upper["h"] + 4 <= lower["y"]  # apart, not overlapping
+    (note,) = layout["note"]
+    assert note["text"].startswith("p90 = p99 throughout")
+    chart = layout["latency"]
+    assert note["h"] > 0
+    assert note["y"] > chart["y"] + chart["h"]  # in the legend under the chart
+
+    shot = tmp_path / "sample.png"
+    bottom = int(chart["y"] + chart["h"]) + 4
+    shown = run_chromium(
+        page, tmp_path, f"--screenshot={shot}", "--hide-scrollbars", f"--window-size=1280,{bottom}"
+    )
+    assert shot.exists(), shown.stderr[-2000:]
+    width, bpp, rows = png_rows(shot.read_bytes())
+    assert width == 1280
+    left, right = int(chart["x"]), int(chart["x"] + chart["w"])
+    seen = Counter(
+        tuple(row[x : x + 3])
+        for row in rows[int(chart["y"]) : bottom]
+        for x in range(left * bpp, right * bpp, bpp)
+    )
+    # the p90 line runs inside the p99 line: both colours show over the 40 buckets' width
+    assert seen[P90] > 1500, seen.most_common(8)
+    assert seen[P99] > 800, seen.most_common(8)
+    assert seen[P50] > 100, seen.most_common(8)
 
 
 def test_rejects_only_the_report_counted_are_added_once():
