@@ -23,6 +23,7 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from target_pendo.ledger import RowOutcome
 from target_pendo.outcomes import FACTS, Outcome
 from target_pendo.progress import note_drain
+from target_pendo.report import mask_quoted_values
 from target_pendo.sdk_hooks import SinkHooks
 from target_pendo.validation import compiled_or_none, violation_field
 
@@ -163,6 +164,10 @@ class PendoSink(SinkHooks):
         rejected (reason, attempts) so a later run that sees it again sends it again, and,
         with `pending` (what to send), later runs send it again by themselves."""
         reason = self.run.client.redact(reason)  # a value quoted in a reason may hold a key
+        if not self.run.settings.rejects_include_values:
+            # no row value anywhere: the rejects file, the report (and its page) and the ledger
+            # get the reason with the values it quotes masked
+            reason = mask_quoted_values(reason)
         self.run.rejects.reject(self.stream_name, self.row_key(record), field, reason, record)
         # counted with the rejects file's line, before the ledger (which a row without a
         # storable key never reaches)

@@ -124,3 +124,35 @@ def test_unchanged_full_syncs_grow_the_ledger_with_changes_not_with_runs(
     )
     assert report["streams"][USERS]["unchanged"] == 3000
     assert sizes[-1] <= 1.1 * sizes[0], sizes
+
+
+def test_rejects_include_values_false_keeps_values_out_of_the_report_and_ledger_too(
+    emulator, base_config, tmp_path
+):
+    """A reason quotes the value Pendo's field could not hold: with the setting off, that
+    value is in no file the target writes (rejects, report JSON, report page, ledger)."""
+    seed_users(emulator, 2)
+    config = {**users_config(base_config), "rejects_include_values": False}
+    props = {**USER_PROPS, "seats": {"type": ["string", "null"]}}
+    lines = [
+        schema(USERS, props),
+        record(USERS, {"id": "v-1", "plan": "pro", "seats": "private-value-77"}),
+    ]
+    result = run_with_umask(config, lines, tmp_path)
+    assert result.returncode == 0, result.stderr
+    (line,) = read_rejects(config["state_dir"], USERS)
+    assert "seats" in line["reason"]
+    page = tmp_path / "report.html"
+    shown = subprocess.run(
+        [*TARGET_CMD, "--config", str(tmp_path / "config.json"), "report", "--html", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    state_dir = Path(config["state_dir"])
+    for path in [page, *state_dir.rglob("*")]:
+        if path.is_file():
+            assert b"private-value-77" not in path.read_bytes(), path
+    assert "private-value-77" not in shown.stdout + result.stderr
