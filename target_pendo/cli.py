@@ -36,6 +36,8 @@ Subcommands, after --config or before it (Meltano puts --config first, so
       send an object stream's pending rows again now, without a tap
   target-pendo ledger prune --config FILE|ENV
       forget the history older than retention_days (each run prunes some too)
+  target-pendo ledger export [--state FILE | --since RUN_ID] --config FILE|ENV
+      the finished runs and their rows as Singer messages, for a loader to the warehouse
   target-pendo report [RUN_ID] [--html FILE] [--list] --config FILE|ENV
       a run's report from the ledger (the latest by default), as a table or an HTML page
 They read --config (several files, later ones winning, and ENV for TARGET_PENDO_*

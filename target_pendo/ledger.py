@@ -591,6 +591,11 @@ class Ledger:
         tables = ", ".join(sorted(_tables_of(SCHEMA_VERSION)))
         return f"drop its tables ({tables}) to start an empty ledger {then}"
 
+    def reading(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        """For a reader of the tables outside this class (the sync-log export): a database
+        error while `doing` becomes a LedgerError whose one line names the ledger."""
+        return self._errors(doing)
+
     @contextlib.contextmanager
     def _errors(self, doing: str, *, opening: bool = False) -> Iterator[None]:
         """Turn the database's errors into one-line `LedgerError`s naming the ledger."""

@@ -1,4 +1,5 @@
-"""`target-pendo ledger status|reset|retry|prune`: look at, forget, retry or prune the ledger.
+"""`target-pendo ledger status|reset|retry|prune|export`: look at, forget, retry, prune or
+export the ledger (`export`: its runs and row outcomes as Singer messages, ``export.py``).
 
 `prune` forgets the history older than `retention_days` (``retention.py``), all of it (a run
 prunes a bounded amount), and gives an older SQLite file's freed space back to the disk.
@@ -119,13 +120,20 @@ def subcommand_config(ctx: click.Context, paths: Sequence[str]) -> dict[str, Any
 @click.command(
     "ledger",
     context_settings=SUBCOMMAND_CONTEXT,
-    help="Inspect, reset, retry or prune the sync ledger.",
+    help="Inspect, reset, retry, prune or export the sync ledger.",
 )
-@click.argument("action", type=click.Choice(["status", "reset", "retry", "prune"]))
+@click.argument("action", type=click.Choice(["status", "reset", "retry", "prune", "export"]))
 @config_option
 @click.option("--stream", help="the stream to reset or retry (required for both)")
 @click.option(
     "--dry-run", is_flag=True, help="retry: show what would be sent, send and record nothing"
+)
+@click.option("--since", metavar="RUN_ID", help="export: the runs that finished after this one")
+@click.option(
+    "--state",
+    "state_file",
+    metavar="FILE",
+    help="export: continue after the bookmark in this Singer state (the loader's last STATE)",
 )
 @click.pass_context
 def ledger_command(
@@ -134,6 +142,8 @@ def ledger_command(
     config_paths: tuple[str, ...],
     stream: str | None,
     dry_run: bool,
+    since: str | None = None,
+    state_file: str | None = None,
 ) -> int:
     config = subcommand_config(ctx, config_paths)
     url = configured_ledger_url(config)
@@ -141,6 +151,16 @@ def ledger_command(
         raise click.UsageError(f"{action} needs --stream NAME", ctx)
     if dry_run and action != "retry":
         raise click.UsageError("--dry-run is an option of 'ledger retry'", ctx)
+    if (since or state_file) and action != "export":
+        raise click.UsageError("--since and --state are options of 'ledger export'", ctx)
+    if since and state_file:
+        raise click.UsageError(
+            "'ledger export' takes --since RUN_ID or --state FILE, not both", ctx
+        )
+    if action == "export":  # (here: export imports report_cli, which imports this module)
+        from target_pendo.export import export_sync_log
+
+        return export_sync_log(config, url, since=since, state_path=state_file)
     if action == "retry":
         assert stream is not None
         return retry_pending(config, url, stream, dry_run=dry_run)

@@ -1,0 +1,441 @@
+"""`target-pendo ledger export`: the ledger's sync log (`sync_runs`, `sync_rows`) as Singer
+messages on stdout, so that any Singer loader (target-postgres, target-snowflake, ...) puts
+"which rows failed and why" into the team's warehouse, next to the data they came from, where
+it can be joined and charted. Singer rather than a file format of our own: a team that runs
+target-pendo already runs a loader, and Meltano already keeps its state: it runs the export as
+a custom extractor (a script calling `meltano invoke target-pendo ledger export "$@"`, so the
+export gets the loader's own settings), passing `--config` and `--state` as to any tap
+(docs/sync-log-export.md).
+
+Streams (SCHEMAs from singer_sdk.typing, messages from singer_sdk.singerlib):
+- `pendo_sync_runs`, key `run_id`: a run's status, times and report. The report is exported
+  as a JSON object, not text: target-postgres stores an object as jsonb, Snowflake as VARIANT,
+  so it is queried with the warehouse's JSON operators instead of being parsed again; loaders
+  with no JSON type (target-csv) write it as JSON text anyway.
+- `pendo_sync_rows`, key `run_id, stream, row_key, occurrence`: one record per line of
+  `sync_rows`. (run_id, stream, row_key) alone is not unique: one run can log one key of one
+  stream more than once (an object row superseded by a later row of the same key in its batch,
+  then sent; a key that comes again in a later batch with other values is sent again), and a
+  loader that merges on the key keeps one record per key (target-postgres does so even within a
+  batch), which would drop lines. `occurrence` numbers a key's lines within its run (1, 2, ...)
+  in the order they were logged (`at`; then outcome and reason for lines of one millisecond).
+  Lines that tie on all of these are identical, so which gets which number does not matter:
+  exporting a run again gives the same records under the same keys, and a merging loader ends
+  with one copy of each.
+
+Only finished runs are exported (any status but `running`), each once, whole: its record, then
+its lines, then a STATE. A run still running may still write lines, so neither it nor its lines
+are exported until it has finished (or the next run on the ledger marked it `abandoned`); the
+bookmark never passes it, because runs are taken in the order they *finished*, and a running
+run has not. A loader that stops part way through a run has not passed on that run's STATE: the
+next export sends the run again, whole, under the same keys.
+
+The bookmark (STATE `bookmarks.pendo_sync_runs`, read back with `--state FILE` as a tap reads
+its state): `replication_key_value`, the latest `finished_at` exported, and `recent_runs`, the
+runs exported that finished in the hour before it. The next export takes the finished runs from
+an hour before the bookmark on, less those named: a finish is timed before its commit, by the
+clock of the machine that ran it, so a run can become visible after a run that finished later
+(a commit that took longer, another host's clock a little behind); the hour's overlap exports
+such a run once instead of never. A bookmark is never later than the exporting machine's
+clock, so one host with a clock far ahead cannot make the next exports skip the others' runs.
+`--since RUN_ID` starts after the given run instead, as if its export had just finished.
+
+Read-only (`Ledger(url, read_only=True)`: nothing created, migrated or locked). Runs are read
+a page at a time (reports can be large) and a run's lines through a server-side cursor (on
+PostgreSQL; SQLite's cursor is lazy by itself) a page at a time, so millions of lines never
+sit in memory; the output is flushed at each STATE, so the loader works while the export reads.
+Every string is passed through the config's redactor (its keys, the ledger URL's password), as
+the `report` command does: a reason or report written by a careless older version cannot carry
+a key into the warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+from singer_sdk import typing as th
+from singer_sdk.singerlib import (
+    Message,
+    RecordMessage,
+    SchemaMessage,
+    StateMessage,
+    format_message,
+)
+
+from target_pendo.errors import ConfigError, TargetPendoError
+from target_pendo.ledger import Ledger
+from target_pendo.ledger_tables import sync_rows, sync_runs
+from target_pendo.outcomes import RunStatus
+from target_pendo.redact import Redactor
+from target_pendo.report_cli import config_redactor
+
+RUNS_STREAM = "pendo_sync_runs"
+ROWS_STREAM = "pendo_sync_rows"
+RUNS_KEY = ["run_id"]
+ROWS_KEY = ["run_id", "stream", "row_key", "occurrence"]
+# How far before the bookmark the next export looks again for runs whose finish became visible
+# late (see the module's docstring): far more than a commit takes or NTP lets clocks drift, and
+# few enough runs finish in it that naming them keeps the state small.
+OVERLAP = dt.timedelta(hours=1)
+RUN_PAGE = 100  # runs (reports included) read per query
+ROW_PAGE = 5000  # sync_rows lines fetched from the cursor at a time
+
+RUNS_SCHEMA = th.PropertiesList(
+    th.Property("run_id", th.StringType, required=True, description="the run's id"),
+    th.Property(
+        "status",
+        th.StringType,
+        required=True,
+        description="succeeded, failed, stopped (by a signal) or abandoned (killed)",
+    ),
+    th.Property("started_at", th.DateTimeType, required=True),
+    th.Property("finished_at", th.DateTimeType),
+    th.Property("full_resync", th.BooleanType, required=True),
+    th.Property(
+        "report",
+        th.ObjectType(),
+        description="the run report (per-stream counts, HTTP timeline, reject reasons); null "
+        "for a run that was killed",
+    ),
+).to_dict()
+ROWS_SCHEMA = th.PropertiesList(
+    th.Property("run_id", th.StringType, required=True),
+    th.Property("stream", th.StringType, required=True),
+    th.Property("row_key", th.StringType, required=True),
+    th.Property(
+        "occurrence",
+        th.IntegerType,
+        required=True,
+        description="1 for the run's first line of this key of this stream, 2 for its next...",
+    ),
+    th.Property(
+        "outcome",
+        th.StringType,
+        required=True,
+        description="sent, rejected, superseded, skipped_unknown, cleared, deleted, in_doubt, "
+        "not_sent",
+    ),
+    th.Property("reason", th.StringType, description="why, for a row not sent"),
+    th.Property("at", th.DateTimeType, required=True),
+).to_dict()
+
+
+class ExportError(TargetPendoError):
+    """The export cannot start where it was asked to, or its reader went away."""
+
+
+def _now() -> str:
+    """Now, written as the ledger writes its times, so that they compare as text."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _earlier(moment: str, by: dt.timedelta) -> str:
+    when = dt.datetime.fromisoformat(moment)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return (when.astimezone(dt.UTC) - by).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Bookmark:
+    """Where an export left off: every finished run up to `finished_at` is exported, and those
+    of them that finished within OVERLAP before it are named in `recent` (id -> finished_at)."""
+
+    finished_at: str | None = None
+    recent: dict[str, str] = field(default_factory=dict)
+
+    def lower_bound(self) -> str | None:
+        """The earliest finish the next page of runs may have (None: from the first run)."""
+        return None if self.finished_at is None else _earlier(self.finished_at, OVERLAP)
+
+    def advance(self, run_id: str, finished_at: str, now: str) -> None:
+        """`run_id` is exported: name it, move the bookmark to its finish (never later than
+        `now`, this machine's clock), and forget the runs now out of the overlap."""
+        self.recent[run_id] = finished_at
+        latest = min(finished_at, now)
+        if self.finished_at is None or latest > self.finished_at:
+            self.finished_at = latest
+        bound = self.lower_bound()
+        assert bound is not None
+        self.recent = {r: f for r, f in self.recent.items() if f >= bound}
+
+    def state(self) -> dict[str, Any]:
+        """The STATE value: what `--state FILE` reads back."""
+        return {
+            "bookmarks": {
+                RUNS_STREAM: {
+                    "replication_key": "finished_at",
+                    "replication_key_value": self.finished_at,
+                    "recent_runs": dict(sorted(self.recent.items())),
+                }
+            }
+        }
+
+    @classmethod
+    def from_state(cls, value: Any, where: str) -> Bookmark:
+        """The bookmark in a state value, a STATE message, or nothing (a first export)."""
+        if isinstance(value, dict) and value.get("type") == "STATE" and "value" in value:
+            value = value["value"]
+        if value is None or value == {}:
+            return cls()
+        bookmarks = value.get("bookmarks") if isinstance(value, dict) else None
+        if not isinstance(bookmarks, dict):
+            raise ConfigError(
+                f"{where} is not a Singer state: it has no 'bookmarks' object; give the last "
+                "STATE the loader wrote after an export (or no --state to export every run)"
+            )
+        mark = bookmarks.get(RUNS_STREAM)
+        if mark is None:
+            return cls()  # a state without our bookmark: nothing exported yet
+        finished_at = mark.get("replication_key_value") if isinstance(mark, dict) else None
+        recent = mark.get("recent_runs", {}) if isinstance(mark, dict) else None
+        try:
+            if finished_at is not None:  # a time (written as the ledger writes them), or else
+                finished_at = _earlier(str(finished_at), dt.timedelta(0))
+            if not isinstance(recent, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in recent.items()
+            ):
+                raise ValueError("recent_runs")
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{where}: bookmarks.{RUNS_STREAM} is not a bookmark this export wrote (it "
+                "needs replication_key_value, a time, and recent_runs, an object of run ids and "
+                "times); give the loader's last STATE, or --since RUN_ID"
+            ) from None
+        return cls(None if finished_at is None else str(finished_at), dict(recent))
+
+
+def read_state_file(path: str) -> Bookmark:
+    """The bookmark in `--state FILE`, as a tap reads its state file (empty: a first export)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read state file {path}: {why}") from None
+    if not text.strip():
+        return Bookmark()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        try:  # the loader's whole output, one state per line: its last
+            value = json.loads(text.strip().splitlines()[-1])
+        except ValueError:
+            raise ConfigError(
+                f"state file {path} is not JSON: give the last STATE the loader wrote"
+            ) from None
+    return Bookmark.from_state(value, f"state file {path}")
+
+
+@dataclass(frozen=True)
+class _Run:
+    run_id: str
+    status: str
+    started_at: str
+    finished_at: str
+    full_resync: bool
+    report: str | None
+
+
+class SyncLogExport:
+    """One export: the SCHEMAs, then each finished run after the bookmark with its lines and a
+    STATE (with no run, one STATE: the bookmark as it was). Counts what it wrote."""
+
+    def __init__(self, ledger: Ledger, redact: Redactor, out: TextIO) -> None:
+        self.ledger = ledger
+        self.redact = redact
+        self.out = out
+        self.runs = 0
+        self.rows = 0
+        self.unreadable_reports: list[str] = []
+
+    # --- reading --------------------------------------------------------------------------
+    def _finished(self) -> sa.ColumnElement[str]:
+        # A finished run has finished_at; the coalesce only keeps a hand-edited row in order.
+        return sa.func.coalesce(sync_runs.c.finished_at, sync_runs.c.started_at)
+
+    def _runs_after(self, bookmark: Bookmark) -> Iterator[_Run]:
+        """The finished runs from the bookmark's overlap on, in the order they finished, a page
+        of RUN_PAGE at a time (keyset: a run that commits meanwhile is not skipped or read twice
+        by the paging itself)."""
+        t = sync_runs.c
+        finished = self._finished()
+        query = (
+            sa.select(t.run_id, t.status, t.started_at, finished, t.full_resync, t.report)
+            .where(t.status != str(RunStatus.RUNNING))
+            .order_by(finished, t.run_id)
+            .limit(RUN_PAGE)
+        )
+        bound = bookmark.lower_bound()
+        if bound is not None:
+            query = query.where(finished >= bound)
+        after: tuple[str, str] | None = None
+        while True:
+            page = query
+            if after is not None:
+                page = page.where(
+                    sa.or_(finished > after[0], sa.and_(finished == after[0], t.run_id > after[1]))
+                )
+            with self.ledger.reading("reading its runs"), self.ledger.engine.connect() as conn:
+                found = [_Run(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in conn.execute(page)]
+            for run in found:
+                if run.run_id not in bookmark.recent:
+                    yield run
+            if len(found) < RUN_PAGE:
+                return
+            after = (found[-1].finished_at, found[-1].run_id)
+
+    def _lines(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """The run's sync_rows lines as records, numbered per key (see the module docstring),
+        fetched ROW_PAGE at a time from one query: one snapshot of the run."""
+        r = sync_rows.c
+        query = (
+            sa.select(r.stream, r.row_key, r.outcome, r.reason, r.at)
+            .where(r.run_id == run_id)
+            .order_by(r.stream, r.row_key, r.at, r.outcome, r.reason)
+        )
+        last: tuple[str, str] | None = None
+        occurrence = 0
+        doing = f"reading the rows of run {run_id}"
+        with self.ledger.reading(doing), self.ledger.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, max_row_buffer=ROW_PAGE).execute(
+                query
+            )
+            while page := result.fetchmany(ROW_PAGE):
+                for stream, row_key, outcome, reason, at in page:
+                    occurrence = occurrence + 1 if last == (stream, row_key) else 1
+                    last = (stream, row_key)
+                    yield {
+                        "run_id": run_id,
+                        "stream": self.redact(stream),
+                        "row_key": self.redact(row_key),
+                        "occurrence": occurrence,
+                        "outcome": outcome,
+                        "reason": None if reason is None else self.redact(reason),
+                        "at": at,
+                    }
+
+    def run_of(self, run_id: str) -> Bookmark:
+        """The bookmark of an export that ended with `run_id` (`--since RUN_ID`): it and every
+        run that finished before it are taken as exported."""
+        t = sync_runs.c
+        finished = self._finished()
+        with self.ledger.reading(f"reading run {run_id}"), self.ledger.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.status, finished).where(t.run_id == run_id)
+            ).one_or_none()
+            if row is None:
+                raise ExportError(
+                    f"--since {run_id}: no such run in the ledger at {self.ledger.where} (a "
+                    "typo, or pruned by the retention window); give the run_id of the latest "
+                    f"run in the warehouse's {RUNS_STREAM}"
+                )
+            if row[0] == str(RunStatus.RUNNING):
+                raise ExportError(
+                    f"--since {run_id}: that run is still running, so it has not been exported "
+                    "yet; give the latest exported run (it is in the warehouse's "
+                    f"{RUNS_STREAM})"
+                )
+            end = str(row[1])
+            window = conn.execute(
+                sa.select(t.run_id, finished).where(
+                    t.status != str(RunStatus.RUNNING),
+                    finished >= _earlier(end, OVERLAP),
+                    sa.or_(finished < end, sa.and_(finished == end, t.run_id <= run_id)),
+                )
+            ).all()
+        return Bookmark(end, {r[0]: str(r[1]) for r in window})
+
+    # --- writing --------------------------------------------------------------------------
+    def _write(self, message: Message) -> None:
+        self.out.write(format_message(message) + "\n")
+
+    def _report(self, run: _Run) -> dict[str, Any] | None:
+        if not run.report:
+            return None
+        try:
+            report = json.loads(run.report)
+        except ValueError:
+            report = None
+        if not isinstance(report, dict):
+            self.unreadable_reports.append(run.run_id)
+            return None
+        value = self.redact.value(report)
+        assert isinstance(value, dict)
+        return value
+
+    def run(self, bookmark: Bookmark) -> Bookmark:
+        """Write the export; returns the bookmark it ends with (in its last STATE)."""
+        now = _now()
+        self._write(SchemaMessage(RUNS_STREAM, RUNS_SCHEMA, RUNS_KEY))
+        self._write(SchemaMessage(ROWS_STREAM, ROWS_SCHEMA, ROWS_KEY))
+        for run in self._runs_after(bookmark):
+            record = {
+                "run_id": run.run_id,
+                "status": run.status,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "full_resync": run.full_resync,
+                "report": self._report(run),
+            }
+            self._write(RecordMessage(RUNS_STREAM, record))
+            for line in self._lines(run.run_id):
+                self._write(RecordMessage(ROWS_STREAM, line))
+                self.rows += 1
+            self.runs += 1
+            bookmark.advance(run.run_id, run.finished_at, now)
+            self._write(StateMessage(bookmark.state()))
+            self.out.flush()  # the loader commits this run while the next one is read
+        if not self.runs:  # the bookmark as it was: a loader passes it on, the state stays
+            self._write(StateMessage(bookmark.state()))
+            self.out.flush()
+        return bookmark
+
+
+def export_sync_log(
+    config: dict[str, Any],
+    url: str,
+    *,
+    since: str | None = None,
+    state_path: str | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """`target-pendo ledger export`: write the export to `out` (stdout), say on stderr what
+    it held. `since` and `state_path` are the CLI's `--since RUN_ID` and `--state FILE`."""
+    bookmark = read_state_file(state_path) if state_path else Bookmark()
+    stream = out or sys.stdout
+    ledger = Ledger(url, read_only=True)
+    try:
+        export = SyncLogExport(ledger, config_redactor(config, url), stream)
+        if since is not None:
+            bookmark = export.run_of(since)
+        try:
+            export.run(bookmark)
+        except BrokenPipeError:
+            if out is None:  # no second error when Python flushes stdout at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise ExportError(
+                f"the program reading the export stopped after {export.runs} run(s) (broken "
+                "pipe): the runs whose STATE it did not pass on are exported again next time"
+            ) from None
+    finally:
+        ledger.close()
+    if export.unreadable_reports:
+        print(
+            f"target-pendo: the report of {len(export.unreadable_reports)} run(s) is not a JSON "
+            f"object and was exported as null: {', '.join(export.unreadable_reports[:5])}",
+            file=sys.stderr,
+        )
+    print(
+        f"target-pendo: exported {export.runs} finished run(s) and {export.rows} sync_rows "
+        f"line(s) from the ledger at {ledger.where}",
+        file=sys.stderr,
+    )
+    return 0
