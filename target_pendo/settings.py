@@ -477,17 +477,49 @@ def setting_from_text(key: str, prop: Mapping[str, Any], text: str, source: str)
     return text
 
 
+# A key separator of Meltano's flattened objects: a dot, unless escaped (`\.`, a literal dot).
+_MELTANO_SEPARATOR = re.compile(r"(?<!\\)\.")
+
+
+def meltano_nested(value: dict[str, Any]) -> dict[str, Any]:
+    """`streams` as Meltano hands it over in TARGET_PENDO_STREAMS (to a plugin command, which
+    gets no config file: `--config=ENV`): flattened, {"users.sync": "visitor",
+    "users.agent_fields.email": "email"}, a literal dot in a name escaped as `\\.`. Nested again,
+    as Meltano nests it for a config file. Anything else (a spec per stream) is returned as it
+    is: the values of `streams` are objects, so a flattened one cannot pass for one."""
+    flattened = any(_MELTANO_SEPARATOR.search(k) for k in value) and not any(
+        isinstance(v, dict) and v for v in value.values()
+    )
+    if not flattened:
+        return value
+    nested: dict[str, Any] = {}
+    for key, leaf in value.items():
+        *parents, last = (p.replace("\\.", ".") for p in _MELTANO_SEPARATOR.split(key))
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                return value  # "a" and "a.b" both: not Meltano's form after all
+        if isinstance(node.get(last), dict):
+            return value
+        node[last] = leaf
+    return nested
+
+
 def environment_config(
     schema: Mapping[str, Any], prefix: str, environ: Mapping[str, str]
 ) -> dict[str, Any]:
     """The settings given as `<PREFIX><SETTING>` environment variables (`--config ENV`), each
     typed by its schema entry. The SDK's own reader passes numbers on as text, which its
-    schema check then refuses, and reads a misspelt boolean as false."""
+    schema check then refuses, and reads a misspelt boolean as false. `streams` flattened the
+    way Meltano passes it is nested again (`meltano_nested`)."""
     config: dict[str, Any] = {}
     for key, prop in schema.get("properties", {}).items():
         name = prefix + key.upper().replace("-", "_")
         if name in environ:
             value = setting_from_text(key, prop, environ[name], f"environment variable {name}")
+            if key == "streams" and isinstance(value, dict):
+                value = meltano_nested(value)
             if value is not None:
                 config[key] = value
     return config

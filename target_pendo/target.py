@@ -18,10 +18,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import click
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
+from singer_sdk.target_base import Target
 
 from target_pendo import retention
 from target_pendo.alert import build_message as build_alert
@@ -76,7 +78,20 @@ class TargetPendo(TargetHooks):
     """Sync Singer streams into Pendo."""
 
     name = "target-pendo"
-    package_name = "target-pendo"
+    package_name = "target-pendo"  # its version (--version, --about) is pyproject's, installed
+
+    # What `--about` says the target takes (and so the Meltano plugin definition): the SDK's,
+    # and ACTIVATE_VERSION (when a full-table sync is complete, see versions.py) and BATCH
+    # messages (their files read row by row, see batchfiles.py).
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        *Target.capabilities,
+        PluginCapabilities.ACTIVATE_VERSION,
+        PluginCapabilities.BATCH,
+    ]
+    # The settings the SDK adds with those two capabilities, left out: versions.py follows
+    # ACTIVATE_VERSION whatever `process_activate_version_messages` says, and `batch_config`
+    # says how a tap writes batch files, while a target reads those each BATCH message names.
+    _CAPABILITY_SETTINGS_LEFT_OUT = ("process_activate_version_messages", "batch_config")
 
     config_jsonschema = declared_schema()
 
@@ -122,6 +137,16 @@ class TargetPendo(TargetHooks):
                 "ledger. Its calls then in flight are sent again and counted 'in doubt'.",
                 run_id,
             )
+
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:
+        """The SDK's built-in settings, but for the two its capabilities activate-version and
+        batch bring (see `capabilities`)."""
+        properties = config_jsonschema["properties"]
+        left_out = [n for n in cls._CAPABILITY_SETTINGS_LEFT_OUT if n not in properties]
+        super().append_builtin_config(config_jsonschema)
+        for name in left_out:
+            properties.pop(name, None)
 
     # --- the CLI (cli.py) ---------------------------------------------------------------------
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,7 @@ from target_pendo.settings import (
     EventsSpec,
     ObjectsSpec,
     Settings,
+    environment_config,
     is_valid_property_name,
     key_region_warnings,
     parse_settings,
@@ -504,3 +506,37 @@ def test_nan_request_timeout_rejected():
 def test_non_finite_max_concurrency_is_a_config_error(value):
     with pytest.raises(ConfigError):
         parse_settings({"max_concurrency": value})
+
+
+STREAMS_SCHEMA = {"properties": {"streams": {"type": ["object", "null"]}}}
+
+
+def test_streams_flattened_as_meltano_hands_them_to_a_command_are_nested_again():
+    # `meltano invoke target-pendo:check` runs `target-pendo --config=ENV check`: Meltano puts
+    # the streams of meltano.yml in TARGET_PENDO_STREAMS flattened, a literal dot escaped
+    flat = {
+        "users.sync": "visitor",
+        "users.agent_fields.email": "email",
+        "events.event_name_column": "event",
+        "events.context_columns.url": "page_url",
+        "public\\.orders.event_name": "Order",
+    }
+    env = {"TARGET_PENDO_STREAMS": json.dumps(flat)}
+    assert environment_config(STREAMS_SCHEMA, "TARGET_PENDO_", env)["streams"] == {
+        "users": {"sync": "visitor", "agent_fields": {"email": "email"}},
+        "events": {"event_name_column": "event", "context_columns": {"url": "page_url"}},
+        "public.orders": {"event_name": "Order"},
+    }
+
+
+@pytest.mark.parametrize(
+    "streams",
+    [
+        {"public.users": {"sync": "visitor"}},  # a spec per stream, a dot in its name
+        {"users": {"sync": "visitor"}, "events": {}},
+        {"a": "x", "a.b": "y"},  # not a flattened object: left for the spec check to refuse
+    ],
+)
+def test_streams_given_nested_stay_as_they_are(streams):
+    env = {"TARGET_PENDO_STREAMS": json.dumps(streams)}
+    assert environment_config(STREAMS_SCHEMA, "TARGET_PENDO_", env)["streams"] == streams
