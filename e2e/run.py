@@ -2,20 +2,21 @@
 
 Starts a throwaway PostgreSQL (from the machine's binaries) with e2e/warehouse.sql and the
 bundled Pendo emulator, makes a fresh Meltano project in a temporary directory (`meltano
-init`; tap-postgres added from e2e/tap-postgres.yml, installed by Meltano from PyPI), and runs
-README's marked "With Meltano" blocks exactly as written (e2e/readme.py finds them), with
-TARGET_PENDO_SRC set to this clone, the emulator's keys in PENDO_*, and every number setting
-given once as a TARGET_PENDO_* variable. Then it checks what "Pendo" holds: the first run
-delivers everything (one row rejected with its reason, three unknown visitors skipped), the
-keys are in .env and not in meltano.yml, a second run sends nothing new, the ledger commands
-answer through `meltano invoke`; every setting of the plugin definition passes from the
-environment through Meltano to the target; and the loader installs from a git URL. In between,
-a users table added later is synced INCREMENTAL (replication key `updated_at`, set with `meltano
-config set`): a visitor Pendo gets between two runs receives its fields on the second from the
-target's pending queue although the tap, resuming from the state Meltano kept, sends no row for
-it; a visitor still missing stays pending and is counted; and a visitor soft-deleted in the
-table (the spec's `deleted_column` with `delete_behavior: clear`, README's recipe for singer-sdk
-taps) has its mapped fields cleared, the flag itself never sent.
+init`), and runs README's marked "With Meltano" blocks exactly as written (e2e/readme.py finds
+them; the first adds tap-postgres from e2e/tap-postgres.yml, installed by Meltano from PyPI),
+with TARGET_PENDO_SRC set to this clone, the emulator's keys in PENDO_*, the database in PG*,
+and every number setting given once as a TARGET_PENDO_* variable. Then it checks what "Pendo"
+holds: the first run delivers everything (one row rejected with its reason, three unknown
+visitors skipped), the keys are in .env and not in meltano.yml, a second run sends nothing
+new, the ledger commands answer through `meltano invoke`; every setting of the plugin
+definition passes from the environment through Meltano to the target; and the loader installs
+from a git URL. In between, a users table added later is synced INCREMENTAL (replication key
+`updated_at`, set with `meltano config set`): a visitor Pendo gets between two runs receives
+its fields on the second from the target's pending queue although the tap, resuming from the
+state Meltano kept, sends no row for it; a visitor still missing stays pending and is counted;
+and a visitor soft-deleted in the table (the spec's `deleted_column` with `delete_behavior:
+clear`, the docs' recipe for singer-sdk taps) has its mapped fields cleared, the flag itself
+never sent.
 Exit code 0 on success.
 
     python e2e/run.py --meltano .venv-meltano/bin/meltano
@@ -41,6 +42,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from e2e.export import EXPORT_COMMANDS, check_sync_log_export  # noqa: E402
+from e2e.plugin_commands import PLUGIN_COMMANDS, as_meltano_adds_it, check_plugin_commands  # noqa: E402
 from e2e.readme import README, e2e_blocks  # noqa: E402
 from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator  # noqa: E402
 from tests.pg import PostgresServer  # noqa: E402
@@ -51,7 +54,6 @@ DEFINITION = ROOT / "plugin" / "target-pendo.yml"
 # The Meltano commands e2e runs itself, besides README's blocks (tests/e2e/test_meltano_readme.py
 # accepts a README mention of a meltano command only if it is one of these or in a block).
 INIT = ["init", "project", "--no_usage_stats"]
-ADD_TAP = ["add", "tap-postgres", "--from-ref", str(ROOT / "e2e" / "tap-postgres.yml")]
 RUN = ["run", "tap-postgres", "target-pendo"]
 DUMP_CONFIG = ["invoke", "--dump=config", "target-pendo"]
 INVOKE = ["invoke", "target-pendo"]
@@ -66,8 +68,10 @@ SET_INCREMENTAL = [
 SET_STREAMS = ["config", "set", "target-pendo", "streams", "--from-file", "streams.json"]
 STATE_ID = "dev:tap-postgres-to-target-pendo"  # `meltano run`'s: <environment>:<tap>-to-<target>
 GET_STATE = ["state", "get", STATE_ID]
-OWN_COMMANDS = [INIT, ADD_TAP, RUN, DUMP_CONFIG, INVOKE, INSTALL]
+OWN_COMMANDS = [INIT, RUN, DUMP_CONFIG, INVOKE, INSTALL]
 OWN_COMMANDS += [*SET_INCREMENTAL, SET_STREAMS, GET_STATE]
+OWN_COMMANDS += PLUGIN_COMMANDS
+OWN_COMMANDS += EXPORT_COMMANDS
 
 # The table a team adds later (after the runs above: the target refuses a stream it has no spec
 # for). Fixed updated_at values: app-user-6 is the latest. Pendo has 1, 2, 3 and 6. `is_deleted`
@@ -182,18 +186,18 @@ def base_env(work: Path, pg_port: int, emulator_url: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("TARGET_PENDO_", "TAP_POSTGRES_", "MELTANO_", "PENDO_"))
+        if not k.startswith(("TARGET_PENDO_", "TAP_POSTGRES_", "MELTANO_", "PENDO_", "PG"))
     }
     return {
         **env,
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "TAP_POSTGRES_HOST": "127.0.0.1",
-        "TAP_POSTGRES_PORT": str(pg_port),
-        "TAP_POSTGRES_USER": "postgres",
-        "TAP_POSTGRES_DATABASE": "postgres",
-        "TAP_POSTGRES_FILTER_SCHEMAS": '["analytics"]',
+        # the warehouse, as psql finds it: README's set-up block configures the tap from these
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(pg_port),
+        "PGUSER": "postgres",
+        "PGDATABASE": "postgres",
         # the throwaway server trusts local connections; the tap insists on a password
-        "TAP_POSTGRES_PASSWORD": "unused-with-trust-auth",
+        "PGPASSWORD": "unused-with-trust-auth",
         "TARGET_PENDO_API_URL": emulator_url,
         "TARGET_PENDO_STATE_DIR": str(work / "state"),
         **NUMBERS_FROM_ENV,
@@ -275,7 +279,7 @@ def check_secrets_kept_out(project: Project) -> None:
         "both keys are in .env",
     )
     loader = yaml.safe_load(meltano_yml)["plugins"]["loaders"][0]
-    shipped = yaml.safe_load(DEFINITION.read_text())
+    shipped = as_meltano_adds_it(yaml.safe_load(DEFINITION.read_text()))
     check(
         {k: v for k, v in loader.items() if k != "config"} == shipped,
         "meltano.yml holds plugin/target-pendo.yml as it is, plus config",
@@ -572,7 +576,6 @@ def main() -> None:
                 Path(args.meltano).resolve(), work, base_env(work, server.port, emulator.url)
             )
             project.run(*INIT, cwd=work)
-            project.run(*ADD_TAP)
 
             print("README's set-up block (its `meltano run` is the first run):", flush=True)
             readme_env = {
@@ -610,6 +613,8 @@ def main() -> None:
                 "forgot 8 key(s) of stream 'analytics-accounts'" in result.stdout,
                 "`ledger reset` forgets the stream's keys",
             )
+            check_plugin_commands(project, check)
+            check_sync_log_export(project, check, state_dir, server.port)
             check_every_setting_from_the_environment(project, emulator)
             check_git_install(project, ROOT)
         print(f"e2e: all checks passed in {time.monotonic() - started:.0f}s")
