@@ -15,7 +15,7 @@ demo: $(BIN)/.installed
 	$(BIN)/target-pendo-demo
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check target_pendo tests e2e bench
+	$(BIN)/ruff check target_pendo pendo_emulator tests e2e bench
 	$(BIN)/mypy
 
 test: lint

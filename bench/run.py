@@ -120,7 +120,7 @@ class EmulatorProcess:
             [
                 PY,
                 "-c",
-                "from target_pendo.emulator.server import main; main()",
+                "from pendo_emulator.server import main; main()",
                 "--port",
                 str(self.port),
                 *limit,

@@ -25,7 +25,7 @@ from typing import Protocol
 
 import psycopg
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "sync-log-export.md"

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from e2e.export import EXPORT_COMMANDS, check_sync_log_export  # noqa: E402
 from e2e.plugin_commands import PLUGIN_COMMANDS, as_meltano_adds_it, check_plugin_commands  # noqa: E402
 from e2e.readme import README, e2e_blocks  # noqa: E402
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator  # noqa: E402
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator  # noqa: E402
 from tests.pg import PostgresServer  # noqa: E402
 
 KNOWN_USERS = 37  # user-38 .. user-40 are not in Pendo: skipped, never created

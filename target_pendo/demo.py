@@ -18,7 +18,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from target_pendo.emulator import DEMO_TRACK_SECRET, Emulator
+from pendo_emulator import DEMO_TRACK_SECRET, Emulator
 
 STREAM = "product_events"
 EVENT_NAMES = ("Signed Up", "Report Exported", "Dashboard Viewed", "Invite Sent")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 
 
 @pytest.fixture

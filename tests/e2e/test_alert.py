@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
 from target_pendo import alert
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
 from target_pendo.errors import ConfigError, PendoAuthError, RejectedRowsAlert
 from target_pendo.settings import parse_settings
 

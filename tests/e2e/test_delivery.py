@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from target_pendo.emulator import Emulator
+from pendo_emulator import Emulator
 
 from ..singer import (
     TARGET_CMD,

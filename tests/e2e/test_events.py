@@ -11,7 +11,7 @@ from io import StringIO
 
 import pytest
 
-from target_pendo.emulator import DEMO_TRACK_SECRET
+from pendo_emulator import DEMO_TRACK_SECRET
 from target_pendo.errors import PendoUnavailableError, UnmappedStreamError
 from target_pendo.target import TargetPendo
 

@@ -18,7 +18,7 @@ import fastjsonschema
 import pytest
 import sqlalchemy as sa
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
 from target_pendo.ledger import Ledger, RowOutcome, default_url
 
 from ..singer import TARGET_CMD, record, run_cli, schema

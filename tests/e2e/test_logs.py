@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
 from target_pendo.logs import ChatterFilter, quiet_sdk_chatter
 
 from ..singer import record, run_cli, schema, state

@@ -18,9 +18,9 @@ import click
 import pytest
 import yaml
 
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
 from target_pendo import cli as cli_module
 from target_pendo import ledger_cli
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
 from target_pendo.errors import ConfigError
 from target_pendo.settings import environment_config, prepare_config, setting_from_text
 from target_pendo.target import TargetPendo, config_schema

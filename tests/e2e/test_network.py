@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 
 from ..netenv import (
     PROXY_PASSWORD,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from target_pendo.emulator import Emulator
+from pendo_emulator import Emulator
 from target_pendo.errors import PendoAuthError, StreamConfigError
 
 from ..singer import read_log, record, run_cli, run_target, schema, state

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 from target_pendo.sinks.base import PendoSink
 
 from ..singer import TARGET_CMD, log_files, record, run_cli, run_target, schema, state

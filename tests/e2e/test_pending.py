@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY
+from pendo_emulator import DEMO_INTEGRATION_KEY
 from target_pendo.ledger import default_url
 
 from ..singer import TARGET_CMD, record, run_cli, schema

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from target_pendo.emulator import Emulator
+from pendo_emulator import Emulator
 
 from ..singer import TARGET_CMD, lines_to_text, record, run_cli, schema
 from .test_ledger import USER_PROPS, USERS, users_config

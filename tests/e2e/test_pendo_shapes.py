@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from target_pendo.emulator import Emulator
+from pendo_emulator import Emulator
 from target_pendo.errors import PendoNotFoundError
 
 from ..singer import read_rejects, record, run_cli, run_target, schema, state

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from target_pendo.emulator import Emulator
+from pendo_emulator import Emulator
 from target_pendo.errors import PendoUnavailableError
 
 from ..singer import read_log, read_rejects, record, run_cli, run_target, schema, state

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from target_pendo.emulator import DEMO_TRACK_SECRET
+from pendo_emulator import DEMO_TRACK_SECRET
 from target_pendo.ledger import Ledger, RowOutcome, default_url
 from target_pendo.report import reason_pattern
 from target_pendo.report_html import render_html

@@ -12,7 +12,7 @@ import tempfile
 
 from singer_sdk.testing import get_target_test_class
 
-from target_pendo.emulator import DEMO_TRACK_SECRET, Emulator
+from pendo_emulator import DEMO_TRACK_SECRET, Emulator
 from target_pendo.target import TargetPendo
 
 _EMULATOR = Emulator().start()

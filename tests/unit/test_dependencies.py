@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-OWN = {"target_pendo", "tests", "e2e", "bench"}
+OWN = {"target_pendo", "pendo_emulator", "tests", "e2e", "bench"}
 
 
 def declared(requirements: list[str]) -> set[str]:
@@ -50,7 +50,9 @@ def test_every_package_the_product_imports_is_a_declared_dependency() -> None:
     runtime = declared(project["dependencies"])
     undeclared = {
         module: dists
-        for module, dists in distributions(imported_top_level(ROOT / "target_pendo")).items()
+        for module, dists in distributions(
+            imported_top_level(ROOT / "target_pendo") | imported_top_level(ROOT / "pendo_emulator")
+        ).items()
         if not dists & runtime
     }
     assert not undeclared, f"add to [project] dependencies: {undeclared}"

@@ -6,7 +6,7 @@ import pytest
 import requests
 import trustme
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, Emulator
+from pendo_emulator import DEMO_INTEGRATION_KEY, Emulator
 from target_pendo.errors import ConfigError
 from target_pendo.network import Network, is_tls_failure
 

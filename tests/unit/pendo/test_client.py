@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 from target_pendo.errors import (
     PendoAuthError,
     PendoNotFoundError,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 from target_pendo.errors import PendoAuthError
 from target_pendo.pendo.answers import CallOutcome, MetadataAnswer
 from target_pendo.pendo.client import API_SETTING, PendoClient

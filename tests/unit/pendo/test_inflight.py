@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 from target_pendo.pendo.answers import CallOutcome
 from target_pendo.pendo.client import PendoClient
 from target_pendo.pendo.inflight import START, InFlightLimit

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 from target_pendo.pendo.answers import CallOutcome
 from target_pendo.pendo.client import PendoClient
 from target_pendo.pendo.ratelimit import CUT, FIRST_CUT, START_RATE, AdaptivePacer

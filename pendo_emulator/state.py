@@ -19,7 +19,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from target_pendo.emulator.schema import (
+from pendo_emulator.contract import (
+    BULK_DELETE_LIST_KEYS,
+    BULK_DELETE_MAX,
+    ID_KEYS,
+    KEY_HEADER,
+    MAX_EVENT_AGE_MS,
+    MAX_PROPERTIES_BYTES,
+    WRITABLE_GROUPS,
+)
+from pendo_emulator.schema import (
     AGENT_ONLY_TYPES,
     FIELD_TYPES,
     SCHEMA_GROUPS,
@@ -31,16 +40,7 @@ from target_pendo.emulator.schema import (
     value_fits,
     value_problem,
 )
-from target_pendo.emulator.switches import Switches
-from target_pendo.pendo.api import (
-    BULK_DELETE_LIST_KEYS,
-    BULK_DELETE_MAX,
-    ID_KEYS,
-    KEY_HEADER,
-    MAX_EVENT_AGE_MS,
-    MAX_PROPERTIES_BYTES,
-    WRITABLE_GROUPS,
-)
+from pendo_emulator.switches import Switches
 
 __all__ = [
     "FIELD_TYPES",

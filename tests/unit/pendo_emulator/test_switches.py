@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import requests
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
-from target_pendo.emulator.state import NotFound
-from target_pendo.emulator.switches import Switches
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
+from pendo_emulator.state import NotFound
+from pendo_emulator.switches import Switches
 
 KEY = "x-pendo-integration-key"
 API = {KEY: DEMO_INTEGRATION_KEY, "Content-Type": "application/json"}

@@ -13,7 +13,7 @@ import copy
 import datetime
 from typing import Any
 
-from target_pendo.pendo.api import MAX_TEXT_CHARS
+from pendo_emulator.contract import MAX_TEXT_CHARS
 
 # Every group a schema answer may hold; only `agent` and `custom` take writes [T]
 # (pendo.api.WRITABLE_GROUPS).

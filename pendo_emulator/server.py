@@ -35,10 +35,10 @@ from typing import Any
 
 import trustme
 
-from target_pendo.emulator.faults import Fault, FaultPlan
-from target_pendo.emulator.state import ApiError, PendoState
-from target_pendo.emulator.switches import Switches
-from target_pendo.pendo.api import KEY_HEADER
+from pendo_emulator.contract import KEY_HEADER
+from pendo_emulator.faults import Fault, FaultPlan
+from pendo_emulator.state import ApiError, PendoState
+from pendo_emulator.switches import Switches
 
 _KIND = r"(visitor|account|parentAccount)"
 _GROUP = r"(agent|custom)"

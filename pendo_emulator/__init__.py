@@ -4,7 +4,7 @@ Its defaults are the realistic Pendo of ../shared/pendo-api.md; ``Switches`` lis
 behaviour the contract leaves open (``Emulator(switches=...)``, ``set_switches``).
 """
 
-from target_pendo.emulator.server import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
-from target_pendo.emulator.switches import Switches
+from pendo_emulator.server import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
+from pendo_emulator.switches import Switches
 
 __all__ = ["DEMO_INTEGRATION_KEY", "DEMO_TRACK_SECRET", "Emulator", "Switches"]

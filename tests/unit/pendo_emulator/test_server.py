@@ -13,7 +13,7 @@ import certifi
 import pytest
 import requests
 
-from target_pendo.emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
+from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 
 KEY = "x-pendo-integration-key"
 TRACK = "/data/track"
@@ -414,7 +414,7 @@ def _free_port() -> int:
 def start_emulator_cli(*args: str) -> subprocess.Popen[str]:
     """`target-pendo-emulator ARGS` as a subprocess; its stderr is read as text."""
     return subprocess.Popen(
-        [sys.executable, "-c", "from target_pendo.emulator.server import main; main()", *args],
+        [sys.executable, "-c", "from pendo_emulator.server import main; main()", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -490,7 +490,7 @@ def test_seed_by_count_creates_prefixed_ids(emulator):
 
 
 def test_cli_refuses_a_bad_switch_value() -> None:
-    from target_pendo.emulator.server import main
+    from pendo_emulator.server import main
 
     with pytest.raises(SystemExit) as exc:
         main(["--bad-value", "sometimes"])
