@@ -1,18 +1,21 @@
 """How long to wait before another attempt, and when to stop trying: one immutable policy.
 
-A small loop of our own rather than the `backoff` decorator, for three things a production
-sync needs and `backoff` cannot do: the wait between attempts is interruptible (a SIGTERM must
-not sit out a 30-second back-off), a `Retry-After` longer than what is left of the budget
-fails at once instead of sleeping through the budget, and some causes (a host name that does
-not resolve) give up after a couple of tries instead of retrying for minutes.
+The schedule is `backoff`'s (its exponential wait generator, capped, with full jitter); the loop
+around it is the transport's own rather than the `backoff` decorator, for three things a
+production sync needs and the decorator cannot do: the wait between attempts is interruptible
+(a SIGTERM must not sit out a 30-second back-off), a `Retry-After` longer than what is left of
+the budget fails at once instead of sleeping through the budget, and some causes (a host name
+that does not resolve) give up after a couple of tries instead of retrying for minutes.
 """
 
 from __future__ import annotations
 
 import email.utils
-import random
+import itertools
 import time
 from dataclasses import dataclass
+
+import backoff
 
 # `Retry-After` is honoured within this range: a floor above zero keeps `Retry-After: 0` (or
 # a negative value) from becoming a hot loop, a ceiling keeps a bogus hour from being honoured.
@@ -61,4 +64,12 @@ class RetryPolicy:
         """Seconds before retry number `retry` (1 = the first retry)."""
         if retry_after is not None:
             return retry_after
-        return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (retry - 1)))
+        return backoff.full_jitter(_ceiling(retry))
+
+
+def _ceiling(retry: int) -> float:
+    """The longest wait before retry number `retry`: the value `backoff.expo` gives it (0.5 s,
+    doubling, capped at BACKOFF_CAP_SECONDS)."""
+    schedule = backoff.expo(factor=BACKOFF_BASE_SECONDS, max_value=BACKOFF_CAP_SECONDS)
+    next(schedule)  # the value backoff's own loop primes the generator with
+    return float(next(itertools.islice(schedule, max(retry, 1) - 1, None)))
