@@ -1,5 +1,5 @@
 """`python -m target_pendo` runs the target CLI."""
 
-from target_pendo.target import main
+from target_pendo.cli.main import main
 
 main()

@@ -23,7 +23,7 @@ import logging
 import socket
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -32,6 +32,7 @@ from target_pendo.network import Network, is_tls_failure
 from target_pendo.outcomes import RunStatus
 from target_pendo.redact import Redactor, install_log_redaction, url_secrets
 from target_pendo.report import alert_reason, mask_quoted_values
+from target_pendo.report_document import ReportDocument, read_report
 
 ALERT_TIMEOUT_SECONDS = 5.0
 MAX_REASONS = 3
@@ -80,7 +81,7 @@ def trigger(status: str, over_rejected: list[str]) -> str | None:
 
 
 def build_message(
-    report: dict[str, Any],
+    report: ReportDocument | Mapping[str, Any],
     *,
     why: str,
     over_rejected: list[str],
@@ -91,13 +92,15 @@ def build_message(
     unsent_rows: int = 0,
     host: str | None = None,
 ) -> dict[str, str]:
-    """The alert: Slack's `{"text": ...}`, a few short lines of Slack markdown."""
+    """The alert: Slack's `{"text": ...}`, a few short lines of Slack markdown. `report`: the
+    run's report, or its stored JSON object (read_report)."""
+    report = read_report(report) or ReportDocument()
     host = host or socket.gethostname()
-    run_id = report.get("run_id", "?")
+    run_id = report.run_id or "?"
     if why == "failed":
         headline = "failed"
     elif why == "stopped":
-        headline = f"was stopped by {report.get('signal') or 'a signal'}"
+        headline = f"was stopped by {report.signal or 'a signal'}"
     else:
         headline = (
             f"rejected more rows than max_rejected_fraction={max_rejected_fraction:g} in "
@@ -105,38 +108,38 @@ def build_message(
         )
     lines = [f"*target-pendo* run `{run_id}` on {host} {headline}"]
     if why == "failed":
-        if report.get("error"):
-            message = mask_quoted_values(" ".join(str(report["error"]).split()))
+        if report.error:
+            message = mask_quoted_values(" ".join(report.error.split()))
         elif error is not None:
             message = f"unexpected {type(error).__name__}; see the run's log"
         else:
             message = "see the run's log"
         lines.append(f"Error: {message[:MAX_ERROR_CHARS]}")
-    unsent = max(unsent_rows, int(report.get("unsent_rows") or 0))
+    unsent = max(unsent_rows, report.unsent_rows)
     if why == "stopped" or unsent:
         lines.append(
             f"{unsent} row(s) read were not settled and stay unsent; the next run sends them"
         )
-    streams = report.get("streams") or {}
+    streams = report.streams
     for name, c in list(streams.items())[:MAX_STREAMS]:
         extra = "".join(
-            f", {label} {c[key]}"
-            for key, label in (
-                ("already_sent", "already sent"),
-                ("unchanged", "unchanged"),
-                ("skipped_unknown", "unknown ids"),
+            f", {label} {n}"
+            for label, n in (
+                ("already sent", c.already_sent),
+                ("unchanged", c.unchanged),
+                ("unknown ids", c.skipped_unknown),
             )
-            if c.get(key)
+            if n
         )
         lines.append(
-            f"• {name} ({c.get('sync', '?')}): received {c.get('received', 0)}, "
-            f"sent {c.get('sent', 0)}, rejected {c.get('rejected', 0)}{extra}"
+            f"• {name} ({c.sync}): received {c.received}, sent {c.sent}, rejected {c.rejected}"
+            f"{extra}"
         )
     if len(streams) > MAX_STREAMS:
         lines.append(f"• … and {len(streams) - MAX_STREAMS} more stream(s)")
     reasons = [
-        (r["count"], stream, alert_reason(r["pattern"], r.get("field")))
-        for stream, rs in (report.get("reject_reasons") or {}).items()
+        (r.count, stream, alert_reason(r.pattern, r.field))
+        for stream, rs in report.reject_reasons.items()
         for r in rs
     ]
     if reasons:

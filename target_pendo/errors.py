@@ -28,7 +28,20 @@ class UnmappedStreamError(ConfigError):
     """A stream arrived that the `streams` setting does not route anywhere."""
 
 
-class PendoError(TargetPendoError):
+class CallEnded(TargetPendoError):
+    """An error that can end a call to Pendo before an answer the target can use: Pendo's
+    fatal answers (`PendoError`) and a stop request (`StopRequested`).
+
+    `in_doubt` says whether an attempt of that call went on the wire and got no answer, so that
+    Pendo may hold what it carried. The transport and the client set it as the error leaves a
+    call (``pendo/transport.py``, ``pendo/client.py``); raised anywhere else, it stays False.
+    The Track workers read it (``sinks/track_calls.py``): a call in doubt stays in flight in
+    the ledger, one that surely never reached Pendo is recorded not sent."""
+
+    in_doubt: bool = False
+
+
+class PendoError(CallEnded):
     """Pendo answered in a way that stops the run."""
 
 
@@ -78,7 +91,7 @@ class FieldGoneError(StreamConfigError):
     """A mapped field disappeared from Pendo (deleted) while the run went."""
 
 
-class StopRequested(TargetPendoError):
+class StopRequested(CallEnded):
     """The run was asked to stop (SIGTERM, SIGINT): nothing more is sent."""
 
 

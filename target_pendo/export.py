@@ -70,12 +70,11 @@ from singer_sdk.singerlib import (
     format_message,
 )
 
+from target_pendo.config import config_secrets
 from target_pendo.errors import ConfigError, TargetPendoError
-from target_pendo.ledger import Ledger
-from target_pendo.ledger_tables import sync_rows, sync_runs
+from target_pendo.ledger import Ledger, sync_rows, sync_runs
 from target_pendo.outcomes import RunStatus
 from target_pendo.redact import Redactor
-from target_pendo.report_cli import config_redactor
 
 RUNS_STREAM = "pendo_sync_runs"
 ROWS_STREAM = "pendo_sync_rows"
@@ -413,7 +412,7 @@ def export_sync_log(
     stream = out or sys.stdout
     ledger = Ledger(url, read_only=True)
     try:
-        export = SyncLogExport(ledger, config_redactor(config, url), stream)
+        export = SyncLogExport(ledger, Redactor(config_secrets(config)), stream)
         if since is not None:
             bookmark = export.run_of(since)
         try:

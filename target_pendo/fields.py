@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from target_pendo.coerce import CoercionError, coercer_for
+from target_pendo.config import ObjectsSpec
 from target_pendo.errors import StreamConfigError
 from target_pendo.mapping import SINGER_METADATA_PREFIX, RowRejected, to_id
 from target_pendo.pendo.api import ID_KEYS, WRITABLE_GROUPS
-from target_pendo.settings import ObjectsSpec
 
 # Field types Pendo answers under another name, and the type target-pendo treats them as.
 TYPE_ALIASES = {"date": "time", "number": "float"}

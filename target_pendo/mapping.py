@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from target_pendo.config import EventsSpec, is_valid_property_name
 from target_pendo.errors import StreamConfigError
-from target_pendo.settings import EventsSpec, is_valid_property_name
 
 MAX_PROPERTY_NAME = 32
 # Epoch numbers at or above this are milliseconds; below, seconds. 1e11 ms is March 1973 and

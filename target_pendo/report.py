@@ -1,5 +1,6 @@
 """Per-stream counts for the end-of-run summary (stderr and `state_dir/reports/`), and the
-run's reject reasons grouped so that an operator (and the alert) sees kinds, not rows.
+run's reject reasons grouped so that an operator (and the alert) sees kinds, not rows. What
+is stored, and read back, is a ReportDocument (report_document.py: `RunReport.document`).
 
 Reasons quote row values (`got 'twelve'`, `'31/02/2026'`), so rows rejected for the same
 cause have different texts. `reason_pattern` masks what is a value: quoted text that is not
@@ -17,13 +18,14 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from target_pendo import private
-from target_pendo.outcomes import REPORTED, Outcome
-from target_pendo.pendo.api import MAX_PROPERTIES_BYTES
+from target_pendo.outcomes import Outcome
+from target_pendo.report_document import RejectReason, ReportDocument, read_report
+from target_pendo.report_document import StreamCounts as StreamCounts
 
 MAX_LISTED = 1000
 MAX_PATTERNS = 50  # reject reason patterns kept per stream (the rest are counted as "other")
@@ -77,55 +79,6 @@ def alert_reason(pattern: str, field_name: str | None) -> str:
     # every digit run but an HTTP status: dates and ids written without quotes too
     text = _DIGITS.sub(lambda m: m.group() if _KEPT_NUMBER.fullmatch(m.group()) else MASK, text)
     return text[:120]
-
-
-_OUTCOME_COUNTS = tuple((str(outcome), label) for outcome, label in REPORTED)
-_AFTER_UNKNOWN = 1 + next(i for i, (o, _) in enumerate(REPORTED) if o is Outcome.SKIPPED_UNKNOWN)
-_OPTIONAL_COUNTS: tuple[tuple[str, str], ...] = (
-    *_OUTCOME_COUNTS[:_AFTER_UNKNOWN],
-    ("skipped", "skipped (unmapped)"),  # rows of streams no spec maps, beside the unknown ids
-    *_OUTCOME_COUNTS[_AFTER_UNKNOWN:],
-    ("old_events", "older than 7 days"),
-    ("large_properties", f"properties over {MAX_PROPERTIES_BYTES} bytes"),
-    ("fields_created", "fields created"),
-    ("deletes_withheld", "deletes withheld (full-table sync not seen complete)"),
-    ("pending_retried", "retried from pending"),
-    ("pending_sent", "now sent"),
-    ("pending_left", "still pending"),
-    ("pending_refused", "refused from pending"),
-    ("pending_expired", "expired from pending"),
-    ("pending_invalidated", "pending dropped (mapping changed or left the source)"),
-)
-OPTIONAL_COUNTS = _OPTIONAL_COUNTS  # (key, label) of the counts shown only when not zero
-
-
-@dataclass
-class StreamCounts:
-    sync: str
-    received: int = 0
-    sent: int = 0
-    already_sent: int = 0
-    unchanged: int = 0
-    superseded: int = 0
-    in_doubt: int = 0
-    rejected: int = 0
-    skipped: int = 0
-    skipped_unknown: int = 0
-    cleared: int = 0
-    deleted: int = 0
-    old_events: int = 0
-    large_properties: int = 0
-    fields_created: int = 0
-    deletes_withheld: int = 0
-    pending_retried: int = 0  # rows sent again from the pending queue (no row from the tap)
-    pending_sent: int = 0  # of those, the ones Pendo took this time
-    pending_left: int = 0  # of those, the ones still waiting
-    pending_refused: int = 0  # of those, the ones Pendo refused for good (out of the queue)
-    pending_expired: int = 0  # dropped from the queue after retry_pending_days
-    pending_invalidated: int = 0  # dropped: the stream is mapped differently now, or left
-    http_calls: int = 0
-    retries: int = 0
-    seconds: float = 0.0
 
 
 @dataclass
@@ -215,17 +168,17 @@ class RunReport:
             if example not in self.reject_examples:
                 self.reject_examples[example] = " ".join(reason.split())[:MAX_EXAMPLE_CHARS]
 
-    def reject_reasons(self) -> dict[str, list[dict[str, Any]]]:
-        """stream -> its reject reasons, most frequent first: field, pattern, count, example."""
+    def reject_reasons(self) -> dict[str, list[RejectReason]]:
+        """stream -> its reject reasons, most frequent first."""
         with self._lock:
             return {
                 stream: [
-                    {
-                        "field": column or None,
-                        "pattern": pattern,
-                        "count": n,
-                        "example": self.reject_examples.get((stream, column, pattern), ""),
-                    }
+                    RejectReason(
+                        field=column or None,
+                        pattern=pattern,
+                        count=n,
+                        example=self.reject_examples.get((stream, column, pattern), ""),
+                    )
                     for (column, pattern), n in sorted(
                         patterns.items(), key=lambda item: (-item[1], item[0])
                     )
@@ -233,60 +186,33 @@ class RunReport:
                 for stream, patterns in sorted(self.reject_patterns.items())
             }
 
-    def as_dict(self, extra: dict[str, Any]) -> dict[str, Any]:
+    def document(self, end: ReportDocument) -> ReportDocument:
+        """The report now: `end` (what the run's end knows: TargetPendo.finish) with this
+        report's run id, times, counts, unknown ids and reject reasons."""
         reasons = self.reject_reasons()
         with self._lock:
-            return {
-                "run_id": self.run_id,
-                "started_at": self.started_at,
-                "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "streams": {name: asdict(c) for name, c in sorted(self.streams.items())},
-                "unknown_ids": {name: list(ids) for name, ids in sorted(self.unknown_ids.items())},
-                "reject_reasons": reasons,
-                **extra,
-            }
+            return dataclasses.replace(
+                end,
+                run_id=self.run_id,
+                started_at=self.started_at,
+                finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                streams={name: dataclasses.replace(c) for name, c in sorted(self.streams.items())},
+                unknown_ids={name: list(ids) for name, ids in sorted(self.unknown_ids.items())},
+                reject_reasons=reasons,
+            )
+
+    def as_dict(self, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """The report's stored JSON object now, the run's end read from `extra` (a stored
+        report's object, or what the run's end adds to one)."""
+        return self.document(read_report(extra) or ReportDocument()).as_dict()
 
     def path(self, state_dir: str | Path) -> Path:
         """Where `write` puts this run's report."""
         return Path(state_dir) / "reports" / f"run-{self.run_id}.json"
 
     def write(
-        self, state_dir: str | Path, extra: dict[str, Any], redact: Callable[[str], str] = str
+        self, state_dir: str | Path, document: ReportDocument, redact: Callable[[str], str] = str
     ) -> Path:
-        data = self.as_dict(extra)
         path = self.path(state_dir)
-        private.write_text(path, redact(json.dumps(data, indent=2)) + "\n")
+        private.write_text(path, redact(json.dumps(document.as_dict(), indent=2)) + "\n")
         return path
-
-    def lines(self, extra: dict[str, Any]) -> list[str]:
-        data = self.as_dict(extra)
-        out = []
-        dry = bool(extra.get("dry_run"))
-        sent = "would send" if dry else "sent"
-        for name, c in data["streams"].items():
-            always = f"received {c['received']}, {sent} {c['sent']}, rejected {c['rejected']}"
-            optional = [f"{label} {c[key]}" for key, label in _OPTIONAL_COUNTS if c[key]]
-            calls = "calls recorded" if dry else "HTTP calls"  # a dry run's writes: ``dryrun.py``
-            http = f"{c['http_calls']} {calls}, {c['retries']} retries, {c['seconds']:.1f} s"
-            prefix = "dry run, nothing sent: " if dry else ""
-            out.append(
-                f"{prefix}stream '{name}' ({c['sync']}): " + ", ".join([always, *optional, http])
-            )
-        return out
-
-
-class TalliedRejects:
-    """Stands in for the run's rejects log (`RowLog`): every rejected row passes here on its
-    way to the rejects file, so the report can group the run's reasons (rows the ledger cannot
-    key, and dry runs, are not in `sync_rows`, but are here)."""
-
-    def __init__(self, inner: Any, report: RunReport) -> None:
-        self._inner = inner
-        self._report = report
-
-    def reject(self, stream: str, key: Any, field: str | None, reason: str, record: Any) -> None:
-        self._report.add_reject_reason(stream, field, reason)
-        self._inner.reject(stream, key, field, reason, record)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)

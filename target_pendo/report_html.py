@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from target_pendo.report import MASK, MAX_PATTERN_CHARS
-from target_pendo.report_cli import (
+from target_pendo.report_text import (
     MAX_REJECT_GROUPS,
     RunView,
     duration,
@@ -434,7 +434,7 @@ def _card_columns(count: int) -> int:
 
 
 def render_html(view: RunView) -> str:
-    report = view.report or {}
+    report = view.document
     http = http_summary(view)
     bucket, rows = view.timeline()
     colour = STATUS_COLOURS.get(view.status, "#777777")
@@ -445,14 +445,14 @@ def render_html(view: RunView) -> str:
         f'<p class="meta">started {_e(view.started_at)} · finished '
         f"{_e(view.finished_at or '-')}" + (f" · {_e(took)}" if took else "") + "</p>",
     ]
-    if report.get("dry_run"):
+    if report.dry_run:
         head.append('<p class="meta">dry run: nothing was sent</p>')
-    if report.get("error"):
-        head.append(f'<p class="error">Error: {_e(report["error"])}</p>')
-    if report.get("signal"):
+    if report.error:
+        head.append(f'<p class="error">Error: {_e(report.error)}</p>')
+    if report.signal:
         head.append(
-            f'<p class="error">Stopped by {_e(report["signal"])}: '
-            f"{_number(report.get('unsent_rows', 0))} row(s) read stay unsent.</p>"
+            f'<p class="error">Stopped by {_e(report.signal)}: '
+            f"{_number(report.unsent_rows)} row(s) read stay unsent.</p>"
         )
     if view.report is None:
         head.append(
@@ -477,9 +477,9 @@ def render_html(view: RunView) -> str:
         )
     columns = stream_columns(view)
     stream_rows = "".join(
-        f"<tr><td>{_e(name)}</td><td>{_e(c.get('sync', '?'))}</td>"
+        f"<tr><td>{_e(name)}</td><td>{_e(c.sync)}</td>"
         + "".join(
-            f'<td class="num" data-k="{_e(name)}:{_e(key)}">{_number(c.get(key, 0))}</td>'
+            f'<td class="num" data-k="{_e(name)}:{_e(key)}">{_number(c.get(key))}</td>'
             for key, _ in columns
         )
         + "</tr>"
@@ -509,7 +509,7 @@ def render_html(view: RunView) -> str:
         )
     else:
         charts = '<h2>HTTP calls over time</h2><p class="muted">No HTTP call was recorded.</p>'
-    causes = report.get("retries_by_cause") or {}
+    causes = report.retries_by_cause
     retries = (
         "<h2>Retries by stream and cause</h2><table><tr><th>stream: cause</th>"
         '<th class="num">retries</th></tr>'

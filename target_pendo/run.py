@@ -1,5 +1,6 @@
-"""What one run shares between the target and its sinks: settings, client, workers, rejects,
-report, ledger.
+"""What one run shares between the target and its sinks: settings, client, workers, the
+recorder of what became of each row (``recorder.py``: rejects and unknown-id files, report
+counts, ledger), report, ledger.
 
 The target builds it once; sinks receive it and never look further up.
 """
@@ -14,16 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from target_pendo import private
+from target_pendo.config import Settings
 from target_pendo.ledger import Ledger, default_url, url_secret
 from target_pendo.network import Network
 from target_pendo.pendo.calllog import CallLog
 from target_pendo.pendo.client import PendoClient
 from target_pendo.pendo.dryrun import RecordingAdapter
 from target_pendo.pendo.transport import AdapterFactory
+from target_pendo.recorder import OutcomeRecorder
 from target_pendo.redact import Redactor, install_log_redaction, url_secrets
 from target_pendo.rejects import RowLog
 from target_pendo.report import RunReport
-from target_pendo.settings import Settings
 from target_pendo.versions import FullTableVersions
 from target_pendo.workers import Workers
 
@@ -41,8 +43,9 @@ class RunContext:
     settings: Settings
     client: PendoClient
     workers: Workers  # every sink's calls share these threads
-    rejects: RowLog
-    unknown: RowLog
+    # the only writer of what became of a row: the rejects and unknown-id files, the report's
+    # outcome counts and reject reasons, the ledger's rows (the sinks read `ledger`, `report`)
+    recorder: OutcomeRecorder
     report: RunReport
     ledger: Ledger
     run_id: str  # set by `create`: sortable start time plus a random tail
@@ -129,13 +132,11 @@ class RunContext:
             network=network,
         )
         abandoned = ledger.start_run(run_id, settings.full_resync)
-        return cls(
-            abandoned_runs=abandoned,
-            network=network,
-            settings=settings,
-            client=client,
-            workers=Workers(1 if payloads else settings.max_concurrency),
-            payloads=payloads,
+        report = RunReport(run_id=run_id)
+        recorder = OutcomeRecorder(
+            run_id=run_id,
+            ledger=ledger,
+            report=report,
             rejects=RowLog(
                 settings.state_dir,
                 "rejects",
@@ -145,7 +146,18 @@ class RunContext:
                 daily=True,
             ),
             unknown=RowLog(settings.state_dir, "unknown", run_id, client.redact, daily=True),
-            report=RunReport(run_id=run_id),
+            redact=client.redact,
+            include_values=settings.rejects_include_values,
+        )
+        return cls(
+            abandoned_runs=abandoned,
+            network=network,
+            settings=settings,
+            client=client,
+            workers=Workers(1 if payloads else settings.max_concurrency),
+            payloads=payloads,
+            recorder=recorder,
+            report=report,
             ledger=ledger,
             run_id=run_id,
         )
@@ -155,8 +167,7 @@ class RunContext:
         self.client.close()
         if self.payloads is not None:
             self.payloads.close()
-        self.rejects.close()
-        self.unknown.close()
+        self.recorder.close()  # the rejects and unknown-id files
         self.ledger.close()
 
 

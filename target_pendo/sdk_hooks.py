@@ -34,9 +34,16 @@ def load_dotenv(prefix: str) -> None:
     parse_environment_config({"properties": {}}, prefix)
 
 
+def sdk_config_input(config: dict[str, Any], *, parse_env: bool) -> _ConfigInput:
+    """What the SDK's `--config` callback hands its command's `invoke`: the settings of the
+    files, which the CLI has read itself (once, as the SDK reads them), and whether `ENV` was
+    given (the SDK then reads the environment through `_env_var_config`)."""
+    return _ConfigInput(config=config, parse_env=parse_env)
+
+
 def setup_console_logging(plugin_name: str) -> None:
     """The SDK's console logging, set up as its `cli` property does (level from
-    <PLUGIN>_LOGLEVEL or LOGLEVEL). cli.py calls it for a sync only, once the options are
+    <PLUGIN>_LOGLEVEL or LOGLEVEL). cli/main.py calls it for a sync only, once the options are
     read: a subcommand, and a config file refused, print their one line and nothing else."""
     _setup_console_logging(log_level=_plugin_log_level(plugin_name=plugin_name))
 

@@ -1,6 +1,6 @@
-"""TargetPendo: the settings schema users see, stream routing, the run's start and end, `main`.
+"""TargetPendo: the settings schema users see, stream routing, the run's start and end.
 
-The whole config is parsed (``settings.parse_settings``) when the target is built, so a wrong
+The whole config is parsed (``config.parse_settings``) when the target is built, so a wrong
 spec fails before any data is read; an unmapped stream fails when its SCHEMA arrives, before
 any of its rows is sent.
 """
@@ -10,17 +10,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-import click
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
@@ -31,7 +28,15 @@ from target_pendo.alert import protect_webhook
 from target_pendo.alert import send as send_alert
 from target_pendo.alert import trigger as alert_trigger
 from target_pendo.batchfiles import read_batch_files
-from target_pendo.cli import build_command
+from target_pendo.config import (
+    EventsSpec,
+    ObjectsSpec,
+    declared_schema,
+    key_region_warnings,
+    parse_settings,
+    prepare_config,
+    read_environment,
+)
 from target_pendo.errors import (
     RejectedRowsAlert,
     RunStopped,
@@ -39,7 +44,7 @@ from target_pendo.errors import (
     TargetPendoError,
     UnmappedStreamError,
 )
-from target_pendo.logs import log_fatal, quiet_sdk_chatter
+from target_pendo.logs import quiet_sdk_chatter
 from target_pendo.outcomes import RunStatus
 from target_pendo.progress import ProgressMonitor, age
 from target_pendo.reader import (
@@ -48,27 +53,13 @@ from target_pendo.reader import (
     LineCountingReader,
     tolerant_stdin,
 )
-from target_pendo.redact import redact_text
-from target_pendo.report import TalliedRejects
+from target_pendo.report_document import Pacing, ReportDocument
 from target_pendo.run import RunContext
-from target_pendo.sdk_hooks import TargetHooks, load_dotenv
-from target_pendo.settings import (
-    EventsSpec,
-    ObjectsSpec,
-    environment_config,
-    key_region_warnings,
-    parse_settings,
-    prepare_config,
-)
-from target_pendo.settings_schema import declared_schema
+from target_pendo.sdk_hooks import TargetHooks
 from target_pendo.sinks import EventsSink, ObjectsSink, SkipSink
 from target_pendo.sinks.base import PendoSink
 
-# The SDK's prefix of the plugin's environment variables (its `_env_var_prefix`; pinned in
-# tests/unit/test_sdk_hooks.py).
-ENV_PREFIX = "TARGET_PENDO_"
-
-# What stops a run with one line naming the problem (anything else is a bug: see `main`).
+# What stops a run with one line naming the problem (anything else is a bug: see cli/main.py).
 STOPPING_ERRORS: tuple[type[BaseException], ...] = (TargetPendoError, *SINGER_INPUT_ERRORS)
 
 
@@ -130,7 +121,7 @@ class TargetPendo(TargetHooks):
         for warning in key_region_warnings(self.settings):
             self.logger.warning(warning)
         self.run_context = RunContext.create(self.settings)
-        self.progress_monitor = self._watch_run()  # progress, call timeline, reject reasons
+        self.progress_monitor = self._watch_run()  # progress lines, call timeline
         for run_id in self.run_context.abandoned_runs:
             self.logger.warning(
                 "Run %s stopped without finishing (killed?); it is marked 'abandoned' in the "
@@ -148,13 +139,7 @@ class TargetPendo(TargetHooks):
         for name in left_out:
             properties.pop(name, None)
 
-    # --- the CLI (cli.py) ---------------------------------------------------------------------
-    @classmethod
-    def get_singer_command(cls) -> click.Command:
-        """The SDK's command with `--full-resync`, inside the group that adds `check`,
-        `ledger` and `report` (what `main` runs)."""
-        return build_command(super().get_singer_command())
-
+    # --- the CLI (cli/main.py: the SDK's command, whose `invoke` calls this) --------------
     @classmethod
     def run_sync(
         cls,
@@ -174,13 +159,12 @@ class TargetPendo(TargetHooks):
         )
         target.listen(file_input)
 
-    # --- settings as Meltano and the environment hand them over (see settings.py) ----------
+    # --- settings as Meltano and the environment hand them over (see config/) --------------
     @classmethod
     def environment_settings(cls) -> dict[str, Any]:
         """`--config ENV`: TARGET_PENDO_* variables typed by the schema, as `check` and
         `ledger` read them (the SDK's reader leaves numbers as text and misreads booleans)."""
-        load_dotenv(ENV_PREFIX)  # the project's .env, as the SDK loads it
-        return environment_config(config_schema(), ENV_PREFIX, os.environ)
+        return read_environment(config_schema())
 
     def prepared_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """Numbers Meltano passes as text are typed, and inert SDK settings refused, before
@@ -375,10 +359,10 @@ class TargetPendo(TargetHooks):
 
     def _watch_run(self) -> ProgressMonitor:
         """What the operator sees while the run goes and after: progress lines (or a live
-        line on a terminal), the calls' timeline, reject reasons grouped, the webhook URL
-        kept out of every log line. Starts before anything is read or sent."""
+        line on a terminal), the calls' timeline, the webhook URL kept out of every log line.
+        Starts before anything is read or sent. (Reject reasons are grouped in the report by
+        the run's recorder, ``recorder.py``, as each row is rejected.)"""
         run = self.run_context
-        run.rejects = TalliedRejects(run.rejects, run.report)  # type: ignore[assignment]
         self._redact_all = protect_webhook(self.settings.alert_webhook_url, run.client.redact)
         return ProgressMonitor.attach(
             run,
@@ -407,31 +391,32 @@ class TargetPendo(TargetHooks):
             else RunStatus.SUCCEEDED
         )
         in_flight = run.client.in_flight()
-        extra: dict[str, Any] = {
-            "status": status,
-            "dry_run": self.settings.dry_run,
-            "error": run.client.redact(str(error)) if isinstance(error, STOPPING_ERRORS) else None,
-            "signal": stopped,
-            "unsent_rows": unsent,
-            "http_calls": dict(stats.calls),
-            "retries": stats.retries,
-            "retries_by_cause": {f"{s}: {c}": n for (s, c), n in stats.retry_causes.items()},
-            "calls_in_doubt": stats.in_doubt,
-            "pacing": {
-                endpoint: {
-                    "max_rate": round(p.max_rate, 1),
-                    "rate": round(p.rate, 1),
-                    "throttled": p.throttled,
-                    "in_flight_peak": in_flight[endpoint].peak,
-                    "round_trip_ms": round((in_flight[endpoint].round_trip or 0) * 1000, 1),
-                }
+        end = ReportDocument(
+            status=status,
+            dry_run=self.settings.dry_run,
+            error=run.client.redact(str(error)) if isinstance(error, STOPPING_ERRORS) else None,
+            signal=stopped,
+            unsent_rows=unsent,
+            http_calls=dict(stats.calls),
+            retries=stats.retries,
+            retries_by_cause={f"{s}: {c}": n for (s, c), n in stats.retry_causes.items()},
+            calls_in_doubt=stats.in_doubt,
+            pacing={
+                endpoint: Pacing(
+                    max_rate=round(p.max_rate, 1),
+                    rate=round(p.rate, 1),
+                    throttled=p.throttled,
+                    in_flight_peak=in_flight[endpoint].peak,
+                    round_trip_ms=round((in_flight[endpoint].round_trip or 0) * 1000, 1),
+                )
                 for endpoint, p in run.client.pacing().items()
             },
-            "timeline": progress.timeline.as_dict(),
-        }
+            timeline=progress.timeline.document(),
+        )
+        document = run.report.document(end)
         for line in progress.retry_summary():  # one line per stream and cause
             self.logger.info("%s", line)
-        for line in run.report.lines(extra):
+        for line in document.lines():
             self.logger.info("%s", line)
         self._say_where_rejects_are(run.report.rejected())
         latency = progress.latency_summary()
@@ -443,25 +428,25 @@ class TargetPendo(TargetHooks):
             stats.retries,
             stats.in_doubt,
         )
-        for endpoint, p in extra["pacing"].items():
-            if p["throttled"] or p["max_rate"] > 10:
+        for endpoint, pace in document.pacing.items():
+            if pace.throttled or pace.max_rate > 10:
                 self.logger.info(
                     "Pacing of %s calls: reached %.0f/s (allowed now %.0f/s), up to %d calls "
                     "in flight at %.0f ms round trips; %d answered 429.",
                     endpoint,
-                    p["max_rate"],
-                    p["rate"],
-                    p["in_flight_peak"],
-                    p["round_trip_ms"],
-                    p["throttled"],
+                    pace.max_rate,
+                    pace.rate,
+                    pace.in_flight_peak,
+                    pace.round_trip_ms,
+                    pace.throttled,
                 )
         path = run.report.path(self.settings.state_dir)
         try:
             with self._after_failure(error or stopped, "writing the run report"):
-                run.report.write(self.settings.state_dir, extra, run.client.redact)
+                run.report.write(self.settings.state_dir, document, run.client.redact)
                 self.logger.info("Run report written to %s", path)
             with self._after_failure(error or stopped, "recording the run's end in the ledger"):
-                run.ledger.finish_run(run.run_id, status, run.report.as_dict(extra))
+                run.ledger.finish_run(run.run_id, status, document.as_dict())
             if status is RunStatus.SUCCEEDED:
                 self._prune_history()
                 self.logger.info(
@@ -471,7 +456,7 @@ class TargetPendo(TargetHooks):
                     " (dry run: nothing sent)" if self.settings.dry_run else "",
                 )
         finally:
-            self._alert(status, error, extra, path)
+            self._alert(status, error, document.as_dict(), path)
             with self._after_failure(error or stopped, "closing the run's files and connections"):
                 run.close()
 
@@ -566,48 +551,3 @@ def config_schema() -> dict[str, Any]:
     schema = copy.deepcopy(TargetPendo.config_jsonschema)
     TargetPendo.append_builtin_config(schema)
     return schema
-
-
-def main() -> None:
-    """Console entry point: one clear line instead of a traceback, for every error.
-
-    The command is the SDK's, with subcommands (cli.py): `target-pendo ledger ...` manages
-    the sync ledger, `check` validates both keys, `report` shows a run's report; `--full-resync`
-    re-sends every object row once.
-    Exit codes: 0 success; 1 an error (one line on stderr naming what to fix); 128 + the
-    signal's number (130 SIGINT, 143 SIGTERM) when a signal stopped the run.
-    """
-    log = logging.getLogger("target-pendo")
-    try:
-        # Not the SDK's `TargetPendo.cli`: it would set up console logging for the subcommands
-        # too; cli.py sets it up for a sync only, as the SDK would.
-        TargetPendo.get_singer_command()(prog_name="target-pendo")
-    except RunStopped as exc:
-        _fail(str(exc), exc.exit_code, prefix="target-pendo: ")
-    except StopSignal as exc:
-        name = signal.Signals(exc.signum).name
-        _fail(f"stopped by {name} before any input was read; nothing was sent", 128 + exc.signum)
-    except STOPPING_ERRORS as exc:
-        log.debug("fatal error", exc_info=True)
-        notes = " ".join(getattr(exc, "__notes__", []))
-        kind = "" if isinstance(exc, TargetPendoError) else "invalid Singer input: "
-        _fail(f"{kind}{exc} {notes}", 1)
-    except OSError as exc:
-        log.debug("fatal error", exc_info=True)
-        where = f" ({exc.filename})" if exc.filename else ""
-        _fail(f"{exc.strerror or exc}{where}: check the path, its permissions and free space", 1)
-    except Exception as exc:  # a bug: still one line, the traceback at DEBUG
-        log.debug("fatal error", exc_info=True)
-        _fail(
-            f"unexpected {type(exc).__name__}: {exc}; rerun with TARGET_PENDO_LOGLEVEL=DEBUG "
-            "for the traceback and report it",
-            1,
-        )
-
-
-def _fail(message: str, code: int, prefix: str = "target-pendo: error: ") -> None:
-    text = redact_text(" ".join(message.split()))  # one line, whatever the SDK wrote
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    if not log_fatal(text, logger_name=TargetPendo.name, stopped=code >= 128):  # logs.py
-        print(f"{prefix}{text}", file=sys.stderr)
-    sys.exit(code)

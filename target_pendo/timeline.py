@@ -130,25 +130,22 @@ class CallTimeline:
         with self._lock:
             return merge_histograms(b.latency for b in self._buckets.values())
 
-    def as_dict(self) -> dict[str, Any]:
-        """The form stored in the run report: a row per non-empty bucket, the latency
-        histogram as [slot, count] pairs."""
+    def document(self) -> TimelineDocument:
+        """The timeline so far, as the run report keeps it: a row per non-empty bucket."""
         with self._lock:
-            rows = [
-                [
+            rows = tuple(
+                TimelineRow(
                     index * self._width,
-                    *(getattr(b, name) for name in COLUMNS[1:]),
-                    sorted([slot, n] for slot, n in b.latency.items()),
-                ]
+                    *(b.calls, b.ok, b.refused, b.throttled, b.failed, b.unanswered, b.retries),
+                    dict(b.latency),
+                )
                 for index, b in sorted(self._buckets.items())
-            ]
-            return {
-                "started_at": self._started_at,
-                "bucket_seconds": self._width,
-                "latency_slots": f"slot i holds latencies up to {LATENCY_RATIO}**i ms",
-                "columns": [*COLUMNS, "latency"],
-                "rows": rows,
-            }
+            )
+            return TimelineDocument(self._started_at, self._width, rows)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The form stored in the run report (TimelineDocument.as_dict)."""
+        return self.document().as_dict()
 
 
 @dataclass(frozen=True)
@@ -166,23 +163,56 @@ class TimelineRow:
     latency: dict[int, int]
 
 
+@dataclass(frozen=True)
+class TimelineDocument:
+    """A run's timeline as its report stores it (`timeline`) and reads it back."""
+
+    started_at: str = ""
+    bucket_seconds: int = 1
+    rows: tuple[TimelineRow, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored form: a row per bucket, its latency histogram as [slot, count] pairs."""
+        return {
+            "started_at": self.started_at,
+            "bucket_seconds": self.bucket_seconds,
+            "latency_slots": f"slot i holds latencies up to {LATENCY_RATIO}**i ms",
+            "columns": [*COLUMNS, "latency"],
+            "rows": [
+                [
+                    *(getattr(r, name) for name in COLUMNS),
+                    sorted([slot, n] for slot, n in r.latency.items()),
+                ]
+                for r in self.rows
+            ],
+        }
+
+    @classmethod
+    def read(cls, data: Any) -> TimelineDocument:
+        """A stored timeline; empty for a report without one (written before timelines were
+        kept) or a damaged one. A row this version cannot read is left out."""
+        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+            return cls()
+        width = data.get("bucket_seconds")
+        width = width if isinstance(width, int) and width > 0 else 1
+        started = data.get("started_at")
+        rows = []
+        for raw in data["rows"]:
+            try:
+                t, calls, ok, refused, throttled, failed, unanswered, retries = (
+                    int(x) for x in raw[: len(COLUMNS)]
+                )
+                latency = {int(slot): int(n) for slot, n in raw[len(COLUMNS)]}
+            except (TypeError, ValueError, IndexError):
+                continue  # a row this version cannot read: the others still show
+            rows.append(
+                TimelineRow(t, calls, ok, refused, throttled, failed, unanswered, retries, latency)
+            )
+        return cls(started if isinstance(started, str) else "", width, tuple(rows))
+
+
 def read_timeline(data: Any) -> tuple[int, list[TimelineRow]]:
     """(bucket seconds, rows) from a report's `timeline`; (1, []) for a report without one
     (written before timelines were kept) or a damaged one."""
-    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-        return 1, []
-    width = data.get("bucket_seconds")
-    width = width if isinstance(width, int) and width > 0 else 1
-    rows = []
-    for raw in data["rows"]:
-        try:
-            t, calls, ok, refused, throttled, failed, unanswered, retries = (
-                int(x) for x in raw[: len(COLUMNS)]
-            )
-            latency = {int(slot): int(n) for slot, n in raw[len(COLUMNS)]}
-        except (TypeError, ValueError, IndexError):
-            continue  # a row this version cannot read: the others still show
-        rows.append(
-            TimelineRow(t, calls, ok, refused, throttled, failed, unanswered, retries, latency)
-        )
-    return width, rows
+    timeline = TimelineDocument.read(data)
+    return timeline.bucket_seconds, list(timeline.rows)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from target_pendo.ledger import _INSERT_VERSION, _MIGRATIONS, default_url
+from target_pendo.ledger import default_url
+from target_pendo.ledger.migrations import _INSERT_VERSION, _MIGRATIONS
 
 # Holds what argv asks for and sleeps until killed: start_run (its run lock) and, when a
 # stream is given, that stream's lease. Prints "ready <backend pid>" once it holds them.
@@ -27,8 +28,9 @@ ledger.start_run(run_id, False)
 if stream:
     ledger.lease_stream(stream, run_id, 0)
 backend = 0
-if ledger._pg is not None:
-    backend = ledger._pg._execute("SELECT pg_backend_pid()")[0][0]
+session = getattr(ledger._leases, "session", None)  # PostgreSQL: the advisory-lock session
+if session is not None:
+    backend = session._execute("SELECT pg_backend_pid()")[0][0]
 print("ready", backend, flush=True)
 time.sleep(120)
 """

@@ -14,7 +14,7 @@ from typing import Any
 
 from target_pendo.target import TargetPendo
 
-TARGET_CMD = [sys.executable, "-c", "from target_pendo.target import main; main()"]
+TARGET_CMD = [sys.executable, "-c", "from target_pendo.cli.main import main; main()"]
 
 EVENTS_SCHEMA = {
     "type": "object",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from target_pendo.pendo.answers import CallResult
 from target_pendo.pendo.client import PendoClient
-from target_pendo.sinks.track_calls import TrackNote
+from target_pendo.sinks.track_calls import Answers
 from target_pendo.sinks.track_calls import send_tracks as send_on
 from target_pendo.workers import Workers
 
@@ -14,17 +15,22 @@ ResultCallback = Callable[[int, CallResult], None]
 SendCallback = Callable[[int], None]
 
 
-def note_with(on_result: ResultCallback | None, on_send: SendCallback | None) -> TrackNote:
-    """A `note` made of one callback per answer and one per call going out."""
+@dataclass
+class CallbackRows:
+    """`TrackRows` made of one callback per answer and one per call going out."""
 
-    def note(answered: Sequence[tuple[int, CallResult]], sending: int | None) -> None:
+    on_result: ResultCallback | None
+    on_send: SendCallback | None
+
+    def going_out(self, index: int, answered: Answers) -> None:
+        self.answered(answered)
+        if self.on_send is not None:
+            self.on_send(index)
+
+    def answered(self, answered: Answers) -> None:
         for index, result in answered:
-            if on_result is not None:
-                on_result(index, result)
-        if sending is not None and on_send is not None:
-            on_send(sending)
-
-    return note
+            if self.on_result is not None:
+                self.on_result(index, result)
 
 
 def send_tracks(
@@ -39,6 +45,6 @@ def send_tracks(
     """Send `bodies` on `concurrency` workers, as a run would."""
     workers = Workers(concurrency)
     try:
-        return send_on(client, workers, bodies, note_with(on_result, on_send), stream=stream)
+        return send_on(client, workers, bodies, CallbackRows(on_result, on_send), stream=stream)
     finally:
         workers.close()

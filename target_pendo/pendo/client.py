@@ -5,8 +5,8 @@ Pendo's hosts, key headers and what its status codes mean.
   everything else to the API host (`api_url`, by region `https://app.pendo.io`);
 - answers: a Track call is accepted or rejected (`CallResult`); a metadata write is Pendo's
   answer, refused, or too big (``answers.py``); fatal answers raise typed errors naming the
-  setting to check, never its value, each carrying `in_doubt` (whether an attempt may have
-  reached Pendo);
+  setting to check, never its value, each a `CallEnded` whose `in_doubt` says whether an
+  attempt may have reached Pendo;
 - how a request travels (sessions, pacing, retries, the call log, the dry run's recording) is
   the transport's (``transport.py``); which calls run side by side is the sinks' (they own the
   outcomes: ``sinks/track_calls.py``, ``sinks/objects.py``).
@@ -14,9 +14,10 @@ Pendo's hosts, key headers and what its status codes mean.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import requests
@@ -53,10 +54,11 @@ from target_pendo.pendo.transport import (
     READ_METHODS,
     AdapterFactory,
     CallStats,
+    Reply,
     Request,
     TooBigSignal,
     Transport,
-    mark_in_doubt,
+    ending,
 )
 from target_pendo.redact import Redactor, shown_url
 
@@ -164,36 +166,50 @@ class PendoClient:
         *,
         stream: str | None = None,
         refusals_ok: bool = False,
-        before_send: Callable[[], None] | None = None,
         size_sensitive: bool = False,
     ) -> requests.Response:
         """One logical call with retries; raises typed errors for fatal answers.
 
         With `refusals_ok`, a 400/413/422 is returned to the caller: it refuses only what was
-        sent (an event, a metadata batch) and the caller rejects or splits. `before_send` runs
-        once, before the first attempt goes on the wire (after pacing). Every error raised
-        carries `in_doubt`: whether an attempt may have reached Pendo.
+        sent (an event, a metadata batch) and the caller rejects or splits. Every error raised
+        is a CallEnded carrying `in_doubt`: whether an attempt may have reached Pendo.
         """
+        request = self._request(method, path, setting, body, stream, size_sensitive)
+        return self._answer(self.transport.send(request), path, setting, refusals_ok)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        setting: str,
+        body: bytes | None,
+        stream: str | None,
+        size_sensitive: bool = False,
+    ) -> Request:
+        """The call as the transport takes it; raises PendoAuthError when its key is empty."""
         track = path == TRACK_PATH
-        reply = self.transport.send(
-            Request(
-                method,
-                self.track_url if track else self.api_url,
-                path,
-                {KEY_HEADER: self._key(setting, method)},
-                body,
-                stream=stream,
-                endpoint="track" if track else "api",
-                before_send=before_send,
-                size_sensitive=size_sensitive,
-            )
+        return Request(
+            method,
+            self.track_url if track else self.api_url,
+            path,
+            {KEY_HEADER: self._key(setting, method)},
+            body,
+            stream=stream,
+            endpoint="track" if track else "api",
+            size_sensitive=size_sensitive,
         )
+
+    def _answer(
+        self, reply: Reply, path: str, setting: str, refusals_ok: bool
+    ) -> requests.Response:
+        """The response that ended a call, or the typed error its status means, carrying
+        `in_doubt` (an earlier attempt went out unanswered)."""
         response = reply.response
         if not (refusals_ok and response.status_code in _ROW_REJECT_STATUSES):
             try:
                 self._raise_for_fatal(response, path, setting)
             except PendoError as exc:
-                raise mark_in_doubt(exc, reply.maybe_delivered) from None
+                raise ending(exc, reply.maybe_delivered) from None
         return response
 
     def _raise_for_fatal(self, response: requests.Response, path: str, setting: str) -> None:
@@ -235,25 +251,33 @@ class PendoClient:
         )
 
     # --- Track --------------------------------------------------------------------------------
-    def track(
-        self,
-        body: bytes,
-        *,
-        stream: str | None = None,
-        before_send: Callable[[], None] | None = None,
-    ) -> CallResult:
+    def track(self, body: bytes, *, stream: str | None = None) -> CallResult:
         """One event to the Track host: ACCEPTED, or REJECTED with Pendo's reason (a refusal
-        of this event only). Fatal answers raise, carrying `in_doubt`. `before_send` runs right
-        before the first attempt goes on the wire."""
-        response = self.request(
-            "POST",
-            TRACK_PATH,
-            TRACK_SETTING,
-            body,
-            stream=stream,
-            refusals_ok=True,
-            before_send=before_send,
-        )
+        of this event only). Fatal answers raise a CallEnded carrying `in_doubt`."""
+        with self.track_call(body, stream=stream) as send:
+            return send()
+
+    @contextlib.contextmanager
+    def track_call(
+        self, body: bytes, *, stream: str | None = None
+    ) -> Iterator[Callable[[], CallResult]]:
+        """`track` in two steps, for a caller that records the call before Pendo can see it
+        (``sinks/track_calls.py`` marks it in flight in the ledger)::
+
+            with client.track_call(body) as send:  # waits: room on the wire, then pacing
+                ...  # record: nothing has left yet, and no wait is left
+                result = send()  # on the wire at once; retried as `track` retries
+
+        Entering raises PendoAuthError (no key) or StopRequested (the run stops during the
+        waits), neither in doubt: the call never left. Leaving without `send()` gives its
+        turn back."""
+        request = self._request("POST", TRACK_PATH, TRACK_SETTING, body, stream)
+        with self.transport.outgoing(request) as outgoing:
+            yield lambda: self._track_result(
+                self._answer(outgoing.send(), TRACK_PATH, TRACK_SETTING, refusals_ok=True)
+            )
+
+    def _track_result(self, response: requests.Response) -> CallResult:
         if response.status_code in _ROW_REJECT_STATUSES:
             reason = self.redact(response.text.strip()[:500]) or "no reason given"
             return CallResult(CallOutcome.REJECTED, response.status_code, reason)

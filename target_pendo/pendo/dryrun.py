@@ -8,7 +8,7 @@ run; the run turns pacing off and uses one worker (nothing waits on Pendo, and e
 file stays in row order), and a write needs no key (none is sent).
 
 The ledger is opened read-only in a dry run, so the sinks' records of what was "sent" change
-nothing (``ledger.py``).
+nothing (``ledger/facade.py``).
 """
 
 from __future__ import annotations

@@ -19,23 +19,42 @@
 What goes on the wire is the sessions' adapter: requests' HTTPAdapter for a real run, the
 dry run's recording adapter (``dryrun.py``) for a dry run. Everything above the adapter is
 the same code in both, so a dry run walks the path a real run takes.
+
+A call whose caller must record something before its bytes leave (the Track workers mark the
+call in flight in the ledger: ``sinks/track_calls.py``) is made in two steps, `outgoing` then
+`Outgoing.send`: the first waits for the first attempt's turn (room on the wire, the pacer's
+go), the second puts it on the wire at once. The caller records in between, top-down in its
+own code. The mark cannot come before `outgoing`: a call still waiting for its turn has not
+left, and marked in flight it would count "in doubt" after a crash (or a long pacing wait
+ended by SIGKILL) although Pendo never saw it. Retries need no new mark: the call stays in
+flight until it has an answer.
+
+An error that ends a call is a `CallEnded` (``errors.py``) whose `in_doubt` says whether an
+attempt of the call went out and got no answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from target_pendo.errors import PendoNetworkError, PendoUnavailableError, StopRequested
+from target_pendo.errors import (
+    CallEnded,
+    PendoNetworkError,
+    PendoUnavailableError,
+    StopRequested,
+)
 from target_pendo.network import Network, cause_of, is_tls_failure
 from target_pendo.pendo.attempts import Attempt, CallObserver
 from target_pendo.pendo.calllog import CallLog
@@ -133,9 +152,13 @@ def _transport_failure(
     return exc
 
 
-def mark_in_doubt(exc: BaseException, in_doubt: bool) -> BaseException:
-    """Tag an error ending a call with whether an attempt of it may have reached Pendo."""
-    exc.in_doubt = in_doubt  # type: ignore[attr-defined]
+_Ended = TypeVar("_Ended", bound=CallEnded)
+
+
+def ending(exc: _Ended, maybe_delivered: bool) -> _Ended:
+    """`exc` as it ends a call: `in_doubt` when an attempt of the call may have reached Pendo
+    (it went out and got no answer)."""
+    exc.in_doubt = maybe_delivered
     return exc
 
 
@@ -200,7 +223,6 @@ class Request:
     body: bytes | None = None
     stream: str | None = None
     endpoint: str = "api"  # which pacer: "track" or "api"
-    before_send: Callable[[], None] | None = None  # runs once, before the first attempt
     size_sensitive: bool = False  # several metadata rows: 408/timeout mean "send fewer"
 
     @property
@@ -229,6 +251,43 @@ class Reply:
 
     response: requests.Response
     maybe_delivered: bool
+
+
+@dataclass
+class _Turn:
+    """An attempt's place: room on its endpoint's wire (``inflight.py``) and the pacer's go
+    (`sent_at`: when the pacer let it go). Given back once: when the attempt ends, or when
+    it is never made."""
+
+    wire: InFlightLimit
+    pacer: AdaptivePacer | None
+    sent_at: float = 0.0
+    held: bool = True
+
+    def give_back(self, round_trip: float | None) -> None:
+        """The attempt left the wire after `round_trip` seconds (None: no answer, or it never
+        went out); a second call does nothing."""
+        if self.held:
+            self.held = False
+            rate = self.pacer.stats.rate if self.pacer is not None else None
+            self.wire.release(round_trip, rate)
+
+
+class Outgoing:
+    """A call whose first attempt holds its turn and has not left (``Transport.outgoing``):
+    no wait is left before its bytes go out, so what the caller records now is on record
+    before Pendo can see the call."""
+
+    def __init__(self, send: Callable[[_Turn], Reply], turn: _Turn) -> None:
+        self._send = send
+        self._turn: _Turn | None = turn
+
+    def send(self) -> Reply:
+        """Put the call on the wire now, retrying as `Transport.send` does (once only)."""
+        turn, self._turn = self._turn, None
+        if turn is None:
+            raise RuntimeError("an outgoing call is sent once")
+        return self._send(turn)
 
 
 class Transport:
@@ -301,7 +360,7 @@ class Transport:
 
     def _checkpoint(self, call: _Call) -> None:
         if self._stop.is_set():
-            raise mark_in_doubt(
+            raise ending(
                 StopRequested("the run was asked to stop before this call ended"),
                 call.maybe_delivered,
             )
@@ -337,26 +396,63 @@ class Transport:
     # --- one call -----------------------------------------------------------------------------
     def send(self, request: Request) -> Reply:
         """One logical call: attempts until an answer that is not worth retrying. Raises
-        TooBigSignal (size-sensitive calls), StopRequested or PendoUnavailableError, each
-        carrying `in_doubt`."""
-        call = _Call(request)
+        TooBigSignal (size-sensitive calls), or a CallEnded (StopRequested,
+        PendoUnavailableError, PendoNetworkError) carrying `in_doubt`."""
+        return self._send(_Call(request), None)
+
+    @contextlib.contextmanager
+    def outgoing(self, request: Request) -> Iterator[Outgoing]:
+        """`send` in two steps, for a caller that records something before the call can reach
+        Pendo: entering waits for the first attempt's turn (room on the wire, then the pacer's
+        go; a stop request raises StopRequested, not in doubt: nothing left); then
+        `Outgoing.send()` puts it on the wire with no further wait. Leaving without sending
+        gives the turn back."""
+        call = _Call(request)  # the retry budget counts from here, the waits included
+        turn = self._take_turn(call)
+        try:
+            yield Outgoing(lambda taken: self._send(call, taken), turn)
+        finally:
+            turn.give_back(None)  # nothing when the call was sent: its attempt gave it back
+
+    def _send(self, call: _Call, turn: _Turn | None) -> Reply:
+        """Attempts of `call`; the first in `turn` when the caller took it (`outgoing`)."""
         retry = 0
-        token = CURRENT_REQUEST.set(request)
+        token = CURRENT_REQUEST.set(call.request)
         try:
             while True:
-                self._checkpoint(call)
+                if turn is None:
+                    self._checkpoint(call)
+                    turn = self._take_turn(call)
+                attempt, turn = turn, None
                 try:
-                    return Reply(self._attempt(call), call.maybe_delivered)
+                    return Reply(self._attempt(call, attempt), call.maybe_delivered)
                 except _Retryable as exc:
                     retry += 1
                     self._before_retry(exc, call, retry)
         finally:
             CURRENT_REQUEST.reset(token)
 
+    def _take_turn(self, call: _Call) -> _Turn:
+        """Wait for room on the endpoint's wire, then for the pacer's go; raises StopRequested
+        when the run is asked to stop meanwhile (the room given back)."""
+        endpoint = call.request.endpoint
+        pacer = self._pacers[endpoint]
+        wire = self._in_flight[endpoint]
+        if not wire.acquire(self._stop):
+            self._checkpoint(call)  # the stop request ended the wait: raises
+        turn = _Turn(wire, pacer)
+        try:
+            turn.sent_at = pacer.acquire(self._stop) if pacer is not None else 0.0
+            self._checkpoint(call)
+        except BaseException:
+            turn.give_back(None)
+            raise
+        return turn
+
     def _before_retry(self, exc: _Retryable, call: _Call, retry: int) -> None:
         """Wait before attempt `retry + 1`, or raise when retrying is futile."""
         if exc.dns_fix and retry >= DNS_FAILURE_TRIES:
-            raise mark_in_doubt(
+            raise ending(
                 PendoUnavailableError(f"{exc}: {exc.dns_fix}; nothing more was sent"),
                 call.maybe_delivered,
             ) from None
@@ -365,29 +461,22 @@ class Transport:
         if left <= 0 or (exc.retry_after is not None and wait > left):
             # Pendo's own Retry-After past the budget: failing now beats sleeping through the
             # budget only to fail then
-            raise mark_in_doubt(self._unavailable(exc, wait, left), call.maybe_delivered) from None
+            raise ending(self._unavailable(exc, wait, left), call.maybe_delivered) from None
         wait = min(wait, left)  # a last attempt when the budget ends
         self._note_retry(exc, call, wait)
         self._stop.wait(wait)  # a stop request ends the wait; the loop's top raises
 
-    def _attempt(self, call: _Call) -> requests.Response:
-        """One HTTP attempt; raises _Retryable for answers worth another try."""
+    def _attempt(self, call: _Call, turn: _Turn) -> requests.Response:
+        """One HTTP attempt, in its turn (given back when it ends); raises _Retryable for
+        answers worth another try."""
         request = call.request
         url = request.url
-        headers = dict(request.headers)
-        if request.body is not None:
-            headers["Content-Type"] = "application/json"
-        pacer = self._pacers[request.endpoint]
-        wire = self._in_flight[request.endpoint]
-        if not wire.acquire(self._stop):
-            self._checkpoint(call)  # the stop request ended the wait: raises
         round_trip: float | None = None  # None: the call got no answer
         try:
-            sent_at = pacer.acquire(self._stop) if pacer is not None else 0.0
-            self._checkpoint(call)
+            headers = dict(request.headers)
+            if request.body is not None:
+                headers["Content-Type"] = "application/json"
             call.attempts += 1
-            if call.attempts == 1 and request.before_send is not None:
-                request.before_send()  # after pacing, right before the bytes leave
             self.stats.call(f"{request.method} {request.path}", request.stream)
             for observer in self._observers:
                 observer.attempt_started(request.stream)
@@ -411,17 +500,18 @@ class Transport:
                     if request.size_sensitive and failure.cause == "timeout":
                         raise TooBigSignal(str(failure)) from None
                 if isinstance(failure, PendoNetworkError):
-                    raise mark_in_doubt(failure, call.maybe_delivered) from None
+                    raise ending(failure, call.maybe_delivered) from None
                 raise failure from exc
             round_trip = time.perf_counter() - started
         finally:
-            wire.release(round_trip, pacer.stats.rate if pacer is not None else None)
+            turn.give_back(round_trip)
         status = response.status_code
         self._log_call(call, status, started, response, None)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        pacer = turn.pacer
         if pacer is not None:
             if status == 429:
-                pacer.on_throttled(sent_at, retry_after)
+                pacer.on_throttled(turn.sent_at, retry_after)
             elif status < 500:
                 pacer.on_success()
         if request.size_sensitive and status in TOO_BIG_STATUSES:

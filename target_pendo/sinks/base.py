@@ -1,4 +1,5 @@
-"""What every target-pendo sink shares: the run context, rejects, and record validation.
+"""What every target-pendo sink shares: the run context, its stream's recorder of what became
+of each row (``recorder.py``: rejects, ledger, report counts), and record validation.
 
 Record validation policy: with `validate_records` on (the SDK's default), a row that violates
 its stream's JSON schema is *rejected* (rejects file, field and reason) instead of failing the
@@ -10,8 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import Counter, deque
-from collections.abc import Sequence
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from typing import TYPE_CHECKING, Any
@@ -20,10 +20,8 @@ from singer_sdk import metrics
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-from target_pendo.ledger import RowOutcome
-from target_pendo.outcomes import FACTS, Outcome
 from target_pendo.progress import note_drain
-from target_pendo.report import mask_quoted_values
+from target_pendo.recorder import StreamRecorder
 from target_pendo.sdk_hooks import SinkHooks
 from target_pendo.validation import compiled_or_none, violation_field
 
@@ -46,7 +44,9 @@ def _outcome_of(drain: Future[None]) -> None:
 
 
 class PendoSink(SinkHooks):
-    """Base for the events and objects sinks; subclasses set SYNC and implement `drain`.
+    """Base for the events and objects sinks; subclasses set SYNC (before this __init__) and
+    implement `drain`. What became of each row is written through `outcomes`, the stream's
+    recorder, and nowhere else.
 
     The SDK's private per-record hooks (validation, the per-record debug dump) are overridden
     in sdk_hooks.py (`SinkHooks`).
@@ -72,6 +72,7 @@ class PendoSink(SinkHooks):
             stream_name, self.run.run_id, self.run.settings.ledger_wait_seconds
         )
         super().__init__(target, stream_name, schema, key_properties)
+        self.outcomes: StreamRecorder = self.run.recorder.stream(stream_name, self.SYNC)
         self.received_rows = 0  # rows handed to this sink
         self.settled_rows = 0  # rows of batches whose every row has its outcome
         self.replaced = False  # a SCHEMA change gave the stream a new sink
@@ -145,7 +146,7 @@ class PendoSink(SinkHooks):
         self.received_rows += 1
 
     def row_key(self, record: dict[str, Any]) -> Any:
-        """The row's Singer key (for rejects and, later, the ledger); None without one."""
+        """The row's Singer key (as the rejects file shows it); None without one."""
         if not self.key_properties:
             return None
         if len(self.key_properties) == 1:
@@ -157,32 +158,13 @@ class PendoSink(SinkHooks):
         record: dict[str, Any],
         field: str | None,
         reason: str,
+        *,
         key: str | None = None,
         pending: str | None = None,
     ) -> None:
-        """Write the row to the rejects file; with a ledger `key`, the ledger keeps it as
-        rejected (reason, attempts) so a later run that sees it again sends it again, and,
-        with `pending` (what to send), later runs send it again by themselves."""
-        reason = self.run.client.redact(reason)  # a value quoted in a reason may hold a key
-        if not self.run.settings.rejects_include_values:
-            # no row value anywhere: the rejects file, the report (and its page) and the ledger
-            # get the reason with the values it quotes masked
-            reason = mask_quoted_values(reason)
-        self.run.rejects.reject(self.stream_name, self.row_key(record), field, reason, record)
-        # counted with the rejects file's line, before the ledger (which a row without a
-        # storable key never reaches)
-        self.run.report.tally(self.stream_name, self.SYNC, {Outcome.REJECTED: 1})
-        if key is not None:
-            outcome = RowOutcome(key, Outcome.REJECTED, reason, pending=pending)
-            self.run.ledger.record(self.stream_name, self.run.run_id, [outcome])
-
-    def settle(self, outcomes: Sequence[RowOutcome]) -> None:
-        """What became of these rows, in one place: the ledger keeps each (one transaction,
-        committed before the next call of the stream goes out) and the report counts them."""
-        self.run.ledger.record(self.stream_name, self.run.run_id, outcomes)
-        counted = Counter(o.outcome for o in outcomes if FACTS[o.outcome].counted)
-        if counted:
-            self.run.report.tally(self.stream_name, self.SYNC, counted)
+        """The row to the stream's recorder as rejected (``StreamRecorder.reject``), under its
+        Singer key."""
+        self.outcomes.reject(record, self.row_key(record), field, reason, key=key, pending=pending)
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """A compiled validator (see validation.py); the SDK's when the schema won't compile."""

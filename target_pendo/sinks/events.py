@@ -3,7 +3,8 @@
 Each event is sent once, by its key (`primary_key_column`, else the stream's key properties):
 keys the ledger has as sent, and repeats inside a run, are skipped and counted "already sent".
 A call is marked in flight in the ledger before it goes out and marked sent the moment Pendo
-accepts it, so a crash leaves only the calls then in flight in doubt.
+accepts it, so a crash leaves only the calls then in flight in doubt (``track_calls.py`` says
+how, top-down; `_BatchRows` says what each answer means for its row, to the run's recorder).
 
 Rows are mapped as they arrive; the batch is sent when the SDK drains the sink, and
 `process_batch` returns only when every row of the batch was accepted by Pendo, skipped as
@@ -14,12 +15,12 @@ a full drain, follow only data Pendo holds.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from target_pendo.config import EventsSpec
 from target_pendo.errors import StreamConfigError
-from target_pendo.ledger import MAX_KEY_CHARS, RowOutcome, unstorable_reason
+from target_pendo.ledger import RowOutcome
 from target_pendo.mapping import (
     EventPlan,
     RowRejected,
@@ -28,11 +29,11 @@ from target_pendo.mapping import (
     unencodable_reason,
 )
 from target_pendo.outcomes import Outcome, Status
-from target_pendo.pendo.answers import CallOutcome, CallResult
+from target_pendo.pendo.answers import CallOutcome
 from target_pendo.pendo.api import MAX_EVENT_AGE_MS, MAX_PROPERTIES_BYTES
-from target_pendo.settings import EventsSpec
+from target_pendo.recorder import key_problem
 from target_pendo.sinks.base import PendoSink
-from target_pendo.sinks.track_calls import send_tracks
+from target_pendo.sinks.track_calls import Answers, send_tracks
 
 
 def _encoded_key(value: object) -> str:
@@ -41,7 +42,7 @@ def _encoded_key(value: object) -> str:
     try:
         return dumps(value).decode()
     except UnicodeEncodeError:
-        return "\ud800"  # flagged by unstorable_reason: the row is rejected, its column named
+        return "\ud800"  # flagged by key_problem: the row is rejected, its column named
 
 
 @dataclass
@@ -100,7 +101,7 @@ class EventsSink(PendoSink):
             key = value if isinstance(value, str) else _encoded_key(value)
         else:
             key = _encoded_key(values)
-        why = unstorable_reason(key, max_chars=MAX_KEY_CHARS)
+        why = key_problem(key)
         if why is not None:
             column = ", ".join(self.key_columns)
             raise RowRejected(self.key_columns[0], f"the key ({column}) cannot be kept: {why}")
@@ -169,7 +170,7 @@ class EventsSink(PendoSink):
                     )
                 )
             to_send.append(item)
-        self.settle(skipped)
+        self.outcomes.record(skipped)
         for item in rejected:
             self.reject(item.record, item.field, item.reason, key=item.key)
         if to_send:
@@ -212,28 +213,40 @@ class EventsSink(PendoSink):
                 old,
                 stream,
             )
+        send_tracks(run.client, run.workers, bodies, _BatchRows(self, items), stream=stream)
 
-        def note(answered: Sequence[tuple[int, CallResult]], sending: int | None) -> None:
-            """A worker's answers since it last reported, and the call it sends next: recorded
-            in one ledger transaction, which commits before that call goes on the wire."""
-            outcomes: list[RowOutcome] = []
-            for index, result in answered:
-                item = items[index]
-                if result.outcome is CallOutcome.ACCEPTED:
-                    outcomes.append(RowOutcome(item.key, Outcome.SENT))
-                elif result.outcome is CallOutcome.NOT_SENT:
-                    # answered with a failure (or stopped before it went out): not in Pendo,
-                    # so not "in doubt" next run
-                    outcomes.append(RowOutcome(item.key, Outcome.NOT_SENT, result.reason))
-                elif result.outcome is CallOutcome.REJECTED:
-                    self.reject(
-                        item.record,
-                        None,
-                        f"Pendo refused the event (HTTP {result.status}): {result.reason}",
-                        key=item.key,
-                    )
-            if sending is not None:
-                outcomes.append(RowOutcome(items[sending].key, Outcome.IN_FLIGHT))
-            self.settle(outcomes)
 
-        send_tracks(run.client, run.workers, bodies, note, stream=stream)
+@dataclass(frozen=True)
+class _BatchRows:
+    """What becomes of a batch's rows as its Track calls go (``track_calls.TrackRows``),
+    written by the stream's recorder; called from every worker."""
+
+    sink: EventsSink
+    items: list[_Item]
+
+    def going_out(self, index: int, answered: Answers) -> None:
+        self.sink.outcomes.mark_in_flight(self.items[index].key, self._settled(answered))
+
+    def answered(self, answered: Answers) -> None:
+        self.sink.outcomes.record(self._settled(answered))
+
+    def _settled(self, answered: Answers) -> list[RowOutcome]:
+        """The ledger outcomes of these answers, an event Pendo refused rejected at once. A
+        call that got no answer has none: it stays in flight, in doubt for the next run."""
+        outcomes: list[RowOutcome] = []
+        for index, result in answered:
+            item = self.items[index]
+            if result.outcome is CallOutcome.ACCEPTED:
+                outcomes.append(RowOutcome(item.key, Outcome.SENT))
+            elif result.outcome is CallOutcome.NOT_SENT:
+                # answered with a failure (or stopped before it went out): not in Pendo, so
+                # not "in doubt" next run
+                outcomes.append(RowOutcome(item.key, Outcome.NOT_SENT, result.reason))
+            elif result.outcome is CallOutcome.REJECTED:
+                self.sink.reject(
+                    item.record,
+                    None,
+                    f"Pendo refused the event (HTTP {result.status}): {result.reason}",
+                    key=item.key,
+                )
+        return outcomes

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from target_pendo.config import ObjectsSpec
 from target_pendo.errors import DeleteGuardError, FieldGoneError, StreamConfigError
 from target_pendo.fields import (
     FieldSchema,
@@ -44,12 +45,12 @@ from target_pendo.fields import (
     pendo_field_type,
     pendo_type_for,
 )
-from target_pendo.ledger import MAX_KEY_CHARS, RowOutcome, unstorable_reason
+from target_pendo.ledger import RowOutcome
 from target_pendo.mapping import RowRejected, dumps, unencodable_field, unencodable_reason
 from target_pendo.outcomes import Outcome, Status
 from target_pendo.pendo.answers import MetadataAnswer, Refused, TooBig, Verdict, reconcile
 from target_pendo.pendo.api import WRITABLE_GROUPS
-from target_pendo.settings import ObjectsSpec
+from target_pendo.recorder import UnknownId, key_problem
 from target_pendo.sinks.base import PendoSink
 from target_pendo.split import CallSize, send_batches
 
@@ -107,8 +108,8 @@ class ObjectsSink(PendoSink):
     ) -> None:
         self.spec = target.run_context.settings.spec_for(stream_name)
         assert isinstance(self.spec, ObjectsSpec)
+        self.SYNC = self.spec.sync  # before the base's __init__: its recorder counts under it
         super().__init__(target, stream_name, schema, key_properties)
-        self.SYNC = self.spec.sync
         columns: Mapping[str, Any] = self.schema.get("properties") or {}
         pendo_schema: FieldSchema = self.run.field_schema(self.spec.kind)
         if self.spec.create_missing_fields:
@@ -228,8 +229,7 @@ class ObjectsSink(PendoSink):
         self.count_received(context)
         if self._left_the_source(record) and self.spec.delete_behavior != "nothing":
             raw_id = record.get(self.spec.id_column)
-            storable = raw_id is not None and unstorable_reason(str(raw_id)) is None
-            if storable and len(str(raw_id)) <= MAX_KEY_CHARS:
+            if raw_id is not None and key_problem(str(raw_id)) is None:  # the ledger keeps it
                 self._stream_state.deleted_ids.append(str(raw_id))
                 return
         violation = self.schema_violation(record)
@@ -238,7 +238,7 @@ class ObjectsSink(PendoSink):
             return
         try:
             object_id, values = self.plan.row_values(record)
-            why = unstorable_reason(object_id, max_chars=MAX_KEY_CHARS)
+            why = key_problem(object_id)
             if why is not None:
                 raise RowRejected(self.spec.id_column, f"the id cannot be kept: {why}")
             encoded = dumps(values)
@@ -266,10 +266,10 @@ class ObjectsSink(PendoSink):
         return column is not None and record.get(column) not in (None, False)
 
     def _reject_row(self, record: dict[str, Any], field: str | None, reason: str) -> None:
+        """A row rejected before it is sent, under its id when it has one (the recorder keeps
+        an id the ledger cannot store out of the ledger; the rejects file still has it)."""
         raw_id = record.get(self.spec.id_column)
         key = None if raw_id is None or raw_id == "" else str(raw_id)
-        if key is not None and unstorable_reason(key, max_chars=MAX_KEY_CHARS) is not None:
-            key = None  # the ledger cannot remember it: the rejects file still has the row
         self.reject(record, field, reason, key=key)
 
     def drain(self, context: dict[str, Any]) -> None:
@@ -283,7 +283,7 @@ class ObjectsSink(PendoSink):
         last = {r.object_id: i for i, r in enumerate(rows)}
         superseded = [r for i, r in enumerate(rows) if last[r.object_id] != i]
         if superseded:
-            self.settle([RowOutcome(r.object_id, Outcome.SUPERSEDED) for r in superseded])
+            self.outcomes.record([RowOutcome(r.object_id, Outcome.SUPERSEDED) for r in superseded])
             rows = [r for i, r in enumerate(rows) if last[r.object_id] == i]
         live = rows
         if not run.full_resync:
@@ -296,7 +296,9 @@ class ObjectsSink(PendoSink):
                 and s.value_hash == r.value_hash
             ]
             if unchanged:
-                self.settle([RowOutcome(r.object_id, Outcome.UNCHANGED) for r in unchanged])
+                self.outcomes.record(
+                    [RowOutcome(r.object_id, Outcome.UNCHANGED) for r in unchanged]
+                )
                 skip = {id(r) for r in unchanged}
                 live = [r for r in rows if id(r) not in skip]
         # Each call's rows are recorded as soon as Pendo answers it: a run killed mid-drain
@@ -453,25 +455,20 @@ class ObjectsSink(PendoSink):
         return reason
 
     def _settle(self, rows: list[_Row]) -> None:
-        """Record each row's outcome: ledger, report, rejects and unknown-id files."""
-        run, stream = self.run, self.stream_name
+        """Each row's outcome to the stream's recorder: a rejected row on its own (it redacts
+        the reason), the rest in one go, ids Pendo lacks named for the unknown-id file."""
         outcomes: list[RowOutcome] = []
-        unknown: list[str] = []
+        unknown: list[UnknownId] = []
         for row in rows:
-            if row.outcome is Outcome.REJECTED:  # reject() redacts and records it
+            if row.outcome is Outcome.REJECTED:
                 pending = self._pending_values(row)
-                self.reject(row.record, None, self._reason(row), row.object_id, pending)
+                self.reject(row.record, None, self._reason(row), key=row.object_id, pending=pending)
                 continue
             outcomes.append(self._outcome(row))
             if row.outcome is Outcome.SKIPPED_UNKNOWN:
-                unknown.append(row.object_id)
-                run.unknown.append(
-                    stream,
-                    {"kind": self.plan.kind, "id": row.object_id, "key": self.row_key(row.record)},
-                )
-        self.settle(outcomes)
-        if unknown:
-            run.report.list_unknown(stream, unknown)
+                key = self.row_key(row.record)
+                unknown.append(UnknownId(self.plan.kind, row.object_id, key))
+        self.outcomes.record(outcomes, unknown)
 
     # --- the pending queue ------------------------------------------------------------------
     def _retry_pending(self) -> None:
@@ -506,7 +503,7 @@ class ObjectsSink(PendoSink):
                 else:
                     rows.append(self._from_queue(key, kept["values"], since))
             if expired or invalid:
-                run.ledger.drop_pending(stream, expired + invalid)
+                self.outcomes.drop_pending(expired + invalid)
             counts.update(pending_expired=len(expired), pending_invalidated=len(invalid))
             counts += self._send_again(rows)
         if counts:
@@ -543,7 +540,7 @@ class ObjectsSink(PendoSink):
 
         def record(answered: list[_Row]) -> None:
             outcomes = [self._outcome(r) for r in answered]
-            self.run.ledger.record(self.stream_name, self.run.run_id, outcomes)
+            self.outcomes.record(outcomes)  # not from the source: counted here, not there
             sent = sum(o.outcome is Outcome.SENT for o in outcomes)
             waiting = sum(o.pending is not None for o in outcomes)
             with lock:
@@ -642,4 +639,4 @@ class ObjectsSink(PendoSink):
                 )
 
     def _record_removed(self, ids: list[str], outcome: Outcome, reason: str) -> None:
-        self.settle([RowOutcome(i, outcome, reason) for i in ids])
+        self.outcomes.record([RowOutcome(i, outcome, reason) for i in ids])

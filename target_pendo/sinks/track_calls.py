@@ -1,26 +1,46 @@
 """The Track calls of one events batch, spread over the run's workers (Pendo's Track API takes
 one event a call, so a batch is many calls side by side).
 
-It sits beside the events sink because the sink owns what each answer means for its rows:
-each worker tells the sink, through `note(answered, sending)`, the answers it got since it last
-reported and the call it is about to put on the wire, so the sink records each answer and
-marks the next call in flight in one ledger transaction, before the bytes leave.
+It sits beside the events sink because the sink owns what each answer means for its rows
+(`TrackRows`, which tells the run's recorder). The crash-safety rule reads top-down in
+`_track_one`, one call:
+
+1. wait for the call's turn: room on the wire, then the pacer's go (``PendoClient.track_call``);
+   a call still waiting has not left, so it is not marked: killed now, it is not in doubt;
+2. mark the call in flight, with the worker's answers since it last reported, in one ledger
+   transaction, committed before anything else happens (`TrackRows.going_out`);
+3. send: the bytes leave at once, no wait left in between; retries keep the mark;
+4. the answer is recorded with the worker's next mark (or when the worker ends); a call that
+   went out and then failed is recorded at once: not sent, or, when an attempt got no answer
+   (`CallEnded.in_doubt`), left in flight, so the next run counts it in doubt.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
-from target_pendo.errors import PendoError, StopRequested
+from target_pendo.errors import CallEnded
 from target_pendo.pendo.answers import CallOutcome, CallResult
 from target_pendo.pendo.client import PendoClient
 from target_pendo.workers import Workers
 
-# `note(answered, sending)`: a worker's answers since it last reported, and the call it is
-# about to put on the wire (None when it has no more).
-TrackNote = Callable[[Sequence[tuple[int, CallResult]], int | None], None]
+# (index of the call in the batch, its result)
+Answers = Sequence[tuple[int, CallResult]]
+
+
+class TrackRows(Protocol):
+    """What becomes of a batch's rows as its calls go (the events sink's, which records
+    through the run's ``recorder.OutcomeRecorder``). Called from every worker: thread-safe."""
+
+    def going_out(self, index: int, answered: Answers) -> None:
+        """Call `index` is about to go on the wire: record `answered` and mark the call in
+        flight, committed when this returns (one ledger transaction)."""
+
+    def answered(self, answered: Answers) -> None:
+        """Record `answered`: a worker's last answers, or a call that failed once out."""
 
 
 def _track_one(
@@ -28,44 +48,35 @@ def _track_one(
     index: int,
     body: bytes,
     answered: list[tuple[int, CallResult]],
-    note: TrackNote,
+    rows: TrackRows,
     stream: str | None,
 ) -> CallResult:
-    """One Track call. `note(answered, index)` runs right before it goes on the wire: the
-    worker's previous answers and this call's in-flight mark in one go (one ledger
-    transaction instead of two per call). A call that went out and then failed is noted at
-    once: not sent, or unanswered (in doubt)."""
-    sent = False
-
-    def before_send() -> None:
-        nonlocal sent
-        note(answered, index)
+    """One Track call, in the module's four steps. `answered` is the worker's answers not
+    recorded yet: they go with this call's mark (one transaction instead of two per call)."""
+    with client.track_call(body, stream=stream) as send:  # 1. its turn: nothing left yet
+        rows.going_out(index, answered)  # 2. marked in flight, committed
         answered.clear()
-        sent = True
-
-    try:
-        return client.track(body, stream=stream, before_send=before_send)
-    except (PendoError, StopRequested) as exc:
-        if sent:
-            doubt = bool(getattr(exc, "in_doubt", False))
-            outcome = CallOutcome.UNANSWERED if doubt else CallOutcome.NOT_SENT
-            note([(index, CallResult(outcome, 0, client.redact(str(exc))[:300]))], None)
-        raise
+        try:
+            return send()  # 3. on the wire
+        except CallEnded as exc:  # 4. out, then failed: recorded now
+            outcome = CallOutcome.UNANSWERED if exc.in_doubt else CallOutcome.NOT_SENT
+            rows.answered([(index, CallResult(outcome, 0, client.redact(str(exc))[:300]))])
+            raise
 
 
 def send_tracks(
     client: PendoClient,
     workers: Workers,
     bodies: Sequence[bytes],
-    note: TrackNote,
+    rows: TrackRows,
     *,
     stream: str | None = None,
 ) -> list[CallResult]:
     """POST each body to the Track host (one event a call), as many at once as `workers` has.
 
-    Returns one result per body, in order. `note` must be thread-safe. A fatal error (bad key,
-    Pendo down past the retry budget, a stop request) stops the remaining sends and is raised
-    after the running ones end; the answers got until then are still noted.
+    Returns one result per body, in order. A fatal error (bad key, Pendo down past the retry
+    budget, a stop request) stops the remaining sends and is raised after the running ones
+    end; the answers got until then are still recorded.
     """
     results: list[CallResult | None] = [None] * len(bodies)
     counter = itertools.count()
@@ -77,12 +88,12 @@ def send_tracks(
                 index = next(counter)  # atomic: count() is C code under the GIL
                 if index >= len(bodies):
                     break
-                result = _track_one(client, index, bodies[index], answered, note, stream)
+                result = _track_one(client, index, bodies[index], answered, rows, stream)
                 results[index] = result
                 answered.append((index, result))
         finally:
             if answered:
-                note(answered, None)
+                rows.answered(answered)
 
     workers.spread(len(bodies), loop)
     return [r if r is not None else CallResult(CallOutcome.NOT_SENT) for r in results]

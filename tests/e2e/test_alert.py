@@ -17,8 +17,8 @@ import pytest
 
 from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
 from target_pendo import alert
+from target_pendo.config import parse_settings
 from target_pendo.errors import ConfigError, PendoAuthError, RejectedRowsAlert
-from target_pendo.settings import parse_settings
 
 from ..singer import record, run_target, schema, state
 from .test_progress import FeedingCLI

@@ -44,7 +44,7 @@ from e2e.readme import (
     pages,
     shell_blocks,
 )
-from target_pendo.settings import parse_stream_spec
+from target_pendo.config import parse_stream_spec
 
 THIS = "tests/e2e/test_docs.py"
 QUICK_START = f"{THIS}::test_quick_start"

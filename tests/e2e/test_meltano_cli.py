@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
-from target_pendo import cli as cli_module
-from target_pendo import ledger_cli
+from target_pendo.cli import main as cli_main
+from target_pendo.cli import options as cli_options
+from target_pendo.config import environment_config, prepare_config, setting_from_text
 from target_pendo.errors import ConfigError
-from target_pendo.settings import environment_config, prepare_config, setting_from_text
 from target_pendo.target import TargetPendo, config_schema
 
 from ..singer import TARGET_CMD, lines_to_text, record, schema
@@ -63,19 +63,19 @@ def dispatched(tmp_path, monkeypatch):
     class Seen(Exception):
         pass
 
-    def load_config(paths):
-        seen.append(("subcommand", list(paths)))
+    def load_config(given):
+        seen.append(("subcommand", list(given.paths)))
         raise Seen
 
     def run_sync(cls, config, **_):
         seen.append(("sync", None))
 
-    monkeypatch.setattr(ledger_cli, "load_config", load_config)
-    monkeypatch.setattr(cli_module, "setup_console_logging", lambda name: None)  # not in pytest
+    monkeypatch.setattr(cli_options, "load_config", load_config)
+    monkeypatch.setattr(cli_main, "setup_console_logging", lambda name: None)  # not in pytest
     monkeypatch.setattr(TargetPendo, "run_sync", classmethod(run_sync))
 
     def run(args):
-        command = TargetPendo.get_singer_command()
+        command = cli_main.command()
         with contextlib.suppress(Seen):
             command.main(args, prog_name="target-pendo", standalone_mode=False)
         return seen[-1] if seen else None

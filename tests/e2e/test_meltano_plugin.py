@@ -3,8 +3,8 @@
 `plugin/target-pendo.yml` is a plugin definition in Meltano Hub's format: `meltano add
 target-pendo --from-ref <file>` adds the loader to a project without a prompt. Its settings are
 generated from `target-pendo --about --format=json`, so a setting added to the schema in
-target.py cannot be missing from Meltano, nor differ in kind, default, secrecy or description;
-its capabilities are the ones --about lists, and its commands (`meltano invoke
+config/schema.py cannot be missing from Meltano, nor differ in kind, default, secrecy or
+description; its capabilities are the ones --about lists, and its commands (`meltano invoke
 target-pendo:check`, ...) are the subcommands `target-pendo --help` lists, each with its
 description from there.
 This repository's `meltano.yml` holds the same definition for its loader (and e2e's tap
@@ -33,8 +33,8 @@ TAP_DEFINITION = ROOT / "e2e" / "tap-postgres.yml"
 MELTANO_YML = ROOT / "meltano.yml"
 sys.path.insert(0, str(ROOT))
 
-from target_pendo.cli import HELP_EPILOG  # noqa: E402
-from target_pendo.settings import REGION_HOSTS  # noqa: E402
+from target_pendo.cli.main import HELP_EPILOG  # noqa: E402
+from target_pendo.config import REGION_HOSTS  # noqa: E402
 
 # Where pip finds target-pendo. It has no public package or URL yet, so the user says where
 # their copy is: a path to a clone, or a git URL (Meltano expands the variable at install).
@@ -52,7 +52,7 @@ DEFINITION_HEADER = f"""\
 # variant, repo and docs are placeholders (git.example.com) until the project has a public home
 # (docs/releasing.md); domain_url and logo_url (the Pendo logo Meltano Hub already serves) are not.
 # Generated from `target-pendo --about` and `--help` by `python tests/e2e/test_meltano_plugin.py`:
-# change the settings in target_pendo/target.py (subcommands: cli.py), then regenerate.
+# change the settings in target_pendo/config/schema.py (subcommands: cli/), then regenerate.
 """
 
 MELTANO_YML_HEADER = f"""\
@@ -267,9 +267,9 @@ def test_capabilities_are_what_the_target_honours() -> None:
 
 
 def test_commands_are_the_subcommands_of_the_cli() -> None:
-    from target_pendo.target import TargetPendo
+    from target_pendo.cli import main as cli_main
 
-    group = TargetPendo.get_singer_command()
+    group = cli_main.command()
     assert isinstance(group, click.Group)
     actions = next(p for p in group.commands["ledger"].params if p.name == "action")
     assert isinstance(actions.type, click.Choice)

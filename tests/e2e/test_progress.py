@@ -38,7 +38,7 @@ FAST_PROGRESS_CMD = [
     sys.executable,
     "-c",
     "from target_pendo.sinks.base import PendoSink; PendoSink.PROGRESS_EVERY_SECONDS = 0.5; "
-    "from target_pendo.target import main; main()",
+    "from target_pendo.cli.main import main; main()",
 ]
 
 

@@ -19,9 +19,11 @@ import pytest
 from pendo_emulator import DEMO_TRACK_SECRET
 from target_pendo.ledger import Ledger, RowOutcome, default_url
 from target_pendo.report import reason_pattern
+from target_pendo.report_document import REPORT_VERSION, read_report
 from target_pendo.report_html import render_html
 
 from ..singer import TARGET_CMD, record, run_target, schema, state
+from ..unit.test_report_document import LEDGER_FIRST
 from ..unit.test_report_html import sample_view
 
 STREAM = "events"
@@ -117,6 +119,47 @@ def test_a_run_that_never_finished_shows_its_rows_from_sync_rows(base_config, tm
     assert "no run report: the run did not finish" in result.stdout
     (row,) = [x for x in result.stdout.splitlines() if x.startswith(f"{STREAM} ")]
     assert row.split() == [STREAM, "?", "2", "1"]
+
+
+def test_a_report_written_by_an_earlier_version_renders(base_config, tmp_path):
+    """The first report a ledger kept had no version, no HTTP counts per stream, no timeline:
+    it shows as a table and a page, what it lacks as 0."""
+    state_dir = base_config["state_dir"]
+    run_id = LEDGER_FIRST["run_id"]
+    ledger = Ledger(default_url(state_dir))
+    ledger.start_run(run_id, False)
+    ledger.finish_run(run_id, "failed", LEDGER_FIRST)
+    ledger.close()
+    page = tmp_path / "old.html"
+    result = report_cli({"state_dir": state_dir}, tmp_path, run_id[:-2], "--html", str(page))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Run {run_id}: failed\n")
+    assert "  error: Pendo answered HTTP 503 for 'events'" in result.stdout
+    (row,) = [x for x in result.stdout.splitlines() if x.startswith(f"{STREAM} ")]
+    assert row.split() == [STREAM, "events", "12", "9", "1", "2", "0", "0", "0.0"]
+    html_page = page.read_text()
+    assert f"<code>{run_id}</code>" in html_page
+    assert f'data-k="{STREAM}:received">12<' in html_page
+    assert f'data-k="{STREAM}:already_sent">2<' in html_page
+    assert "No HTTP call was recorded." in html_page
+
+
+def test_a_runs_report_reads_back_as_one_document_from_its_file_and_the_ledger(
+    emulator, base_config
+):
+    config, run_id = sync_with_trouble(emulator, base_config)
+    state_dir = Path(config["state_dir"])
+    from_file = read_report((state_dir / "reports" / f"run-{run_id}.json").read_text())
+    ledger = Ledger(default_url(config["state_dir"]))
+    (row,) = ledger.runs(prefix=run_id)
+    ledger.close()
+    assert from_file is not None
+    assert read_report(row.report) == from_file
+    assert from_file.report_version == REPORT_VERSION
+    assert from_file.streams[STREAM].received == 30
+    assert sum(r.count for r in from_file.reject_reasons[STREAM]) == 3
+    assert sum(r.calls for r in from_file.timeline.rows) >= 29
+    assert read_report(json.dumps(from_file.as_dict())) == from_file
 
 
 def test_report_output_never_shows_a_key(emulator, base_config, tmp_path):
@@ -350,7 +393,7 @@ def test_html_page_layout_at_1280_px_in_chromium(tmp_path):
 
 
 def test_rejects_only_the_report_counted_are_added_once():
-    from target_pendo.report_cli import group_rejects
+    from target_pendo.report_text import group_rejects
 
     sql = [(STREAM, "'user_id' is missing or null", 2), (STREAM, "value 12 is bad", 1)]
     report = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from target_pendo.settings import ObjectsSpec, parse_stream_spec
+from target_pendo.config import ObjectsSpec, parse_stream_spec
 
 NAN = float("nan")
 INF = float("inf")

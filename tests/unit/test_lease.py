@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from target_pendo.lease import lock_file_name
-from target_pendo.ledger import SCHEMA_VERSION, Ledger, LedgerBusyError, default_url
-from target_pendo.ledger_cli import ledger_command
+from target_pendo.cli.ledger import ledger_command
+from target_pendo.ledger import SCHEMA_VERSION, Ledger, LedgerBusyError, default_url, lock_file_name
 
 from ..ledger_helpers import Holder, ledger_url, make_v1_ledger, rows, scalar, tables
 
@@ -128,7 +127,7 @@ def test_postgres_lease_session_has_keepalives_and_names_its_holder(postgres_ser
     ledger = Ledger(url)
     try:
         ledger.lease_stream(STREAM, "run-a", 0)
-        session = ledger._pg
+        session = ledger._leases.session
         assert session is not None
         # server side: the server ends the session of a client that vanished
         assert session._execute("SHOW tcp_keepalives_idle") == [("20",)]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from target_pendo import ledger as ledger_module
+from target_pendo.cli.ledger import ledger_command
 from target_pendo.errors import TargetPendoError
 from target_pendo.ledger import (
     MAX_KEY_CHARS,
@@ -26,9 +26,9 @@ from target_pendo.ledger import (
     LedgerStorageError,
     RowOutcome,
     default_url,
+    migrations,
     unstorable_reason,
 )
-from target_pendo.ledger_cli import ledger_command
 from target_pendo.outcomes import Status
 
 from ..ledger_helpers import ledger_url, make_v1_ledger, rows, scalar, tables
@@ -127,7 +127,7 @@ def test_read_only_shows_a_schema_it_cannot_read_as_empty_and_says_so(
     ledger_url, monkeypatch, caplog
 ):
     make_v1_ledger(ledger_url)
-    monkeypatch.setattr(ledger_module, "READABLE_FROM_VERSION", 2)
+    monkeypatch.setattr(migrations, "READABLE_FROM_VERSION", 2)
     caplog.set_level(logging.WARNING, logger="target_pendo.ledger")
     viewer = Ledger(ledger_url, read_only=True)
     try:
@@ -400,7 +400,7 @@ def test_a_full_database_during_a_write(tmp_path):
     url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     ledger = Ledger(url)
     try:
-        cursor = ledger._raw.cursor()
+        cursor = ledger._writer.raw.cursor()  # the connection that records
         pages = cursor.execute("PRAGMA page_count").fetchone()[0]
         cursor.execute(f"PRAGMA max_page_count = {pages + 2}")
         cursor.close()

@@ -1,12 +1,13 @@
-"""The ledger's Core metadata (ledger_tables.py) is what its migrations build, on both
-backends: the statements compiled from it write the tables that are really there."""
+"""The ledger's Core metadata (ledger/tables.py) is what its migrations build, on both
+backends: the statements compiled from it write the tables that are really there, and each
+schema version's declared tables are the ones its DDL creates."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from target_pendo.ledger import Ledger, RowOutcome
-from target_pendo.ledger_tables import METADATA
+from target_pendo.ledger import METADATA, Ledger, RowOutcome
+from target_pendo.ledger.migrations import _MIGRATIONS, SCHEMA_VERSION, tables_of
 from target_pendo.outcomes import Outcome, Status
 
 from ..ledger_helpers import ledger_url  # noqa: F401  (the fixture)
@@ -57,3 +58,16 @@ def test_the_compiled_upsert_keeps_a_hash_until_a_send_and_resets_attempts(
         assert (state.status, state.value_hash, state.attempts) == (Status.SENT, "h3", 0)
     finally:
         ledger.close()
+
+
+def test_each_version_declares_the_tables_its_ddl_creates() -> None:
+    engine = sa.create_engine("sqlite://")
+    try:
+        with engine.begin() as conn:
+            for version in range(1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version]:
+                    conn.exec_driver_sql(statement)
+                assert set(sa.inspect(conn).get_table_names()) == tables_of(version), version
+    finally:
+        engine.dispose()
+    assert tables_of(SCHEMA_VERSION) == set(METADATA.tables)

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
+from target_pendo.config import EventsSpec, is_valid_property_name
 from target_pendo.errors import StreamConfigError
 from target_pendo.mapping import (
     EventPlan,
@@ -27,7 +28,6 @@ from target_pendo.mapping import (
     to_epoch_ms,
     to_id,
 )
-from target_pendo.settings import EventsSpec, is_valid_property_name
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 ONE_MS = dt.timedelta(milliseconds=1)

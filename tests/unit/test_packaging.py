@@ -15,7 +15,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from target_pendo.ledger import _MIGRATIONS, SCHEMA_VERSION
+from target_pendo.ledger.migrations import _MIGRATIONS, SCHEMA_VERSION
 from target_pendo.target import TargetPendo
 
 ROOT = Path(__file__).resolve().parents[2]

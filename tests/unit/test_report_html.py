@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from target_pendo.report import MAX_EXAMPLE_CHARS, reason_pattern
-from target_pendo.report_cli import RejectGroup, RunView
 from target_pendo.report_html import (
     latency_label,
     latency_overlap,
@@ -17,6 +16,7 @@ from target_pendo.report_html import (
     masked_values,
     render_html,
 )
+from target_pendo.report_text import RejectGroup, RunView
 from target_pendo.timeline import TimelineRow, latency_slot
 
 MISSING = "'user_id' is missing or null"

@@ -30,10 +30,12 @@ from singer_sdk.target_base import Target
 
 import target_pendo
 from target_pendo import sdk_hooks
+from target_pendo.cli.main import command
+from target_pendo.config import ENV_PREFIX
 from target_pendo.reader import LineCountingReader
 from target_pendo.sdk_hooks import ReaderHooks, SinkHooks, TargetHooks
 from target_pendo.sinks.base import PendoSink
-from target_pendo.target import ENV_PREFIX, TargetPendo
+from target_pendo.target import TargetPendo
 
 # (SDK class that defines it, name, its parameters after self, our class that overrides it)
 OVERRIDDEN: list[tuple[type, str, list[str], type]] = [
@@ -77,13 +79,13 @@ USED: list[tuple[type, str, list[str] | None]] = [
 
 # Functions and classes from the SDK's private modules that sdk_hooks.py imports.
 PRIVATE_IMPORTS: list[tuple[Any, list[str]]] = [
-    # loads the project's .env the SDK's way before target.py types TARGET_PENDO_* itself
+    # loads the project's .env the SDK's way before config/files.py types TARGET_PENDO_*
     (parse_environment_config, ["config_schema", "prefix", "dotenv_path"]),
     # the BATCH files' storage (local paths and fsspec URLs), as the SDK's taps write them
     (StorageTarget.from_url, ["url"]),
     (StorageTarget.split_url, ["url"]),
     (StorageTarget.open, ["filename", "mode"]),
-    # the console logging the SDK's `cli` sets up, which cli.py sets up for a sync only
+    # the console logging the SDK's `cli` sets up, which cli/main.py sets up for a sync only
     (_setup_console_logging, ["log_level"]),
     (_plugin_log_level, ["plugin_name"]),
 ]
@@ -140,7 +142,7 @@ def test_the_environment_settings_hook_is_still_a_class_property() -> None:
 
 
 def test_the_environment_prefix_is_the_sdks() -> None:
-    # target.py reads the variables (and `check`, `ledger`, `report` too) under this prefix
+    # a sync reads the variables (and `check`, `ledger`, `report` too) under this prefix
     assert isinstance(vars(PluginBase).get("_env_var_prefix"), classproperty), "_env_var_prefix"
     assert TargetPendo._env_var_prefix == ENV_PREFIX
 
@@ -158,7 +160,7 @@ def test_the_reader_class_the_target_counts_lines_with_is_the_sdks_seam() -> Non
 def test_our_invoke_takes_the_sdks_options_and_full_resync() -> None:
     sdk = _parameters(vars(Target)["invoke"])
     assert _parameters(vars(TargetHooks)["invoke"]) == [*sdk, "full_resync"], "invoke"
-    options = {p.name for p in TargetPendo.get_singer_command().params}
+    options = {p.name for p in command().params}
     assert options >= {*sdk, "full_resync"}, "get_singer_command"
 
 

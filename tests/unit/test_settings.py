@@ -1,4 +1,4 @@
-"""target_pendo.settings: parse_stream_spec (event and object streams) and parse_settings."""
+"""target_pendo.config: parse_stream_spec (event and object streams) and parse_settings."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from target_pendo.errors import ConfigError, StreamConfigError
-from target_pendo.settings import (
+from target_pendo.config import (
     REGION_HOSTS,
     REGION_TRACK_HOSTS,
     EventsSpec,
@@ -22,6 +21,7 @@ from target_pendo.settings import (
     parse_settings,
     parse_stream_spec,
 )
+from target_pendo.errors import ConfigError, StreamConfigError
 
 from .helpers import objects_spec
 

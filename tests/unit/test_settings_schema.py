@@ -1,10 +1,20 @@
-"""Each setting's default is one fact: `settings.DEFAULTS`, which the JSON schema (and so
-`--about`, the Meltano plugin definition and README's table) shows and `parse_settings` uses."""
+"""Each setting's default is one fact, declared in `config/schema.py`: the JSON schema (and
+so `--about`, the Meltano plugin definition and README's table) shows it and `parse_settings`
+uses it."""
 
 from __future__ import annotations
 
-from target_pendo.settings import DEFAULTS, parse_settings
-from target_pendo.settings_schema import declared_schema
+import dataclasses
+
+from target_pendo.config import (
+    DEFAULTS,
+    ObjectsSpec,
+    Settings,
+    declared_schema,
+    parse_settings,
+    parse_stream_spec,
+)
+from target_pendo.config.schema import SPEC_DEFAULTS
 from target_pendo.target import TargetPendo
 
 
@@ -23,3 +33,16 @@ def test_an_empty_config_parses_to_the_declared_defaults() -> None:
     # the SDK's inert settings are refused unless default, not kept in Settings
     assert set(DEFAULTS) - set(parsed) == {"load_method", "add_record_metadata"}
     assert parsed == {k: DEFAULTS[k] for k in parsed}
+
+
+def test_the_dataclasses_default_to_the_declared_defaults() -> None:
+    """No default is written twice: the dataclasses' fields take theirs from the schema."""
+    for cls, declared in ((Settings, DEFAULTS), (ObjectsSpec, SPEC_DEFAULTS)):
+        defaults = {
+            f.name: f.default
+            for f in dataclasses.fields(cls)
+            if f.name in declared and f.default is not dataclasses.MISSING
+        }
+        assert defaults, cls
+        assert defaults == {name: declared[name] for name in defaults}, cls
+    assert parse_stream_spec("s", {"sync": "visitor"}) == ObjectsSpec(stream="s", sync="visitor")

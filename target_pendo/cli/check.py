@@ -8,14 +8,16 @@ it is not. Prints one line per key; exits 1 when a configured key fails.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import click
 
+from target_pendo.cli.options import SUBCOMMAND_CONTEXT, config_option, subcommand_config
+from target_pendo.config import Settings, config_secrets, parse_settings
 from target_pendo.errors import PendoError
-from target_pendo.ledger_cli import SUBCOMMAND_CONTEXT, config_option, subcommand_config
 from target_pendo.network import Network
 from target_pendo.pendo.client import PendoClient
 from target_pendo.redact import Redactor, shown_url
-from target_pendo.settings import Settings, parse_settings
 
 
 @click.command(
@@ -27,11 +29,13 @@ from target_pendo.settings import Settings, parse_settings
 @config_option
 @click.pass_context
 def check_command(ctx: click.Context, config_paths: tuple[str, ...]) -> int:
-    return check_keys(parse_settings(subcommand_config(ctx, config_paths)))
+    config = subcommand_config(ctx, config_paths)
+    return check_keys(parse_settings(config), config_secrets(config))
 
 
-def check_keys(settings: Settings) -> int:
-    """Print one line per key; 1 when a configured key fails, else 0."""
+def check_keys(settings: Settings, secrets: Iterable[str | None] = ()) -> int:
+    """Print one line per key; 1 when a configured key fails, else 0. `secrets`: the
+    config's, redacted from every line."""
     network = Network.from_environment()
     client = PendoClient(
         settings.api_url,
@@ -41,7 +45,7 @@ def check_keys(settings: Settings) -> int:
         request_timeout=settings.request_timeout,
         max_retry_seconds=min(settings.max_retry_seconds, 30),
         redact=Redactor(
-            [settings.track_event_secret, settings.integration_key, *network.secrets()]
+            [settings.track_event_secret, settings.integration_key, *secrets, *network.secrets()]
         ),
         network=network,
     )

@@ -1,27 +1,32 @@
-"""The `target-pendo` command: the SDK's sync command and the subcommands, as one click group.
+"""The `target-pendo` command: the SDK's sync command and the subcommands, as one click group,
+and `main`, its console entry point.
 
 Without a subcommand the SDK's own command runs the sync (its options, its `invoke`, its
 handling of warnings and of config validation errors, its console logging), with
-`--full-resync` added. `check`, `ledger` and `report` are click commands of the group.
-Meltano runs `meltano invoke target-pendo check` as `target-pendo --config FILE check`, so
-`--config` is taken before the subcommand (by the group) and after it (by the subcommand), and
-the subcommand reads both, in that order: the group keeps the paths it read in `ctx.meta`.
-The sync's other options before a subcommand are refused (exit 2), as they always were.
+`--full-resync` added. `check`, `ledger` and `report` are click commands of the group, which
+read `--config` before or after them (``options.py``). The sync's other options before a
+subcommand are refused (exit 2), as they always were.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
-from target_pendo.check import check_command
-from target_pendo.ledger_cli import CONFIG_PATHS, ledger_command, read_config_file
-from target_pendo.logs import quiet_library_errors
-from target_pendo.report_cli import report_command
+from target_pendo.cli.check import check_command
+from target_pendo.cli.ledger import ledger_command
+from target_pendo.cli.options import read_group_config
+from target_pendo.cli.report import report_command
+from target_pendo.errors import RunStopped, StopSignal, TargetPendoError
+from target_pendo.logs import log_fatal, quiet_library_errors
+from target_pendo.redact import redact_text
 from target_pendo.sdk_hooks import setup_console_logging
+from target_pendo.target import STOPPING_ERRORS, TargetPendo
 
 HELP_EPILOG = """\b
 Subcommands, after --config or before it (Meltano puts --config first, so
@@ -95,21 +100,56 @@ def build_command(sync: click.Command) -> TargetPendoCommand:
     sync.params.append(click.Option(["--full-resync"], is_flag=True, help=FULL_RESYNC_HELP))
     for param in sync.params:
         if param.name == "config":
-            param.callback = _checked_config(param.callback)
+            param.callback = read_group_config
     sync.epilog = HELP_EPILOG
     return TargetPendoCommand(sync, [check_command, ledger_command, report_command])
 
 
-def _checked_config(sdk_callback: Any) -> Any:
-    """The group's `--config`: each file read first, so one that is not a JSON object fails
-    as one line naming it (the SDK would print a traceback); its paths kept for a subcommand;
-    then the SDK's own reading, which the sync gets."""
+def command() -> TargetPendoCommand:
+    """`target-pendo`: TargetPendo's sync command (the SDK's, whose `invoke` builds the
+    target) with `--full-resync`, inside the group that adds `check`, `ledger` and `report`."""
+    return build_command(TargetPendo.get_singer_command())
 
-    def callback(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
-        for path in value:
-            if path != "ENV":
-                read_config_file(path)
-        ctx.meta[CONFIG_PATHS] = tuple(value)
-        return sdk_callback(ctx, param, value) if sdk_callback else value
 
-    return callback
+def main() -> None:
+    """Console entry point: one clear line instead of a traceback, for every error.
+
+    `target-pendo ledger ...` manages the sync ledger, `check` validates both keys, `report`
+    shows a run's report; `--full-resync` re-sends every object row once.
+    Exit codes: 0 success; 1 an error (one line on stderr naming what to fix); 128 + the
+    signal's number (130 SIGINT, 143 SIGTERM) when a signal stopped the run.
+    """
+    log = logging.getLogger("target-pendo")
+    try:
+        # Not the SDK's `TargetPendo.cli`: it would set up console logging for the subcommands
+        # too; the group sets it up for a sync only, as the SDK would.
+        command()(prog_name="target-pendo")
+    except RunStopped as exc:
+        _fail(str(exc), exc.exit_code, prefix="target-pendo: ")
+    except StopSignal as exc:
+        name = signal.Signals(exc.signum).name
+        _fail(f"stopped by {name} before any input was read; nothing was sent", 128 + exc.signum)
+    except STOPPING_ERRORS as exc:
+        log.debug("fatal error", exc_info=True)
+        notes = " ".join(getattr(exc, "__notes__", []))
+        kind = "" if isinstance(exc, TargetPendoError) else "invalid Singer input: "
+        _fail(f"{kind}{exc} {notes}", 1)
+    except OSError as exc:
+        log.debug("fatal error", exc_info=True)
+        where = f" ({exc.filename})" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}: check the path, its permissions and free space", 1)
+    except Exception as exc:  # a bug: still one line, the traceback at DEBUG
+        log.debug("fatal error", exc_info=True)
+        _fail(
+            f"unexpected {type(exc).__name__}: {exc}; rerun with TARGET_PENDO_LOGLEVEL=DEBUG "
+            "for the traceback and report it",
+            1,
+        )
+
+
+def _fail(message: str, code: int, prefix: str = "target-pendo: error: ") -> None:
+    text = redact_text(" ".join(message.split()))  # one line, whatever the SDK wrote
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if not log_fatal(text, logger_name=TargetPendo.name, stopped=code >= 128):  # logs.py
+        print(f"{prefix}{text}", file=sys.stderr)
+    sys.exit(code)

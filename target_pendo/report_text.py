@@ -16,30 +16,19 @@ rows grouped by reason, values masked so that rows of one cause share a line (fr
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import click
 from sqlalchemy.engine import make_url
 
-from target_pendo.alert import webhook_secrets
 from target_pendo.errors import TargetPendoError
-from target_pendo.ledger import Ledger, url_secret
-from target_pendo.ledger_cli import (
-    SUBCOMMAND_CONTEXT,
-    config_option,
-    configured_ledger_url,
-    subcommand_config,
-)
+from target_pendo.ledger import Ledger
 from target_pendo.outcomes import RunStatus
-from target_pendo.redact import Redactor, url_secrets
-from target_pendo.report import OPTIONAL_COUNTS, reason_pattern
-from target_pendo.timeline import COLUMNS, merge_histograms, percentile, read_timeline
+from target_pendo.report import reason_pattern
+from target_pendo.report_document import OPTIONAL_COUNTS, ReportDocument, read_report
+from target_pendo.timeline import COLUMNS, TimelineRow, merge_histograms, percentile
 
 MAX_REJECT_GROUPS = 50
 LIST_RUNS = 20
@@ -58,6 +47,18 @@ class RejectGroup:
     keyless: bool = False  # only in the report: rows the ledger could not key (or a dry run)
 
 
+@dataclass(frozen=True)
+class StreamLine:
+    """A stream's line in the table: its sync and its counts by name (StreamCounts'), or for
+    a run without a report, its rows in `sync_rows` by outcome."""
+
+    sync: str
+    counts: Mapping[str, int | float]
+
+    def get(self, key: str) -> int | float:
+        return self.counts.get(key, 0)
+
+
 @dataclass
 class RunView:
     """One run as the report command shows it."""
@@ -66,25 +67,35 @@ class RunView:
     status: str
     started_at: str
     finished_at: str | None
-    report: dict[str, Any] | None
+    report: ReportDocument | None  # None: it has none (killed); stored JSON is read too
     ledger: str  # where it was read, password hidden
     outcomes: dict[str, Counter[str]] = field(default_factory=dict)  # sync_rows per stream
     rejects: list[RejectGroup] = field(default_factory=list)
     newer_running: str | None = None
 
+    def __post_init__(self) -> None:
+        self.report = read_report(self.report)
+
     @property
-    def streams(self) -> dict[str, dict[str, Any]]:
+    def document(self) -> ReportDocument:
+        """The run's report; for a run without one, a report of nothing."""
+        return self.report or ReportDocument()
+
+    @property
+    def streams(self) -> dict[str, StreamLine]:
         """Per-stream counts: the report's, else what `sync_rows` holds of the run."""
-        streams = self.report.get("streams") if self.report else None
-        if isinstance(streams, dict):
-            return streams
-        return {name: {"sync": "?", **counts} for name, counts in sorted(self.outcomes.items())}
+        if self.report is not None and self.report.streams:
+            return {
+                name: StreamLine(c.sync, c.numbers()) for name, c in self.report.streams.items()
+            }
+        return {name: StreamLine("?", counts) for name, counts in sorted(self.outcomes.items())}
 
     def total(self, key: str) -> int:
-        return sum(int(c.get(key) or 0) for c in self.streams.values())
+        return sum(int(c.get(key)) for c in self.streams.values())
 
-    def timeline(self) -> tuple[int, list[Any]]:
-        return read_timeline((self.report or {}).get("timeline"))
+    def timeline(self) -> tuple[int, list[TimelineRow]]:
+        timeline = self.document.timeline
+        return timeline.bucket_seconds, list(timeline.rows)
 
 
 def _ledger_where(url: str) -> str:
@@ -122,7 +133,7 @@ def load_run(ledger: Ledger, url: str, run_id: str | None) -> RunView:
             newer_running = latest[0].run_id
     outcomes = ledger.run_outcomes(row.run_id)
     reasons = ledger.run_reject_reasons(row.run_id)
-    report = _parse_report(row.report)
+    report = read_report(row.report)
     return RunView(
         run_id=row.run_id,
         status=row.status,
@@ -136,19 +147,10 @@ def load_run(ledger: Ledger, url: str, run_id: str | None) -> RunView:
     )
 
 
-def _parse_report(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def group_rejects(reasons: Sequence[Any], report: dict[str, Any] | None) -> list[RejectGroup]:
+def group_rejects(reasons: Sequence[Any], report: ReportDocument | None) -> list[RejectGroup]:
     """Rejected rows per stream and reason pattern, most rows first: from `sync_rows`, plus
     what only the report counted (rows without a key the ledger can store, dry runs)."""
+    report = read_report(report)  # (its stored JSON is read too)
     counts: Counter[tuple[str, str]] = Counter()
     examples: dict[tuple[str, str], str] = {}
     for stream, reason, n in reasons:
@@ -158,11 +160,11 @@ def group_rejects(reasons: Sequence[Any], report: dict[str, Any] | None) -> list
     groups = [RejectGroup(s, p, n, examples[(s, p)]) for (s, p), n in counts.items()]
     tallied: Counter[tuple[str, str]] = Counter()
     tally_examples: dict[tuple[str, str], str] = {}
-    for stream, entries in ((report or {}).get("reject_reasons") or {}).items():
-        for entry in entries if isinstance(entries, list) else []:
-            key = (stream, str(entry.get("pattern", "")))
-            tallied[key] += int(entry.get("count") or 0)
-            tally_examples.setdefault(key, str(entry.get("example", "")))
+    for stream, entries in (report.reject_reasons if report else {}).items():
+        for entry in entries:
+            key = (stream, entry.pattern)
+            tallied[key] += entry.count
+            tally_examples.setdefault(key, entry.example)
     # Only rows beyond what sync_rows holds are "keyless": a report written by another
     # version may group a reason differently, which must not count its rows twice.
     left = Counter[str]()
@@ -239,21 +241,18 @@ def duration(view: RunView) -> str:
 
 
 def render_text(view: RunView) -> str:
-    report = view.report or {}
+    report = view.document
     out = [f"Run {view.run_id}: {view.status}"]
     took = duration(view)
     out.append(
         f"  started {view.started_at}, finished {view.finished_at or '-'}"
         + (f" ({took})" if took else "")
-        + (", dry run: nothing was sent" if report.get("dry_run") else "")
+        + (", dry run: nothing was sent" if report.dry_run else "")
     )
-    if report.get("error"):
-        out.append(f"  error: {' '.join(str(report['error']).split())}")
-    if report.get("signal"):
-        out.append(
-            f"  stopped by {report['signal']}: {report.get('unsent_rows', 0)} row(s) read "
-            "stay unsent"
-        )
+    if report.error:
+        out.append(f"  error: {' '.join(report.error.split())}")
+    if report.signal:
+        out.append(f"  stopped by {report.signal}: {report.unsent_rows} row(s) read stay unsent")
     if view.report is None:
         out.append(
             "  no run report: the run did not finish (killed?); the counts are its rows in "
@@ -265,9 +264,9 @@ def render_text(view: RunView) -> str:
     columns = stream_columns(view)
     rows = []
     for name, c in view.streams.items():
-        cells = [name, str(c.get("sync", "?"))]
+        cells = [name, c.sync]
         for key, _ in columns:
-            value = c.get(key, 0)
+            value = c.get(key)
             cells.append(f"{value:.1f}" if isinstance(value, float) else str(value or 0))
         rows.append(cells)
     if rows:
@@ -285,7 +284,7 @@ def render_text(view: RunView) -> str:
             f"{http['unanswered']}; retries: {http['retries']}; busiest: "
             f"{http['busiest_rate']:.0f} calls/s"
         )
-    causes = report.get("retries_by_cause") or {}
+    causes = report.retries_by_cause
     if causes:
         out.append("Retries by stream and cause:")
         out += [f"  {key}: {n}" for key, n in sorted(causes.items())]
@@ -314,62 +313,3 @@ def render_list(ledger: Ledger, url: str) -> str:
         return f"the ledger at {_ledger_where(url)} has no run yet\n"
     table = [[r.run_id, r.status, r.started_at, r.finished_at or ""] for r in rows]
     return "\n".join(_table(["run", "status", "started", "finished"], table, set())) + "\n"
-
-
-def config_redactor(config: dict[str, Any], ledger_url: str) -> Redactor:
-    """Every secret the config holds, for the report's text and page."""
-    webhook = config.get("alert_webhook_url")
-    return Redactor(
-        [
-            config.get("track_event_secret"),
-            config.get("integration_key"),
-            url_secret(ledger_url),
-            *url_secrets(config.get("api_url")),
-            *url_secrets(config.get("track_url")),
-            *(webhook_secrets(webhook) if isinstance(webhook, str) and webhook else []),
-        ]
-    )
-
-
-@click.command(
-    "report",
-    context_settings=SUBCOMMAND_CONTEXT,
-    help="Show a run's report from the sync ledger (the latest finished run by default); "
-    "sends nothing and changes nothing. RUN_ID: the run's id, or a unique start of it.",
-)
-@click.argument("run_id", required=False)
-@config_option
-@click.option("--html", metavar="FILE", help="also write the report as an HTML page")
-@click.option("--list", "list_runs", is_flag=True, help="list the latest runs instead")
-@click.pass_context
-def report_command(
-    ctx: click.Context,
-    run_id: str | None,
-    config_paths: tuple[str, ...],
-    html: str | None,
-    list_runs: bool,
-) -> int:
-    config = subcommand_config(ctx, config_paths)
-    url = configured_ledger_url(config)
-    redact = config_redactor(config, url)
-    ledger = Ledger(url, read_only=True)
-    try:
-        if list_runs:
-            sys.stdout.write(redact(render_list(ledger, url)))
-            return 0
-        view = load_run(ledger, url, run_id)
-    finally:
-        ledger.close()
-    sys.stdout.write(redact(render_text(view)))
-    if html:
-        from target_pendo.report_html import render_html
-
-        path = Path(html)
-        try:
-            path.write_text(redact(render_html(view)), encoding="utf-8")
-        except OSError as exc:
-            raise ReportError(
-                f"cannot write {path}: {exc.strerror or exc}; give --html a writable path"
-            ) from None
-        print(f"HTML report written to {path}")
-    return 0

@@ -20,101 +20,23 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from target_pendo import retention
+from target_pendo.cli.options import SUBCOMMAND_CONTEXT, config_option, subcommand_config
+from target_pendo.config import ObjectsSpec, configured_ledger_url, number_setting, parse_settings
 from target_pendo.errors import ConfigError
-from target_pendo.ledger import Ledger, default_url
+from target_pendo.export import export_sync_log
+from target_pendo.ledger import Ledger
 from target_pendo.logs import quiet_library_errors
 from target_pendo.sdk_hooks import setup_console_logging
-from target_pendo.settings import DEFAULTS, ObjectsSpec, parse_settings, prepare_config
+from target_pendo.target import TargetPendo
 
-
-def read_config_file(path: str) -> dict[str, Any]:
-    """One config file: a JSON object of settings, or a ConfigError naming the file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"cannot read config file {path}: {why}") from None
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        why = json_mistake(exc) if isinstance(exc, json.JSONDecodeError) else ""
-        raise ConfigError(f"config file {path} is not valid JSON{why}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file {path} holds a JSON {type(data).__name__}; it must be an object of "
-            'settings, e.g. {"track_event_secret": "...", "streams": {...}}'
-        )
-    return data
-
-
-def json_mistake(exc: json.JSONDecodeError) -> str:
-    """What is wrong and where, for a person with the file open: the parser's reason and
-    place, but a trailing comma (which the parser only notices at the next `}` or `]`, often a
-    line later) where the comma is."""
-    if exc.msg.startswith(("Expecting property name", "Expecting value")):
-        before = exc.doc[: exc.pos].rstrip()
-        if before.endswith(",") and exc.doc[exc.pos : exc.pos + 1] in ("}", "]"):
-            comma = len(before) - 1
-            line = exc.doc.count("\n", 0, comma) + 1
-            column = comma - exc.doc.rfind("\n", 0, comma)
-            return (
-                f": a trailing comma at line {line}, column {column} (JSON allows none before }} "
-                "or ])"
-            )
-    return f": {exc.msg} at line {exc.lineno}, column {exc.colno}"
-
-
-def load_config(paths: Sequence[str]) -> dict[str, Any]:
-    """The config as a sync reads it: the `--config` files merged in order, later ones
-    winning; `ENV` among them adds the TARGET_PENDO_* variables over all files; then values
-    given as text are typed and inert SDK settings refused (`settings.prepare_config`)."""
-    from target_pendo.target import TargetPendo, config_schema  # here: target imports this module
-
-    schema = config_schema()
-    config: dict[str, Any] = {}
-    for path in paths:
-        if path != "ENV":
-            config.update(read_config_file(path))
-    if "ENV" in paths:
-        config.update(TargetPendo.environment_settings())
-    return prepare_config(config, schema)
-
-
-# Where `target-pendo --config FILE <subcommand>` keeps the paths given before the subcommand.
-CONFIG_PATHS = "target_pendo.config_paths"
-SUBCOMMAND_CONTEXT = {"help_option_names": ["-h", "--help"]}
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def config_option(function: _F) -> _F:
-    """A subcommand's `--config`, as repeatable as the sync's."""
-    option = click.option(
-        "--config",
-        "config_paths",
-        multiple=True,
-        metavar="FILE|ENV",
-        help="a config JSON file, or ENV for TARGET_PENDO_* variables; may be repeated",
-    )
-    return option(function)
-
-
-def configured_ledger_url(config: dict[str, Any]) -> str:
-    """The ledger a config's sync writes to: `ledger_url`, else the SQLite file under
-    `state_dir` (which a subcommand then reads or resets)."""
-    return config.get("ledger_url") or default_url(config.get("state_dir") or DEFAULTS["state_dir"])
-
-
-def subcommand_config(ctx: click.Context, paths: Sequence[str]) -> dict[str, Any]:
-    """A subcommand's config: the `--config` given before it (`target-pendo --config FILE
-    check`, as Meltano runs it), then its own, loaded as a sync loads them."""
-    return load_config([*ctx.meta.get(CONFIG_PATHS, ()), *paths])
+# A reset waits for a run holding the stream only when 'ledger_wait_seconds' says so: it is
+# asked for by a person, who should hear at once that a run holds the stream.
+RESET_WAIT_SECONDS = 0.0
 
 
 @click.command(
@@ -157,9 +79,7 @@ def ledger_command(
         raise click.UsageError(
             "'ledger export' takes --since RUN_ID or --state FILE, not both", ctx
         )
-    if action == "export":  # (here: export imports report_cli, which imports this module)
-        from target_pendo.export import export_sync_log
-
+    if action == "export":
         return export_sync_log(config, url, since=since, state_path=state_file)
     if action == "retry":
         assert stream is not None
@@ -172,7 +92,8 @@ def ledger_command(
         if stream and action == "reset":
             # Not under a run that is syncing the stream: it would re-record what it sends.
             run_id = f"ledger-reset-{uuid.uuid4().hex[:6]}"
-            ledger.lease_stream(stream, run_id, _wait_seconds(config))
+            wait = number_setting(config, "ledger_wait_seconds", unset=RESET_WAIT_SECONDS)
+            ledger.lease_stream(stream, run_id, wait)
             forgotten = ledger.reset_stream(stream)
             print(f"forgot {forgotten} key(s) of stream '{stream}'; nothing was sent")
             return 0
@@ -188,8 +109,6 @@ def ledger_command(
 def retry_pending(config: dict[str, Any], url: str, stream: str, *, dry_run: bool) -> int:
     """Run the target on the stream's last SCHEMA and no rows: the run sends the pending queue
     (``sinks/objects.py``) and writes its report, under the stream's lease like any run."""
-    from target_pendo.target import TargetPendo  # here: target imports this module
-
     settings = parse_settings(config)
     if not isinstance(settings.spec_for(stream), ObjectsSpec):
         raise ConfigError(
@@ -237,15 +156,3 @@ def prune_history(config: dict[str, Any], url: str) -> int:
     if pruned.space_given_back:
         print(f"the space they held in {ledger.where} was given back to the disk")
     return 0
-
-
-def _wait_seconds(config: dict[str, Any]) -> float:
-    """`ledger_wait_seconds` from the config; 0 (fail at once) by default: a reset is asked
-    for by a person, who should hear at once that a run holds the stream."""
-    value = config.get("ledger_wait_seconds", 0)
-    try:
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"setting 'ledger_wait_seconds' must be a number of seconds, not {value!r}"
-        ) from None

@@ -11,8 +11,9 @@ each other's way, and how a new run tells a killed run from one still going.
   its network) end within about a minute instead of the OS default of two hours. Who holds a
   stream is written to the `stream_leases` table.
 
-Nothing here knows the ledger's errors: failures surface as `OSError` or the driver's
-exceptions and `ledger.py` turns them into messages that say what to fix.
+These are the locks themselves; `leases.py` puts them behind the one interface the ledger
+uses. Nothing here knows the ledger's errors: failures surface as `OSError` or the driver's
+exceptions, which `leases.py` and `errors.py` turn into messages that say what to fix.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ class FileLease:
             os.close(fd)
 
 
-class PgLeases:
+class PgLockSession:
     """Advisory locks on one dedicated, autocommit PostgreSQL session kept for the run.
 
     `conn` is a psycopg (or psycopg2) DBAPI connection this object owns: closing it (or the

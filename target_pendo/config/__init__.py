@@ -1,0 +1,71 @@
+"""target-pendo's settings, from their declaration to the typed view a run uses.
+
+- ``schema.py``: every setting declared once (type, default, choices or range, description,
+  secrecy); the JSON schema the SDK shows (`--about`, the Meltano plugin definition, README's
+  table) and every default the parser and the dataclasses use are derived from it;
+- ``streams.py``: one stream's spec (`EventsSpec`, `ObjectsSpec`), checked;
+- ``settings.py``: the whole config checked into `Settings`, and what every command derives
+  from a config the same way (the ledger's URL, the secrets to redact);
+- ``text.py``: settings given as text (environment variables, Meltano's `string` kind);
+- ``files.py``: the `--config` files and `ENV`, each read once.
+
+It imports nothing of the CLI or the target: both import it.
+"""
+
+from target_pendo.config.files import (
+    ENV,
+    ENV_PREFIX,
+    GivenConfig,
+    read_config_file,
+    read_environment,
+)
+from target_pendo.config.schema import (
+    DEFAULTS,
+    REGION_HOSTS,
+    REGION_TRACK_HOSTS,
+    declared_schema,
+)
+from target_pendo.config.settings import (
+    Settings,
+    config_secrets,
+    configured_ledger_url,
+    key_region_warnings,
+    number_setting,
+    parse_settings,
+)
+from target_pendo.config.streams import (
+    WILDCARD_STREAM,
+    EventsSpec,
+    ObjectsSpec,
+    StreamSpec,
+    is_valid_property_name,
+    parse_stream_spec,
+)
+from target_pendo.config.text import environment_config, prepare_config, setting_from_text
+
+__all__ = [
+    "DEFAULTS",
+    "ENV",
+    "ENV_PREFIX",
+    "REGION_HOSTS",
+    "REGION_TRACK_HOSTS",
+    "WILDCARD_STREAM",
+    "EventsSpec",
+    "GivenConfig",
+    "ObjectsSpec",
+    "Settings",
+    "StreamSpec",
+    "config_secrets",
+    "configured_ledger_url",
+    "declared_schema",
+    "environment_config",
+    "is_valid_property_name",
+    "key_region_warnings",
+    "number_setting",
+    "parse_settings",
+    "parse_stream_spec",
+    "prepare_config",
+    "read_config_file",
+    "read_environment",
+    "setting_from_text",
+]

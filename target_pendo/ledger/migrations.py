@@ -1,0 +1,200 @@
+"""The ledger's schema versions and the migrations forward between them.
+
+`_MIGRATIONS` is the schema's history: the DDL each version ran, which is what an existing
+ledger was created with. A released entry is never edited (ledgers out there already ran it);
+a change is a new version. `tables.py` describes the result (a test holds the two equal), and
+`CREATED` declares, per version, the Core tables its DDL creates: the tables a ledger of a
+version must have.
+
+A ledger is migrated forward when opened read-write, in one transaction that also serialises
+concurrent openers; a read-only ledger is never migrated, and is read as it is from
+`READABLE_FROM_VERSION` on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+
+from target_pendo.errors import ConfigError
+from target_pendo.ledger.errors import Errors, LedgerCorruptError
+from target_pendo.ledger.locks import PG_NAMESPACE_MIGRATION
+from target_pendo.ledger.tables import (
+    ledger_meta,
+    row_state,
+    stream_leases,
+    stream_schemas,
+    sync_rows,
+    sync_runs,
+)
+
+logger = logging.getLogger("target_pendo.ledger")
+
+SCHEMA_VERSION = 4
+# The oldest schema the lookups of this version can read unmigrated (a read-only ledger is
+# never migrated): row_state, sync_runs and sync_rows kept every column of version 1 (version 3
+# added row_state's pending queue, which the lookups of an older ledger leave out).
+READABLE_FROM_VERSION = 1
+PENDING_QUEUE_VERSION = 3  # the schema version that added row_state.pending
+STREAM_SCHEMAS_VERSION = 4  # the schema version that added stream_schemas
+
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE ledger_meta (
+            name VARCHAR(64) PRIMARY KEY,
+            value VARCHAR(256) NOT NULL)""",
+        """CREATE TABLE sync_runs (
+            run_id VARCHAR(64) PRIMARY KEY,
+            started_at VARCHAR(40) NOT NULL,
+            finished_at VARCHAR(40),
+            status VARCHAR(16) NOT NULL,
+            full_resync INTEGER NOT NULL DEFAULT 0,
+            report TEXT)""",
+        """CREATE TABLE row_state (
+            stream VARCHAR(512) NOT NULL,
+            row_key VARCHAR(2048) NOT NULL,
+            status VARCHAR(16) NOT NULL,
+            value_hash VARCHAR(64),
+            reason TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            first_run VARCHAR(64) NOT NULL,
+            last_run VARCHAR(64) NOT NULL,
+            last_seen_run VARCHAR(64),
+            updated_at VARCHAR(40) NOT NULL,
+            PRIMARY KEY (stream, row_key))""",
+        "CREATE INDEX row_state_status ON row_state (stream, status)",
+        """CREATE TABLE sync_rows (
+            run_id VARCHAR(64) NOT NULL,
+            stream VARCHAR(512) NOT NULL,
+            row_key VARCHAR(2048) NOT NULL,
+            outcome VARCHAR(20) NOT NULL,
+            reason TEXT,
+            at VARCHAR(40) NOT NULL)""",
+        "CREATE INDEX sync_rows_run ON sync_rows (run_id, stream, outcome)",
+    ],
+    # 2: who holds each stream's lease, for a waiting run to name it (PostgreSQL; SQLite keeps
+    # the holder in the lock file, but the schema is the same on both backends).
+    2: [
+        """CREATE TABLE stream_leases (
+            stream VARCHAR(512) PRIMARY KEY,
+            run_id VARCHAR(64) NOT NULL,
+            host VARCHAR(255) NOT NULL,
+            pid INTEGER NOT NULL,
+            acquired_at VARCHAR(40) NOT NULL)""",
+    ],
+    # 3: the pending queue: an object row Pendo could not take yet (an unknown id, a failure
+    # that may pass) keeps the values it would send, retried by later runs by themselves.
+    3: [
+        "ALTER TABLE row_state ADD COLUMN pending TEXT",
+        "ALTER TABLE row_state ADD COLUMN pending_since VARCHAR(40)",
+    ],
+    # 4: the SCHEMA each object stream was last synced with, so `ledger retry` can send its
+    # pending rows without a tap; runs found by age, for the retention window's prune.
+    4: [
+        """CREATE TABLE stream_schemas (
+            stream VARCHAR(512) PRIMARY KEY,
+            message TEXT NOT NULL,
+            updated_at VARCHAR(40) NOT NULL)""",
+        "CREATE INDEX sync_runs_started ON sync_runs (started_at)",
+    ],
+}
+
+# The tables each version's DDL creates.
+CREATED: dict[int, tuple[sa.Table, ...]] = {
+    1: (ledger_meta, sync_runs, row_state, sync_rows),
+    2: (stream_leases,),
+    3: (),
+    4: (stream_schemas,),
+}
+
+
+def tables_of(version: int) -> set[str]:
+    """The tables a ledger of `version` must have."""
+    return {table.name for v in range(1, version + 1) for table in CREATED[v]}
+
+
+_VERSION_NAME = "schema_version"
+_INSERT_VERSION = sa.insert(ledger_meta).values(name=_VERSION_NAME, value=sa.bindparam("v"))
+_SET_VERSION = (
+    sa.update(ledger_meta)
+    .where(ledger_meta.c.name == _VERSION_NAME)
+    .values(value=sa.bindparam("v"))
+)
+# A write that changes nothing: opening fails here, not at the first accepted call, when the
+# ledger cannot be written.
+_TOUCH_VERSION = (
+    sa.update(ledger_meta)
+    .where(ledger_meta.c.name == _VERSION_NAME)
+    .values(value=ledger_meta.c.value)
+)
+
+
+def read_version(conn: sa.Connection) -> int:
+    """The schema version of the ledger `conn` is on (0: no tables yet)."""
+    if not sa.inspect(conn).has_table("ledger_meta"):
+        return 0
+    value = conn.execute(
+        sa.select(ledger_meta.c.value).where(ledger_meta.c.name == _VERSION_NAME)
+    ).scalar()
+    return int(value or 0)
+
+
+def migrate(conn: sa.Connection, errors: Errors) -> None:
+    """Forward-only, in one transaction that also serialises concurrent openers (SQLite:
+    BEGIN IMMEDIATE; PostgreSQL: a transaction advisory lock), so two runs upgrading one
+    ledger at once do not both create its tables. The transaction ends with a no-op write,
+    so a read-only file or server fails here, before any data is read or sent."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(CAST(:ns AS INTEGER), 0)"),
+            {"ns": PG_NAMESPACE_MIGRATION},
+        )
+    version = read_version(conn)
+    if version > SCHEMA_VERSION:
+        raise newer_error(version, errors)
+    _run(conn, version)
+    if 0 < version < SCHEMA_VERSION:
+        logger.info(
+            "Migrated the ledger at %s from schema version %d to %d.",
+            errors.where,
+            version,
+            SCHEMA_VERSION,
+        )
+    check_tables(conn, SCHEMA_VERSION, errors)
+    conn.execute(_TOUCH_VERSION)
+    conn.commit()
+
+
+def create_current(conn: sa.Connection) -> None:
+    """Build a current-schema ledger from nothing on `conn` (as a new ledger's first open
+    does), without serialising or committing."""
+    _run(conn, 0)
+
+
+def _run(conn: sa.Connection, version: int) -> None:
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in _MIGRATIONS[target]:
+            conn.exec_driver_sql(statement)
+        conn.execute(_SET_VERSION if target > 1 else _INSERT_VERSION, {"v": str(target)})
+
+
+def newer_error(version: int, errors: Errors) -> ConfigError:
+    return ConfigError(
+        f"the ledger at {errors.url} has schema version {version}, "
+        f"newer than this target-pendo ({SCHEMA_VERSION}); upgrade target-pendo"
+    )
+
+
+def check_tables(conn: sa.Connection, version: int, errors: Errors) -> None:
+    """Raise LedgerCorruptError if a table a ledger of `version` must have is missing."""
+    missing = sorted(tables_of(version) - set(sa.inspect(conn).get_table_names()))
+    if missing:
+        names = ", ".join(f"'{t}'" for t in missing)
+        raise LedgerCorruptError(
+            f"the ledger at {errors.where} says schema version {version} but has no table "
+            f"{names}: it was damaged or changed by hand; restore it from a backup, or "
+            f"{errors.fresh_advice()}"
+        )

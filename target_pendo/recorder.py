@@ -1,0 +1,155 @@
+"""What became of a row, written in one place: the run's `OutcomeRecorder`, built once with the
+run (``run.RunContext.create``), is the only writer of a row's fate: the ledger (`row_state`,
+`sync_rows`, the pending queue), the run report's outcome counts, reject reasons and unknown
+ids, the rejects file and the unknown-ids file. Each sink records through its stream's
+`StreamRecorder`; adding an outcome is a line in ``outcomes.FACTS`` and, when it has a file or
+a list of its own, an edit here.
+
+The order of the writes, the same in every method:
+
+1. the row's line in its file. A rejected row: its reason grouped in the report, its line in
+   the rejects file, then counted `rejected`: the file, not the ledger, is where every
+   rejected row is (one without a key the ledger can keep never reaches the ledger, nor does
+   any row of a dry run). An unknown id: its line in the unknown-ids file;
+2. the ledger: one committed transaction per call of the recorder, the in-flight mark of the
+   call about to go out included (`StreamRecorder.mark_in_flight`);
+3. the report: the outcomes the ledger now has counted, then the unknown ids listed.
+
+So a crash between two steps may leave a line in a file for a row the ledger lacks (the row
+is read again, since STATE never passed it, and written again), never a row the ledger
+keeps that its file lacks.
+
+Keys: the ledger keeps a key only when it holds no NUL, no lone surrogate and at most
+MAX_KEY_CHARS characters (`key_problem`, the ledger's rule). A sink asks before it relies on
+a row's key (to send an event once, to delete an object); `StreamRecorder.reject` keeps a row
+with any other key out of the ledger, and its rejects line still has it.
+
+Not here: what the sinks count beside outcomes (rows received, old events, large properties,
+fields created, deletes withheld, the pending queue's work), with ``RunReport.add``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from target_pendo.ledger import MAX_KEY_CHARS, Ledger, RowOutcome, unstorable_reason
+from target_pendo.outcomes import FACTS, Outcome
+from target_pendo.rejects import RowLog
+from target_pendo.report import RunReport, mask_quoted_values
+
+
+def key_problem(key: str) -> str | None:
+    """Why the ledger cannot keep `key` (a NUL, a lone surrogate, more than MAX_KEY_CHARS
+    characters), or None when it can."""
+    return unstorable_reason(key, max_chars=MAX_KEY_CHARS)
+
+
+@dataclass(frozen=True)
+class UnknownId:
+    """An id Pendo does not have (skipped, never created): a line in the unknown-ids file."""
+
+    kind: str  # visitor, account, parentAccount
+    object_id: str
+    row_key: Any  # the row's Singer key, as the file shows it
+
+
+class OutcomeRecorder:
+    """The run's writer of what became of each row (see the module). Thread-safe: the ledger,
+    the report and the files each take their own lock."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        ledger: Ledger,
+        report: RunReport,
+        rejects: RowLog,
+        unknown: RowLog,
+        redact: Callable[[str], str],
+        include_values: bool,
+    ) -> None:
+        """`rejects` and `unknown` are the run's rejects and unknown-ids files (closed by
+        `close`); `include_values=False` (setting `rejects_include_values`): no row value in a
+        rejected row's reason, in the file, the report or the ledger."""
+        self.run_id = run_id
+        self.ledger = ledger
+        self.report = report
+        self.rejects = rejects
+        self.unknown = unknown
+        self.redact = redact
+        self.include_values = include_values
+
+    def stream(self, name: str, sync: str) -> StreamRecorder:
+        """The recorder of one stream (`sync`: how the report shows the stream synced)."""
+        return StreamRecorder(self, name, sync)
+
+    def close(self) -> None:
+        self.rejects.close()
+        self.unknown.close()
+
+
+@dataclass(frozen=True)
+class StreamRecorder:
+    """What became of one stream's rows, written through the run's `OutcomeRecorder`."""
+
+    run: OutcomeRecorder
+    name: str
+    sync: str
+
+    def reject(
+        self,
+        record: Any,
+        row_key: Any,
+        field: str | None,
+        reason: str,
+        *,
+        key: str | None = None,
+        pending: str | None = None,
+    ) -> None:
+        """A row not sent, and why: `row_key` is its Singer key as the rejects file shows it.
+        With a ledger `key` it can keep, the ledger has the row as rejected (reason, attempts)
+        so that a later run that sees it again sends it again, and, with `pending` (what to
+        send), later runs send it again by themselves."""
+        run = self.run
+        reason = run.redact(reason)  # a value quoted in a reason may hold a key
+        if not run.include_values:
+            # no row value anywhere: the rejects file, the report (and its page) and the
+            # ledger get the reason with the values it quotes masked
+            reason = mask_quoted_values(reason)
+        run.report.add_reject_reason(self.name, field, reason)
+        run.rejects.reject(self.name, row_key, field, reason, record)
+        run.report.tally(self.name, self.sync, {Outcome.REJECTED: 1})
+        if key is not None and key_problem(key) is None:
+            outcome = RowOutcome(key, Outcome.REJECTED, reason, pending=pending)
+            run.ledger.record(self.name, run.run_id, [outcome])
+
+    def record(self, outcomes: Sequence[RowOutcome], unknown: Sequence[UnknownId] = ()) -> None:
+        """What became of these rows, in one ledger transaction (committed when this returns,
+        so before the stream's next call goes out); `unknown`: the ids among them Pendo does
+        not have. The report counts the rows of the source (`from_source`): a row sent again
+        from the pending queue is the sink's to count."""
+        run = self.run
+        for entry in unknown:
+            line = {"kind": entry.kind, "id": entry.object_id, "key": entry.row_key}
+            run.unknown.append(self.name, line)
+        run.ledger.record(self.name, run.run_id, outcomes)
+        counted = Counter(o.outcome for o in outcomes if o.from_source and FACTS[o.outcome].counted)
+        if counted:
+            run.report.tally(self.name, self.sync, counted)
+        if unknown:
+            run.report.list_unknown(self.name, [entry.object_id for entry in unknown])
+
+    def mark_in_flight(self, key: str, answered: Sequence[RowOutcome] = ()) -> None:
+        """The call of `key` is about to go on the wire: its in-flight mark, with `answered`
+        (earlier calls' outcomes, in the same transaction), committed when this returns. The
+        caller sends only then, and only after every wait (``sinks/track_calls.py``): a crash
+        from here on leaves the key in flight, sent again and counted in doubt by the next
+        run; a call that never left is never in doubt."""
+        self.record([*answered, RowOutcome(key, Outcome.IN_FLIGHT)])
+
+    def drop_pending(self, keys: Sequence[str]) -> None:
+        """Take these keys out of the pending queue (expired, or no longer to send)."""
+        self.run.ledger.drop_pending(self.name, keys)

@@ -1,0 +1,300 @@
+"""The run report as a typed document: what a run writes (`state_dir/reports/run-<id>.json`,
+the ledger's `sync_runs.report`) and what `target-pendo report`, its HTML page and the alert
+read back.
+
+It is stored as JSON with a `report_version`; `read_report` reads the JSON of any version
+written so far (the first ones had no version and fewer keys: no per-stream HTTP counts, no
+reject reasons, no timeline, no pacing; a killed run has no report at all) into a
+ReportDocument, a key missing taking its default. Nothing else reads the stored JSON by its
+keys (the sync-log export excepted: it exports the object as it is). A count renamed here
+goes in `RENAMED_COUNTS` too, so that older reports keep theirs.
+
+Versions: 0 (no `report_version`), written before there was one; 1, the same keys with the
+version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from target_pendo.outcomes import REPORTED, Outcome
+from target_pendo.pendo.api import MAX_PROPERTIES_BYTES
+from target_pendo.timeline import TimelineDocument
+
+REPORT_VERSION = 1
+# stored name -> current name of a per-stream count renamed since (none has been yet)
+RENAMED_COUNTS: dict[str, str] = {}
+
+_OUTCOME_COUNTS = tuple((str(outcome), label) for outcome, label in REPORTED)
+_AFTER_UNKNOWN = 1 + next(i for i, (o, _) in enumerate(REPORTED) if o is Outcome.SKIPPED_UNKNOWN)
+OPTIONAL_COUNTS: tuple[tuple[str, str], ...] = (  # (count, label) shown only when not zero
+    *_OUTCOME_COUNTS[:_AFTER_UNKNOWN],
+    ("skipped", "skipped (unmapped)"),  # rows of streams no spec maps, beside the unknown ids
+    *_OUTCOME_COUNTS[_AFTER_UNKNOWN:],
+    ("old_events", "older than 7 days"),
+    ("large_properties", f"properties over {MAX_PROPERTIES_BYTES} bytes"),
+    ("fields_created", "fields created"),
+    ("deletes_withheld", "deletes withheld (full-table sync not seen complete)"),
+    ("pending_retried", "retried from pending"),
+    ("pending_sent", "now sent"),
+    ("pending_left", "still pending"),
+    ("pending_refused", "refused from pending"),
+    ("pending_expired", "expired from pending"),
+    ("pending_invalidated", "pending dropped (mapping changed or left the source)"),
+)
+
+
+@dataclass
+class StreamCounts:
+    sync: str
+    received: int = 0
+    sent: int = 0
+    already_sent: int = 0
+    unchanged: int = 0
+    superseded: int = 0
+    in_doubt: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    skipped_unknown: int = 0
+    cleared: int = 0
+    deleted: int = 0
+    old_events: int = 0
+    large_properties: int = 0
+    fields_created: int = 0
+    deletes_withheld: int = 0
+    pending_retried: int = 0  # rows sent again from the pending queue (no row from the tap)
+    pending_sent: int = 0  # of those, the ones Pendo took this time
+    pending_left: int = 0  # of those, the ones still waiting
+    pending_refused: int = 0  # of those, the ones Pendo refused for good (out of the queue)
+    pending_expired: int = 0  # dropped from the queue after retry_pending_days
+    pending_invalidated: int = 0  # dropped: the stream is mapped differently now, or left
+    http_calls: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+
+    def numbers(self) -> dict[str, int | float]:
+        """Every count but `sync`, by its name (the names OPTIONAL_COUNTS lists)."""
+        return {name: getattr(self, name) for name in _NUMBERS}
+
+    @classmethod
+    def read(cls, data: Mapping[str, Any]) -> StreamCounts:
+        """A stream's stored counts; a count it does not have (written before it was kept)
+        is 0, one stored under an older name (RENAMED_COUNTS) is read under its new one."""
+        data = {**{new: data[old] for old, new in RENAMED_COUNTS.items() if old in data}, **data}
+        counts = cls(sync=_text(data.get("sync"), "?"))
+        for name, default in _NUMBERS.items():
+            setattr(counts, name, _number(data.get(name), default))
+        return counts
+
+
+_NUMBERS: dict[str, int | float] = {  # each count's default, which is also its kind
+    f.name: f.default
+    for f in dataclasses.fields(StreamCounts)
+    if isinstance(f.default, int | float)
+}
+
+
+@dataclass(frozen=True)
+class RejectReason:
+    """Rows of a stream rejected for one reason pattern (report.reason_pattern)."""
+
+    field: str | None  # the rejected column, when the reason names one
+    pattern: str
+    count: int
+    example: str  # the first such reason, redacted, cut to report.MAX_EXAMPLE_CHARS
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def read(cls, data: Mapping[str, Any]) -> RejectReason:
+        column = data.get("field")
+        return cls(
+            field=str(column) if column else None,
+            pattern=_text(data.get("pattern"), ""),
+            count=_number(data.get("count"), 0),
+            example=_text(data.get("example"), ""),
+        )
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How one endpoint's calls were paced (pendo.ratelimit)."""
+
+    max_rate: float = 0.0  # calls per second reached
+    rate: float = 0.0  # calls per second allowed at the end
+    throttled: int = 0  # calls answered 429
+    in_flight_peak: int = 0  # (not in reports before calls in flight were paced)
+    round_trip_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def read(cls, data: Mapping[str, Any]) -> Pacing:
+        return cls(
+            max_rate=_number(data.get("max_rate"), 0.0),
+            rate=_number(data.get("rate"), 0.0),
+            throttled=_number(data.get("throttled"), 0),
+            in_flight_peak=_number(data.get("in_flight_peak"), 0),
+            round_trip_ms=_number(data.get("round_trip_ms"), 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class ReportDocument:
+    """One run's report. TargetPendo.finish gives what the run's end knows (its status,
+    error, HTTP numbers, pacing, timeline), RunReport.document adds the counts."""
+
+    run_id: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    streams: dict[str, StreamCounts] = field(default_factory=dict)
+    unknown_ids: dict[str, list[str]] = field(default_factory=dict)  # the first ones listed
+    reject_reasons: dict[str, list[RejectReason]] = field(default_factory=dict)  # most first
+    status: str = ""  # outcomes.RunStatus
+    dry_run: bool = False
+    error: str | None = None  # redacted
+    signal: str | None = None  # the signal that stopped the run
+    unsent_rows: int = 0  # rows read but not settled when it stopped
+    http_calls: dict[str, int] = field(default_factory=dict)  # per endpoint
+    retries: int = 0
+    retries_by_cause: dict[str, int] = field(default_factory=dict)  # "<stream>: <cause>"
+    calls_in_doubt: int = 0  # attempts that got no answer
+    pacing: dict[str, Pacing] = field(default_factory=dict)  # per endpoint
+    timeline: TimelineDocument = field(default_factory=TimelineDocument)
+    report_version: int = REPORT_VERSION  # the version it was stored as (0: before versions)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored JSON object: the keys of every earlier version, in their order, and
+        `report_version` (always this version's: the object has all of its keys)."""
+        return {
+            "report_version": REPORT_VERSION,
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "streams": {name: dataclasses.asdict(c) for name, c in self.streams.items()},
+            "unknown_ids": {name: list(ids) for name, ids in self.unknown_ids.items()},
+            "reject_reasons": {
+                stream: [r.as_dict() for r in reasons]
+                for stream, reasons in self.reject_reasons.items()
+            },
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "error": self.error,
+            "signal": self.signal,
+            "unsent_rows": self.unsent_rows,
+            "http_calls": dict(self.http_calls),
+            "retries": self.retries,
+            "retries_by_cause": dict(self.retries_by_cause),
+            "calls_in_doubt": self.calls_in_doubt,
+            "pacing": {endpoint: p.as_dict() for endpoint, p in self.pacing.items()},
+            "timeline": self.timeline.as_dict(),
+        }
+
+    def lines(self) -> list[str]:
+        """The end-of-run summary: a line per stream."""
+        out = []
+        dry = self.dry_run
+        sent = "would send" if dry else "sent"
+        for name, c in self.streams.items():
+            always = f"received {c.received}, {sent} {c.sent}, rejected {c.rejected}"
+            numbers = c.numbers()
+            optional = [f"{label} {numbers[key]}" for key, label in OPTIONAL_COUNTS if numbers[key]]
+            calls = "calls recorded" if dry else "HTTP calls"  # a dry run's writes: ``dryrun.py``
+            http = f"{c.http_calls} {calls}, {c.retries} retries, {c.seconds:.1f} s"
+            prefix = "dry run, nothing sent: " if dry else ""
+            out.append(
+                f"{prefix}stream '{name}' ({c.sync}): " + ", ".join([always, *optional, http])
+            )
+        return out
+
+
+def read_report(stored: object) -> ReportDocument | None:
+    """A stored report as a ReportDocument: from its JSON text (the ledger's column, a
+    report file), its parsed object, or a document (returned as it is). Whatever version
+    wrote it: a key it lacks takes its default, a value of the wrong kind too. None when
+    there is no report: a run that did not finish (killed), or text that is not a JSON
+    object."""
+    if isinstance(stored, ReportDocument):
+        return stored
+    if isinstance(stored, str | bytes):
+        try:
+            stored = json.loads(stored) if stored else None
+        except ValueError:
+            return None
+    if not isinstance(stored, Mapping):
+        return None
+    data: Mapping[str, Any] = stored
+    return ReportDocument(
+        run_id=_text(data.get("run_id"), ""),
+        started_at=_text(data.get("started_at"), ""),
+        finished_at=_text(data.get("finished_at"), ""),
+        streams=_objects(data.get("streams"), StreamCounts.read),
+        unknown_ids={
+            name: [str(i) for i in ids] for name, ids in _lists(data.get("unknown_ids")).items()
+        },
+        reject_reasons={
+            stream: [RejectReason.read(r) for r in reasons if isinstance(r, Mapping)]
+            for stream, reasons in _lists(data.get("reject_reasons")).items()
+        },
+        status=_text(data.get("status"), ""),
+        dry_run=bool(data.get("dry_run")),
+        error=_optional_text(data.get("error")),
+        signal=_optional_text(data.get("signal")),
+        unsent_rows=_number(data.get("unsent_rows"), 0),
+        http_calls=_numbers(data.get("http_calls")),
+        retries=_number(data.get("retries"), 0),
+        retries_by_cause=_numbers(data.get("retries_by_cause")),
+        calls_in_doubt=_number(data.get("calls_in_doubt"), 0),
+        pacing=_objects(data.get("pacing"), Pacing.read),
+        timeline=TimelineDocument.read(data.get("timeline")),
+        report_version=_number(data.get("report_version"), 0),
+    )
+
+
+# --- reading stored values -------------------------------------------------------------------
+_N = TypeVar("_N", int, float)
+_T = TypeVar("_T")
+
+
+def _number(value: Any, default: _N) -> _N:
+    """`value` as the kind of number `default` is; `default` when it is not a number."""
+    if isinstance(value, bool | int | float | str):
+        try:
+            return type(default)(value)
+        except (ValueError, OverflowError):
+            pass
+    return default
+
+
+def _text(value: Any, default: str) -> str:
+    return value if isinstance(value, str) else default
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _objects(value: Any, read: Callable[[Mapping[str, Any]], _T]) -> dict[str, _T]:
+    """A stored object's entries that are objects, each read by `read`, in their order."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(key): read(entry) for key, entry in value.items() if isinstance(entry, Mapping)}
+
+
+def _lists(value: Any) -> dict[str, list[Any]]:
+    """A stored object's entries that are lists, in their order."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(key): entry for key, entry in value.items() if isinstance(entry, list)}
+
+
+def _numbers(value: Any) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(key): _number(n, 0) for key, n in value.items()}
