@@ -122,15 +122,7 @@ def build_message(
         )
     streams = report.streams
     for name, c in list(streams.items())[:MAX_STREAMS]:
-        extra = "".join(
-            f", {label} {n}"
-            for label, n in (
-                ("already sent", c.already_sent),
-                ("unchanged", c.unchanged),
-                ("unknown ids", c.skipped_unknown),
-            )
-            if n
-        )
+        extra = "".join(f", {part}" for part in c.settled_quietly())
         lines.append(
             f"• {name} ({c.sync}): received {c.received}, sent {c.sent}, rejected {c.rejected}"
             f"{extra}"

@@ -11,8 +11,8 @@ On a terminal the same facts are one live line, rewritten in place every second,
 
 Where the facts come from: the monitor observes the client (`attempts.CallObserver`: each
 attempt's start and end, each retry) and reads its counters; the sinks report drains starting
-and ending (`note_drain`); the target's reader counts input lines. Each attempt also feeds the
-run's `CallTimeline`.
+and ending (``drains.py``, part of the run's context); the target's reader counts input lines.
+Each attempt also feeds the run's `CallTimeline`.
 
 The monitor thread is a daemon that only reads: it takes short, bounded locks (the report's,
 the stats', its own, and on a terminal the log handler's, with a timeout) and never one the
@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import weakref
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
@@ -52,9 +52,6 @@ STOP_WAIT_SECONDS = 1.0
 _CLEAR_LINE = "\r\x1b[2K"
 
 log = logging.getLogger("target_pendo.progress")
-# run id -> its monitor, for `note_drain`
-_monitors: weakref.WeakValueDictionary[str, ProgressMonitor] = weakref.WeakValueDictionary()
-_monitors_lock = threading.Lock()
 
 
 def age(seconds: float) -> str:
@@ -257,9 +254,6 @@ class ProgressMonitor:
         self._last_log = self._started
         self._log_lock = threading.Lock()
         self._marks: dict[str, _StreamMark] = {}
-        self._draining: Counter[str] = Counter()  # stream -> drains running
-        self._drain_rows: dict[str, int] = {}
-        self._drain_lock = threading.Lock()
         self._last_lines = 0
         self._call_samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=CALL_RATE_SAMPLES)
         self._last_input_at = self._started
@@ -289,13 +283,11 @@ class ProgressMonitor:
             live=LiveLine(handler) if handler is not None else None,
         )
         run.client.observe(monitor)
-        with _monitors_lock:
-            _monitors[run.run_id] = monitor
         # The thread holds the monitor weakly: a target dropped without finishing (a test, an
         # embedding program) does not leave a thread logging for it.
         monitor._thread = threading.Thread(
             target=_loop,
-            args=(weakref.ref(monitor), monitor._stop, monitor._tick()),
+            args=(weakref.ref(monitor), monitor._stop, run.drains.wake, monitor._tick()),
             name="progress",
             daemon=True,
         )
@@ -321,8 +313,7 @@ class ProgressMonitor:
     def stop(self) -> None:
         """The run ended: stop the thread (waiting at most a second), clear the live line."""
         self._stop.set()
-        with _monitors_lock:
-            _monitors.pop(self.run.run_id, None)
+        self.run.drains.wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(STOP_WAIT_SECONDS)
@@ -348,20 +339,6 @@ class ProgressMonitor:
         if live is not None:
             live.show(self.live_text())
         else:
-            self.maybe_log()
-
-    # --- drains (from the sinks' drain threads) ---------------------------------------------
-    def drain_started(self, stream: str, rows: int) -> None:
-        with self._drain_lock:
-            self._draining[stream] += 1
-            self._drain_rows[stream] = rows
-
-    def drain_ended(self, stream: str) -> None:
-        with self._drain_lock:
-            self._draining[stream] -= 1
-            if self._draining[stream] <= 0:
-                del self._draining[stream]
-        if self._live is None:
             self.maybe_log()
 
     # --- what to say --------------------------------------------------------------------------
@@ -479,9 +456,7 @@ class ProgressMonitor:
                 + (f" (paced by max_requests_per_second={limit:g})" if paced else "")
                 + (f", {plural(on_wire, 'call')} in flight" if on_wire else "")
             )
-        with self._drain_lock:
-            draining = self._draining.get(stream, 0)
-            rows = self._drain_rows.get(stream, 0)
+        draining, rows = self.run.drains.current(stream)
         if draining:
             if short:
                 return f"batch of {plural(rows, 'row')}"
@@ -517,15 +492,7 @@ class ProgressMonitor:
             causes = sorted(
                 (cause, n) for (s, cause), n in stats.retry_causes.items() if s == stream
             )
-            optional = [
-                f"{label} {n}"
-                for label, n in (
-                    ("already sent", c.already_sent),
-                    ("unchanged", c.unchanged),
-                    ("unknown ids", c.skipped_unknown),
-                )
-                if n
-            ]
+            optional = c.settled_quietly()
             why = f" ({', '.join(f'{cause}: {n}' for cause, n in causes)})" if causes else ""
             out.append(
                 f"Progress of stream '{stream}': {received} received, {c.sent} sent, "
@@ -625,8 +592,15 @@ class ProgressMonitor:
         return ", ".join(parts)
 
 
-def _loop(ref: weakref.ref[ProgressMonitor], stop: threading.Event, tick: float) -> None:
-    while not stop.wait(tick):
+def _loop(
+    ref: weakref.ref[ProgressMonitor], stop: threading.Event, wake: threading.Event, tick: float
+) -> None:
+    """The monitor's thread: a look at the run every `tick`, and when a batch ends (`wake`)."""
+    while True:
+        wake.wait(tick)
+        wake.clear()
+        if stop.is_set():
+            return
         monitor = ref()
         if monitor is None:
             return
@@ -648,14 +622,3 @@ def _done(c: StreamCounts) -> int:
         + c.skipped
         + c.skipped_unknown
     )
-
-
-def note_drain(run_id: str, stream: str, rows: int | None) -> None:
-    """A sink's drain thread starts (`rows` set) or ends (`rows` None) a batch."""
-    monitor = _monitors.get(run_id)
-    if monitor is None:
-        return
-    if rows is None:
-        monitor.drain_ended(stream)
-    else:
-        monitor.drain_started(stream, rows)

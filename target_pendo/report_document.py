@@ -76,6 +76,16 @@ class StreamCounts:
     retries: int = 0
     seconds: float = 0.0
 
+    def settled_quietly(self) -> list[str]:
+        """The rows that needed no call, as a progress line or an alert names them: "already
+        sent 3", "unchanged 40", "unknown ids 2" (those not zero)."""
+        named = (
+            ("already sent", self.already_sent),
+            ("unchanged", self.unchanged),
+            ("unknown ids", self.skipped_unknown),
+        )
+        return [f"{label} {n}" for label, n in named if n]
+
     def numbers(self) -> dict[str, int | float]:
         """Every count but `sync`, by its name (the names OPTIONAL_COUNTS lists)."""
         return {name: getattr(self, name) for name in _NUMBERS}

@@ -16,6 +16,7 @@ from typing import Any
 
 from target_pendo import private
 from target_pendo.config import Settings
+from target_pendo.drains import Drains
 from target_pendo.ledger import Ledger, default_url, url_secret
 from target_pendo.network import Network
 from target_pendo.pendo.calllog import CallLog
@@ -56,6 +57,7 @@ class RunContext:
     abandoned_runs: list[str] = field(default_factory=list)  # runs found killed, now marked
     payloads: RowLog | None = None  # a dry run's record of what it would send
     network: Network = field(default_factory=Network)  # proxies and trust, for every call out
+    drains: Drains = field(default_factory=Drains)  # batches under way, for progress
     _streams: dict[str, StreamRunState] = field(default_factory=dict)
     _schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     _schema_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -20,7 +20,6 @@ from singer_sdk import metrics
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-from target_pendo.progress import note_drain
 from target_pendo.recorder import StreamRecorder
 from target_pendo.sdk_hooks import SinkHooks
 from target_pendo.validation import compiled_or_none, violation_field
@@ -44,9 +43,9 @@ def _outcome_of(drain: Future[None]) -> None:
 
 
 class PendoSink(SinkHooks):
-    """Base for the events and objects sinks; subclasses set SYNC (before this __init__) and
-    implement `drain`. What became of each row is written through `outcomes`, the stream's
-    recorder, and nowhere else.
+    """Base for the events and objects sinks; subclasses set `sync` (the stream's kind in the
+    report, before this __init__) and implement `drain`. What became of each row is written
+    through `outcomes`, the stream's recorder, and nowhere else.
 
     The SDK's private per-record hooks (validation, the per-record debug dump) are overridden
     in sdk_hooks.py (`SinkHooks`).
@@ -58,7 +57,7 @@ class PendoSink(SinkHooks):
     (`TargetPendo.state_may_be_written`): STATE still only follows rows with an outcome.
     """
 
-    SYNC = "events"
+    sync: str = "events"
     PROGRESS_EVERY_SECONDS = 30.0
     MAX_PENDING_DRAINS = 2
 
@@ -72,7 +71,7 @@ class PendoSink(SinkHooks):
             stream_name, self.run.run_id, self.run.settings.ledger_wait_seconds
         )
         super().__init__(target, stream_name, schema, key_properties)
-        self.outcomes: StreamRecorder = self.run.recorder.stream(stream_name, self.SYNC)
+        self.outcomes: StreamRecorder = self.run.recorder.stream(stream_name, self.sync)
         self.received_rows = 0  # rows handed to this sink
         self.settled_rows = 0  # rows of batches whose every row has its outcome
         self.replaced = False  # a SCHEMA change gave the stream a new sink
@@ -115,13 +114,13 @@ class PendoSink(SinkHooks):
         super().clean_up()
 
     def _timed_drain(self, context: dict[str, Any]) -> None:
-        """Times each drain for the report, and tells the run's progress monitor (see
-        progress.py) when a batch starts and ends: between two drains it says what the run
+        """Times each drain for the report, and tells the run's `drains` when a batch starts
+        and ends: the progress monitor (progress.py) says between two drains what the run
         waits for, every PROGRESS_EVERY_SECONDS, from its own thread."""
         if self._failed:
             raise RuntimeError(f"stream '{self.stream_name}': an earlier batch failed")
         started = time.monotonic()
-        note_drain(self.run.run_id, self.stream_name, context.get("received", 0))
+        self.run.drains.started(self.stream_name, context.get("received", 0))
         try:
             self.drain(context)
             self.settled_rows += context.get("received", 0)
@@ -130,11 +129,11 @@ class PendoSink(SinkHooks):
             raise
         finally:
             now = time.monotonic()
-            self.run.report.add_seconds(self.stream_name, self.SYNC, now - started)
+            self.run.report.add_seconds(self.stream_name, self.sync, now - started)
             counts = self.run.report.counts(self.stream_name)
             self._sent_metric.increment(counts.sent - self._sent_reported)
             self._sent_reported = counts.sent
-            note_drain(self.run.run_id, self.stream_name, None)
+            self.run.drains.ended(self.stream_name)
 
     def drain(self, context: dict[str, Any]) -> None:
         """Send one batch; return only when each of its rows has an outcome."""

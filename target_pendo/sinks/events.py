@@ -55,7 +55,7 @@ class _Item:
 
 
 class EventsSink(PendoSink):
-    SYNC = "events"
+    sync: str = "events"
     # Each row is its own HTTP call, so the batch size only sets how often STATE can move and
     # how many rows wait in memory; big enough to keep every worker busy between drains.
     MAX_SIZE_DEFAULT = 2000
@@ -139,7 +139,7 @@ class EventsSink(PendoSink):
     def drain(self, context: dict[str, Any]) -> None:
         items: list[_Item] = context.get("items", [])
         run, stream = self.run, self.stream_name
-        run.report.add(stream, self.SYNC, received=context.get("received", 0))
+        run.report.add(stream, self.sync, received=context.get("received", 0))
         if not items:
             return
         known = run.ledger.states(stream, (i.key for i in items))
@@ -196,7 +196,7 @@ class EventsSink(PendoSink):
                 large += 1
             bodies.append(encoded)
         if large:
-            report.add(stream, self.SYNC, large_properties=large)
+            report.add(stream, self.sync, large_properties=large)
             self.logger.warning(
                 "%d event(s) in this batch of stream '%s' have properties over %d bytes of JSON: "
                 "Pendo accepts them but shows them as 'too large'; map fewer columns with "
@@ -206,7 +206,7 @@ class EventsSink(PendoSink):
                 MAX_PROPERTIES_BYTES,
             )
         if old:
-            report.add(stream, self.SYNC, old_events=old)
+            report.add(stream, self.sync, old_events=old)
             self.logger.warning(
                 "%d event(s) in this batch of stream '%s' are more than 7 days old: Pendo "
                 "accepts them but does not process them (they will not show in Pendo).",

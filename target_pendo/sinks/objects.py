@@ -108,7 +108,7 @@ class ObjectsSink(PendoSink):
     ) -> None:
         self.spec = target.run_context.settings.spec_for(stream_name)
         assert isinstance(self.spec, ObjectsSpec)
-        self.SYNC = self.spec.sync  # before the base's __init__: its recorder counts under it
+        self.sync = self.spec.sync  # before the base's __init__: its recorder counts under it
         super().__init__(target, stream_name, schema, key_properties)
         columns: Mapping[str, Any] = self.schema.get("properties") or {}
         pendo_schema: FieldSchema = self.run.field_schema(self.spec.kind)
@@ -275,7 +275,7 @@ class ObjectsSink(PendoSink):
     def drain(self, context: dict[str, Any]) -> None:
         rows: list[_Row] = context.get("rows", [])
         run, stream = self.run, self.stream_name
-        run.report.add(stream, self.SYNC, received=context.get("received", 0))
+        run.report.add(stream, self.sync, received=context.get("received", 0))
         if not rows:
             return
         # One id twice in a batch: only its last row is sent (chunks go out concurrently, so
@@ -507,7 +507,7 @@ class ObjectsSink(PendoSink):
             counts.update(pending_expired=len(expired), pending_invalidated=len(invalid))
             counts += self._send_again(rows)
         if counts:
-            run.report.add(stream, self.SYNC, **counts)
+            run.report.add(stream, self.sync, **counts)
         if counts["pending_retried"]:
             self.logger.info(
                 "Stream '%s': %d row(s) Pendo could not take before were sent again from the "
@@ -588,7 +588,7 @@ class ObjectsSink(PendoSink):
                 state.versions.incomplete[-1],
                 self.spec.delete_behavior,
             )
-            run.report.add(self.stream_name, self.SYNC, deletes_withheld=1)
+            run.report.add(self.stream_name, self.sync, deletes_withheld=1)
         in_pendo = set(run.ledger.keys_with_status(self.stream_name, [Status.SENT]))
         candidates = {i for i in state.deleted_ids if i in in_pendo}
         if full_table:

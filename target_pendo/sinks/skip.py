@@ -8,11 +8,11 @@ from target_pendo.sinks.base import PendoSink
 
 
 class SkipSink(PendoSink):
-    SYNC = "skipped"
+    sync: str = "skipped"
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self.count_received(context)
 
     def drain(self, context: dict[str, Any]) -> None:
         received = context.get("received", 0)
-        self.run.report.add(self.stream_name, self.SYNC, received=received, skipped=received)
+        self.run.report.add(self.stream_name, self.sync, received=received, skipped=received)

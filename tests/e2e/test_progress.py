@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from target_pendo.drains import Drains
 from target_pendo.pendo.transport import CallStats
 from target_pendo.progress import Activity, ProgressMonitor, age
 from target_pendo.report import RunReport
@@ -135,6 +136,7 @@ def fake_monitor(clock: FakeClock, lines_read: int = 0) -> ProgressMonitor:
         report=RunReport(run_id="r-1"),
         input_complete=False,
         client=SimpleNamespace(stats=CallStats()),
+        drains=Drains(),
     )
     return ProgressMonitor(
         run, interval=30, lines_read=lambda: lines_read, logger=logging.getLogger("t"), clock=clock
@@ -204,11 +206,11 @@ def test_what_a_stream_waits_for_is_said_plainly():
     assert monitor.waiting_for(STREAM, None, 40, clock.now) == (
         "40 rows held for the next batch; waiting for input from the tap (no line for 26 s)"
     )
-    monitor.drain_started(STREAM, 2000)
+    monitor.run.drains.started(STREAM, 2000)
     assert monitor.waiting_for(STREAM, None, 2000, clock.now) == (
         "working on a batch of 2000 rows (mapping, ledger)"
     )
-    monitor.drain_ended(STREAM)
+    monitor.run.drains.ended(STREAM)
     monitor.run.input_complete = True
     assert monitor.waiting_for(STREAM, None, 0, clock.now) == "input complete"
 
