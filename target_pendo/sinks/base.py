@@ -67,6 +67,9 @@ class PendoSink(SinkHooks):
         self.run: RunContext = target.run_context
         # One writer per stream and ledger: before this sink reads or writes the stream's
         # state, no other run may be sending it (a re-take by this run does nothing).
+        # Here, not in the SDK's `setup()` hook: the SDK logs its own ERROR line ("Error
+        # initializing target sink") for anything `setup()` raises, and a busy lease or a
+        # mapped field Pendo lacks must end the run on its one error line.
         self.run.ledger.lease_stream(
             stream_name, self.run.run_id, self.run.settings.ledger_wait_seconds
         )

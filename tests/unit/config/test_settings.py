@@ -23,7 +23,7 @@ from target_pendo.config import (
 )
 from target_pendo.errors import ConfigError, StreamConfigError
 
-from .helpers import objects_spec
+from ..helpers import objects_spec
 
 # --- settings: stream specs -----------------------------------------------------------------
 

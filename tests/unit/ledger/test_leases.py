@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from target_pendo.cli.ledger import ledger_command
 from target_pendo.ledger import SCHEMA_VERSION, Ledger, LedgerBusyError, default_url, lock_file_name
 
-from ..ledger_helpers import Holder, ledger_url, make_v1_ledger, rows, scalar, tables
+from ...ledger_helpers import Holder, ledger_url, make_v1_ledger, rows, scalar, tables
 
 __all__ = ["ledger_url"]  # the fixture, used by name
 

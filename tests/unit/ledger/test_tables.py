@@ -10,7 +10,7 @@ from target_pendo.ledger import METADATA, Ledger, RowOutcome
 from target_pendo.ledger.migrations import _MIGRATIONS, SCHEMA_VERSION, tables_of
 from target_pendo.outcomes import Outcome, Status
 
-from ..ledger_helpers import ledger_url  # noqa: F401  (the fixture)
+from ...ledger_helpers import ledger_url  # noqa: F401  (the fixture)
 
 
 def _shape(inspector: sa.Inspector, table: str) -> dict[str, object]:

@@ -31,8 +31,8 @@ from target_pendo.ledger import (
 )
 from target_pendo.outcomes import Status
 
-from ..ledger_helpers import ledger_url, make_v1_ledger, rows, scalar, tables
-from ..singer import TARGET_CMD
+from ...ledger_helpers import ledger_url, make_v1_ledger, rows, scalar, tables
+from ...singer import TARGET_CMD
 
 __all__ = ["ledger_url"]  # the fixture, used by name
 
