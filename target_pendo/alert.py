@@ -30,7 +30,7 @@ import requests
 
 from target_pendo.network import Network, is_tls_failure
 from target_pendo.outcomes import RunStatus
-from target_pendo.redact import Redactor, install_log_redaction, url_secrets
+from target_pendo.redact import url_secrets
 from target_pendo.report import alert_reason, mask_quoted_values
 from target_pendo.report_document import ReportDocument, read_report
 
@@ -57,20 +57,6 @@ def webhook_host(url: str) -> str:
     """The webhook as it may be shown: scheme and host, never the path."""
     parts = urllib.parse.urlsplit(url)
     return f"{parts.scheme}://{parts.hostname or '?'}"
-
-
-def protect_webhook(url: str | None, redact: Callable[[str], str]) -> Callable[[str], str]:
-    """The run's redactor extended with the webhook URL's secrets, installed for every log
-    line (urllib3 logs the path it posts to at DEBUG). Returns the combined redactor."""
-    if not url:
-        return redact
-    webhook = Redactor(webhook_secrets(url))
-
-    def combined(text: str) -> str:
-        return webhook(redact(text))
-
-    install_log_redaction(combined)
-    return combined
 
 
 def trigger(status: str, over_rejected: list[str]) -> str | None:

@@ -76,24 +76,17 @@ def shown_url(url: str) -> str:
 
 
 _plain_factory = logging.getLogRecordFactory()
-_active: list[Callable[[str], str]] = []  # the latest run's redactor, for the CLI's last line
 
 
-def redact_text(text: str) -> str:
-    """`text` through the latest run's redactor (unchanged before any run was set up)."""
-    return _active[-1](text) if _active else text
+class RedactingRecordFactory:
+    """The logging record factory that redacts (see `install_log_redaction`): logging's own
+    configuration, the one process-wide place a run's redactor is kept, since every thread and
+    library logs through it."""
 
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        self.redact = redact
 
-def install_log_redaction(redact: Callable[[str], str]) -> None:
-    """Every log record of the process (the SDK's too) is redacted when it is made: its
-    message is formatted there and then and the redacted text kept as the record's `msg`, so
-    no handler or formatter can print a key, not even one that reads `msg` without its
-    arguments (the SDK's structured formatter, which Meltano uses, does). A record is only
-    made for an enabled level, so this costs nothing for lines that are not logged. The
-    latest run's redactor wins."""
-    _active[:] = [redact]
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record = _plain_factory(*args, **kwargs)
         try:
             text = record.getMessage()
@@ -101,7 +94,22 @@ def install_log_redaction(redact: Callable[[str], str]) -> None:
             return record
         # the call's own template and arguments stay readable for filters (logs.py)
         record.template, record.template_args = record.msg, record.args
-        record.msg, record.args = redact(text), None
+        record.msg, record.args = self.redact(text), None
         return record
 
-    logging.setLogRecordFactory(factory)
+
+def redact_text(text: str) -> str:
+    """`text` through the redactor logging was given (unchanged before any run set one up):
+    for the CLI's last line, which is printed, not logged."""
+    factory = logging.getLogRecordFactory()
+    return factory.redact(text) if isinstance(factory, RedactingRecordFactory) else text
+
+
+def install_log_redaction(redact: Callable[[str], str]) -> None:
+    """Every log record of the process (the SDK's too) is redacted when it is made: its
+    message is formatted there and then and the redacted text kept as the record's `msg`, so
+    no handler or formatter can print a key, not even one that reads `msg` without its
+    arguments (the SDK's structured formatter, which Meltano uses, does). A record is only
+    made for an enabled level, so this costs nothing for lines that are not logged. Once per
+    run, with every secret of its config (the webhook's too); the latest run's wins."""
+    logging.setLogRecordFactory(RedactingRecordFactory(redact))

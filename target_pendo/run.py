@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from target_pendo import private
+from target_pendo.alert import webhook_secrets
 from target_pendo.config import Settings
 from target_pendo.drains import Drains
 from target_pendo.ledger import Ledger, default_url, url_secret
@@ -105,6 +106,12 @@ class RunContext:
                 *url_secrets(settings.api_url),
                 *url_secrets(settings.track_url),
                 *network.secrets(),
+                # urllib3 logs the path it posts an alert to at DEBUG: the webhook's token
+                *(
+                    webhook_secrets(settings.alert_webhook_url)
+                    if settings.alert_webhook_url
+                    else []
+                ),
             ]
         )
         install_log_redaction(redact)

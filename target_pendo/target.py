@@ -24,7 +24,6 @@ from singer_sdk.target_base import Target
 
 from target_pendo import retention
 from target_pendo.alert import build_message as build_alert
-from target_pendo.alert import protect_webhook
 from target_pendo.alert import send as send_alert
 from target_pendo.alert import trigger as alert_trigger
 from target_pendo.batchfiles import read_batch_files
@@ -363,7 +362,6 @@ class TargetPendo(TargetHooks):
         Starts before anything is read or sent. (Reject reasons are grouped in the report by
         the run's recorder, ``recorder.py``, as each row is rejected.)"""
         run = self.run_context
-        self._redact_all = protect_webhook(self.settings.alert_webhook_url, run.client.redact)
         return ProgressMonitor.attach(
             run,
             interval=PendoSink.PROGRESS_EVERY_SECONDS,
@@ -529,7 +527,7 @@ class TargetPendo(TargetHooks):
                 max_rejected_fraction=self.settings.max_rejected_fraction,
                 report_path=str(path.resolve()),
                 error=error,
-                redact=self._redact_all,
+                redact=self.run_context.client.redact,
                 unsent_rows=sum(
                     max(0, s.received_rows - s.settled_rows) for s in self.run_context.sinks
                 ),

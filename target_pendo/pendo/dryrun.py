@@ -24,7 +24,7 @@ from requests.structures import CaseInsensitiveDict
 
 from target_pendo.network import Network
 from target_pendo.pendo.api import BULK_DELETE_PATH, METADATA_PATH
-from target_pendo.pendo.transport import CURRENT_REQUEST, READ_METHODS, http_adapter
+from target_pendo.pendo.transport import READ_METHODS, PreparedCall, http_adapter
 from target_pendo.redact import Redactor
 from target_pendo.rejects import RowLog
 
@@ -53,8 +53,9 @@ def _answer(path: str, body: Any) -> Any:
 
 class RecordingAdapter(BaseAdapter):
     """A requests adapter that records writes and passes reads to a real HTTPAdapter. It
-    files each write under the stream and route of the client's call (the transport's
-    CURRENT_REQUEST), so a host URL with a path of its own changes nothing."""
+    files each write under the stream and route of the client's call (which the transport's
+    wire request carries: `PreparedCall`), so a host URL with a path of its own changes
+    nothing."""
 
     def __init__(self, payloads: RowLog, redact: Redactor, network: Network | None = None) -> None:
         super().__init__()
@@ -68,9 +69,10 @@ class RecordingAdapter(BaseAdapter):
     ) -> requests.Response:
         if request.method in READ_METHODS:
             return self._reads.send(request, **kwargs)
-        call = CURRENT_REQUEST.get()
-        if call is None:  # only the transport sends here; anything else is a bug, not a write
+        if not isinstance(request, PreparedCall):
+            # only the transport sends here; anything else is a bug, not a write
             raise RuntimeError("a dry-run write outside a client call")
+        call = request.call
         raw = request.body or b""
         body = json.loads(raw) if raw else None
         self._payloads.append(

@@ -41,7 +41,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -230,9 +229,15 @@ class Request:
         return self.base + self.path
 
 
-# The call the current thread is making, as the client asked for it (its route and stream),
-# for an adapter that needs more than the wire request (the dry run's); None outside a call.
-CURRENT_REQUEST: ContextVar[Request | None] = ContextVar("pendo_current_request", default=None)
+class PreparedCall(requests.PreparedRequest):
+    """An attempt's wire request carrying the call it belongs to, as the client asked for it
+    (its route and stream), for an adapter that needs more than the wire request (the dry
+    run's): the sessions' adapter is handed this very object."""
+
+    def __init__(self, call: Request, prepared: requests.PreparedRequest) -> None:
+        super().__init__()
+        vars(self).update(vars(prepared))  # the prepared request as it is, field for field
+        self.call = call
 
 
 @dataclass
@@ -417,20 +422,16 @@ class Transport:
     def _send(self, call: _Call, turn: _Turn | None) -> Reply:
         """Attempts of `call`; the first in `turn` when the caller took it (`outgoing`)."""
         retry = 0
-        token = CURRENT_REQUEST.set(call.request)
-        try:
-            while True:
-                if turn is None:
-                    self._checkpoint(call)
-                    turn = self._take_turn(call)
-                attempt, turn = turn, None
-                try:
-                    return Reply(self._attempt(call, attempt), call.maybe_delivered)
-                except _Retryable as exc:
-                    retry += 1
-                    self._before_retry(exc, call, retry)
-        finally:
-            CURRENT_REQUEST.reset(token)
+        while True:
+            if turn is None:
+                self._checkpoint(call)
+                turn = self._take_turn(call)
+            attempt, turn = turn, None
+            try:
+                return Reply(self._attempt(call, attempt), call.maybe_delivered)
+            except _Retryable as exc:
+                retry += 1
+                self._before_retry(exc, call, retry)
 
     def _take_turn(self, call: _Call) -> _Turn:
         """Wait for room on the endpoint's wire, then for the pacer's go; raises StopRequested
@@ -482,15 +483,7 @@ class Transport:
                 observer.attempt_started(request.stream)
             started = time.perf_counter()
             try:
-                response = self._session().request(
-                    request.method,
-                    url,
-                    data=request.body,
-                    headers=headers,
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                    proxies=self._proxies_for(request.base),
-                )
+                response = self._put_on_wire(request, headers)
             except requests.RequestException as exc:
                 failure = _transport_failure(exc, url, self.timeout, self.network)
                 self._log_call(call, None, started, None, str(failure))
@@ -521,6 +514,23 @@ class Transport:
                 f"HTTP {status} from {shown_url(url)}", f"HTTP {status}", retry_after=retry_after
             )
         return response
+
+    def _put_on_wire(self, request: Request, headers: dict[str, str]) -> requests.Response:
+        """Send `request` through the thread's session as `Session.request` would, its wire
+        request carrying the call to the adapter (`PreparedCall`)."""
+        session = self._session()
+        prepared = PreparedCall(
+            request,
+            session.prepare_request(
+                requests.Request(request.method, request.url, headers, data=request.body)
+            ),
+        )
+        # the settings Session.request merges: the base URL's proxies, and the session's
+        # stream, verify and cert (trust_env is off: nothing from the environment)
+        settings = session.merge_environment_settings(
+            prepared.url, self._proxies_for(request.base), None, None, None
+        )
+        return session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
 
     def _log_call(
         self,

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 from target_pendo.errors import PendoAuthError
@@ -146,3 +147,19 @@ def test_every_method_but_get_and_head_is_recorded(emulator: Emulator, tmp_path:
         payloads.close()
     assert [r["method"] for r in recorded(tmp_path, "_")] == ["PUT", "PATCH", "DELETE"]
     assert emulator.request_counts() == {}
+
+
+def test_a_write_without_the_clients_call_is_a_bug(tmp_path: Path) -> None:
+    """The adapter files a write under the call its wire request carries; a bare wire request
+    (not the transport's) is no write to record."""
+    redact = Redactor([])
+    payloads = RowLog(tmp_path, "dry_run/r1", "r1", redact)
+    adapter = RecordingAdapter(payloads, redact)
+    bare = requests.Request("POST", "http://127.0.0.1:9/data/track", data=b"{}").prepare()
+    try:
+        with pytest.raises(RuntimeError, match="outside a client call"):
+            adapter.send(bare)
+    finally:
+        adapter.close()
+        payloads.close()
+    assert not (tmp_path / "dry_run" / "r1" / "_.jsonl").exists()
