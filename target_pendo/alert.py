@@ -108,7 +108,7 @@ def build_message(
         )
     streams = report.streams
     for name, c in list(streams.items())[:MAX_STREAMS]:
-        extra = "".join(f", {part}" for part in c.settled_quietly())
+        extra = "".join(f", {part}" for part in c.extra_counts())
         lines.append(
             f"• {name} ({c.sync}): received {c.received}, sent {c.sent}, rejected {c.rejected}"
             f"{extra}"

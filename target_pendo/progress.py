@@ -492,7 +492,7 @@ class ProgressMonitor:
             causes = sorted(
                 (cause, n) for (s, cause), n in stats.retry_causes.items() if s == stream
             )
-            optional = c.settled_quietly()
+            optional = c.extra_counts()
             why = f" ({', '.join(f'{cause}: {n}' for cause, n in causes)})" if causes else ""
             out.append(
                 f"Progress of stream '{stream}': {received} received, {c.sent} sent, "
@@ -522,8 +522,8 @@ class ProgressMonitor:
         input's size is known: a file (the rows in it estimated from the lines read so far
         and the share of its bytes read), or any input once it was read to its end."""
         lines = self._lines_read()
-        if self.run.input_complete:
-            total = float(lines)
+        if self.run.input_complete:  # the rows are all in: their number is known
+            total = float(sum(self._sink_rows(stream)[0] for stream in self._streams()))
         else:
             fraction = self.input_fraction()
             if not fraction or not lines:

@@ -76,13 +76,16 @@ class StreamCounts:
     retries: int = 0
     seconds: float = 0.0
 
-    def settled_quietly(self) -> list[str]:
-        """The rows that needed no call, as a progress line or an alert names them: "already
-        sent 3", "unchanged 40", "unknown ids 2" (those not zero)."""
+    def extra_counts(self) -> list[str]:
+        """The counts a progress line or an alert adds to received, sent and rejected (those
+        not zero): rows that needed no call ("already sent 3", "unchanged 40", "unknown ids
+        2") and the pending queue's retry ("retried from pending 12", "now sent 5")."""
         named = (
             ("already sent", self.already_sent),
             ("unchanged", self.unchanged),
             ("unknown ids", self.skipped_unknown),
+            ("retried from pending", self.pending_retried),
+            ("now sent", self.pending_sent),
         )
         return [f"{label} {n}" for label, n in named if n]
 

@@ -504,10 +504,10 @@ class ObjectsSink(PendoSink):
                     rows.append(self._from_queue(key, kept["values"], since))
             if expired or invalid:
                 self.outcomes.drop_pending(expired + invalid)
-            counts.update(pending_expired=len(expired), pending_invalidated=len(invalid))
-            counts += self._send_again(rows)
-        if counts:
-            run.report.add(stream, self.sync, **counts)
+            dropped = Counter(pending_expired=len(expired), pending_invalidated=len(invalid))
+            if +dropped:
+                run.report.add(stream, self.sync, **dropped)
+            counts += dropped + self._send_again(rows)
         if counts["pending_retried"]:
             self.logger.info(
                 "Stream '%s': %d row(s) Pendo could not take before were sent again from the "
@@ -533,29 +533,35 @@ class ObjectsSink(PendoSink):
 
     def _send_again(self, rows: list[_Row]) -> Counter[str]:
         """Send rows of the pending queue; each call's outcomes go to the ledger as Pendo
-        answers it (not to this run's counts of the tap's rows, rejects or unknown-id files)
-        and are counted apart."""
+        answers it (not to this run's counts of the tap's rows, rejects or unknown-id files),
+        and its counts to the report at once, apart, so progress lines follow the retry.
+        Returns the counts, for the summary line."""
         counts: Counter[str] = Counter()
         lock = threading.Lock()
+
+        def count(**increments: int) -> None:
+            with lock:
+                counts.update(increments)
+            self.run.report.add(self.stream_name, self.sync, **increments)
 
         def record(answered: list[_Row]) -> None:
             outcomes = [self._outcome(r) for r in answered]
             self.outcomes.record(outcomes)  # not from the source: counted here, not there
             sent = sum(o.outcome is Outcome.SENT for o in outcomes)
             waiting = sum(o.pending is not None for o in outcomes)
-            with lock:
-                counts.update(
-                    pending_sent=sent,
-                    pending_left=waiting,
-                    pending_refused=len(outcomes) - sent - waiting,
-                )
+            count(
+                pending_sent=sent,
+                pending_left=waiting,
+                pending_refused=len(outcomes) - sent - waiting,
+            )
 
         if not rows:
             return counts
+        count(pending_retried=len(rows))
         try:
             self._send_chunks(rows, record)
         finally:  # a row without an answer (the run stopped) still waits in the queue
-            counts.update(pending_retried=len(rows), pending_left=sum(not r.settled for r in rows))
+            count(pending_left=sum(not r.settled for r in rows))
         return counts
 
     # --- deletes ----------------------------------------------------------------------------

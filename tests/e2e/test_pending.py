@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from pendo_emulator import DEMO_INTEGRATION_KEY
 from target_pendo.ledger import default_url
 
-from ..singer import TARGET_CMD, record, run_cli, schema
+from ..singer import TARGET_CMD, lines_to_text, record, run_cli, schema
 from .test_ledger import USER_PROPS, USERS, sent_ids, user_lines, users_config
 
 FIELDS = {"plan": "string", "seats": "integer"}
@@ -305,3 +306,33 @@ def test_ledger_retry_names_what_it_cannot_retry(emulator, ledger_config, tmp_pa
     assert "retry needs --stream NAME" in bare.stderr
     for result in (never, events):
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_progress_lines_count_the_retry_as_it_goes(emulator, ledger_config, tmp_path):
+    """A retry of the queue that takes a while shows in the progress lines: how many rows were
+    sent again from the queue so far, and how many Pendo took."""
+    emulator.seed("visitor", group="custom", fields=FIELDS)
+    config = users_config({**ledger_config, "max_concurrency": 1})
+    config["streams"][USERS]["batch_size"] = 10
+    run(config, user_lines(range(60)), tmp_path)  # none in Pendo: 60 pending
+    emulator.seed("visitor", [f"v-{i}" for i in range(60)])
+    emulator.latency = 0.1  # 12 calls (two groups of 6), 0.1 s each
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    fast = [
+        sys.executable,
+        "-c",
+        "from target_pendo.sinks.base import PendoSink; PendoSink.PROGRESS_EVERY_SECONDS = 0.2; "
+        "from target_pendo.cli.main import main; main()",
+    ]
+    result = subprocess.run(
+        [*fast, "--config", str(tmp_path / "config.json")],
+        input=lines_to_text(user_lines([])),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    progress = [x for x in result.stderr.splitlines() if f"Progress of stream '{USERS}'" in x]
+    assert any("retried from pending" in x for x in progress), result.stderr
+    assert last_report(config)["pending_sent"] == 60
