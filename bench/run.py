@@ -345,6 +345,22 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+def seed_visitors(emulator: EmulatorProcess, n: int) -> None:
+    """Visitors v-0 .. v-(n-1) with the custom fields the visitors stream maps. Seeded by
+    count, so this process never holds a million ids (its children would inherit that memory
+    into their peak RSS)."""
+    emulator.control(
+        "POST",
+        "seed",
+        {
+            "kind": "visitor",
+            "group": "custom",
+            "fields": {"plan": "string", "seats": "integer", "mrr": "float"},
+        },
+    )
+    emulator.control("POST", "seed", {"kind": "visitor", "id_prefix": "v-", "count": n})
+
+
 def run_size(n: int, folder: Path, emulator: EmulatorProcess) -> list[tuple[str, ...]]:
     events, visitors = write_streams(folder, n)
     results: list[Result] = []
@@ -376,18 +392,7 @@ def run_size(n: int, folder: Path, emulator: EmulatorProcess) -> list[tuple[str,
     results.append(events_run)
 
     emulator.reset()
-    emulator.control(
-        "POST",
-        "seed",
-        {
-            "kind": "visitor",
-            "group": "custom",
-            "fields": {"plan": "string", "seats": "integer", "mrr": "float"},
-        },
-    )
-    # seeded by count, so this process never holds a million ids (its children would
-    # inherit that memory into their peak RSS)
-    emulator.control("POST", "seed", {"kind": "visitor", "id_prefix": "v-", "count": n})
+    seed_visitors(emulator, n)
     base_calls = emulator.calls()
     config = target_config(folder, emulator.url, f"objects-{n}")
     objects_run = measured(
@@ -612,16 +617,7 @@ def ledger_growth(folder: Path, emulator: EmulatorProcess, n: int, runs: int) ->
     """The same n visitor rows synced `runs` times, nothing changed: ledger bytes per row."""
     _, visitors = write_streams(folder, n)
     emulator.reset()
-    emulator.control(
-        "POST",
-        "seed",
-        {
-            "kind": "visitor",
-            "group": "custom",
-            "fields": {"plan": "string", "seats": "integer", "mrr": "float"},
-        },
-    )
-    emulator.control("POST", "seed", {"kind": "visitor", "id_prefix": "v-", "count": n})
+    seed_visitors(emulator, n)
     config = target_config(folder, emulator.url, f"growth-{n}")
     state_dir = folder / f"state-growth-{n}"
     sizes = []

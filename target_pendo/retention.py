@@ -48,14 +48,10 @@ class Pruned:
         )
 
 
-def cutoff(days: float, now: dt.datetime | None = None) -> dt.datetime:
-    return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
-
-
 def prune(ledger: Ledger, state_dir: str | Path, days: float, *, bounded: bool) -> Pruned:
     """Prune history older than `days` from the ledger and from `state_dir`; `bounded`: no
     more than one run's end may take (END_OF_RUN_*)."""
-    before = cutoff(days)
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     history = ledger.prune_history(
         before.isoformat(timespec="milliseconds"),
         max_rows=END_OF_RUN_MAX_ROWS if bounded else None,

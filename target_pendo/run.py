@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from target_pendo import private
-from target_pendo.alert import webhook_secrets
 from target_pendo.config import Settings
 from target_pendo.drains import Drains
-from target_pendo.ledger import Ledger, default_url, url_secret
+from target_pendo.ledger import Ledger
 from target_pendo.network import Network
 from target_pendo.pendo.calllog import CallLog
 from target_pendo.pendo.client import PendoClient
 from target_pendo.pendo.dryrun import RecordingAdapter
 from target_pendo.pendo.transport import AdapterFactory
 from target_pendo.recorder import OutcomeRecorder
-from target_pendo.redact import Redactor, install_log_redaction, url_secrets
+from target_pendo.redact import Redactor, install_log_redaction
 from target_pendo.rejects import RowLog
 from target_pendo.report import RunReport
 from target_pendo.versions import FullTableVersions
@@ -94,26 +93,11 @@ class RunContext:
         # sortable by start time (to the millisecond), unique by the random tail
         now = dt.datetime.now(dt.UTC)
         run_id = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}-{uuid.uuid4().hex[:6]}"
-        ledger_url = settings.ledger_url or default_url(settings.state_dir)
+        ledger_url = settings.resolved_ledger_url
         network = Network.from_environment()
         private.warn_if_shared(Path(settings.state_dir))
         ledger = Ledger(ledger_url, read_only=settings.dry_run)
-        redact = Redactor(
-            [
-                settings.track_event_secret,
-                settings.integration_key,
-                url_secret(ledger_url),
-                *url_secrets(settings.api_url),
-                *url_secrets(settings.track_url),
-                *network.secrets(),
-                # urllib3 logs the path it posts an alert to at DEBUG: the webhook's token
-                *(
-                    webhook_secrets(settings.alert_webhook_url)
-                    if settings.alert_webhook_url
-                    else []
-                ),
-            ]
-        )
+        redact = Redactor([*settings.secrets, *network.secrets()])
         install_log_redaction(redact)
         call_log = (
             CallLog(Path(settings.state_dir) / "calls" / f"{run_id}.jsonl", redact)

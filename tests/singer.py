@@ -16,6 +16,18 @@ from target_pendo.target import TargetPendo
 
 TARGET_CMD = [sys.executable, "-c", "from target_pendo.cli.main import main; main()"]
 
+
+def target_cmd_with_progress_every(seconds: float) -> list[str]:
+    """TARGET_CMD with progress lines every `seconds` instead of every 30 s."""
+    return [
+        sys.executable,
+        "-c",
+        "from target_pendo.sinks.base import PendoSink; "
+        f"PendoSink.PROGRESS_EVERY_SECONDS = {seconds}; "
+        "from target_pendo.cli.main import main; main()",
+    ]
+
+
 EVENTS_SCHEMA = {
     "type": "object",
     "properties": {
@@ -65,9 +77,14 @@ def run_target(config: dict, lines: Iterable[str]) -> tuple[list[dict], TargetPe
 
 
 def run_cli(
-    config: dict, lines: Iterable[str], tmp_path: Path, env: dict | None = None
+    config: dict,
+    lines: Iterable[str],
+    tmp_path: Path,
+    env: dict | None = None,
+    umask: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `target-pendo --config FILE` as a subprocess with the lines on stdin."""
+    """Run `target-pendo --config FILE` as a subprocess with the lines on stdin (`umask`:
+    the process's, whatever the test runner's)."""
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(config))
     return subprocess.run(
@@ -78,6 +95,7 @@ def run_cli(
         timeout=120,
         env={**os.environ, **(env or {})},
         check=False,
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )
 
 

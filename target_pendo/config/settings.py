@@ -18,9 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-
 from target_pendo.alert import webhook_secrets
 from target_pendo.config.schema import (
     DEFAULTS,
@@ -37,7 +34,7 @@ from target_pendo.config.streams import (
     shown,
 )
 from target_pendo.errors import ConfigError
-from target_pendo.ledger import default_url
+from target_pendo.ledger import default_url, url_secret
 from target_pendo.redact import shown_url, url_secrets
 
 
@@ -77,6 +74,18 @@ class Settings:
     def resolved_ledger_url(self) -> str:
         """The ledger the run writes to: 'ledger_url', else the SQLite file in 'state_dir'."""
         return ledger_url_or_default(self.ledger_url, self.state_dir)
+
+    @property
+    def secrets(self) -> list[str | None]:
+        """Every secret of the config (`config_secrets`), for the run's redactor."""
+        urls: list[Any] = [self.api_url, self.track_url]
+        return _secrets(
+            self.track_event_secret,
+            self.integration_key,
+            self.resolved_ledger_url,
+            urls,
+            self.alert_webhook_url,
+        )
 
     def spec_for(self, stream: str) -> StreamSpec | None:
         """The stream's own spec, else the `*` default applied to it, else None."""
@@ -167,25 +176,35 @@ def configured_ledger_url(config: Mapping[str, Any]) -> str:
 
 
 def config_secrets(config: Mapping[str, Any]) -> list[str | None]:
-    """Every secret a config holds, to redact wherever one could be echoed: the keys, the
-    ledger URL's password, credentials in 'api_url' and 'track_url', the webhook URL and its
-    token (see alert.py)."""
+    """Every secret a config holds, for a subcommand that does not parse the whole config:
+    the same list as `Settings.secrets`."""
     webhook = config.get("alert_webhook_url")
-    return [
+    return _secrets(
         config.get("track_event_secret"),
         config.get("integration_key"),
-        _password(configured_ledger_url(config)),
-        *url_secrets(config.get("api_url")),
-        *url_secrets(config.get("track_url")),
-        *(webhook_secrets(webhook) if isinstance(webhook, str) and webhook else []),
+        configured_ledger_url(config),
+        [config.get("api_url"), config.get("track_url")],
+        webhook if isinstance(webhook, str) else None,
+    )
+
+
+def _secrets(
+    track_event_secret: str | None,
+    integration_key: str | None,
+    ledger_url: str,
+    urls: list[Any],
+    webhook: str | None,
+) -> list[str | None]:
+    """Every secret of a config, to redact wherever one could be echoed: the keys, the ledger
+    URL's password, credentials in 'api_url' and 'track_url', the webhook URL and its token
+    (urllib3 logs the path it posts an alert to; see alert.py)."""
+    return [
+        track_event_secret,
+        integration_key,
+        url_secret(ledger_url),
+        *(secret for url in urls for secret in url_secrets(url)),
+        *(webhook_secrets(webhook) if webhook else []),
     ]
-
-
-def _password(url: str) -> str | None:
-    try:
-        return make_url(url).password
-    except sa.exc.ArgumentError:
-        return None
 
 
 # --- hosts and URLs -------------------------------------------------------------------------

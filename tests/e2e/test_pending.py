@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,7 +16,14 @@ import sqlalchemy as sa
 from pendo_emulator import DEMO_INTEGRATION_KEY
 from target_pendo.ledger import default_url
 
-from ..singer import TARGET_CMD, lines_to_text, record, run_cli, schema
+from ..singer import (
+    TARGET_CMD,
+    lines_to_text,
+    record,
+    run_cli,
+    schema,
+    target_cmd_with_progress_every,
+)
 from .test_ledger import USER_PROPS, USERS, sent_ids, user_lines, users_config
 
 FIELDS = {"plan": "string", "seats": "integer"}
@@ -318,14 +324,8 @@ def test_progress_lines_count_the_retry_as_it_goes(emulator, ledger_config, tmp_
     emulator.seed("visitor", [f"v-{i}" for i in range(60)])
     emulator.latency = 0.1  # 12 calls (two groups of 6), 0.1 s each
     (tmp_path / "config.json").write_text(json.dumps(config))
-    fast = [
-        sys.executable,
-        "-c",
-        "from target_pendo.sinks.base import PendoSink; PendoSink.PROGRESS_EVERY_SECONDS = 0.2; "
-        "from target_pendo.cli.main import main; main()",
-    ]
     result = subprocess.run(
-        [*fast, "--config", str(tmp_path / "config.json")],
+        [*target_cmd_with_progress_every(0.2), "--config", str(tmp_path / "config.json")],
         input=lines_to_text(user_lines([])),
         capture_output=True,
         text=True,

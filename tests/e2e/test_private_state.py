@@ -5,12 +5,11 @@ journal and lock files). Through the real CLI under umask 022, on SQLite and Pos
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 from pathlib import Path
 
-from ..singer import TARGET_CMD, lines_to_text, read_rejects, record, schema
+from ..singer import TARGET_CMD, read_rejects, record, run_cli, schema
 from .test_ledger import USER_PROPS, USERS, seed_users, users_config
 
 EVENTS = "events"
@@ -18,17 +17,7 @@ EVENT_SPEC = {"event_name_column": "event", "visitor_id_column": "user_id"}
 
 
 def run_with_umask(config: dict, lines: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    return subprocess.run(
-        [*TARGET_CMD, "--config", str(path)],
-        input=lines_to_text(lines),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        preexec_fn=lambda: os.umask(0o022),
-    )
+    return run_cli(config, lines, tmp_path, umask=0o022)
 
 
 def sync_lines() -> list[str]:

@@ -13,7 +13,6 @@ import select
 import signal
 import struct
 import subprocess
-import sys
 import termios
 import threading
 import time
@@ -30,17 +29,12 @@ from target_pendo.report import RunReport
 from target_pendo.sinks.base import PendoSink
 from target_pendo.timeline import MAX_BUCKETS, CallTimeline, percentile, read_timeline
 
-from ..singer import record, run_target, schema, state
+from ..singer import record, run_target, schema, state, target_cmd_with_progress_every
 
 STREAM = "events"
 SPEC = {"event_name": "Progress Test", "visitor_id_column": "user_id"}
 # The CLI with progress every half second instead of every 30 s.
-FAST_PROGRESS_CMD = [
-    sys.executable,
-    "-c",
-    "from target_pendo.sinks.base import PendoSink; PendoSink.PROGRESS_EVERY_SECONDS = 0.5; "
-    "from target_pendo.cli.main import main; main()",
-]
+FAST_PROGRESS_CMD = target_cmd_with_progress_every(0.5)
 
 
 def events_config(base: dict, **extra: Any) -> dict:

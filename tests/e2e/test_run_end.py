@@ -7,20 +7,23 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-from ..singer import TARGET_CMD, lines_to_text, log_files, record, run_cli, schema, state
+from ..singer import (
+    TARGET_CMD,
+    lines_to_text,
+    log_files,
+    record,
+    run_cli,
+    schema,
+    state,
+    target_cmd_with_progress_every,
+)
 
 STREAM = "events"
 SPEC = {"event_name": "End Test", "visitor_id_column": "user_id"}
 # progress every 0.2 s instead of every 30 s
-FAST_PROGRESS_CMD = [
-    sys.executable,
-    "-c",
-    "from target_pendo.sinks.base import PendoSink; PendoSink.PROGRESS_EVERY_SECONDS = 0.2; "
-    "from target_pendo.cli.main import main; main()",
-]
+FAST_PROGRESS_CMD = target_cmd_with_progress_every(0.2)
 
 
 def rows(n: int, missing_visitor: set[int] = frozenset()) -> list[str]:
