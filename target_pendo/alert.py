@@ -172,30 +172,24 @@ def send(
     thread = threading.Thread(target=post, name="alert", daemon=True)
     thread.start()
     thread.join(timeout)
-    if thread.is_alive() or outcome.get("timed_out"):
-        log.warning(
-            "The alert to %s (setting 'alert_webhook_url') got no answer within %g s; not "
-            "waiting for it. The run's outcome is unchanged.",
-            where,
-            timeout,
-        )
-        return False
-    if "error" in outcome:
-        log.warning(
-            "The alert to %s (setting 'alert_webhook_url') was not delivered: %s. The run's "
-            "outcome is unchanged; check the URL and that this machine may reach it.",
-            where,
-            outcome["error"],
-        )
-        return False
     status = outcome.get("status", 0)
-    if not 200 <= status < 300:
-        log.warning(
-            "The alert to %s (setting 'alert_webhook_url') was answered HTTP %s, not 2xx: "
-            "check that the webhook still exists. The run's outcome is unchanged.",
-            where,
-            status,
+    if thread.is_alive() or outcome.get("timed_out"):
+        problem = (
+            f"got no answer within {timeout:g} s; not waiting for it. The run's outcome is "
+            "unchanged."
         )
-        return False
-    log.info("Alert sent to %s.", where)
-    return True
+    elif "error" in outcome:
+        problem = (
+            f"was not delivered: {outcome['error']}. The run's outcome is unchanged; check the "
+            "URL and that this machine may reach it."
+        )
+    elif not 200 <= status < 300:
+        problem = (
+            f"was answered HTTP {status}, not 2xx: check that the webhook still exists. The "
+            "run's outcome is unchanged."
+        )
+    else:
+        log.info("Alert sent to %s.", where)
+        return True
+    log.warning("The alert to %s (setting 'alert_webhook_url') %s", where, problem)
+    return False

@@ -16,8 +16,10 @@ from typing import Any
 from target_pendo.mapping import json_safe, to_epoch_ms
 from target_pendo.pendo.api import MAX_TEXT_CHARS
 
-_TRUE = frozenset({"true", "t", "yes", "y", "1"})
-_FALSE = frozenset({"false", "f", "no", "n", "0"})
+_BOOLEANS = {
+    **dict.fromkeys(("true", "t", "yes", "y", "1"), True),
+    **dict.fromkeys(("false", "f", "no", "n", "0"), False),
+}
 
 
 class CoercionError(ValueError):
@@ -91,12 +93,8 @@ def _boolean(value: Any) -> bool:
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
+    if isinstance(value, str) and (known := _BOOLEANS.get(value.strip().lower())) is not None:
+        return known
     raise CoercionError("is not a boolean (true/false, yes/no, 1/0)")
 
 
@@ -120,10 +118,6 @@ def _list(value: Any) -> list[Any]:
     raise CoercionError("is not a list")
 
 
-def _as_is(value: Any) -> Any:
-    return json_safe(value)
-
-
 COERCERS: dict[str, Callable[[Any], Any]] = {
     "string": _text,
     "integer": _integer,
@@ -136,7 +130,7 @@ COERCERS: dict[str, Callable[[Any], Any]] = {
 
 def coercer_for(field_type: str | None) -> Callable[[Any], Any]:
     """The function for a Pendo field type; unknown or untyped fields get values as they are."""
-    return COERCERS.get(field_type or "", _as_is)
+    return COERCERS.get(field_type or "", json_safe)
 
 
 def coerce(field_type: str | None, value: Any) -> Any:

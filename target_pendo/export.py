@@ -1,56 +1,45 @@
 """`target-pendo ledger export`: the ledger's sync log (`sync_runs`, `sync_rows`) as Singer
-messages on stdout, so that any Singer loader (target-postgres, target-snowflake, ...) puts
-"which rows failed and why" into the team's warehouse, next to the data they came from, where
-it can be joined and charted. Singer rather than a file format of our own: a team that runs
-target-pendo already runs a loader, and Meltano already keeps its state: it runs the export as
-a custom extractor (a script calling `meltano invoke target-pendo ledger export "$@"`, so the
-export gets the loader's own settings), passing `--config` and `--state` as to any tap
-(docs/sync-log-export.md).
+messages on stdout, so that any Singer loader puts "which rows failed and why" into the team's
+warehouse, next to the data they came from. Singer rather than a file format of our own: a team
+that runs target-pendo already runs a loader, and Meltano runs the export as a custom extractor
+that keeps its state (docs/sync-log-export.md).
 
-Streams (SCHEMAs from singer_sdk.typing, messages from singer_sdk.singerlib):
+Streams:
 - `pendo_sync_runs`, key `run_id`: a run's status, times and report. The report is exported
-  as a JSON object, not text: target-postgres stores an object as jsonb, Snowflake as VARIANT,
-  so it is queried with the warehouse's JSON operators instead of being parsed again; loaders
-  with no JSON type (target-csv) write it as JSON text anyway.
+  as a JSON object, not text, so that the warehouse queries it with its JSON operators (jsonb,
+  VARIANT); loaders with no JSON type write it as JSON text anyway.
 - `pendo_sync_rows`, key `run_id, stream, row_key, occurrence`: one record per line of
   `sync_rows`. (run_id, stream, row_key) alone is not unique: one run can log one key of one
-  stream more than once (an object row superseded by a later row of the same key in its batch,
-  then sent; a key that comes again in a later batch with other values is sent again), and a
-  loader that merges on the key keeps one record per key (target-postgres does so even within a
-  batch), which would drop lines. `occurrence` numbers a key's lines within its run (1, 2, ...)
-  in the order they were logged (`at`; then outcome and reason for lines of one millisecond).
-  Lines that tie on all of these are identical, so which gets which number does not matter:
-  exporting a run again gives the same records under the same keys, and a merging loader ends
-  with one copy of each.
+  stream more than once (an object row superseded in its batch, then sent; a key sent again
+  with other values in a later batch), and a loader that merges on the key (target-postgres
+  does, even within a batch) would drop lines. `occurrence` numbers a key's lines within its
+  run in the order they were logged (`at`, then outcome and reason); lines that tie on all of
+  these are identical, so exporting a run again gives the same records under the same keys.
 
 Only finished runs are exported (any status but `running`), each once, whole: its record, then
-its lines, then a STATE. A run still running may still write lines, so neither it nor its lines
-are exported until it has finished (or the next run on the ledger marked it `abandoned`); the
-bookmark never passes it, because runs are taken in the order they *finished*, and a running
-run has not. A loader that stops part way through a run has not passed on that run's STATE: the
-next export sends the run again, whole, under the same keys.
+its lines, then a STATE. A running run may still write lines; the bookmark never passes it,
+because runs are taken in the order they *finished*. A loader that stops part way through a run
+has not passed on its STATE: the next export sends the run again, whole, under the same keys.
 
-The bookmark (STATE `bookmarks.pendo_sync_runs`, read back with `--state FILE` as a tap reads
-its state): `replication_key_value`, the latest `finished_at` exported, and `recent_runs`, the
-runs exported that finished in the hour before it. The next export takes the finished runs from
-an hour before the bookmark on, less those named: a finish is timed before its commit, by the
-clock of the machine that ran it, so a run can become visible after a run that finished later
-(a commit that took longer, another host's clock a little behind); the hour's overlap exports
-such a run once instead of never. A bookmark is never later than the exporting machine's
-clock, so one host with a clock far ahead cannot make the next exports skip the others' runs.
-`--since RUN_ID` starts after the given run instead, as if its export had just finished.
+The bookmark (STATE `bookmarks.pendo_sync_runs`, read back with `--state FILE`):
+`replication_key_value`, the latest `finished_at` exported, and `recent_runs`, the runs
+exported that finished in the hour before it. The next export takes the finished runs from an
+hour before the bookmark on, less those named: a finish is timed before its commit, by the
+clock of the machine that ran it, so a run can become visible after a run that finished later;
+the hour's overlap exports such a run once instead of never. A bookmark is never later than the
+exporting machine's clock, so one host with a clock far ahead cannot make the next exports skip
+the others' runs.
 
-Read-only (`Ledger(url, read_only=True)`: nothing created, migrated or locked). Runs are read
-a page at a time (reports can be large) and a run's lines through a server-side cursor (on
-PostgreSQL; SQLite's cursor is lazy by itself) a page at a time, so millions of lines never
-sit in memory; the output is flushed at each STATE, so the loader works while the export reads.
-Every string is passed through the config's redactor (its keys, the ledger URL's password), as
-the `report` command does: a reason or report written by a careless older version cannot carry
-a key into the warehouse.
+Runs and their lines are read a page at a time (a server-side cursor on PostgreSQL), so
+millions of lines never sit in memory, and the output is flushed at each STATE, so the loader
+works while the export reads. Every string goes through the config's redactor, as the `report`
+command does: a reason or report written by a careless older version cannot carry a key into
+the warehouse.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -62,17 +51,12 @@ from typing import Any, TextIO
 
 import sqlalchemy as sa
 from singer_sdk import typing as th
-from singer_sdk.singerlib import (
-    Message,
-    RecordMessage,
-    SchemaMessage,
-    StateMessage,
-    format_message,
-)
+from singer_sdk.singerlib import Message, RecordMessage, SchemaMessage, StateMessage, format_message
 
 from target_pendo.config import config_secrets
 from target_pendo.errors import ConfigError, TargetPendoError
 from target_pendo.ledger import Ledger, sync_rows, sync_runs
+from target_pendo.ledger.tables import now
 from target_pendo.outcomes import RunStatus
 from target_pendo.redact import Redactor
 
@@ -86,6 +70,11 @@ ROWS_KEY = ["run_id", "stream", "row_key", "occurrence"]
 OVERLAP = dt.timedelta(hours=1)
 RUN_PAGE = 100  # runs (reports included) read per query
 ROW_PAGE = 5000  # sync_rows lines fetched from the cursor at a time
+# When a run finished: a finished run has finished_at; the coalesce only keeps a hand-edited
+# row in order.
+_finished = sa.func.coalesce(sync_runs.c.finished_at, sync_runs.c.started_at)
+# run_id, status, started_at, finished_at, full_resync, report
+_Run = sa.Row[str, str, str, str, int, str | None]
 
 RUNS_SCHEMA = th.PropertiesList(
     th.Property("run_id", th.StringType, required=True, description="the run's id"),
@@ -131,11 +120,6 @@ class ExportError(TargetPendoError):
     """The export cannot start where it was asked to, or its reader went away."""
 
 
-def _now() -> str:
-    """Now, written as the ledger writes its times, so that they compare as text."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
 def _earlier(moment: str, by: dt.timedelta) -> str:
     when = dt.datetime.fromisoformat(moment)
     if when.tzinfo is None:
@@ -168,15 +152,12 @@ class Bookmark:
 
     def state(self) -> dict[str, Any]:
         """The STATE value: what `--state FILE` reads back."""
-        return {
-            "bookmarks": {
-                RUNS_STREAM: {
-                    "replication_key": "finished_at",
-                    "replication_key_value": self.finished_at,
-                    "recent_runs": dict(sorted(self.recent.items())),
-                }
-            }
+        mark = {
+            "replication_key": "finished_at",
+            "replication_key_value": self.finished_at,
+            "recent_runs": dict(sorted(self.recent.items())),
         }
+        return {"bookmarks": {RUNS_STREAM: mark}}
 
     @classmethod
     def from_state(cls, value: Any, where: str) -> Bookmark:
@@ -194,22 +175,21 @@ class Bookmark:
         mark = bookmarks.get(RUNS_STREAM)
         if mark is None:
             return cls()  # a state without our bookmark: nothing exported yet
-        finished_at = mark.get("replication_key_value") if isinstance(mark, dict) else None
-        recent = mark.get("recent_runs", {}) if isinstance(mark, dict) else None
-        try:
+        try:  # (AttributeError: a mark that is not an object)
+            finished_at, recent = mark.get("replication_key_value"), mark.get("recent_runs", {})
             if finished_at is not None:  # a time (written as the ledger writes them), or else
                 finished_at = _earlier(str(finished_at), dt.timedelta(0))
             if not isinstance(recent, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in recent.items()
             ):
                 raise ValueError("recent_runs")
-        except (TypeError, ValueError):
+        except (AttributeError, TypeError, ValueError):
             raise ConfigError(
                 f"{where}: bookmarks.{RUNS_STREAM} is not a bookmark this export wrote (it "
                 "needs replication_key_value, a time, and recent_runs, an object of run ids and "
                 "times); give the loader's last STATE, or --since RUN_ID"
             ) from None
-        return cls(None if finished_at is None else str(finished_at), dict(recent))
+        return cls(finished_at, dict(recent))
 
 
 def read_state_file(path: str) -> Bookmark:
@@ -233,16 +213,6 @@ def read_state_file(path: str) -> Bookmark:
     return Bookmark.from_state(value, f"state file {path}")
 
 
-@dataclass(frozen=True)
-class _Run:
-    run_id: str
-    status: str
-    started_at: str
-    finished_at: str
-    full_resync: bool
-    report: str | None
-
-
 class SyncLogExport:
     """One export: the SCHEMAs, then each finished run after the bookmark with its lines and a
     STATE (with no run, one STATE: the bookmark as it was). Counts what it wrote."""
@@ -256,40 +226,32 @@ class SyncLogExport:
         self.unreadable_reports: list[str] = []
 
     # --- reading --------------------------------------------------------------------------
-    def _finished(self) -> sa.ColumnElement[str]:
-        # A finished run has finished_at; the coalesce only keeps a hand-edited row in order.
-        return sa.func.coalesce(sync_runs.c.finished_at, sync_runs.c.started_at)
-
     def _runs_after(self, bookmark: Bookmark) -> Iterator[_Run]:
         """The finished runs from the bookmark's overlap on, in the order they finished, a page
         of RUN_PAGE at a time (keyset: a run that commits meanwhile is not skipped or read twice
         by the paging itself)."""
         t = sync_runs.c
-        finished = self._finished()
+        columns = (t.run_id, t.status, t.started_at, _finished.label("finished_at"))
         query = (
-            sa.select(t.run_id, t.status, t.started_at, finished, t.full_resync, t.report)
+            sa.select(*columns, t.full_resync, t.report)
             .where(t.status != str(RunStatus.RUNNING))
-            .order_by(finished, t.run_id)
+            .order_by(_finished, t.run_id)
             .limit(RUN_PAGE)
         )
         bound = bookmark.lower_bound()
         if bound is not None:
-            query = query.where(finished >= bound)
-        after: tuple[str, str] | None = None
+            query = query.where(_finished >= bound)
+        page = query
         while True:
-            page = query
-            if after is not None:
-                page = page.where(
-                    sa.or_(finished > after[0], sa.and_(finished == after[0], t.run_id > after[1]))
-                )
             with self.ledger.reading("reading its runs"), self.ledger.engine.connect() as conn:
-                found = [_Run(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in conn.execute(page)]
+                found = conn.execute(page).all()
             for run in found:
                 if run.run_id not in bookmark.recent:
                     yield run
             if len(found) < RUN_PAGE:
                 return
-            after = (found[-1].finished_at, found[-1].run_id)
+            end, last = found[-1].finished_at, found[-1].run_id
+            page = query.where(sa.or_(_finished > end, sa.and_(_finished == end, t.run_id > last)))
 
     def _lines(self, run_id: str) -> Iterator[dict[str, Any]]:
         """The run's sync_rows lines as records, numbered per key (see the module docstring),
@@ -325,10 +287,9 @@ class SyncLogExport:
         """The bookmark of an export that ended with `run_id` (`--since RUN_ID`): it and every
         run that finished before it are taken as exported."""
         t = sync_runs.c
-        finished = self._finished()
         with self.ledger.reading(f"reading run {run_id}"), self.ledger.engine.connect() as conn:
             row = conn.execute(
-                sa.select(t.status, finished).where(t.run_id == run_id)
+                sa.select(t.status, _finished).where(t.run_id == run_id)
             ).one_or_none()
             if row is None:
                 raise ExportError(
@@ -344,10 +305,10 @@ class SyncLogExport:
                 )
             end = str(row[1])
             window = conn.execute(
-                sa.select(t.run_id, finished).where(
+                sa.select(t.run_id, _finished).where(
                     t.status != str(RunStatus.RUNNING),
-                    finished >= _earlier(end, OVERLAP),
-                    sa.or_(finished < end, sa.and_(finished == end, t.run_id <= run_id)),
+                    _finished >= _earlier(end, OVERLAP),
+                    sa.or_(_finished < end, sa.and_(_finished == end, t.run_id <= run_id)),
                 )
             ).all()
         return Bookmark(end, {r[0]: str(r[1]) for r in window})
@@ -372,24 +333,18 @@ class SyncLogExport:
 
     def run(self, bookmark: Bookmark) -> Bookmark:
         """Write the export; returns the bookmark it ends with (in its last STATE)."""
-        now = _now()
+        started = now()
         self._write(SchemaMessage(RUNS_STREAM, RUNS_SCHEMA, RUNS_KEY))
         self._write(SchemaMessage(ROWS_STREAM, ROWS_SCHEMA, ROWS_KEY))
         for run in self._runs_after(bookmark):
-            record = {
-                "run_id": run.run_id,
-                "status": run.status,
-                "started_at": run.started_at,
-                "finished_at": run.finished_at,
-                "full_resync": run.full_resync,
-                "report": self._report(run),
-            }
+            record = run._asdict()  # the properties in the SELECT's order
+            record.update(full_resync=bool(run.full_resync), report=self._report(run))
             self._write(RecordMessage(RUNS_STREAM, record))
             for line in self._lines(run.run_id):
                 self._write(RecordMessage(ROWS_STREAM, line))
                 self.rows += 1
             self.runs += 1
-            bookmark.advance(run.run_id, run.finished_at, now)
+            bookmark.advance(run.run_id, run.finished_at, started)
             self._write(StateMessage(bookmark.state()))
             self.out.flush()  # the loader commits this run while the next one is read
         if not self.runs:  # the bookmark as it was: a loader passes it on, the state stays
@@ -410,8 +365,7 @@ def export_sync_log(
     it held. `since` and `state_path` are the CLI's `--since RUN_ID` and `--state FILE`."""
     bookmark = read_state_file(state_path) if state_path else Bookmark()
     stream = out or sys.stdout
-    ledger = Ledger(url, read_only=True)
-    try:
+    with contextlib.closing(Ledger(url, read_only=True)) as ledger:
         export = SyncLogExport(ledger, Redactor(config_secrets(config)), stream)
         if since is not None:
             bookmark = export.run_of(since)
@@ -424,8 +378,6 @@ def export_sync_log(
                 f"the program reading the export stopped after {export.runs} run(s) (broken "
                 "pipe): the runs whose STATE it did not pass on are exported again next time"
             ) from None
-    finally:
-        ledger.close()
     if export.unreadable_reports:
         print(
             f"target-pendo: the report of {len(export.unreadable_reports)} run(s) is not a JSON "

@@ -21,7 +21,7 @@ from typing import Any
 from target_pendo.coerce import CoercionError, coercer_for
 from target_pendo.config import ObjectsSpec
 from target_pendo.errors import StreamConfigError
-from target_pendo.mapping import SINGER_METADATA_PREFIX, RowRejected, to_id
+from target_pendo.mapping import SINGER_METADATA_PREFIX, RowRejected, check_columns, to_id
 from target_pendo.pendo.api import ID_KEYS, WRITABLE_GROUPS
 
 # Field types Pendo answers under another name, and the type target-pendo treats them as.
@@ -105,9 +105,7 @@ class ObjectPlan:
             attributes = live_field(pendo_schema, wanted.group, wanted.key)
             if attributes is None:
                 _missing_field(spec, wanted.group, wanted.key)
-                field_type = None
-            else:
-                field_type = pendo_field_type(attributes)
+            field_type = None if attributes is None else pendo_field_type(attributes)
             targets.append(
                 FieldTarget(
                     wanted.group, wanted.key, wanted.column, field_type, coercer_for(field_type)
@@ -155,18 +153,14 @@ class ObjectPlan:
             raw = row[target.column]
             if raw is None and self.skip_nulls:
                 continue
-            if raw is None:
-                value = None  # an explicit null clears the field
-            else:
-                try:
-                    value = target.coerce(raw)
-                except CoercionError as exc:
-                    kind = target.type or "new"
-                    raise RowRejected(
-                        target.column,
-                        f"column '{target.column}' value {raw!r} {exc}, so it cannot go "
-                        f"into {target.group} field '{target.key}' ({kind})",
-                    ) from None
+            try:
+                value = None if raw is None else target.coerce(raw)  # a null clears the field
+            except CoercionError as exc:
+                raise RowRejected(
+                    target.column,
+                    f"column '{target.column}' value {raw!r} {exc}, so it cannot go "
+                    f"into {target.group} field '{target.key}' ({target.type or 'new'})",
+                ) from None
             values.setdefault(target.group, {})[target.key] = value
         return object_id, values
 
@@ -175,19 +169,10 @@ def wanted_fields(spec: ObjectsSpec, schema_columns: Iterable[str]) -> list[Want
     """The fields a spec writes, each checked against the stream's columns."""
     columns = list(schema_columns)
     known = set(columns)
-    if spec.id_column not in known:
-        raise StreamConfigError(
-            spec.stream,
-            f"id_column names column '{spec.id_column}', which is not in the stream's "
-            f"schema (columns: {sorted(known)})",
-        )
-    if spec.deleted_column is not None and spec.deleted_column not in known:
-        raise StreamConfigError(
-            spec.stream,
-            f"deleted_column names column '{spec.deleted_column}', which is not in the "
-            f"stream's schema (columns: {sorted(known)})",
-        )
-    configured: list[tuple[str, str, str]] = []  # (group, field, column)
+    columns_of_spec = [("id_column", spec.id_column), ("deleted_column", spec.deleted_column)]
+    check_columns(spec.stream, known, columns_of_spec)
+    groups = (("agent", spec.agent_fields), ("custom", spec.custom_fields))
+    configured = [(g, f, c) for g, mapping in groups for f, c in (mapping or {}).items()]
     if spec.agent_fields is None and spec.custom_fields is None:
         configured = [
             ("custom", c, c)
@@ -195,18 +180,10 @@ def wanted_fields(spec: ObjectsSpec, schema_columns: Iterable[str]) -> list[Want
             if c not in (spec.id_column, spec.deleted_column)
             and not c.startswith(SINGER_METADATA_PREFIX)
         ]
-    else:
-        for group, mapping in (("agent", spec.agent_fields), ("custom", spec.custom_fields)):
-            configured += [(group, f, c) for f, c in (mapping or {}).items()]
     wanted: list[WantedField] = []
     seen: dict[tuple[str, str], str] = {}
     for group, name, column in configured:
-        if column not in known:
-            raise StreamConfigError(
-                spec.stream,
-                f"{group}_fields.{name} names column '{column}', which is not in the "
-                f"stream's schema (columns: {sorted(known)})",
-            )
+        check_columns(spec.stream, known, [(f"{group}_fields.{name}", column)])
         key = name.lower()
         if (group, key) in seen:
             raise StreamConfigError(

@@ -1,31 +1,20 @@
 """Log lines an operator can read: SDK chatter at DEBUG, the fatal error at ERROR.
 
-How levels reach an orchestrator. The SDK logs through Python logging to stderr; Meltano
-(with the loader's `structured-logging` capability, declared in meltano.yml) points
-`SINGER_SDK_LOG_CONFIG` at a logging config whose formatter is the SDK's
-`StructuredFormatter`, so each line is a JSON object with a `level`, and Meltano logs it at
-that level. A line that is not such JSON (the `target-pendo: error: ...` line the CLI prints)
-is shown at INFO, so a failed run showed its reason at info level and only "Loader failed" as
-an error. `log_fatal` therefore logs the fatal error through logging as well, at ERROR, just
-before that line: under Meltano it arrives as an error; in a terminal, Airflow or Kubernetes
-logs it is a `| ERROR |` line log collectors pick up.
+Meltano (with the loader's `structured-logging` capability) logs each JSON line of the SDK's
+`StructuredFormatter` at its `level`, but a plain line (the CLI's `target-pendo: error: ...`)
+at INFO: `log_fatal` logs the fatal error through logging too, at ERROR, so that it arrives as
+an error there, and as a `| ERROR |` line that log collectors pick up elsewhere.
 
-Chatter: the SDK logs a few lines per run and per batch that say nothing an operator acts
-on ("Skipping parse of env var settings...", "Target sink for 'x' is full ... Draining...",
-and METRIC lines timing batches that drain on their own threads anyway). They are logged at
-DEBUG, so `TARGET_PENDO_LOGLEVEL=DEBUG` still shows them. The METRIC `record_count` tagged
-`endpoint: pendo` (rows Pendo accepted, every 30 s and at the end) stays at INFO: it is the
-one count of delivered rows in the SDK's machine-readable form (Meltano passes its
-`metric_info` on; log-based dashboards graph it). The SDK's own `record_count` of rows read
-repeats the run report's `received` and goes to DEBUG.
+Chatter, the SDK's lines no operator acts on ("Skipping parse of env var settings...", "Target
+sink for 'x' is full ... Draining...", METRIC lines timing batches), goes to DEBUG, which
+`TARGET_PENDO_LOGLEVEL=DEBUG` still shows. The METRIC `record_count` tagged `endpoint: pendo`
+(rows Pendo accepted) stays at INFO: it is the one count of delivered rows in the SDK's
+machine-readable form, which Meltano passes on and dashboards graph.
 
-Libraries' own errors: when the ledger's database goes away mid-run, SQLAlchemy's pool logs
-"Exception during reset or similar" at ERROR with the driver's traceback, and urllib3 may warn
-of a connection it dropped. Each such failure also reaches the target as an exception, which
-becomes the run's one error line naming the setting or the fix; the library's lines before it
-(40 lines of traceback that Meltano shows as the run's error) say less and hide that line. So
-the warnings and errors of these libraries' loggers are lowered to DEBUG, where
-`TARGET_PENDO_LOGLEVEL=DEBUG` shows them in full.
+Libraries' own warnings and errors (SQLAlchemy's pool traceback when the ledger's database goes
+away, urllib3's dropped connections) go to DEBUG too: each such failure also reaches the target
+as an exception, whose one error line names the fix; 40 lines of traceback before it would hide
+it.
 """
 
 from __future__ import annotations
@@ -69,18 +58,19 @@ def _is_chatter(record: logging.LogRecord) -> bool:
     return False
 
 
-class ChatterFilter(logging.Filter):
-    """On a logger: turns the SDK's chatter into DEBUG records, dropped unless DEBUG is on.
+def _lower_to_debug(record: logging.LogRecord) -> bool:
+    """Make `record` a DEBUG one; whether its logger would have logged it at DEBUG (the
+    level check was done, at the record's own level, before any filter ran)."""
+    record.levelno = logging.DEBUG
+    record.levelname = logging.getLevelName(logging.DEBUG)
+    return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
-    A logger's filters run after its level check, so the record was made as INFO; it is
-    lowered here, and kept only when the logger would have logged it at DEBUG."""
+
+class ChatterFilter(logging.Filter):
+    """On a logger: turns the SDK's chatter into DEBUG records, dropped unless DEBUG is on."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _is_chatter(record):
-            return True
-        record.levelno = logging.DEBUG
-        record.levelname = logging.getLevelName(logging.DEBUG)
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return not _is_chatter(record) or _lower_to_debug(record)
 
 
 def quiet_sdk_chatter(plugin_logger_name: str) -> None:
@@ -100,9 +90,7 @@ class LibraryErrorFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING or record.name.split(".")[0] not in QUIET_LIBRARIES:
             return True
-        record.levelno = logging.DEBUG
-        record.levelname = logging.getLevelName(logging.DEBUG)
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return _lower_to_debug(record)
 
 
 def quiet_library_errors(handlers: list[logging.Handler]) -> None:
@@ -120,11 +108,8 @@ def log_fatal(message: str, *, logger_name: str, stopped: bool = False) -> bool:
     signal, which an orchestrator asked for), when logging is set up (the sync command; the
     `ledger`/`check`/`report` commands print their one line only). `message` must already be
     one line and redacted; it goes as an argument, so the log redaction applies again and
-    the structured formatter cannot skip it.
-
-    Returns whether the line went out structured (JSON, as Meltano configures the SDK's
-    logging): the orchestrator shows it at its level, and the plain `target-pendo: error:`
-    line would only repeat it, at info level, in Meltano's output."""
+    the structured formatter cannot skip it. Returns whether the line went out structured
+    (JSON): then the plain `target-pendo: error:` line would only repeat it, at info level."""
     handlers = logging.getLogger().handlers
     if not handlers:
         return False

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -29,6 +30,7 @@ _MS_THRESHOLD = 1e11
 _MAX_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z, exclusive
 _NUMERIC = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 SINGER_METADATA_PREFIX = "_sdc_"
 
 
@@ -78,18 +80,15 @@ def json_safe(value: Any) -> Any:
     return json_safe(_json_default(value))
 
 
+_compact_json = functools.partial(json.dumps, separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: Any) -> bytes:
     """Compact strict JSON; the fast path first, the full walk only when a NaN shows up."""
     try:
-        text = json.dumps(
-            value,
-            default=_json_default,
-            allow_nan=False,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        text = _compact_json(value, default=_json_default, allow_nan=False)
     except ValueError:
-        text = json.dumps(json_safe(value), separators=(",", ":"), ensure_ascii=False)
+        text = _compact_json(json_safe(value))
     return text.encode("utf-8")
 
 
@@ -99,31 +98,26 @@ def unencodable_field(value: Any, path: str = "") -> str | None:
     that were not UTF-8 (read with surrogateescape). None when every text is fine. Keys of
     objects count: Pendo gets them as text too."""
     if isinstance(value, str):
-        return None if value.isascii() or _encodes(value) else (path or "(value)")
+        return None if _encodes(value) else (path or "(value)")
     if isinstance(value, Mapping):
         for key, item in value.items():
             name = str(key)
             where = f"{path}.{name}" if path else name
-            if not (name.isascii() or _encodes(name)):
+            if not _encodes(name):
                 return where
-            found = unencodable_field(item, where)
-            if found is not None:
+            if (found := unencodable_field(item, where)) is not None:
                 return found
         return None
     if isinstance(value, list | tuple):
         for n, item in enumerate(value):
-            found = unencodable_field(item, f"{path}[{n}]")
-            if found is not None:
+            if (found := unencodable_field(item, f"{path}[{n}]")) is not None:
                 return found
     return None
 
 
 def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    """Whether UTF-8 can encode `text`: whether it holds no surrogate code point."""
+    return text.isascii() or _SURROGATE.search(text) is None
 
 
 def unencodable_reason(field: str) -> str:
@@ -150,18 +144,14 @@ def jsonl_line(value: Any) -> bytes:
 # --- timestamps ------------------------------------------------------------------------------
 
 
-def _to_float(value: Any) -> float:
+def _number_to_ms(value: Any) -> int:
     try:
-        return float(value)
+        number = float(value)
     except OverflowError:
         raise ValueError(f"{value!r} is too large to be a timestamp") from None
-
-
-def _number_to_ms(number: float) -> int:
     if not math.isfinite(number):
         raise ValueError(f"{number!r} is not a finite number")
-    ms = number if abs(number) >= _MS_THRESHOLD else number * 1000
-    return round(ms)
+    return round(number if abs(number) >= _MS_THRESHOLD else number * 1000)
 
 
 def to_epoch_ms(value: Any) -> int:
@@ -177,11 +167,11 @@ def to_epoch_ms(value: Any) -> int:
     elif isinstance(value, dt.date):
         ms = int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp()) * 1000
     elif isinstance(value, int | float | Decimal):
-        ms = _number_to_ms(_to_float(value))
+        ms = _number_to_ms(value)
     elif isinstance(value, str):
         text = value.strip()
         if _NUMERIC.match(text):
-            ms = _number_to_ms(_to_float(text))
+            ms = _number_to_ms(text)
         else:
             try:
                 parsed = dt.datetime.fromisoformat(text)
@@ -239,6 +229,19 @@ def default_property_names(stream: str, columns: Iterable[str]) -> dict[str, str
     return mapping
 
 
+def check_columns(
+    stream: str, known: Collection[str], configured: Iterable[tuple[str, str | None]]
+) -> None:
+    """Each (setting, column) configured must name a column of the stream's schema."""
+    for setting, column in configured:
+        if column and column not in known:
+            raise StreamConfigError(
+                stream,
+                f"{setting} names column '{column}', which is not in the stream's schema "
+                f"(columns: {sorted(known)})",
+            )
+
+
 # --- ids ---------------------------------------------------------------------------------------
 
 
@@ -288,13 +291,7 @@ class EventPlan:
             *((f"context_columns.{k}", c) for k, c in spec.context_columns.items()),
             *((f"properties.{k}", c) for k, c in (spec.properties or {}).items()),
         ]
-        for setting, column in configured:
-            if column and column not in known:
-                raise StreamConfigError(
-                    spec.stream,
-                    f"{setting} names column '{column}', which is not in the stream's schema "
-                    f"(columns: {sorted(known)})",
-                )
+        check_columns(spec.stream, known, configured)
         if spec.properties is not None:
             props = dict(spec.properties)
         else:
@@ -345,9 +342,8 @@ class EventPlan:
         else:
             event = self.event_name  # type: ignore[assignment]
         if self.timestamp_column is not None:
-            raw_ts = row.get(self.timestamp_column)
             try:
-                timestamp = to_epoch_ms(raw_ts)
+                timestamp = to_epoch_ms(row.get(self.timestamp_column))
             except ValueError as exc:
                 raise RowRejected(
                     self.timestamp_column,
@@ -362,10 +358,9 @@ class EventPlan:
                 body["accountId"] = to_id(raw_account, self.account_column)
         body["timestamp"] = timestamp
         body["properties"] = {name: row.get(column) for name, column in self.properties}
-        context: dict[str, Any] = {}
-        for key, column in self.context:
-            value = row.get(column)
-            if value is not None:
-                context[key] = value if isinstance(value, str) else str(value)
-        body["context"] = context
+        body["context"] = {
+            key: value if isinstance(value, str) else str(value)
+            for key, column in self.context
+            if (value := row.get(column)) is not None
+        }
         return body

@@ -1,23 +1,18 @@
-"""How this process reaches hosts outside: proxies and trusted CAs, as the environment says.
+"""How this process reaches hosts outside: proxies and trusted CAs, as the environment says,
+read once per run (`Network.from_environment`), the way a company configures every tool:
 
-A company's worker reaches the internet the way its administrators configured every tool on
-it, through the standard variables, read once per run (`Network.from_environment`):
+- proxies: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` (either case; `user:password@` for Basic
+  auth) and `NO_PROXY`, as requests reads them. An https URL goes through an http proxy as a
+  CONNECT tunnel: the proxy sees the host name, never the request, its key header or its body;
+- trust: the system's certificate store (`truststore`: where a company installs its CA),
+  certifi's bundle, and the file `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` names, all at once.
 
-- proxies: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` (either case; `user:password@` in the URL
-  for a proxy that asks for Basic auth) and `NO_PROXY`, with requests' own reading of them.
-  An https URL goes through an http proxy as a CONNECT tunnel: the proxy sees the host name,
-  never the request, its key header or its body;
-- trust: the operating system's certificate store (through `truststore`: where a company
-  installs its CA), certifi's bundle, and the file `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE`
-  names (for a TLS-inspecting proxy's or an internal gateway's CA), all at once.
+`.netrc` credentials are never attached to a call (requests' `trust_env` is off): a Pendo call
+carries its own key header and nothing else. A plain-http URL carrying a key never goes through
+a proxy, which would read the key. Proxy credentials are secrets like the keys.
 
-What requests' own `trust_env` would add is kept out: `.netrc` credentials are never attached
-to a call (a Pendo call carries its own key header, and nothing else). A plain-http URL is
-never sent through a proxy when the call carries a key (`refuse_clear_text`): the proxy would
-read the key. Proxy credentials are secrets like the keys (`secrets`).
-
-A failure of TLS or of the proxy is described here (`tls_failure`, `proxy_refusal`): the fix
-is in this environment, not in the target's settings, so the message names the variable.
+TLS and proxy failures are described here: the fix is in this environment, not in the target's
+settings, so the message names the variable.
 """
 
 from __future__ import annotations
@@ -34,7 +29,7 @@ from typing import Any, TypeVar
 import certifi
 import requests
 import truststore
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.utils import get_environ_proxies, select_proxy
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
@@ -43,17 +38,13 @@ from target_pendo.errors import ConfigError
 from target_pendo.redact import shown_url, url_secrets
 
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # requests' order: first wins
-PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
 _SUPPORTED_PROXY_SCHEMES = ("http", "https")
 E = TypeVar("E", bound=BaseException)
 
 
 @dataclass(frozen=True)
 class Network:
-    """The proxies and trust of one run; the same for Pendo's hosts and the alert webhook.
-
-    Proxies are requests' reading of the process environment (it has no other source); the
-    CA bundle is read, and checked, once when the run starts."""
+    """The proxies and trust of one run, for Pendo's hosts and the alert webhook alike."""
 
     ca_bundle: str | None = None  # the extra CA file or folder, from `ca_variable`
     ca_variable: str | None = None
@@ -94,12 +85,12 @@ class Network:
     def refuse_clear_text(self, url: str, setting: str) -> None:
         """Raise when a call to `url`, which carries a key, would reach a proxy unencrypted."""
         proxy = self.proxy(url)
-        if proxy is not None and urllib.parse.urlsplit(url).scheme.lower() == "http":
-            host = urllib.parse.urlsplit(url).hostname
+        parts = urllib.parse.urlsplit(url)
+        if proxy is not None and parts.scheme.lower() == "http":
             raise ConfigError(
                 f"setting '{setting}' is a plain-http URL ({shown_url(url)}) and would go "
                 f"through the proxy {shown_url(proxy)} with its key in clear text: use an "
-                f"https URL, or add {host} to NO_PROXY"
+                f"https URL, or add {parts.hostname} to NO_PROXY"
             )
 
     def secrets(self) -> list[str]:
@@ -109,17 +100,14 @@ class Network:
     # --- trust ----------------------------------------------------------------------------------
     @functools.cached_property
     def ssl_context(self) -> ssl.SSLContext:
-        """A context trusting the system store, certifi's bundle and the CA bundle variable;
-        made once (loading the bundles costs milliseconds) and shared by every session of the
+        """Made once (loading the bundles costs milliseconds) and shared by every session of the
         run: an SSLContext is safe to use from several threads."""
         context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.load_verify_locations(cafile=certifi.where())
         if self.ca_bundle is not None:
+            where = "capath" if os.path.isdir(self.ca_bundle) else "cafile"
             try:
-                if os.path.isdir(self.ca_bundle):
-                    context.load_verify_locations(capath=self.ca_bundle)
-                else:
-                    context.load_verify_locations(cafile=self.ca_bundle)
+                context.load_verify_locations(**{where: self.ca_bundle})
             except (ssl.SSLError, OSError) as exc:
                 raise ConfigError(
                     f"{self.ca_variable}={self.ca_bundle} could not be read as PEM "
@@ -136,12 +124,12 @@ class Network:
         """An HTTPAdapter verifying with this network's trust (`kwargs` go to HTTPAdapter)."""
         return TrustingAdapter(self.ssl_context, **kwargs)
 
-    def session(self) -> requests.Session:
-        """A session for one-off calls (the alert): this trust, no `.netrc`, proxies per call
-        through `proxies()`."""
+    def session(self, adapter: BaseAdapter | None = None) -> requests.Session:
+        """A session carrying its calls through `adapter` (by default one with this trust), with
+        no `.netrc`; the caller passes `proxies()` per call."""
         session = requests.Session()
         session.trust_env = False  # no .netrc; proxies and CAs come from this object instead
-        adapter = self.adapter()
+        adapter = adapter or self.adapter()
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
@@ -250,9 +238,7 @@ def is_tls_failure(exc: BaseException) -> bool:
     verify (host name included) or a handshake the peer refused. These happen before any byte
     of the request leaves."""
     found = cause_of(exc, ssl.SSLError)
-    if found is None:
-        return False
-    if isinstance(found, _TRANSIENT_TLS):
+    if found is None or isinstance(found, _TRANSIENT_TLS):
         return False
     reason = str(getattr(found, "reason", "") or "")
     return not any(r in reason or r in str(found) for r in _TRANSIENT_TLS_REASONS)
@@ -292,13 +278,6 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         if id(current) not in seen:
             seen.add(id(current))
             yield current
-            stack += _children(current)
-
-
-def _children(exc: BaseException) -> list[BaseException]:
-    found = [a for a in exc.args if isinstance(a, BaseException)]
-    for name in ("reason", "original_error", "__cause__", "__context__"):
-        value = getattr(exc, name, None)
-        if isinstance(value, BaseException):
-            found.append(value)
-    return found
+            held = ("reason", "original_error", "__cause__", "__context__")
+            children = (*current.args, *(getattr(current, name, None) for name in held))
+            stack += [c for c in children if isinstance(c, BaseException)]

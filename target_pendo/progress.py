@@ -31,14 +31,13 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from target_pendo.pendo.attempts import Attempt
-from target_pendo.pendo.transport import CallStats
 from target_pendo.report import StreamCounts
-from target_pendo.timeline import CallTimeline, percentile
+from target_pendo.timeline import CallTimeline, percentile, shown_ms
 
 if TYPE_CHECKING:
     from target_pendo.run import RunContext
@@ -150,71 +149,61 @@ class LiveLine:
     def _width(self) -> int:
         """The terminal's columns, less one (a full line would wrap and break the rewrite);
         asked of stderr itself: stdout is the Singer output, never the terminal."""
-        try:
+        columns = 0
+        with contextlib.suppress(AttributeError, OSError, ValueError):
             columns = os.get_terminal_size(self._stream.fileno()).columns
-        except (AttributeError, OSError, ValueError):
-            columns = 0
-        if columns <= 0:
-            columns = shutil.get_terminal_size((100, 20)).columns
-        return max(20, columns - 1)
+        return max(20, (columns or shutil.get_terminal_size((100, 20)).columns) - 1)
 
-    def _emit(self, record: logging.LogRecord) -> None:
-        """Runs under the handler's lock (Handler.handle takes it). A terminal that went
-        away must not make a log call raise: the line is for show only."""
+    def _put(self, text: str) -> None:
+        """A terminal that went away must not make a log call raise: the line is for show
+        only."""
         with contextlib.suppress(OSError, ValueError):
-            if self._text:
-                self._stream.write(_CLEAR_LINE)
-        self._plain_emit(record)  # handles its own errors, as logging does
-        with contextlib.suppress(OSError, ValueError):
-            if self._text:
-                self._stream.write(self._text)
-                self._stream.flush()
-
-    def show(self, text: str) -> None:
-        text = text[: self._width()]
-        lock = self._handler.lock
-        if lock is None or not lock.acquire(timeout=0.5):
-            return
-        try:
-            if self._closed:
-                return
-            self._text = text
-            self._stream.write(_CLEAR_LINE + text)
+            self._stream.write(text)
             self._stream.flush()
-        except (OSError, ValueError):
-            pass  # the terminal went away: nothing to show it on
-        finally:
-            lock.release()
 
-    def close(self) -> None:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[bool]:
+        """The handler's lock, if it can be had within half a second."""
         lock = self._handler.lock
         taken = lock is not None and lock.acquire(timeout=0.5)
         try:
+            yield taken
+        finally:
+            if taken and lock is not None:
+                lock.release()
+
+    def _emit(self, record: logging.LogRecord) -> None:
+        """Runs under the handler's lock (Handler.handle takes it)."""
+        if self._text:
+            self._put(_CLEAR_LINE)
+        self._plain_emit(record)  # handles its own errors, as logging does
+        if self._text:
+            self._put(self._text)
+
+    def show(self, text: str) -> None:
+        text = text[: self._width()]
+        with self._locked() as taken:
+            if taken and not self._closed:
+                self._text = text
+                self._put(_CLEAR_LINE + text)
+
+    def close(self) -> None:
+        with self._locked():
             self._closed = True
             self._handler.emit = self._plain_emit  # type: ignore[method-assign]
             if self._text:
                 self._text = ""
-                self._stream.write(_CLEAR_LINE)
-                self._stream.flush()
-        except (OSError, ValueError):
-            pass
-        finally:
-            if taken and lock is not None:
-                lock.release()
+                self._put(_CLEAR_LINE)
 
 
 def terminal_handler() -> logging.StreamHandler[IO[str]] | None:
     """The root logger's handler that writes to stderr when stderr is a terminal (the SDK's
     console handler in an interactive shell); None under Meltano, pipes, files."""
     for handler in logging.getLogger().handlers:
-        if not isinstance(handler, logging.StreamHandler):
-            continue
-        stream = handler.stream
-        try:
-            if stream is sys.stderr and stream.isatty():
-                return handler
-        except (AttributeError, ValueError):
-            continue
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+            with contextlib.suppress(AttributeError, ValueError):
+                if handler.stream.isatty():
+                    return handler
     return None
 
 
@@ -250,16 +239,14 @@ class ProgressMonitor:
         self._clock = clock
         self.activity = Activity(clock)
         self.timeline = CallTimeline(clock)
-        self._started = clock()
-        self._last_log = self._started
+        self._started = self._last_log = self._last_input_at = clock()
         self._log_lock = threading.Lock()
         self._marks: dict[str, _StreamMark] = {}
         self._last_lines = 0
         self._call_samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=CALL_RATE_SAMPLES)
-        self._last_input_at = self._started
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # the share of the input read, when it is a file of known size (``reader.InputSize``)
+        # the share of the input read, when it is a file of known size (``reader.input_fraction``)
         self.input_fraction: Callable[[], float | None] = lambda: None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -283,11 +270,13 @@ class ProgressMonitor:
             live=LiveLine(handler) if handler is not None else None,
         )
         run.client.observe(monitor)
+        # a look every second, or every `interval` when that is shorter
+        tick = max(0.05, min(LIVE_REFRESH_SECONDS, monitor.interval or LIVE_REFRESH_SECONDS))
         # The thread holds the monitor weakly: a target dropped without finishing (a test, an
         # embedding program) does not leave a thread logging for it.
         monitor._thread = threading.Thread(
             target=_loop,
-            args=(weakref.ref(monitor), monitor._stop, run.drains.wake, monitor._tick()),
+            args=(weakref.ref(monitor), monitor._stop, run.drains.wake, tick),
             name="progress",
             daemon=True,
         )
@@ -295,10 +284,6 @@ class ProgressMonitor:
         return monitor
 
     # --- what the client tells it (attempts.CallObserver) ----------------------------------
-    @property
-    def stats(self) -> CallStats:
-        return self.run.client.stats
-
     def attempt_started(self, stream: str | None) -> None:
         self.activity.started(stream)
 
@@ -322,19 +307,15 @@ class ProgressMonitor:
             self._live = None
         self.activity.clear()
 
-    @property
-    def live(self) -> bool:
-        return self._live is not None
-
-    def _tick(self) -> float:
-        """Seconds between two looks: a second, or the interval when that is shorter."""
-        if self.interval > 0:
-            return max(0.05, min(LIVE_REFRESH_SECONDS, self.interval))
-        return LIVE_REFRESH_SECONDS
-
     def tick(self) -> None:
-        """One look at the run: note input, refresh the live line, log when it is time."""
-        self._sample_input()
+        """One look at the run: note the input lines read and the calls made so far (for the
+        recent call rate), refresh the live line, log when it is time."""
+        now = self._clock()
+        lines = self._lines_read()
+        if lines != self._last_lines:
+            self._last_lines = lines
+            self._last_input_at = now
+        self._call_samples.append((now, self.run.client.stats.snapshot().stream_calls))
         live = self._live  # stop() may clear it meanwhile: a closed line draws nothing
         if live is not None:
             live.show(self.live_text())
@@ -342,14 +323,6 @@ class ProgressMonitor:
             self.maybe_log()
 
     # --- what to say --------------------------------------------------------------------------
-    def _sample_input(self) -> None:
-        """Note the input lines read and the calls made so far (for the recent call rate)."""
-        now = self._clock()
-        lines = self._lines_read()
-        if lines != self._last_lines:
-            self._last_lines = lines
-            self._last_input_at = now
-        self._call_samples.append((now, self.stats.snapshot().stream_calls))
 
     def call_rate(self, stream: str | None = None) -> float:
         """Attempts per second over the last few seconds: of one stream, or of all."""
@@ -365,9 +338,7 @@ class ProgressMonitor:
     def maybe_log(self) -> None:
         """Log the progress lines if `interval` has passed since the last ones. From any
         thread; a thread that finds another one logging just returns."""
-        if self._clock() - self._last_log < self.interval:
-            return
-        if not self._log_lock.acquire(blocking=False):
+        if self._clock() - self._last_log < self.interval or not self._log_lock.acquire(False):
             return
         try:
             now = self._clock()
@@ -379,18 +350,19 @@ class ProgressMonitor:
         finally:
             self._log_lock.release()
 
-    def _streams(self) -> list[str]:
-        names = dict.fromkeys(s.stream_name for s in list(self.run.sinks))
-        return list(names)
+    def _setting(self, name: str) -> Any:
+        return getattr(getattr(self.run, "settings", None), name, None)
 
-    def _sink_rows(self, stream: str) -> tuple[int, int]:
-        """(rows received, rows not yet settled) of a stream, over its sinks."""
-        received = unsettled = 0
+    def _rows(self) -> dict[str, tuple[int, int]]:
+        """(rows received, rows not yet settled) per stream, over its sinks."""
+        rows: dict[str, tuple[int, int]] = {}
         for sink in list(self.run.sinks):
-            if sink.stream_name == stream:
-                received += sink.received_rows
-                unsettled += max(0, sink.received_rows - sink.settled_rows)
-        return received, unsettled
+            received, unsettled = rows.get(sink.stream_name, (0, 0))
+            rows[sink.stream_name] = (
+                received + sink.received_rows,
+                unsettled + max(0, sink.received_rows - sink.settled_rows),
+            )
+        return rows
 
     def _input_clause(self, now: float, short: bool = False) -> str:
         idle = now - self._last_input_at
@@ -416,45 +388,41 @@ class ProgressMonitor:
     ) -> str:
         """What a stream waits for right now, in the words an operator would use (`short`:
         fewer of them, for the terminal's one line)."""
-        waits = act.waiting if act is not None else {}
+        act = act or StreamActivity()
+        waits = sorted(act.waiting.items())
         if short:
             retry_part = ", ".join(
-                f"retry after {cause}: {n} ({age(longest)})"
-                for cause, (n, longest) in sorted(waits.items())
+                f"retry after {cause}: {n} ({age(longest)})" for cause, (n, longest) in waits
             )
         elif waits:
-            budget = getattr(getattr(self.run, "settings", None), "max_retry_seconds", None)
+            budget = self._setting("max_retry_seconds")
             retry_part = "waiting to retry: " + "; ".join(
                 f"{plural(n, 'call')} after {cause}, the longest retrying for {age(longest)}"
-                for cause, (n, longest) in sorted(waits.items())
+                for cause, (n, longest) in waits
             )
             if budget:
                 retry_part += f" (max_retry_seconds={budget:g})"
         else:
             retry_part = ""
-        on_wire = act.on_wire if act is not None else 0
         rate = self.call_rate(stream)
-        slow = act is not None and act.oldest_on_wire >= SLOW_ANSWER_SECONDS
-        if act is not None and on_wire and (slow or not rate):
+        if act.on_wire and (act.oldest_on_wire >= SLOW_ANSWER_SECONDS or not rate):
+            oldest = age(act.oldest_on_wire)
             if short:
-                text = f"Pendo: {on_wire} in flight, oldest {age(act.oldest_on_wire)}"
-                return f"{text}, {retry_part}" if retry_part else text
-            text = (
-                f"waiting for Pendo: {plural(on_wire, 'call')} in flight, "
-                f"oldest {age(act.oldest_on_wire)}"
-            )
-            return f"{text}; {retry_part}" if retry_part else text
+                text = f"Pendo: {act.on_wire} in flight, oldest {oldest}"
+                return ", ".join(filter(None, [text, retry_part]))
+            text = f"waiting for Pendo: {plural(act.on_wire, 'call')} in flight, oldest {oldest}"
+            return "; ".join(filter(None, [text, retry_part]))
         if retry_part:
             return retry_part
         if rate > 0:
-            limit = getattr(getattr(self.run, "settings", None), "max_requests_per_second", 0)
+            limit = self._setting("max_requests_per_second")
             paced = bool(limit) and self.call_rate() >= PACED_FRACTION * limit
             if short:
                 return f"sending {rate:.0f} calls/s" + (" (paced)" if paced else "")
             return (
                 f"sending to Pendo at {rate:.0f} calls/s"
                 + (f" (paced by max_requests_per_second={limit:g})" if paced else "")
-                + (f", {plural(on_wire, 'call')} in flight" if on_wire else "")
+                + (f", {plural(act.on_wire, 'call')} in flight" if act.on_wire else "")
             )
         draining, rows = self.run.drains.current(stream)
         if draining:
@@ -472,34 +440,32 @@ class ProgressMonitor:
         """The progress lines for now: one per stream that moved or has rows or calls under
         way; one for the run when no stream does (so a stalled run still says so)."""
         now = self._clock() if now is None else now
-        stats = self.stats.snapshot()
+        stats = self.run.client.stats.snapshot()
         activity = self.activity.snapshot()
         out = []
-        for stream in self._streams():
+        for stream, (received, unsettled) in self._rows().items():
             c = self.run.report.counts(stream)
-            received, unsettled = self._sink_rows(stream)
             done = _done(c)
             retries = stats.stream_retries.get(stream, 0)
             act = activity.get(stream)
             signature = (received, done, retries)
-            mark = self._marks.get(stream)
+            mark = self._marks.get(stream) or _StreamMark(self._started)
             busy = bool(unsettled or (act and (act.on_wire or act.waiting)))
-            if mark is not None and mark.signature == signature and not busy:
+            if mark.signature == signature and not busy:
                 continue  # settled and unchanged since its last line
-            since = mark.at if mark is not None else self._started
-            window = max(now - since, 1e-9)
-            rate = (done - (mark.done if mark else 0)) / window
-            causes = sorted(
-                (cause, n) for (s, cause), n in stats.retry_causes.items() if s == stream
+            window = max(now - mark.at, 1e-9)
+            causes = ", ".join(
+                f"{cause}: {n}"
+                for (s, cause), n in sorted(stats.retry_causes.items())
+                if s == stream
             )
-            optional = c.extra_counts()
-            why = f" ({', '.join(f'{cause}: {n}' for cause, n in causes)})" if causes else ""
+            why = f" ({causes})" if causes else ""
             out.append(
                 f"Progress of stream '{stream}': {received} received, {c.sent} sent, "
                 f"{c.rejected} rejected, "
-                + "".join(f"{o}, " for o in optional)
+                + "".join(f"{o}, " for o in c.extra_counts())
                 + f"{retries} {'retry' if retries == 1 else 'retries'}{why}; "
-                f"{rate:.0f} rows/s in the last {age(window)}; "
+                f"{(done - mark.done) / window:.0f} rows/s in the last {age(window)}; "
                 + self.waiting_for(stream, act, unsettled, now)
             )
             self._marks[stream] = _StreamMark(now, done, signature)
@@ -522,8 +488,9 @@ class ProgressMonitor:
         input's size is known: a file (the rows in it estimated from the lines read so far
         and the share of its bytes read), or any input once it was read to its end."""
         lines = self._lines_read()
+        rows = self._rows()
         if self.run.input_complete:  # the rows are all in: their number is known
-            total = float(sum(self._sink_rows(stream)[0] for stream in self._streams()))
+            total = float(sum(received for received, _ in rows.values()))
         else:
             fraction = self.input_fraction()
             if not fraction or not lines:
@@ -531,7 +498,7 @@ class ProgressMonitor:
             total = lines / fraction
         if total <= 0:
             return None
-        done = sum(_done(self.run.report.counts(s)) for s in self._streams())
+        done = sum(_done(self.run.report.counts(s)) for s in rows)
         share = min(1.0, done / total)
         elapsed = now - self._started
         rate = done / elapsed if elapsed > 0 else 0.0
@@ -542,13 +509,12 @@ class ProgressMonitor:
         """The terminal's one line: what the busiest stream waits for first (the part that
         matters when a run stalls), then the run's totals and rate."""
         now = self._clock()
-        stats = self.stats.snapshot()
+        stats = self.run.client.stats.snapshot()
         activity = self.activity.snapshot()
         received = sent = rejected = done = 0
         focus = ""
-        for stream in self._streams():
+        for stream, (r, unsettled) in self._rows().items():
             c = self.run.report.counts(stream)
-            r, unsettled = self._sink_rows(stream)
             received += r
             sent += c.sent
             rejected += c.rejected
@@ -572,7 +538,7 @@ class ProgressMonitor:
     # --- the end of the run -------------------------------------------------------------------
     def retry_summary(self) -> list[str]:
         """One line per stream and cause of retries, for the end of the run."""
-        stats = self.stats.snapshot()
+        stats = self.run.client.stats.snapshot()
         return [
             f"Retries of stream '{stream}' after {cause}: {n}"
             if stream != "-"
@@ -583,13 +549,8 @@ class ProgressMonitor:
     def latency_summary(self) -> str:
         """`p50 12 ms, p90 40 ms, p99 120 ms` over the run's attempts, or '' without any."""
         histogram = self.timeline.latency()
-        parts = []
-        for q in (50, 90, 99):
-            value = percentile(histogram, q)
-            if value is not None:
-                shown = f"{value / 1000:.1f} s" if value >= 10_000 else f"{value:.0f} ms"
-                parts.append(f"p{q} {shown}")
-        return ", ".join(parts)
+        values = [(q, percentile(histogram, q)) for q in (50, 90, 99)]
+        return ", ".join(f"p{q} {shown_ms(ms)}" for q, ms in values if ms is not None)
 
 
 def _loop(
@@ -613,12 +574,5 @@ def _loop(
 
 def _done(c: StreamCounts) -> int:
     """Rows of a stream with their outcome (sent, rejected, or nothing to send)."""
-    return (
-        c.sent
-        + c.already_sent
-        + c.unchanged
-        + c.superseded
-        + c.rejected
-        + c.skipped
-        + c.skipped_unknown
-    )
+    settled = c.sent + c.already_sent + c.unchanged + c.superseded + c.rejected
+    return settled + c.skipped + c.skipped_unknown

@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Callable
 from typing import IO, Any
 
 from singer_sdk.exceptions import (
@@ -47,31 +48,25 @@ def tolerant_stdin() -> IO[str]:
     return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
 
 
-class InputSize:
-    """How far through its input a run is, when the input is a regular file (`--input FILE`,
-    or `< file`): a pipe from a tap has no size, and then nothing is known until its end."""
+def input_fraction(stream: IO[Any] | None) -> Callable[[], float | None]:
+    """How far through its input a run is: the share of the file read so far (read ahead by
+    the reader's buffer, a few kB), or None. Only a regular file (`--input FILE`, `< file`)
+    has a size; of a pipe from a tap nothing is known until its end."""
+    try:
+        fd = stream.fileno() if stream is not None else -1
+        info = os.fstat(fd)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return lambda: None
+    if not stat.S_ISREG(info.st_mode) or info.st_size <= 0:
+        return lambda: None
 
-    def __init__(self, stream: IO[Any] | None) -> None:
-        self._fd: int | None = None
-        self._size = 0
+    def fraction() -> float | None:
         try:
-            fd = stream.fileno() if stream is not None else -1
-            info = os.fstat(fd)
-        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
-            return
-        if stat.S_ISREG(info.st_mode) and info.st_size > 0:
-            self._fd, self._size = fd, info.st_size
-
-    def fraction(self) -> float | None:
-        """The share of the file read so far (read ahead by the reader's buffer, a few kB),
-        or None when the input has no size."""
-        if self._fd is None:
-            return None
-        try:
-            position = os.lseek(self._fd, 0, os.SEEK_CUR)
+            return min(1.0, os.lseek(fd, 0, os.SEEK_CUR) / info.st_size)
         except OSError:
             return None
-        return min(1.0, position / self._size)
+
+    return fraction
 
 
 def preview(line: str) -> str:

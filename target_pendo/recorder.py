@@ -1,31 +1,15 @@
-"""What became of a row, written in one place: the run's `OutcomeRecorder`, built once with the
-run (``run.RunContext.create``), is the only writer of a row's fate: the ledger (`row_state`,
-`sync_rows`, the pending queue), the run report's outcome counts, reject reasons and unknown
-ids, the rejects file and the unknown-ids file. Each sink records through its stream's
-`StreamRecorder`; adding an outcome is a line in ``outcomes.FACTS`` and, when it has a file or
-a list of its own, an edit here.
+"""What became of a row, written in one place: the run's `OutcomeRecorder` is the only writer
+of a row's fate (the ledger, the run report's counts, reject reasons and unknown ids, the
+rejects and unknown-ids files); each sink records through its stream's `StreamRecorder`.
 
-The order of the writes, the same in every method:
+Every method writes in the same order: the row's line in its file (the file, not the ledger,
+is where every rejected row is), then the ledger in one committed transaction, then the
+report. So a crash between two steps may leave a line in a file for a row the ledger lacks
+(STATE never passed it: it is read and written again), never the reverse.
 
-1. the row's line in its file. A rejected row: its reason grouped in the report, its line in
-   the rejects file, then counted `rejected`: the file, not the ledger, is where every
-   rejected row is (one without a key the ledger can keep never reaches the ledger, nor does
-   any row of a dry run). An unknown id: its line in the unknown-ids file;
-2. the ledger: one committed transaction per call of the recorder, the in-flight mark of the
-   call about to go out included (`StreamRecorder.mark_in_flight`);
-3. the report: the outcomes the ledger now has counted, then the unknown ids listed.
-
-So a crash between two steps may leave a line in a file for a row the ledger lacks (the row
-is read again, since STATE never passed it, and written again), never a row the ledger
-keeps that its file lacks.
-
-Keys: the ledger keeps a key only when it holds no NUL, no lone surrogate and at most
-MAX_KEY_CHARS characters (`key_problem`, the ledger's rule). A sink asks before it relies on
-a row's key (to send an event once, to delete an object); `StreamRecorder.reject` keeps a row
-with any other key out of the ledger, and its rejects line still has it.
-
-Not here: what the sinks count beside outcomes (rows received, old events, large properties,
-fields created, deletes withheld, the pending queue's work), with ``RunReport.add``.
+The ledger keeps a key only when `key_problem` finds nothing wrong with it; a sink asks before
+it relies on a row's key, and `StreamRecorder.reject` keeps any other key out of the ledger.
+What the sinks count beside outcomes (rows received, old events...) goes to ``RunReport.add``.
 """
 
 from __future__ import annotations
@@ -56,31 +40,20 @@ class UnknownId:
     row_key: Any  # the row's Singer key, as the file shows it
 
 
+@dataclass(frozen=True, kw_only=True)
 class OutcomeRecorder:
     """The run's writer of what became of each row (see the module). Thread-safe: the ledger,
     the report and the files each take their own lock."""
 
-    def __init__(
-        self,
-        *,
-        run_id: str,
-        ledger: Ledger,
-        report: RunReport,
-        rejects: RowLog,
-        unknown: RowLog,
-        redact: Callable[[str], str],
-        include_values: bool,
-    ) -> None:
-        """`rejects` and `unknown` are the run's rejects and unknown-ids files (closed by
-        `close`); `include_values=False` (setting `rejects_include_values`): no row value in a
-        rejected row's reason, in the file, the report or the ledger."""
-        self.run_id = run_id
-        self.ledger = ledger
-        self.report = report
-        self.rejects = rejects
-        self.unknown = unknown
-        self.redact = redact
-        self.include_values = include_values
+    run_id: str
+    ledger: Ledger
+    report: RunReport
+    rejects: RowLog  # the run's rejects file, closed by `close`
+    unknown: RowLog  # the run's unknown-ids file, closed by `close`
+    redact: Callable[[str], str]
+    # False (setting `rejects_include_values`): no row value in a rejected row's reason, in
+    # the file, the report or the ledger
+    include_values: bool
 
     def stream(self, name: str, sync: str) -> StreamRecorder:
         """The recorder of one stream (`sync`: how the report shows the stream synced)."""

@@ -50,9 +50,7 @@ def url_secrets(url: str | None) -> list[str]:
         return []
     found = [p for p in (parts.username, parts.password) if p]
     found += [urllib.parse.unquote(p) for p in found]
-    for _, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=False):
-        found.append(value)
-    return found
+    return found + [value for _, value in urllib.parse.parse_qsl(parts.query)]
 
 
 def shown_url(url: str) -> str:

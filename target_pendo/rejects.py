@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import re
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,46 +35,36 @@ def stream_log_path(state_dir: str | Path, folder: str, stream: str, day: str | 
     return Path(state_dir) / folder / safe / f"{day}.jsonl"
 
 
+@dataclass(eq=False)
 class RowLog:
     """Thread-safe: sinks drained in parallel may write at the same time."""
 
-    def __init__(
-        self,
-        state_dir: str | Path,
-        folder: str,
-        run_id: str,
-        redact: Redactor,
-        *,
-        include_values: bool = True,
-        daily: bool = False,
-    ) -> None:
-        """`include_values=False`: a rejected row's line keeps its key, field and reason,
-        with quoted values in the reason masked, and not the row. `daily`: one file per
-        stream and day."""
-        self._include_values = include_values
-        self._daily = daily
-        self._state_dir = Path(state_dir)
-        self._folder = folder
-        self._run_id = run_id
-        self._redact = redact
-        self._files: dict[tuple[str, str | None], IO[bytes]] = {}
-        self._lock = threading.Lock()
+    state_dir: str | Path
+    folder: str
+    run_id: str
+    redact: Redactor
+    # False: a rejected row's line keeps its key, field and reason (quoted values masked),
+    # and not the row
+    include_values: bool = field(default=True, kw_only=True)
+    daily: bool = field(default=False, kw_only=True)  # one file per stream and day
+    _files: dict[tuple[str, str | None], IO[bytes]] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def reject(self, stream: str, key: Any, field: str | None, reason: str, record: Any) -> None:
         """A row that was not sent, and why. The row's data passes through the redactor too:
         a key pasted into a column must not land in the file."""
-        reason = self._redact(reason)
-        if not self._include_values:
+        reason = self.redact(reason)
+        if not self.include_values:
             reason = mask_quoted_values(reason)
-        entry = {"key": self._redact.value(key), "field": field, "reason": reason}
-        if self._include_values:
-            entry["record"] = self._redact.value(record)
+        entry = {"key": self.redact.value(key), "field": field, "reason": reason}
+        if self.include_values:
+            entry["record"] = self.redact.value(record)
         self.append(stream, entry)
 
     def append(self, stream: str, entry: dict[str, Any]) -> None:
         now = dt.datetime.now(dt.UTC)
         full = {
-            "run_id": self._run_id,
+            "run_id": self.run_id,
             "at": now.isoformat(timespec="milliseconds"),
             "stream": stream,
             **entry,
@@ -85,11 +76,11 @@ class RowLog:
             # JSON reader takes (`"\ud800"`), marked so that nobody mistakes it for the row
             full["escaped"] = True
             line = json.dumps(json_safe(full), ensure_ascii=True, separators=(",", ":")).encode()
-        day = f"{now:%Y-%m-%d}" if self._daily else None
+        day = f"{now:%Y-%m-%d}" if self.daily else None
         with self._lock:
             handle = self._files.get((stream, day))
             if handle is None:
-                path = stream_log_path(self._state_dir, self._folder, stream, day)
+                path = stream_log_path(self.state_dir, self.folder, stream, day)
                 handle = self._files[stream, day] = private.open_file(path, "ab")
             handle.write(line + b"\n")
             handle.flush()

@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import re
 import threading
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +37,8 @@ MASK = "…"
 _QUOTED = re.compile(r"(?<!\w)(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")(?!\w)")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # numbers that are part of the words, not values: an HTTP status, ISO 8601
-_KEPT_NUMBER = re.compile(r"HTTP \d{3}|ISO 8601")
 _NUMBER = re.compile(r"(?<![\w.,:])(?<!HTTP )(?<!ISO )-?\d+(?:[.,:]\d+)*")
-_DIGITS = re.compile(r"HTTP \d{3}|ISO 8601|\d+")
+_DIGITS = re.compile(r"(HTTP \d{3}|ISO 8601)|\d+")
 _PENDO_WORDS = re.compile(r"^((?:Pendo\b.*?|.*?)\bHTTP \d{3}\)?|Pendo\b[^:]*?):\s.*$", re.S)
 
 
@@ -57,12 +55,12 @@ def reason_pattern(reason: str) -> str:
 def mask_quoted_values(text: str) -> str:
     """`text` with quoted text other than a plain name masked (an error message, which names
     settings and columns, but may quote a row's value or Pendo's answer)."""
+    return _mask_quoted(text, _NAME.fullmatch)
 
-    def quoted(match: re.Match[str]) -> str:
-        inner = match.group()[1:-1]
-        return match.group() if _NAME.fullmatch(inner) else f"'{MASK}'"
 
-    return _QUOTED.sub(quoted, text)
+def _mask_quoted(text: str, kept: Callable[[str], object]) -> str:
+    """`text` with what it quotes masked, but for the quoted names `kept` is true of."""
+    return _QUOTED.sub(lambda m: m.group() if kept(m.group()[1:-1]) else f"'{MASK}'", text)
 
 
 def alert_reason(pattern: str, field_name: str | None) -> str:
@@ -70,15 +68,9 @@ def alert_reason(pattern: str, field_name: str | None) -> str:
     quoted, and what Pendo said after its status (free text that can hold row values) is
     left out."""
     text = _PENDO_WORDS.sub(lambda m: m.group(1), pattern)
-
-    def quoted(match: re.Match[str]) -> str:
-        inner = match.group()[1:-1]
-        return match.group() if field_name and inner == field_name else f"'{MASK}'"
-
-    text = _QUOTED.sub(quoted, text)
+    text = _mask_quoted(text, lambda name: bool(field_name) and name == field_name)
     # every digit run but an HTTP status: dates and ids written without quotes too
-    text = _DIGITS.sub(lambda m: m.group() if _KEPT_NUMBER.fullmatch(m.group()) else MASK, text)
-    return text[:120]
+    return _DIGITS.sub(lambda m: m.group(1) or MASK, text)[:120]
 
 
 @dataclass
@@ -91,30 +83,19 @@ class RunReport:
     )
     streams: dict[str, StreamCounts] = field(default_factory=dict)
     unknown_ids: dict[str, list[str]] = field(default_factory=dict)
-    # stream -> (field, reason pattern) -> count, and the first reason seen for each
-    reject_patterns: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
-    reject_examples: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # stream -> (field or "", reason pattern) -> its count and the first reason seen
+    reject_patterns: dict[str, dict[tuple[str, str], RejectReason]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def _stream(self, name: str, sync: str) -> StreamCounts:
-        """The stream's counts, created on first use; call with the lock held."""
-        counts = self.streams.get(name)
-        if counts is None:
-            counts = self.streams[name] = StreamCounts(sync)
-        return counts
 
     def add(self, name: str, sync: str, **increments: int) -> None:
         with self._lock:
-            counts = self._stream(name, sync)
+            counts = self.streams.setdefault(name, StreamCounts(sync))
             for key, value in increments.items():
                 setattr(counts, key, getattr(counts, key) + value)
 
     def tally(self, name: str, sync: str, outcomes: Mapping[Outcome, int]) -> None:
         """Count rows by outcome (each counted outcome is the StreamCounts field of its name)."""
-        with self._lock:
-            counts = self._stream(name, sync)
-            for outcome, n in outcomes.items():
-                setattr(counts, outcome.value, getattr(counts, outcome.value) + n)
+        self.add(name, sync, **{outcome.value: n for outcome, n in outcomes.items()})
 
     def set_http(self, calls: dict[str, int], retries: dict[str, int]) -> None:
         """Per-stream HTTP counts, from the client's stats at the end of the run."""
@@ -139,7 +120,7 @@ class RunReport:
 
     def add_seconds(self, name: str, sync: str, seconds: float) -> None:
         with self._lock:
-            counts = self._stream(name, sync)
+            counts = self.streams.setdefault(name, StreamCounts(sync))
             counts.seconds = round(counts.seconds + seconds, 3)
 
     def counts(self, name: str) -> StreamCounts:
@@ -156,32 +137,22 @@ class RunReport:
 
     def add_reject_reason(self, stream: str, field_name: str | None, reason: str) -> None:
         """Count a rejected row under its reason's pattern (`reason` already redacted)."""
-        pattern = reason_pattern(reason)
-        column = field_name or ""
+        key = (field_name or "", reason_pattern(reason))
+        example = " ".join(reason.split())[:MAX_EXAMPLE_CHARS]
         with self._lock:
-            patterns = self.reject_patterns.setdefault(stream, Counter())
-            key = (column, pattern)
+            patterns = self.reject_patterns.setdefault(stream, {})
             if key not in patterns and len(patterns) >= MAX_PATTERNS:
                 key = ("", OTHER_REASONS)
-            patterns[key] += 1
-            example = (stream, *key)
-            if example not in self.reject_examples:
-                self.reject_examples[example] = " ".join(reason.split())[:MAX_EXAMPLE_CHARS]
+            seen = patterns.get(key) or RejectReason(key[0] or None, key[1], 0, example)
+            patterns[key] = dataclasses.replace(seen, count=seen.count + 1)
 
     def reject_reasons(self) -> dict[str, list[RejectReason]]:
         """stream -> its reject reasons, most frequent first."""
         with self._lock:
             return {
                 stream: [
-                    RejectReason(
-                        field=column or None,
-                        pattern=pattern,
-                        count=n,
-                        example=self.reject_examples.get((stream, column, pattern), ""),
-                    )
-                    for (column, pattern), n in sorted(
-                        patterns.items(), key=lambda item: (-item[1], item[0])
-                    )
+                    reason
+                    for _, reason in sorted(patterns.items(), key=lambda i: (-i[1].count, i[0]))
                 ]
                 for stream, patterns in sorted(self.reject_patterns.items())
             }

@@ -80,35 +80,20 @@ class StreamCounts:
         """The counts a progress line or an alert adds to received, sent and rejected (those
         not zero): rows that needed no call ("already sent 3", "unchanged 40", "unknown ids
         2") and the pending queue's retry ("retried from pending 12", "now sent 5")."""
-        named = (
-            ("already sent", self.already_sent),
-            ("unchanged", self.unchanged),
-            ("unknown ids", self.skipped_unknown),
-            ("retried from pending", self.pending_retried),
-            ("now sent", self.pending_sent),
-        )
-        return [f"{label} {n}" for label, n in named if n]
+        label = dict(OPTIONAL_COUNTS)
+        keys = ("already_sent", "unchanged", "skipped_unknown", "pending_retried", "pending_sent")
+        return [f"{label[key]} {n}" for key in keys if (n := getattr(self, key))]
 
     def numbers(self) -> dict[str, int | float]:
         """Every count but `sync`, by its name (the names OPTIONAL_COUNTS lists)."""
-        return {name: getattr(self, name) for name in _NUMBERS}
+        return {name: n for name, n in dataclasses.asdict(self).items() if name != "sync"}
 
     @classmethod
     def read(cls, data: Mapping[str, Any]) -> StreamCounts:
         """A stream's stored counts; a count it does not have (written before it was kept)
         is 0, one stored under an older name (RENAMED_COUNTS) is read under its new one."""
         data = {**{new: data[old] for old, new in RENAMED_COUNTS.items() if old in data}, **data}
-        counts = cls(sync=_text(data.get("sync"), "?"))
-        for name, default in _NUMBERS.items():
-            setattr(counts, name, _number(data.get(name), default))
-        return counts
-
-
-_NUMBERS: dict[str, int | float] = {  # each count's default, which is also its kind
-    f.name: f.default
-    for f in dataclasses.fields(StreamCounts)
-    if isinstance(f.default, int | float)
-}
+        return _read_numbers(cls, data, sync=_text(data.get("sync"), "?"))
 
 
 @dataclass(frozen=True)
@@ -119,9 +104,6 @@ class RejectReason:
     pattern: str
     count: int
     example: str  # the first such reason, redacted, cut to report.MAX_EXAMPLE_CHARS
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     @classmethod
     def read(cls, data: Mapping[str, Any]) -> RejectReason:
@@ -144,18 +126,9 @@ class Pacing:
     in_flight_peak: int = 0  # (not in reports before calls in flight were paced)
     round_trip_ms: float = 0.0
 
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     @classmethod
     def read(cls, data: Mapping[str, Any]) -> Pacing:
-        return cls(
-            max_rate=_number(data.get("max_rate"), 0.0),
-            rate=_number(data.get("rate"), 0.0),
-            throttled=_number(data.get("throttled"), 0),
-            in_flight_peak=_number(data.get("in_flight_peak"), 0),
-            round_trip_ms=_number(data.get("round_trip_ms"), 0.0),
-        )
+        return _read_numbers(cls, data)
 
 
 @dataclass(frozen=True)
@@ -184,43 +157,24 @@ class ReportDocument:
 
     def as_dict(self) -> dict[str, Any]:
         """The stored JSON object: the keys of every earlier version, in their order, and
-        `report_version` (always this version's: the object has all of its keys)."""
-        return {
-            "report_version": REPORT_VERSION,
-            "run_id": self.run_id,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "streams": {name: dataclasses.asdict(c) for name, c in self.streams.items()},
-            "unknown_ids": {name: list(ids) for name, ids in self.unknown_ids.items()},
-            "reject_reasons": {
-                stream: [r.as_dict() for r in reasons]
-                for stream, reasons in self.reject_reasons.items()
-            },
-            "status": self.status,
-            "dry_run": self.dry_run,
-            "error": self.error,
-            "signal": self.signal,
-            "unsent_rows": self.unsent_rows,
-            "http_calls": dict(self.http_calls),
-            "retries": self.retries,
-            "retries_by_cause": dict(self.retries_by_cause),
-            "calls_in_doubt": self.calls_in_doubt,
-            "pacing": {endpoint: p.as_dict() for endpoint, p in self.pacing.items()},
-            "timeline": self.timeline.as_dict(),
-        }
+        `report_version` (always this version's: the object has all of its keys), first."""
+        stored = dataclasses.asdict(dataclasses.replace(self, timeline=TimelineDocument()))
+        stored.update(report_version=REPORT_VERSION, timeline=self.timeline.as_dict())
+        return {"report_version": REPORT_VERSION, **stored}
 
     def lines(self) -> list[str]:
         """The end-of-run summary: a line per stream."""
         out = []
-        dry = self.dry_run
-        sent = "would send" if dry else "sent"
+        # a dry run's calls are recorded, not made (``dryrun.py``)
+        prefix, sent, calls = (
+            ("dry run, nothing sent: ", "would send", "calls recorded")
+            if self.dry_run
+            else ("", "sent", "HTTP calls")
+        )
         for name, c in self.streams.items():
             always = f"received {c.received}, {sent} {c.sent}, rejected {c.rejected}"
-            numbers = c.numbers()
-            optional = [f"{label} {numbers[key]}" for key, label in OPTIONAL_COUNTS if numbers[key]]
-            calls = "calls recorded" if dry else "HTTP calls"  # a dry run's writes: ``dryrun.py``
+            optional = [f"{label} {n}" for key, label in OPTIONAL_COUNTS if (n := getattr(c, key))]
             http = f"{c.http_calls} {calls}, {c.retries} retries, {c.seconds:.1f} s"
-            prefix = "dry run, nothing sent: " if dry else ""
             out.append(
                 f"{prefix}stream '{name}' ({c.sync}): " + ", ".join([always, *optional, http])
             )
@@ -228,11 +182,9 @@ class ReportDocument:
 
 
 def read_report(stored: object) -> ReportDocument | None:
-    """A stored report as a ReportDocument: from its JSON text (the ledger's column, a
-    report file), its parsed object, or a document (returned as it is). Whatever version
-    wrote it: a key it lacks takes its default, a value of the wrong kind too. None when
-    there is no report: a run that did not finish (killed), or text that is not a JSON
-    object."""
+    """A stored report from its JSON text (the ledger's column, a report file), its parsed
+    object, or a document (returned as it is); a value of the wrong kind takes its default
+    too. None when there is none: a killed run, or text that is not a JSON object."""
     if isinstance(stored, ReportDocument):
         return stored
     if isinstance(stored, str | bytes):
@@ -249,11 +201,12 @@ def read_report(stored: object) -> ReportDocument | None:
         finished_at=_text(data.get("finished_at"), ""),
         streams=_objects(data.get("streams"), StreamCounts.read),
         unknown_ids={
-            name: [str(i) for i in ids] for name, ids in _lists(data.get("unknown_ids")).items()
+            name: [str(i) for i in ids]
+            for name, ids in _entries(data.get("unknown_ids"), list).items()
         },
         reject_reasons={
             stream: [RejectReason.read(r) for r in reasons if isinstance(r, Mapping)]
-            for stream, reasons in _lists(data.get("reject_reasons")).items()
+            for stream, reasons in _entries(data.get("reject_reasons"), list).items()
         },
         status=_text(data.get("status"), ""),
         dry_run=bool(data.get("dry_run")),
@@ -273,6 +226,7 @@ def read_report(stored: object) -> ReportDocument | None:
 # --- reading stored values -------------------------------------------------------------------
 _N = TypeVar("_N", int, float)
 _T = TypeVar("_T")
+_D = TypeVar("_D", StreamCounts, Pacing)
 
 
 def _number(value: Any, default: _N) -> _N:
@@ -293,21 +247,27 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _read_numbers(cls: type[_D], data: Mapping[str, Any], **given: Any) -> _D:
+    """A dataclass whose other fields are numbers, each read as the kind of its default."""
+    numbers: dict[str, Any] = {
+        f.name: _number(data.get(f.name), f.default)
+        for f in dataclasses.fields(cls)
+        if isinstance(f.default, int | float)
+    }
+    return cls(**given, **numbers)
+
+
+def _entries(value: Any, kind: type[Any]) -> dict[str, Any]:
+    """A stored object's entries of one kind, in their order."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(key): entry for key, entry in value.items() if isinstance(entry, kind)}
+
+
 def _objects(value: Any, read: Callable[[Mapping[str, Any]], _T]) -> dict[str, _T]:
-    """A stored object's entries that are objects, each read by `read`, in their order."""
-    if not isinstance(value, Mapping):
-        return {}
-    return {str(key): read(entry) for key, entry in value.items() if isinstance(entry, Mapping)}
-
-
-def _lists(value: Any) -> dict[str, list[Any]]:
-    """A stored object's entries that are lists, in their order."""
-    if not isinstance(value, Mapping):
-        return {}
-    return {str(key): entry for key, entry in value.items() if isinstance(entry, list)}
+    """A stored object's entries that are objects, each read by `read`."""
+    return {key: read(entry) for key, entry in _entries(value, Mapping).items()}
 
 
 def _numbers(value: Any) -> dict[str, int]:
-    if not isinstance(value, Mapping):
-        return {}
-    return {str(key): _number(n, 0) for key, n in value.items()}
+    return {key: _number(n, 0) for key, n in _entries(value, object).items()}

@@ -1,14 +1,8 @@
 """`target-pendo report --html FILE`: one run as one self-contained HTML page.
 
 Everything is inline (CSS, SVG charts drawn here, no script, no font, no CDN), so the page
-opens from a file, a CI artifact or an e-mail attachment on a machine without network. It
-shows the run's status and counts, its HTTP calls over time (calls per second stacked by
-what Pendo answered, 429s and 5xx in their own colours, retries as a line; latency p50 / p90
-/ p99 per time bucket on a log scale ticked 1-2-5, the three lines drawn one inside the other
-so that equal percentiles stay visible, and a note saying where they are equal) and its
-rejected rows grouped by reason, with the values the grouping masked in the first such row.
-The stat cards sit in a grid of equal rows (5 + 5; 2 a row on a phone). Every text from the
-ledger is HTML-escaped; the caller redacts the whole page.
+opens from a file, a CI artifact or an e-mail attachment on a machine without network. Every
+text from the ledger is HTML-escaped; the caller redacts the whole page.
 """
 
 from __future__ import annotations
@@ -96,17 +90,12 @@ def _nice_step(span: float, count: int = 5) -> float:
         return 1.0
     raw = span / count
     power: float = 10.0 ** math.floor(math.log10(raw))
-    for factor in (1, 2, 5, 10):
-        if raw <= factor * power:
-            return factor * power
-    return 10 * power
+    return next((f * power for f in (1, 2, 5) if raw <= f * power), 10 * power)
 
 
-def _time_step(span: float) -> float:
-    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400):
-        if span / step <= 10:
-            return step
-    return 28800.0
+def _time_step(span: float) -> int:
+    steps = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
+    return next((step for step in steps if span / step <= 10), 28800)
 
 
 def _clock(seconds: float) -> str:
@@ -157,12 +146,19 @@ def latency_label(ms: float) -> str:
 
 
 class _Plot:
-    """Scales and axes of one chart: linear from 0, or log over `log_range` (low, high)."""
+    """Scales and axes of one chart of time buckets: linear from 0, or log over `log_range`
+    (low, high)."""
 
     def __init__(
-        self, span: float, y_max: float, *, log_range: tuple[float, float] | None = None
+        self,
+        rows: list[TimelineRow],
+        bucket: int,
+        y_max: float,
+        *,
+        log_range: tuple[float, float] | None = None,
     ) -> None:
-        self.span = max(span, 1.0)
+        self.bucket = bucket
+        self.span = max((max(r.t for r in rows) + bucket) if rows else bucket, 1.0)
         self.log = log_range is not None
         self.ticks: list[tuple[float, bool]]
         if log_range is not None:
@@ -179,6 +175,10 @@ class _Plot:
 
     def x(self, t: float) -> float:
         return LEFT + t / self.span * self.width
+
+    def point(self, t: float, value: float) -> str:
+        """`x,y` of a bucket's value, at the bucket's middle."""
+        return f"{self.x(t + self.bucket / 2):.1f},{self.y(value):.1f}"
 
     def y(self, value: float) -> float:
         if self.log:
@@ -201,9 +201,7 @@ class _Plot:
                     f'<text class="y-tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
                     f"{_e(y_label(tick))}</text>"
                 )
-        step = _time_step(self.span)
-        t = 0.0
-        while t <= self.span + 1e-9:
+        for t in range(0, int(self.span + 1e-9) + 1, _time_step(self.span)):
             x = self.x(t)
             parts.append(
                 f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + self.height}" '
@@ -211,7 +209,6 @@ class _Plot:
                 f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle">'
                 f"{_clock(t)}</text>"
             )
-            t += step
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + self.height}" '
             f'y2="{TOP + self.height}" stroke="#999"/>'
@@ -227,67 +224,48 @@ def _svg(title: str, parts: Sequence[str], ident: str) -> str:
     )
 
 
-def _segments(
-    points: list[tuple[float, float | None]],
-    width: float,
-    xy: Callable[[float, float], str],
-    dash: float = 6.0,
-) -> list[str]:
+def _segments(points: list[tuple[float, float | None]], plot: _Plot, dash: float) -> list[str]:
     """Polyline paths through (t, value) points, broken where a bucket had no value (a lone
-    point is a dash `dash` wide: its bucket's width); `xy` gives a point's `x,y` on the
-    chart."""
-    paths: list[str] = []
-    current: list[str] = []
-
-    def flush() -> None:
-        if len(current) > 1:
-            paths.append("M" + "L".join(current))
-        elif current:
-            x, y = current[0].split(",")
-            paths.append(f"M{float(x) - dash / 2:.1f},{y}h{dash:.1f}")
-        current.clear()
-
+    point is a dash `dash` wide: its bucket's width)."""
+    runs: list[list[str]] = []
     last_t: float | None = None
     for t, value in points:
-        if value is None or (last_t is not None and t - last_t > width * 1.5):
-            flush()
-        if value is not None:
-            current.append(xy(t, value))
-            last_t = t
-        else:
+        if value is None:
             last_t = None
-    flush()
+            continue
+        if last_t is None or t - last_t > plot.bucket * 1.5:
+            runs.append([])
+        runs[-1].append(plot.point(t, value))
+        last_t = t
+    paths = []
+    for run in runs:
+        x, y = run[0].split(",")
+        paths.append(
+            f"M{float(x) - dash / 2:.1f},{y}h{dash:.1f}" if len(run) == 1 else "M" + "L".join(run)
+        )
     return paths
 
 
 def calls_chart(rows: list[TimelineRow], bucket: int) -> str:
     """Calls per second, stacked by what Pendo answered; retries per second as a line."""
-    span = (max(r.t for r in rows) + bucket) if rows else bucket
     peak = max((r.calls / bucket for r in rows), default=1.0)
-    peak = max(peak, max((r.retries / bucket for r in rows), default=0.0))
-    plot = _Plot(span, peak)
+    plot = _Plot(rows, bucket, max(peak, max((r.retries / bucket for r in rows), default=0.0)))
     bar = max(plot.width * bucket / plot.span - 0.6, 0.6)
     parts = plot.axes(lambda v: f"{v:g}/s")
+    below = [0] * len(rows)  # each bucket's calls in the series drawn so far
     for name, label, colour in SERIES:
         shapes = []
-        for r in rows:
-            below = sum(getattr(r, n) for n, _, _ in SERIES[: [s[0] for s in SERIES].index(name)])
-            value = getattr(r, name)
-            if not value:
-                continue
-            y_top = plot.y((below + value) / bucket)
-            y_bottom = plot.y(below / bucket)
-            shapes.append(f"M{plot.x(r.t):.1f},{y_top:.1f}h{bar:.1f}V{y_bottom:.1f}h{-bar:.1f}z")
+        for i, r in enumerate(rows):
+            if value := getattr(r, name):
+                top, bottom = plot.y((below[i] + value) / bucket), plot.y(below[i] / bucket)
+                shapes.append(f"M{plot.x(r.t):.1f},{top:.1f}h{bar:.1f}V{bottom:.1f}h{-bar:.1f}z")
+                below[i] += value
         if shapes:
             parts.append(
                 f'<path d="{"".join(shapes)}" fill="{colour}"><title>{label}</title></path>'
             )
-
-    def xy(t: float, v: float) -> str:
-        return f"{plot.x(t + bucket / 2):.1f},{plot.y(v):.1f}"
-
     retry_points = [(float(r.t), r.retries / bucket if r.retries else None) for r in rows]
-    for path in _segments(retry_points, bucket, xy, max(bar, 6.0)):
+    for path in _segments(retry_points, plot, max(bar, 6.0)):
         parts.append(
             f'<path d="{path}" fill="none" stroke="#222" stroke-width="1.5" '
             'stroke-dasharray="4 2"><title>retries</title></path>'
@@ -313,18 +291,13 @@ def latency_values(rows: list[TimelineRow]) -> dict[int, list[tuple[float, float
 def latency_chart(rows: list[TimelineRow], bucket: int) -> str:
     """Latency p50 / p90 / p99 per time bucket, log scale (1-2-5 ticks over the values'
     range); p99 widest and drawn first, p50 thinnest and on top."""
-    span = (max(r.t for r in rows) + bucket) if rows else bucket
     values = latency_values(rows)
     shown = [v for series in values.values() for _, v in series if v is not None]
-    plot = _Plot(span, 0, log_range=(min(shown, default=1.0), max(shown, default=10.0)))
+    plot = _Plot(rows, bucket, 0, log_range=(min(shown, default=1.0), max(shown, default=10.0)))
     parts = plot.axes(latency_label)
     dash = max(plot.width * bucket / plot.span * 0.8, 6.0)
-
-    def xy(t: float, v: float) -> str:
-        return f"{plot.x(t + bucket / 2):.1f},{plot.y(v):.1f}"
-
     for q, label, colour, width in reversed(PERCENTILES):
-        for path in _segments(values[q], bucket, xy, dash):
+        for path in _segments(values[q], plot, dash):
             parts.append(
                 f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="{width}" '
                 f'data-q="{label}" stroke-linejoin="round"><title>{label}</title></path>'
@@ -398,8 +371,8 @@ def masked_values(pattern: str, example: str) -> list[str] | None:
     cut short). Linear: each value is matched whole, with no backtracking."""
     text = " ".join(example.split())
     cut = len(pattern) >= MAX_PATTERN_CHARS and pattern.endswith(MASK)
-    parts = _MASK_TOKEN.split(pattern[: -len(MASK)] if cut else pattern)
-    tokens = _MASK_TOKEN.findall(pattern[: -len(MASK)] if cut else pattern)
+    whole = pattern[: -len(MASK)] if cut else pattern
+    parts, tokens = _MASK_TOKEN.split(whole), _MASK_TOKEN.findall(whole)
     regex = re.escape(parts[0]) + "".join(
         f"({_VALUE_SHAPES[token]}){re.escape(part)}"
         for token, part in zip(tokens, parts[1:], strict=True)
@@ -459,22 +432,17 @@ def render_html(view: RunView) -> str:
             '<p class="error">No run report: the run did not finish (killed?). The counts '
             "are its rows in the ledger's sync_rows.</p>"
         )
-    cards = [
-        _card("received", "received", view.total("received")),
-        _card("sent", "sent", view.total("sent")),
-        _card("rejected", "rejected", view.total("rejected")),
+    cards = [_card(key, key, view.total(key)) for key in ("received", "sent", "rejected")]
+    cards += [
         _card("calls", "HTTP attempts", http["calls"]),
         _card("retries", "retries", http["retries"]),
         _card("throttled", "answered 429", http["throttled"]),
         _card("failed", "answered 5xx", http["failed"]),
     ]
-    for q in ("p50", "p90", "p99"):
-        value = http[q]
-        shown = "-" if value is None else f"{value:.0f} ms"
-        cards.append(
-            f'<div class="card"><span class="n" data-k="{q}">{_e(shown)}</span>'
-            f'<span class="l">latency {q}</span></div>'
-        )
+    cards += [
+        _card(q, f"latency {q}", "-" if http[q] is None else f"{http[q]:.0f} ms")
+        for q in ("p50", "p90", "p99")
+    ]
     columns = stream_columns(view)
     stream_rows = "".join(
         f"<tr><td>{_e(name)}</td><td>{_e(c.sync)}</td>"

@@ -1,23 +1,15 @@
 """`target-pendo report [RUN_ID] [--html FILE]`: a run's report, read back from the ledger.
 
-The config is loaded as `target-pendo ledger` loads it (`--config FILE`, for `state_dir` /
-`ledger_url` and the keys to redact); the ledger is opened read-only and nothing is created,
-migrated or sent. Without RUN_ID: the latest finished run (a run id prefix is enough).
-
-What it shows: the run's status, times and error; per stream the counts of its report (a run
-that was killed has none: then the outcome counts its rows left in `sync_rows`); HTTP calls
-with latency percentiles, 429s and retries by cause (from the report's `timeline`); rejected
-rows grouped by reason, values masked so that rows of one cause share a line (from
-`sync_rows`, plus the rows the ledger could not key, which only the report counted).
-`--html FILE` writes the same as one self-contained page with the calls over time
-(report_html.py).
+The ledger is opened read-only: nothing is created, migrated or sent. A run that was killed
+has no report: its counts are then its rows left in `sync_rows`. Rejected rows are grouped by
+reason from `sync_rows`, plus the rows the ledger could not key, which only the report counted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,10 +20,11 @@ from target_pendo.ledger import Ledger
 from target_pendo.outcomes import RunStatus
 from target_pendo.report import reason_pattern
 from target_pendo.report_document import OPTIONAL_COUNTS, ReportDocument, read_report
-from target_pendo.timeline import COLUMNS, TimelineRow, merge_histograms, percentile
+from target_pendo.timeline import COLUMNS, TimelineRow, merge_histograms, percentile, shown_ms
 
 MAX_REJECT_GROUPS = 50
 LIST_RUNS = 20
+_Key = tuple[str, str]  # (stream, reason pattern)
 
 
 class ReportError(TargetPendoError):
@@ -127,12 +120,9 @@ def load_run(ledger: Ledger, url: str, run_id: str | None) -> RunView:
                 f"the ledger at {where} has no run yet: run a sync first (or check "
                 "'state_dir' / 'ledger_url' in the config given)"
             )
-        finished = [r for r in latest if r.status != RunStatus.RUNNING]
-        row = finished[0] if finished else latest[0]
+        row = next((r for r in latest if r.status != RunStatus.RUNNING), latest[0])
         if latest[0].status == RunStatus.RUNNING and latest[0].run_id != row.run_id:
             newer_running = latest[0].run_id
-    outcomes = ledger.run_outcomes(row.run_id)
-    reasons = ledger.run_reject_reasons(row.run_id)
     report = read_report(row.report)
     return RunView(
         run_id=row.run_id,
@@ -141,8 +131,8 @@ def load_run(ledger: Ledger, url: str, run_id: str | None) -> RunView:
         finished_at=row.finished_at,
         report=report,
         ledger=where,
-        outcomes=outcomes,
-        rejects=group_rejects(reasons, report),
+        outcomes=ledger.run_outcomes(row.run_id),
+        rejects=group_rejects(ledger.run_reject_reasons(row.run_id), report),
         newer_running=newer_running,
     )
 
@@ -151,27 +141,21 @@ def group_rejects(reasons: Sequence[Any], report: ReportDocument | None) -> list
     """Rejected rows per stream and reason pattern, most rows first: from `sync_rows`, plus
     what only the report counted (rows without a key the ledger can store, dry runs)."""
     report = read_report(report)  # (its stored JSON is read too)
-    counts: Counter[tuple[str, str]] = Counter()
-    examples: dict[tuple[str, str], str] = {}
-    for stream, reason, n in reasons:
-        key = (stream, reason_pattern(reason or ""))
-        counts[key] += int(n)
-        examples.setdefault(key, " ".join((reason or "").split())[:300])
+    counts, examples = _count(
+        ((stream, reason_pattern(reason or "")), int(n), " ".join((reason or "").split())[:300])
+        for stream, reason, n in reasons
+    )
     groups = [RejectGroup(s, p, n, examples[(s, p)]) for (s, p), n in counts.items()]
-    tallied: Counter[tuple[str, str]] = Counter()
-    tally_examples: dict[tuple[str, str], str] = {}
-    for stream, entries in (report.reject_reasons if report else {}).items():
-        for entry in entries:
-            key = (stream, entry.pattern)
-            tallied[key] += entry.count
-            tally_examples.setdefault(key, entry.example)
+    tallied, tally_examples = _count(
+        ((stream, entry.pattern), entry.count, entry.example)
+        for stream, entries in (report.reject_reasons if report else {}).items()
+        for entry in entries
+    )
     # Only rows beyond what sync_rows holds are "keyless": a report written by another
     # version may group a reason differently, which must not count its rows twice.
     left = Counter[str]()
-    for (stream, _), n in tallied.items():
+    for (stream, _), n in [*tallied.items(), *((key, -n) for key, n in counts.items())]:
         left[stream] += n
-    for (stream, _), n in counts.items():
-        left[stream] -= n
     for key, n in sorted(tallied.items(), key=lambda item: -item[1]):
         extra = min(n - counts.get(key, 0), left[key[0]])
         if extra > 0:
@@ -179,6 +163,16 @@ def group_rejects(reasons: Sequence[Any], report: ReportDocument | None) -> list
             groups.append(RejectGroup(*key, extra, tally_examples[key], keyless=True))
     groups.sort(key=lambda g: (-g.count, g.stream, g.pattern))
     return groups
+
+
+def _count(rows: Iterable[tuple[_Key, int, str]]) -> tuple[Counter[_Key], dict[_Key, str]]:
+    """Rows counted per (stream, pattern), and the first example of each."""
+    counts: Counter[_Key] = Counter()
+    examples: dict[_Key, str] = {}
+    for key, n, example in rows:
+        counts[key] += n
+        examples.setdefault(key, example)
+    return counts, examples
 
 
 # --- text -----------------------------------------------------------------------------------
@@ -216,18 +210,18 @@ def http_summary(view: RunView) -> dict[str, Any]:
     busiest = max(rows, key=lambda r: r.calls, default=None)
     return {
         **totals,
-        "p50": percentile(histogram, 50),
-        "p90": percentile(histogram, 90),
-        "p99": percentile(histogram, 99),
+        **{f"p{q}": percentile(histogram, q) for q in (50, 90, 99)},
         "busiest_rate": (busiest.calls / width) if busiest else 0.0,
         "bucket_seconds": width,
     }
 
 
+def _count_text(value: float) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value or 0)
+
+
 def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 1000:.1f} s" if value >= 10_000 else f"{value:.0f} ms"
+    return "-" if value is None else shown_ms(value)
 
 
 def duration(view: RunView) -> str:
@@ -262,13 +256,10 @@ def render_text(view: RunView) -> str:
         out.append(f"  (run {view.newer_running} is still running; this is the latest finished)")
     out.append("")
     columns = stream_columns(view)
-    rows = []
-    for name, c in view.streams.items():
-        cells = [name, c.sync]
-        for key, _ in columns:
-            value = c.get(key)
-            cells.append(f"{value:.1f}" if isinstance(value, float) else str(value or 0))
-        rows.append(cells)
+    rows = [
+        [name, c.sync, *(_count_text(c.get(key)) for key, _ in columns)]
+        for name, c in view.streams.items()
+    ]
     if rows:
         header = ["stream", "sync", *(label for _, label in columns)]
         out += _table(header, rows, set(range(2, len(header))))

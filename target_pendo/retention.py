@@ -1,9 +1,8 @@
 """The retention window: a run's history is kept `retention_days`, then pruned.
 
-History is what a run leaves behind about itself: its `sync_rows` lines and `sync_runs` row in
-the ledger (``Ledger.prune_history``), and its files under `state_dir` (reports, call logs,
-dry-run payloads, rejects and unknown-id files, which roll per day so that old days can go).
-What Pendo holds and what is pending (`row_state`) is state, not history: never pruned by age.
+History is what a run leaves behind about itself: its lines and row in the ledger
+(``ledger/history.py``), and its files under `state_dir` (reports, call logs, dry-run
+payloads, rejects and unknown-id files, which roll per day so that old days can go).
 
 Each successful run prunes a bounded amount at its end, so the first run on a large old ledger
 does not stall and the rest goes on the next runs; `target-pendo ledger prune` prunes all of it

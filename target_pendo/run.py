@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,9 @@ class RunContext:
     payloads: RowLog | None = None  # a dry run's record of what it would send
     network: Network = field(default_factory=Network)  # proxies and trust, for every call out
     drains: Drains = field(default_factory=Drains)  # batches under way, for progress
-    _streams: dict[str, StreamRunState] = field(default_factory=dict)
+    _streams: defaultdict[str, StreamRunState] = field(
+        default_factory=lambda: defaultdict(StreamRunState)
+    )
     _schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     _schema_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -79,10 +82,11 @@ class RunContext:
     def stream_state(self, stream: str) -> StreamRunState:
         """What the run learnt about a stream beyond its rows; shared by the stream's sinks
         (a SCHEMA change makes a new sink for the same stream). Main thread only."""
-        state = self._streams.get(stream)
-        if state is None:
-            state = self._streams[stream] = StreamRunState()
-        return state
+        return self._streams[stream]
+
+    def unsent_rows(self) -> int:
+        """Rows handed to the sinks that have no outcome yet."""
+        return sum(s.received_rows - s.settled_rows for s in self.sinks)
 
     @property
     def full_resync(self) -> bool:
@@ -99,11 +103,8 @@ class RunContext:
         ledger = Ledger(ledger_url, read_only=settings.dry_run)
         redact = Redactor([*settings.secrets, *network.secrets()])
         install_log_redaction(redact)
-        call_log = (
-            CallLog(Path(settings.state_dir) / "calls" / f"{run_id}.jsonl", redact)
-            if settings.call_log
-            else None
-        )
+        calls = Path(settings.state_dir) / "calls" / f"{run_id}.jsonl"
+        call_log = CallLog(calls, redact) if settings.call_log else None
         payloads: RowLog | None = None
         if settings.dry_run:
             # Writes are recorded by the transport's adapter. Nothing waits on Pendo, so

@@ -2,11 +2,9 @@
 
 singer-sdk may change its private names in any release (pyproject pins its minor for that
 reason). Keeping each use here, as a thin override that calls a plainly named method of ours,
-means an SDK upgrade that renames, drops or re-signs one fails in this module and in
-tests/unit/test_sdk_hooks.py (one test per hook), not as a run that quietly stops counting lines,
-validates twice or writes STATE early. What each hook does for us is written in target.py,
-sinks/base.py and reader.py; tests/unit/test_sdk_hooks.py also checks that no other module of the
-package overrides a private or final SDK name or imports a private SDK module.
+means an SDK upgrade that renames, drops or re-signs one fails here and in
+tests/unit/test_sdk_hooks.py, not as a run that quietly stops counting lines, validates twice
+or writes STATE early.
 """
 
 from __future__ import annotations
@@ -35,16 +33,14 @@ def load_dotenv(prefix: str) -> None:
 
 
 def sdk_config_input(config: dict[str, Any], *, parse_env: bool) -> _ConfigInput:
-    """What the SDK's `--config` callback hands its command's `invoke`: the settings of the
-    files, which the CLI has read itself (once, as the SDK reads them), and whether `ENV` was
-    given (the SDK then reads the environment through `_env_var_config`)."""
+    """What the SDK's `--config` callback hands its command's `invoke`: the files' settings
+    (read by the CLI) and whether `ENV` was given."""
     return _ConfigInput(config=config, parse_env=parse_env)
 
 
 def setup_console_logging(plugin_name: str) -> None:
-    """The SDK's console logging, set up as its `cli` property does (level from
-    <PLUGIN>_LOGLEVEL or LOGLEVEL). cli/main.py calls it for a sync only, once the options are
-    read: a subcommand, and a config file refused, print their one line and nothing else."""
+    """The SDK's console logging, as its `cli` property sets it up (level from
+    <PLUGIN>_LOGLEVEL or LOGLEVEL); for a sync only, so a subcommand prints just its line."""
     _setup_console_logging(log_level=_plugin_log_level(plugin_name=plugin_name))
 
 
@@ -75,12 +71,10 @@ class TargetHooks(Target):
 
     @classmethod
     @abc.abstractmethod
-    def environment_settings(cls) -> dict[str, Any]:
-        """The TARGET_PENDO_* variables as settings, typed by the schema."""
+    def environment_settings(cls) -> dict[str, Any]: ...
 
     @abc.abstractmethod
-    def prepared_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        """The config as the SDK should validate and keep it."""
+    def prepared_config(self, config: dict[str, Any]) -> dict[str, Any]: ...
 
     # --- messages ---------------------------------------------------------------------------
     def _process_record_message(self, message_dict: dict[str, Any]) -> None:
@@ -122,24 +116,19 @@ class TargetHooks(Target):
         return self._sinks_active.get(stream_name)
 
     @abc.abstractmethod
-    def check_record_message(self, message_dict: dict[str, Any]) -> None:
-        """Refuse a RECORD the SDK would misread; note its version."""
+    def check_record_message(self, message_dict: dict[str, Any]) -> None: ...
 
     @abc.abstractmethod
-    def state_message_read(self) -> None:
-        """A STATE was read: which rows it covers."""
+    def state_message_read(self) -> None: ...
 
     @abc.abstractmethod
-    def check_activate_version_message(self, message_dict: dict[str, Any]) -> None:
-        """Refuse an ACTIVATE_VERSION the SDK would misread; note the version."""
+    def check_activate_version_message(self, message_dict: dict[str, Any]) -> None: ...
 
     @abc.abstractmethod
-    def batch_record_messages(self, message_dict: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """A BATCH message's rows, each as a RECORD message."""
+    def batch_record_messages(self, message_dict: dict[str, Any]) -> Iterator[dict[str, Any]]: ...
 
     @abc.abstractmethod
-    def state_may_be_written(self) -> bool:
-        """Whether the STATE the SDK is about to write may be written now."""
+    def state_may_be_written(self) -> bool: ...
 
     # --- signals and the read loop ----------------------------------------------------------
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
@@ -155,12 +144,10 @@ class TargetHooks(Target):
         super().listen(file_input)
 
     @abc.abstractmethod
-    def on_stop_signal(self, signum: int) -> None:
-        """SIGTERM / SIGINT arrived (the SDK installed this handler)."""
+    def on_stop_signal(self, signum: int) -> None: ...
 
     @abc.abstractmethod
-    def read_all_input(self, file_input: IO[str] | None) -> None:
-        """The whole run: read (through `listen_the_sdks_way`), report, clean up."""
+    def read_all_input(self, file_input: IO[str] | None) -> None: ...
 
     # --- the CLI --------------------------------------------------------------------------
     @classmethod
@@ -173,10 +160,8 @@ class TargetHooks(Target):
         file_input: IO[str] | None = None,
         full_resync: bool = False,
     ) -> None:
-        """What the SDK's command calls with the options' values: the SDK's `Target.invoke`
-        (it is this short), written out because it builds the target itself and has no way to
-        hand it a flag; here `--full-resync` reaches the constructor as an argument. `--about`
-        is the SDK's own (PluginBase's invoke, which Target's would call first)."""
+        """The SDK's `Target.invoke`, written out because it builds the target itself with no
+        way to hand it `--full-resync`; `--about` is the SDK's own (PluginBase's invoke)."""
         super(Target, cls).invoke(about=about, about_format=about_format)
         cls.print_version(print_fn=cls.logger.info)
         given = config or _ConfigInput()
@@ -196,8 +181,7 @@ class TargetHooks(Target):
         parse_env: bool,
         file_input: IO[str] | None,
         full_resync: bool,
-    ) -> None:
-        """Build the target from the CLI's config and read the input."""
+    ) -> None: ...
 
 
 class SinkHooks(BatchSink):
@@ -226,5 +210,4 @@ class ReaderHooks(SimpleSingerReader):
         raise self.unknown_message(message_dict)
 
     @abc.abstractmethod
-    def unknown_message(self, message_dict: dict[str, Any]) -> Exception:
-        """The error for a message whose type is not a Singer one."""
+    def unknown_message(self, message_dict: dict[str, Any]) -> Exception: ...

@@ -29,17 +29,13 @@ class CallSize:
     """The most rows one call may carry; only ever shrinks. Shared by a stream's calls."""
 
     def __init__(self, size: int) -> None:
-        self._value = max(1, size)
+        self.value = max(1, size)
         self._lock = threading.Lock()
-
-    @property
-    def value(self) -> int:
-        return self._value
 
     def halve_below(self, rows: int) -> None:
         """A call of `rows` rows was too big: from now on send at most half of it."""
         with self._lock:
-            self._value = max(1, min(self._value, (rows + 1) // 2))
+            self.value = max(1, min(self.value, (rows + 1) // 2))
 
 
 @dataclass
@@ -49,7 +45,6 @@ class SplitResult(Generic[T]):
     failed: list[tuple[T, str]] = field(default_factory=list)  # Pendo's answer failed the row
     refused: list[tuple[T, str]] = field(default_factory=list)  # a 400 for the row alone
     calls: int = 0
-    refused_calls: int = 0
     halvings: int = 0
 
 
@@ -86,7 +81,6 @@ def send_batches(
             size.halve_below(len(batch))
             pending.append(batch)  # re-cut at the new size on the next turn
         elif isinstance(answer, Refused):
-            result.refused_calls += 1
             if on_refused is not None:
                 on_refused(answer)
             if len(batch) == 1:

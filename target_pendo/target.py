@@ -48,8 +48,8 @@ from target_pendo.outcomes import RunStatus
 from target_pendo.progress import ProgressMonitor, age
 from target_pendo.reader import (
     SINGER_INPUT_ERRORS,
-    InputSize,
     LineCountingReader,
+    input_fraction,
     tolerant_stdin,
 )
 from target_pendo.report_document import Pacing, ReportDocument
@@ -70,17 +70,14 @@ class TargetPendo(TargetHooks):
     name = "target-pendo"
     package_name = "target-pendo"  # its version (--version, --about) is pyproject's, installed
 
-    # What `--about` says the target takes (and so the Meltano plugin definition): the SDK's,
-    # and ACTIVATE_VERSION (when a full-table sync is complete, see versions.py) and BATCH
-    # messages (their files read row by row, see batchfiles.py).
+    # What `--about` (and so the Meltano plugin definition) says the target takes.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
         *Target.capabilities,
         PluginCapabilities.ACTIVATE_VERSION,
         PluginCapabilities.BATCH,
     ]
-    # The settings the SDK adds with those two capabilities, left out: versions.py follows
-    # ACTIVATE_VERSION whatever `process_activate_version_messages` says, and `batch_config`
-    # says how a tap writes batch files, while a target reads those each BATCH message names.
+    # Settings the SDK adds with those two capabilities, inert here: ACTIVATE_VERSION is always
+    # followed, and `batch_config` says how a tap writes batch files, not how they are read.
     _CAPABILITY_SETTINGS_LEFT_OUT = ("process_activate_version_messages", "batch_config")
 
     config_jsonschema = declared_schema()
@@ -102,17 +99,14 @@ class TargetPendo(TargetHooks):
         self._settling = False  # the input is read: a signal no longer interrupts the run
         self._state_watermarks: dict[int, int] = {}  # sink id -> rows it had at the last STATE
         quiet_sdk_chatter(self.name)  # logging setup: before the SDK's first line
-        # The SDK installs its handlers in __init__ (so a signal while the ledger opens is a
-        # clean stop too); `listen` puts these back when the run is over, so a target run
-        # inside another program (a test, a worker process) leaves its handlers as they were.
+        # The SDK installs its handlers in __init__; `listen` puts these back at the end, so a
+        # run inside another program (a test, a worker) leaves its handlers as they were.
         self._previous_handlers = {
             sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         super().__init__(*args, **kwargs)
-        # Each sink drains on its own thread (sinks/base.py), so the SDK has nothing to drain
-        # side by side. With more than 1 it drains through joblib's thread pool, a
-        # multiprocessing Pool: a SIGTERM landing in its machinery on the main thread once
-        # left the process hung at exit in multiprocessing's exit hook.
+        # Each sink drains on its own thread (sinks/base.py). With more than 1 the SDK drains
+        # through joblib's pool, where a SIGTERM once left the process hung at exit.
         self.max_parallelism = 1
         self.settings = parse_settings(self.config)
         if full_resync:
@@ -120,7 +114,13 @@ class TargetPendo(TargetHooks):
         for warning in key_region_warnings(self.settings):
             self.logger.warning(warning)
         self.run_context = RunContext.create(self.settings)
-        self.progress_monitor = self._watch_run()  # progress lines, call timeline
+        # Progress lines (or a live line) and the calls' timeline, before anything is read.
+        self.progress_monitor = ProgressMonitor.attach(
+            self.run_context,
+            interval=PendoSink.PROGRESS_EVERY_SECONDS,
+            lines_read=lambda: getattr(getattr(self, "message_reader", None), "line_number", 0),
+            logger=self.logger,
+        )
         for run_id in self.run_context.abandoned_runs:
             self.logger.warning(
                 "Run %s stopped without finishing (killed?); it is marked 'abandoned' in the "
@@ -197,9 +197,8 @@ class TargetPendo(TargetHooks):
         schema: dict[str, Any] | None = None,
         key_properties: Sequence[str] | None = None,
     ) -> Sink:
-        """One stream, one order: when a SCHEMA change replaces a stream's sink, the old
-        sink's rows are settled before the new sink sends anything, so an older value never
-        overwrites a newer one and a replayed event is seen as sent."""
+        """When a SCHEMA change replaces a stream's sink, the old sink's rows are settled before
+        the new sink sends anything: an older value never overwrites a newer one."""
         existing = self.active_sink(stream_name)
         if (
             schema is not None
@@ -236,9 +235,7 @@ class TargetPendo(TargetHooks):
         """ACTIVATE_VERSION before its SCHEMA, or with a version that is not an integer,
         names its line; the version is noted (deletes of a full-table sync, see versions.py)."""
         self.assert_line_requires(message_dict, requires={"stream", "version"})
-        stream, version = message_dict["stream"], message_dict["version"]
-        if stream not in self.mapper.stream_maps:
-            raise self._reader.fail(f"ACTIVATE_VERSION for stream {stream!r} before its SCHEMA")
+        stream, version = self._stream_of("ACTIVATE_VERSION", message_dict), message_dict["version"]
         if isinstance(version, bool) or not isinstance(version, int):
             raise self._reader.fail(
                 f"ACTIVATE_VERSION of stream {stream!r} has version {version!r}, not an integer"
@@ -249,14 +246,18 @@ class TargetPendo(TargetHooks):
         """BATCH messages (the SDK's batch files, jsonl or jsonl.gz): each row goes the way a
         RECORD goes (maps, validation, rejects, ledger, STATE), so the same guarantees hold."""
         self.assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
-        stream = message_dict["stream"]
-        if stream not in self.mapper.stream_maps:
-            raise self._reader.fail(f"BATCH for stream {stream!r} before its SCHEMA")
+        stream = self._stream_of("BATCH", message_dict)
+        version = message_dict.get("version")
         for record in read_batch_files(stream, message_dict, self._reader.line_number):
             message = {"type": "RECORD", "stream": stream, "record": record}
-            if message_dict.get("version") is not None:
-                message["version"] = message_dict["version"]
-            yield message
+            yield message if version is None else {**message, "version": version}
+
+    def _stream_of(self, kind: str, message_dict: dict[str, Any]) -> str:
+        """The stream a message is about, which must have had its SCHEMA."""
+        stream: str = message_dict["stream"]
+        if stream not in self.mapper.stream_maps:
+            raise self._reader.fail(f"{kind} for stream {stream!r} before its SCHEMA")
+        return stream
 
     def state_may_be_written(self) -> bool:
         """STATE only after every queued batch of every sink has its outcome (sinks drain on
@@ -304,15 +305,14 @@ class TargetPendo(TargetHooks):
         for sink in run.sinks:
             sink.stop_draining(cancel=True)
         settled = all(s.settled_rows >= self._state_watermarks.get(id(s), 0) for s in run.sinks)
-        unsent = sum(s.received_rows - s.settled_rows for s in run.sinks)
-        state = self.latest_state
-        wrote = bool(settled and state and not self.settings.dry_run)
-        if wrote and state is not None:
+        unsent = run.unsent_rows()
+        state = self.latest_state if settled and not self.settings.dry_run else None
+        if state:
             self.write_state_now(copy.deepcopy(state))
         self.finish(stopped=name, unsent=unsent)
         covered = (
             "STATE was written for the rows settled before it"
-            if wrote
+            if state
             else "no STATE was written past the rows settled earlier"
         )
         return RunStopped(
@@ -335,7 +335,7 @@ class TargetPendo(TargetHooks):
 
     def _listen(self, file_input: IO[str] | None) -> None:
         source = file_input if file_input is not None else tolerant_stdin()
-        self.progress_monitor.input_fraction = InputSize(source).fraction
+        self.progress_monitor.input_fraction = input_fraction(source)
         try:
             self.listen_the_sdks_way(source)
         except StopSignal as stop:
@@ -356,19 +356,6 @@ class TargetPendo(TargetHooks):
                 f"{Path(self.settings.state_dir) / 'rejects'}."
             )
 
-    def _watch_run(self) -> ProgressMonitor:
-        """What the operator sees while the run goes and after: progress lines (or a live
-        line on a terminal), the calls' timeline, the webhook URL kept out of every log line.
-        Starts before anything is read or sent. (Reject reasons are grouped in the report by
-        the run's recorder, ``recorder.py``, as each row is rejected.)"""
-        run = self.run_context
-        return ProgressMonitor.attach(
-            run,
-            interval=PendoSink.PROGRESS_EVERY_SECONDS,
-            lines_read=lambda: getattr(getattr(self, "message_reader", None), "line_number", 0),
-            logger=self.logger,
-        )
-
     def finish(
         self, error: BaseException | None = None, stopped: str | None = None, unsent: int = 0
     ) -> None:
@@ -381,13 +368,9 @@ class TargetPendo(TargetHooks):
         progress.stop()  # no progress line (or live line) after the summary
         stats = run.client.stats
         run.report.set_http(dict(stats.stream_calls), dict(stats.stream_retries))
-        status = (
-            RunStatus.STOPPED
-            if stopped
-            else RunStatus.FAILED
-            if error is not None
-            else RunStatus.SUCCEEDED
-        )
+        status = RunStatus.SUCCEEDED if error is None else RunStatus.FAILED
+        if stopped:
+            status = RunStatus.STOPPED
         in_flight = run.client.in_flight()
         end = ReportDocument(
             status=status,
@@ -494,11 +477,9 @@ class TargetPendo(TargetHooks):
 
     @contextlib.contextmanager
     def _after_failure(self, error: BaseException | str | None, doing: str) -> Iterator[None]:
-        """A step of ending a run. When the run already failed (or was stopped by a signal:
-        `error` is then its name), a failure here is rarely news
-        (a full disk or a lost database fails the next write too) and must not replace the
-        run's one error line: it goes to DEBUG, and the run ends on its first error. The next
-        run marks a run whose end was not recorded as abandoned."""
+        """A step of ending a run. After a failure or a signal (`error`: its name), a failure
+        here is rarely news (a full disk fails the next write too) and must not replace the
+        run's one error line: it goes to DEBUG. The next run marks this one abandoned."""
         try:
             yield
         except Exception as exc:
@@ -528,9 +509,7 @@ class TargetPendo(TargetHooks):
                 report_path=str(path.resolve()),
                 error=error,
                 redact=self.run_context.client.redact,
-                unsent_rows=sum(
-                    max(0, s.received_rows - s.settled_rows) for s in self.run_context.sinks
-                ),
+                unsent_rows=self.run_context.unsent_rows(),
             )
         except Exception:  # a bug here must not change the run's outcome
             self.logger.warning("Could not build the alert; none was sent.", exc_info=True)
@@ -539,9 +518,8 @@ class TargetPendo(TargetHooks):
 
 
 def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+    kinds = {type(None): "null", list: "a list", str: "a string", bool: "a boolean"}
+    return kinds.get(type(value), "a number")
 
 
 def config_schema() -> dict[str, Any]:

@@ -11,6 +11,7 @@ stored in the run report (`timeline`), so the ledger's `sync_runs` keeps it too.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import threading
@@ -59,8 +60,16 @@ def merge_histograms(histograms: Iterable[Mapping[int, int]]) -> Counter[int]:
     return total
 
 
+def shown_ms(ms: float) -> str:
+    """A latency as the run's end and `target-pendo report` show it: `40 ms`, `12.5 s`."""
+    return f"{ms / 1000:.1f} s" if ms >= 10_000 else f"{ms:.0f} ms"
+
+
 @dataclass
-class _Bucket:
+class TimelineRow:
+    """One time bucket: counted into by a CallTimeline, or read back from a stored report."""
+
+    t: int = 0  # the bucket's start, in seconds from the run's start
     calls: int = 0
     ok: int = 0  # 2xx
     refused: int = 0  # 4xx other than 429: a row or call refused, or a fatal answer
@@ -68,12 +77,12 @@ class _Bucket:
     failed: int = 0  # 5xx (and 3xx, which stop the run)
     unanswered: int = 0  # no answer: timeout, reset, refused connection
     retries: int = 0
-    latency: Counter[int] = field(default_factory=Counter)
+    latency: dict[int, int] = field(default_factory=dict)  # latency_slot -> attempts
 
-    def add(self, other: _Bucket) -> None:
+    def add(self, other: TimelineRow) -> None:
         for name in COLUMNS[1:]:
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.latency.update(other.latency)
+        self.latency = dict(merge_histograms([self.latency, other.latency]))
 
 
 class CallTimeline:
@@ -84,24 +93,21 @@ class CallTimeline:
         self._t0 = clock()
         self._started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self._width = 1
-        self._buckets: dict[int, _Bucket] = {}
+        self._buckets: dict[int, TimelineRow] = {}
         self._lock = threading.Lock()
 
-    def _bucket(self) -> _Bucket:
+    def _bucket(self) -> TimelineRow:
         """The bucket for now, merging buckets pairwise while now is past MAX_BUCKETS of them;
         call with the lock held."""
         index = int((self._clock() - self._t0) // self._width)
         while index >= MAX_BUCKETS:
             self._width *= 2
-            merged: dict[int, _Bucket] = {}
+            merged: dict[int, TimelineRow] = {}
             for old, bucket in self._buckets.items():
-                merged.setdefault(old // 2, _Bucket()).add(bucket)
+                merged.setdefault(old // 2, TimelineRow()).add(bucket)
             self._buckets = merged
             index //= 2
-        found = self._buckets.get(index)
-        if found is None:
-            found = self._buckets[index] = _Bucket()
-        return found
+        return self._buckets.setdefault(index, TimelineRow())
 
     def attempt(self, status: int | None, seconds: float) -> None:
         """One HTTP attempt ended: with Pendo's status, or None when it got no answer."""
@@ -119,7 +125,7 @@ class CallTimeline:
                 bucket.refused += 1
             else:
                 bucket.failed += 1
-            bucket.latency[slot] += 1
+            bucket.latency[slot] = bucket.latency.get(slot, 0) + 1
 
     def retry(self) -> None:
         with self._lock:
@@ -134,11 +140,7 @@ class CallTimeline:
         """The timeline so far, as the run report keeps it: a row per non-empty bucket."""
         with self._lock:
             rows = tuple(
-                TimelineRow(
-                    index * self._width,
-                    *(b.calls, b.ok, b.refused, b.throttled, b.failed, b.unanswered, b.retries),
-                    dict(b.latency),
-                )
+                dataclasses.replace(b, t=index * self._width, latency=dict(b.latency))
                 for index, b in sorted(self._buckets.items())
             )
             return TimelineDocument(self._started_at, self._width, rows)
@@ -146,21 +148,6 @@ class CallTimeline:
     def as_dict(self) -> dict[str, Any]:
         """The form stored in the run report (TimelineDocument.as_dict)."""
         return self.document().as_dict()
-
-
-@dataclass(frozen=True)
-class TimelineRow:
-    """One bucket of a stored timeline, read back (report command, HTML page)."""
-
-    t: int
-    calls: int
-    ok: int
-    refused: int
-    throttled: int
-    failed: int
-    unanswered: int
-    retries: int
-    latency: dict[int, int]
 
 
 @dataclass(frozen=True)
@@ -212,7 +199,6 @@ class TimelineDocument:
 
 
 def read_timeline(data: Any) -> tuple[int, list[TimelineRow]]:
-    """(bucket seconds, rows) from a report's `timeline`; (1, []) for a report without one
-    (written before timelines were kept) or a damaged one."""
+    """(bucket seconds, rows) of a report's stored `timeline` (TimelineDocument.read)."""
     timeline = TimelineDocument.read(data)
     return timeline.bucket_seconds, list(timeline.rows)

@@ -35,30 +35,28 @@ class Workers:
 
         def run(item: T) -> R:
             checkpoint()
-            try:
-                return fn(item, checkpoint)
-            except BaseException:
-                failed.set()
-                raise
+            return fn(item, checkpoint)
 
-        return _results([self._pool.submit(run, item) for item in items])
+        return _results([self._pool.submit(_flagging, failed, run, item) for item in items])
 
     def spread(self, copies: int, loop: Callable[[threading.Event], None]) -> None:
         """Run `copies` of `loop(failed)` side by side (workers that take turns at a shared list
         of calls); the first error sets `failed`, which the others check between calls."""
         failed = threading.Event()
-
-        def run() -> None:
-            try:
-                loop(failed)
-            except BaseException:
-                failed.set()
-                raise
-
-        _results([self._pool.submit(run) for _ in range(min(copies, self.size))])
+        copies = min(copies, self.size)
+        _results([self._pool.submit(_flagging, failed, loop, failed) for _ in range(copies)])
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _flagging(failed: threading.Event, fn: Callable[..., R], *args: Any) -> R:
+    """`fn(*args)`, setting `failed` when it raises."""
+    try:
+        return fn(*args)
+    except BaseException:
+        failed.set()
+        raise
 
 
 def _results(futures: Sequence[Future[Any]]) -> list[Any]:

@@ -1,21 +1,17 @@
 """`target-pendo ledger status|reset|retry|prune|export`: look at, forget, retry, prune or
-export the ledger (`export`: its runs and row outcomes as Singer messages, ``export.py``).
+export the ledger (``export.py``; `prune`: ``retention.py``, all of it at once).
 
-`prune` forgets the history older than `retention_days` (``retention.py``), all of it (a run
-prunes a bounded amount), and gives an older SQLite file's freed space back to the disk.
-
-`retry --stream S` sends S's pending rows again (the object rows Pendo could not take yet)
-without a tap, as a run would after the tap's rows: a run of its own, with its report, fed
-only the SCHEMA the stream was last synced with (kept in the ledger); `--dry-run` shows what
-it would send. `reset --stream S` forgets what the ledger knows of S (which events were sent,
-which object values Pendo holds), so the next run sends S's rows as new; the per-run log in
-`sync_rows` stays. Both need the same config as the sync (for `state_dir` / `ledger_url`),
-and wait for no run: while a run holds the stream's lease they fail at once, naming that run
-(or wait `ledger_wait_seconds`). `status` opens the ledger read-only and creates nothing.
+`retry --stream S` sends S's pending rows again without a tap, as a run would after the tap's
+rows: a run of its own, with its report, fed only the SCHEMA the stream was last synced with.
+`reset --stream S` forgets what the ledger knows of S, so the next run sends S's rows as new;
+the per-run log in `sync_rows` stays. Both need the same config as the sync (for `state_dir` /
+`ledger_url`), and wait for no run: while a run holds the stream's lease they fail at once,
+naming that run (or wait `ledger_wait_seconds`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -33,10 +29,6 @@ from target_pendo.ledger import Ledger
 from target_pendo.logs import quiet_library_errors
 from target_pendo.sdk_hooks import setup_console_logging
 from target_pendo.target import TargetPendo
-
-# A reset waits for a run holding the stream only when 'ledger_wait_seconds' says so: it is
-# asked for by a person, who should hear at once that a run holds the stream.
-RESET_WAIT_SECONDS = 0.0
 
 
 @click.command(
@@ -87,12 +79,13 @@ def ledger_command(
     if action == "prune":
         return prune_history(config, url)
     # Looking changes nothing: no ledger file is created, no schema migrated.
-    ledger = Ledger(url, read_only=action == "status")
-    try:
+    with contextlib.closing(Ledger(url, read_only=action == "status")) as ledger:
         if stream and action == "reset":
             # Not under a run that is syncing the stream: it would re-record what it sends.
             run_id = f"ledger-reset-{uuid.uuid4().hex[:6]}"
-            wait = number_setting(config, "ledger_wait_seconds", unset=RESET_WAIT_SECONDS)
+            # It waits only when 'ledger_wait_seconds' says so: it is asked for by a person,
+            # who should hear at once that a run holds the stream.
+            wait = number_setting(config, "ledger_wait_seconds", unset=0.0)
             ledger.lease_stream(stream, run_id, wait)
             forgotten = ledger.reset_stream(stream)
             print(f"forgot {forgotten} key(s) of stream '{stream}'; nothing was sent")
@@ -102,8 +95,6 @@ def ledger_command(
         for name, reason, count in ledger.pending_counts():
             print(f"{name}\tpending: {reason}\t{count}")
         return 0
-    finally:
-        ledger.close()
 
 
 def retry_pending(config: dict[str, Any], url: str, stream: str, *, dry_run: bool) -> int:
@@ -118,11 +109,8 @@ def retry_pending(config: dict[str, Any], url: str, stream: str, *, dry_run: boo
     if not settings.retry_pending_days:
         print(f"retry_pending_days is 0: stream '{stream}' keeps no pending rows; nothing sent")
         return 0
-    ledger = Ledger(url, read_only=True)
-    try:
+    with contextlib.closing(Ledger(url, read_only=True)) as ledger:
         message = ledger.stored_schema(stream)
-    finally:
-        ledger.close()
     if message is None:
         raise ConfigError(
             f"the ledger at {ledger.where} has no SCHEMA of stream '{stream}': "
@@ -147,11 +135,8 @@ def prune_history(config: dict[str, Any], url: str) -> int:
     if not days:
         print("retention_days is 0: all history is kept; nothing pruned")
         return 0
-    ledger = Ledger(url)
-    try:
+    with contextlib.closing(Ledger(url)) as ledger:
         pruned = retention.prune(ledger, settings.state_dir, days, bounded=False)
-    finally:
-        ledger.close()
     print(pruned.describe(days))
     if pruned.space_given_back:
         print(f"the space they held in {ledger.where} was given back to the disk")

@@ -3,6 +3,7 @@ text (``report_text.py``) and as an HTML page (``report_html.py``); sends and ch
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -37,14 +38,11 @@ def report_command(
     config = subcommand_config(ctx, config_paths)
     url = configured_ledger_url(config)
     redact = Redactor(config_secrets(config))
-    ledger = Ledger(url, read_only=True)
-    try:
+    with contextlib.closing(Ledger(url, read_only=True)) as ledger:
         if list_runs:
             sys.stdout.write(redact(render_list(ledger, url)))
             return 0
         view = load_run(ledger, url, run_id)
-    finally:
-        ledger.close()
     sys.stdout.write(redact(render_text(view)))
     if html:
         path = Path(html)

@@ -14,21 +14,8 @@ Tables (a versioned schema, migrated forward on open, one transaction per open):
 - `stream_leases` (version 2): which run holds each stream's lease, for a waiting run to name.
 - `stream_schemas` (version 4): the SCHEMA each object stream was last synced with.
 
-One job per module:
-- `tables.py`: the tables as SQLAlchemy Core metadata, the one description of the schema;
-- `migrations.py`: the schema versions, the DDL each ran, and the migration forward;
-- `engine.py`: opening a ledger (URL, engine, schema made current or read as it is);
-- `errors.py`: the `LedgerError`s, and database errors turned into one-line messages that
-  name the file, URL (password hidden) or table and say what to do;
-- `locks.py` and `leases.py`: one writer per stream and a lock per run, behind one interface
-  with a backend per database (flock files for SQLite, advisory locks for PostgreSQL); both
-  free themselves when their holder dies;
-- `writes.py`: the group commit that records each row's outcome, and the other writes;
-- `runs.py`: a run's life (started, abandoned, finished);
-- `queries.py`: the read queries (states, the pending queue, status counts, runs, reports);
-- `history.py`: the retention window's prune and the space it gives back;
-- `storable.py`: text the database can store;
-- `facade.py`: `Ledger`, the object the rest of target-pendo holds, made of those parts.
+One job per module, named in its docstring; `facade.py`'s `Ledger`, made of their parts, is
+the object the rest of target-pendo holds.
 
 `read_only=True` (dry runs, `ledger status`) writes nothing at all: no file, no migration, no
 lease.

@@ -10,10 +10,10 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -28,6 +28,14 @@ from target_pendo.ledger.migrations import SCHEMA_VERSION
 logger = logging.getLogger("target_pendo.ledger")
 
 _WAL_SWITCH_SECONDS = 10.0
+_IN_CHUNK = 500  # values per SQL `IN (...)`: well under every backend's bound-parameter limit
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+def in_chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    return (items[start : start + _IN_CHUNK] for start in range(0, len(items), _IN_CHUNK))
 
 
 @dataclass(eq=False)
@@ -44,21 +52,22 @@ class Database:
     # read-only, shown as empty: the version found (0: no ledger)
     view_version: int | None = None
 
-    @property
-    def where(self) -> str:
-        return self.errors.where
+    @contextlib.contextmanager
+    def transaction(self, doing: str) -> Iterator[sa.Connection]:
+        """A write transaction: one at a time (`write_lock`), committed at the end."""
+        with self.errors.guard(doing), self.write_lock, self.engine.begin() as conn:
+            yield conn
 
-    def guard(
-        self, doing: str, *, opening: bool = False
-    ) -> contextlib.AbstractContextManager[None]:
-        return self.errors.guard(doing, opening=opening)
+    def read(self, doing: str, query: sa.Select[*Ts]) -> list[sa.Row[*Ts]]:
+        with self.errors.guard(doing), self.engine.connect() as conn:
+            return list(conn.execute(query))
 
     def schema_version(self) -> int:
         """The schema version of the ledger on disk (0: none; read-only and shown as empty:
         the version that was found)."""
         if self.view_version is not None:
             return self.view_version
-        with self.guard("reading its schema version"), self.engine.connect() as conn:
+        with self.errors.guard("reading its schema version"), self.engine.connect() as conn:
             return migrations.read_version(conn)
 
 
@@ -96,7 +105,11 @@ def open_database(url: str, *, read_only: bool) -> Database:
 
 
 def _create_engine(parsed: sa.URL, **kwargs: Any) -> sa.Engine:
-    kwargs.setdefault("future", True)
+    if parsed.get_driver_name() in ("psycopg", "psycopg2"):  # libpq: it knows keepalives
+        # A server that vanished is noticed in about a minute instead of hanging the run
+        # (unless the URL sets its own).
+        keepalives = PG_KEEPALIVE_CONNECT_ARGS.items()
+        kwargs["connect_args"] = {k: v for k, v in keepalives if k not in parsed.query}
     try:
         return sa.create_engine(parsed, **kwargs)
     except ModuleNotFoundError as exc:
@@ -107,7 +120,7 @@ def _create_engine(parsed: sa.URL, **kwargs: Any) -> sa.Engine:
 
 
 @contextlib.contextmanager
-def _disposed_on_failure(engine: sa.Engine) -> Iterator[None]:
+def disposed_on_failure(engine: sa.Engine) -> Iterator[None]:
     """A ledger that could not open keeps no file or connection open."""
     try:
         yield
@@ -126,11 +139,11 @@ def _open_read_write(parsed: sa.URL, errors: Errors, is_sqlite: bool) -> Databas
         engine = _create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = _create_engine(parsed, connect_args=_pg_connect_args(parsed))
+        engine = _create_engine(parsed)
     db = Database(engine, errors, is_sqlite)
     with (
-        _disposed_on_failure(engine),
-        db.guard("opening it", opening=True),
+        disposed_on_failure(engine),
+        errors.guard("opening it", opening=True),
         db.write_lock,
         engine.connect() as conn,
     ):
@@ -177,10 +190,10 @@ def _open_read_only(parsed: sa.URL, errors: Errors, is_sqlite: bool) -> Database
             sa.make_url("sqlite://"), creator=connect, poolclass=sa.pool.QueuePool
         )
     else:
-        engine = _create_engine(parsed, connect_args=_pg_connect_args(parsed))
+        engine = _create_engine(parsed)
         sa.event.listen(engine, "connect", _pg_read_only)
     with (
-        _disposed_on_failure(engine),
+        disposed_on_failure(engine),
         errors.guard("opening it", opening=True),
         engine.connect() as conn,
     ):
@@ -210,13 +223,10 @@ def _empty_view(errors: Errors, is_sqlite: bool, version: int) -> Database:
     """Serve lookups from an empty, current-schema ledger in memory: every query works and
     finds nothing, and the real ledger (if any) is left exactly as it was."""
     engine = sa.create_engine(
-        "sqlite://",
-        poolclass=sa.pool.StaticPool,
-        connect_args={"check_same_thread": False},
-        future=True,
+        "sqlite://", poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False}
     )
     with engine.begin() as conn:
-        migrations.create_current(conn)
+        migrations.run_ddl(conn)
     return Database(engine, errors, is_sqlite, view_version=version)
 
 
@@ -229,14 +239,6 @@ def _sqlite_file(parsed: sa.URL) -> Path | None:
     if not database or database == ":memory:" or parsed.query.get("mode") == "memory":
         return None
     return Path(database).resolve()
-
-
-def _pg_connect_args(parsed: sa.URL) -> dict[str, Any]:
-    """libpq TCP keepalives (unless the URL sets its own): a server that vanished is noticed
-    in about a minute instead of hanging the run. Only libpq drivers know these."""
-    if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
-        return {}
-    return {k: v for k, v in PG_KEEPALIVE_CONNECT_ARGS.items() if k not in parsed.query}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

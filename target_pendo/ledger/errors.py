@@ -11,6 +11,7 @@ import contextlib
 import re
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -53,20 +54,15 @@ class LedgerReadOnlyError(LedgerError):
     """A change was asked of a ledger opened read-only (a dry run, `ledger status`)."""
 
 
-def one_line(text: str, secret: str | None) -> str:
-    line = " ".join(str(text).split())
-    return line.replace(secret, "***") if secret else line
-
-
+@dataclass(frozen=True)
 class Errors:
     """How one ledger's problems read: `where` names it (its file, or its URL with the
     password hidden), `url` is its URL with the password hidden, `path` its SQLite file."""
 
-    def __init__(self, url: str, where: str, path: Path | None, password: str | None) -> None:
-        self.url = url
-        self.where = where
-        self.path = path
-        self._password = password
+    url: str
+    where: str
+    path: Path | None
+    password: str | None = field(repr=False)  # hidden from every message
 
     def fresh_advice(self) -> str:
         """How to start over with an empty ledger, and what that costs."""
@@ -98,7 +94,9 @@ class Errors:
         classes = {c.__name__ for c in type(orig).__mro__}
         if not (isinstance(orig, sqlite3.Error) or sqlstate or "OperationalError" in classes):
             return None
-        text = one_line(str(orig), self._password)
+        text = " ".join(str(orig).split())  # one line, and no password
+        if self.password:
+            text = text.replace(self.password, "***")
         low = text.lower()
         where = self.where
         table = re.search(r'no such table: (\w+)|relation "(\w+)" does not exist', text)

@@ -5,6 +5,7 @@ age. `target_pendo/retention.py` decides when, and prunes the files under `state
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -32,12 +33,10 @@ class HistoryPruned:
 def prune_history(
     db: Database, before: str, *, max_rows: int | None = None, max_seconds: float | None = None
 ) -> HistoryPruned:
-    """Forget the runs that started before `before` (an ISO time): their `sync_rows` lines,
-    then their `sync_runs` row (report included). `row_state` (what Pendo holds, what is
-    pending) is never pruned by age, nor a run still marked running. Oldest runs first,
-    in short transactions, so runs writing at the same time wait milliseconds; bounded by
-    `max_rows` and `max_seconds` (None: until done) so that the first run on a large old
-    ledger does not stall: `more` says older history is left for the next prune."""
+    """Forget the runs that started before `before` (an ISO time), but any still running.
+    Oldest runs first, in short transactions, so runs writing at the same time wait
+    milliseconds; bounded by `max_rows` and `max_seconds` (None: until done) so that the first
+    run on a large old ledger does not stall."""
     started = time.monotonic()
     runs = rows = 0
     t = sync_runs.c
@@ -47,47 +46,36 @@ def prune_history(
         .order_by(t.started_at, t.run_id)
         .limit(_PRUNE_RUNS_PER_LOOK)
     )
-    delete_run_rows = _delete_run_rows(db)
+    # by the row's physical id: neither SQLite (as built) nor PostgreSQL takes DELETE ... LIMIT
+    delete_run_rows = sa.text(
+        "DELETE FROM sync_rows WHERE rowid IN "
+        "(SELECT rowid FROM sync_rows WHERE run_id = :r LIMIT :n)"
+        if db.is_sqlite
+        else "DELETE FROM sync_rows WHERE ctid = ANY(ARRAY("
+        "SELECT ctid FROM sync_rows WHERE run_id = :r LIMIT :n))"
+    )
 
     def spent() -> bool:
         return (max_rows is not None and rows >= max_rows) or (
             max_seconds is not None and time.monotonic() - started >= max_seconds
         )
 
-    with db.guard("pruning runs older than the retention window"):
-        while True:
-            with db.engine.connect() as conn:
-                found = [r[0] for r in conn.execute(old_runs)]
-            if not found:
-                return HistoryPruned(runs, rows, False)
-            for run_id in found:
-                while True:
-                    if spent():
-                        return HistoryPruned(runs, rows, True)
-                    with db.write_lock, db.engine.begin() as conn:
-                        deleted = conn.execute(delete_run_rows, {"r": run_id, "n": _PRUNE_CHUNK})
-                    rows += int(deleted.rowcount or 0)
-                    if (deleted.rowcount or 0) < _PRUNE_CHUNK:
-                        break
-                with db.write_lock, db.engine.begin() as conn:
-                    conn.execute(sa.delete(sync_runs).where(t.run_id == run_id))
-                runs += 1
-
-
-def _delete_run_rows(db: Database) -> sa.TextClause:
-    """At most _PRUNE_CHUNK of a run's sync_rows lines (`:r`), by the row's physical id:
-    neither SQLite (as built) nor PostgreSQL takes DELETE ... LIMIT."""
-    if db.is_sqlite:
-        sql = (
-            "DELETE FROM sync_rows WHERE rowid IN "
-            "(SELECT rowid FROM sync_rows WHERE run_id = :r LIMIT :n)"
-        )
-    else:
-        sql = (
-            "DELETE FROM sync_rows WHERE ctid = ANY(ARRAY("
-            "SELECT ctid FROM sync_rows WHERE run_id = :r LIMIT :n))"
-        )
-    return sa.text(sql)
+    doing = "pruning runs older than the retention window"
+    while found := [r[0] for r in db.read(doing, old_runs)]:
+        for run_id in found:
+            while True:
+                if spent():
+                    return HistoryPruned(runs, rows, True)
+                with db.transaction(doing) as conn:
+                    result = conn.execute(delete_run_rows, {"r": run_id, "n": _PRUNE_CHUNK})
+                deleted = int(result.rowcount or 0)
+                rows += deleted
+                if deleted < _PRUNE_CHUNK:
+                    break
+            with db.transaction(doing) as conn:
+                conn.execute(sa.delete(sync_runs).where(t.run_id == run_id))
+            runs += 1
+    return HistoryPruned(runs, rows, False)
 
 
 def give_space_back(db: Database, *, convert: bool = False) -> bool:
@@ -98,7 +86,7 @@ def give_space_back(db: Database, *, convert: bool = False) -> bool:
     asked for by a person, does it. Returns whether space could be given back."""
     if not db.is_sqlite or db.errors.path is None:
         return False
-    with db.guard("giving freed space back to the disk"), db.write_lock:
+    with db.errors.guard("giving freed space back to the disk"), db.write_lock:
         with db.engine.connect() as conn:
             mode = int(conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() or 0)
         if mode != _INCREMENTAL_VACUUM and not convert:
@@ -108,14 +96,11 @@ def give_space_back(db: Database, *, convert: bool = False) -> bool:
             if mode == _INCREMENTAL_VACUUM
             else f"PRAGMA auto_vacuum={_INCREMENTAL_VACUUM}; VACUUM;"
         )
-        raw = db.engine.raw_connection()
-        try:
+        with contextlib.closing(db.engine.raw_connection()) as raw:
             # executescript runs each statement to its end: through execute(),
             # incremental_vacuum frees one page per call. The file shrinks when the
             # write-ahead log is written back into it.
             raw.driver_connection.executescript(  # type: ignore[union-attr]
                 steps + " PRAGMA wal_checkpoint(TRUNCATE);"
             )
-        finally:
-            raw.close()
         return True

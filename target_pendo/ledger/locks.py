@@ -11,24 +11,24 @@ each other's way, and how a new run tells a killed run from one still going.
   its network) end within about a minute instead of the OS default of two hours. Who holds a
   stream is written to the `stream_leases` table.
 
-These are the locks themselves; `leases.py` puts them behind the one interface the ledger
-uses. Nothing here knows the ledger's errors: failures surface as `OSError` or the driver's
-exceptions, which `leases.py` and `errors.py` turn into messages that say what to fix.
+Failures surface as `OSError` or the driver's exceptions, which `leases.py` and `errors.py`
+turn into messages that say what to fix.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import os
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from target_pendo import private
+from target_pendo.ledger.storable import escaped
+from target_pendo.ledger.tables import now
 
 try:
     import fcntl
@@ -36,6 +36,8 @@ except ImportError:  # pragma: no cover - not POSIX: file leases are unavailable
     fcntl = None  # type: ignore[assignment]
 
 FILE_LOCKS_AVAILABLE = fcntl is not None
+
+Kind = Literal["stream", "run"]  # a stream's lease, or a run's own lock
 
 # Client side (libpq): notice a server that vanished. 20 s idle, then a probe every 5 s, 6
 # unanswered probes: the connection is declared dead after about 50 s.
@@ -50,35 +52,33 @@ PG_KEEPALIVE_CONNECT_ARGS: dict[str, int] = {
 # `idle_session_timeout = 0`: the lease session idles for the whole run and must not be closed
 # for it (PostgreSQL 14+; older servers do not know the setting and are skipped).
 _PG_LEASE_SESSION_SETTINGS = (
-    "SET tcp_keepalives_idle = 20",
-    "SET tcp_keepalives_interval = 5",
-    "SET tcp_keepalives_count = 6",
+    *(f"SET tcp_{k} = {v}" for k, v in PG_KEEPALIVE_CONNECT_ARGS.items() if k != "keepalives"),
     "SET idle_session_timeout = 0",
 )
 
 
-def _int32(text: str) -> int:
-    """A stable signed 32-bit integer for `text` (sha256, so the same on every machine and
-    Python version, unlike `hash()`)."""
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:4], "big", signed=True)
+def _sha256(name: str) -> bytes:
+    """sha256, not `hash()`: the same on every machine and Python version."""
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()
+
+
+def pg_key(name: str) -> int:
+    """A stable signed 32-bit advisory-lock key for a stream name, run id or namespace."""
+    return int.from_bytes(_sha256(name)[:4], "big", signed=True)
 
 
 # The first key of PostgreSQL's two-key advisory locks: a fixed namespace per kind of lock, so
 # our locks collide neither with each other's kinds nor with other applications' locks.
-PG_NAMESPACE_STREAM = _int32("target-pendo:stream-lease")
-PG_NAMESPACE_RUN = _int32("target-pendo:run")
-PG_NAMESPACE_MIGRATION = _int32("target-pendo:migration")
-
-
-def pg_key(name: str) -> int:
-    """The second advisory-lock key for a stream name or run id."""
-    return _int32(name)
+_PG_NAMESPACES: dict[Kind, int] = {
+    "stream": pg_key("target-pendo:stream-lease"),
+    "run": pg_key("target-pendo:run"),
+}
+PG_NAMESPACE_MIGRATION = pg_key("target-pendo:migration")
 
 
 def lock_file_name(name: str) -> str:
     """A file name for any stream name or run id (which may hold `/`, spaces, anything)."""
-    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16] + ".lock"
+    return _sha256(name).hex()[:16] + ".lock"
 
 
 @dataclass(frozen=True)
@@ -92,114 +92,81 @@ class LeaseHolder:
 
     @classmethod
     def this_process(cls, run_id: str) -> LeaseHolder:
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        return cls(run_id, socket.gethostname(), os.getpid(), now)
-
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=True).encode()
+        return cls(run_id, socket.gethostname(), os.getpid(), now())
 
     @classmethod
-    def from_json(cls, data: bytes) -> LeaseHolder | None:
-        """None for an empty or half-written file (the holder writes right after locking)."""
+    def from_file(cls, path: Path) -> LeaseHolder | None:
+        """Who wrote the lock file last (the holder, while the lock is taken); None for a
+        missing, empty or half-written file (the holder writes right after locking)."""
         try:
-            raw = json.loads(data)
+            raw = json.loads(path.read_bytes())
             return cls(str(raw["run_id"]), str(raw["host"]), int(raw["pid"]), raw["acquired_at"])
-        except (ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def describe(self) -> str:
         return f"run {self.run_id} on host {self.host} (pid {self.pid}), since {self.acquired_at}"
 
 
-class FileLease:
-    """An exclusive `flock` on one file; held while this object keeps the file open.
+def try_flock(path: Path, holder: LeaseHolder) -> int | None:
+    """Take the `flock` on `path` without waiting and write `holder` into the file: the open
+    file, which holds the lock until it is closed (None: another holds it). flock locks belong
+    to the open file, not the process: two Ledger instances in one process exclude each other
+    too."""
+    assert fcntl is not None
+    private.make_file(path)  # 0600 when new
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, private.FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(asdict(holder), ensure_ascii=True).encode(), 0)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)  # closing the file drops the lock
+        raise
+    return fd
 
-    flock locks belong to the open file, not the process: two `FileLease`s on one path in one
-    process exclude each other too, as two Ledger instances must.
-    """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
+def release_flock(fd: int, path: Path, *, remove: bool) -> None:
+    """Drop the lock. `remove`: delete the file too (only for files no one else creates: a
+    run's own lock); else empty it, so a waiter never names a holder that has left."""
+    try:
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        else:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
 
-    def try_acquire(self, holder: LeaseHolder) -> bool:
-        """Take the lock without waiting; on success write `holder` into the file."""
-        if self._fd is not None:
-            return True
-        assert fcntl is not None
-        private.make_file(self.path)  # 0600 when new
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, private.FILE_MODE)
+def flock_is_free(path: Path) -> bool:
+    """Whether no process holds the lock on `path` (a missing file: no one does). A free lock
+    file is removed: it belonged to a run that is gone."""
+    assert fcntl is not None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(fd)
             return False
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            data = holder.to_json()
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, data, 0)
-        except BaseException:
-            os.close(fd)  # closing the file drops the lock
-            raise
-        self._fd = fd
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
         return True
-
-    def holder(self) -> LeaseHolder | None:
-        """Who wrote the file last (the holder, while the lock is taken)."""
-        try:
-            return LeaseHolder.from_json(self.path.read_bytes())
-        except OSError:
-            return None
-
-    def release(self, *, remove: bool) -> None:
-        """Drop the lock. `remove`: delete the file too (only for files no one else creates:
-        a run's own lock); else empty it, so a waiter never names a holder that has left."""
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        try:
-            if remove:
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()
-            else:
-                os.ftruncate(fd, 0)
-        finally:
-            os.close(fd)
-
-    @staticmethod
-    def is_free(path: Path) -> bool:
-        """Whether no process holds the lock on `path` (a missing file: no one does). A free
-        lock file is removed: it belonged to a run that is gone."""
-        assert fcntl is not None
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return True
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            return True
-        finally:
-            os.close(fd)
+    finally:
+        os.close(fd)
 
 
 class PgLockSession:
-    """Advisory locks on one dedicated, autocommit PostgreSQL session kept for the run.
-
-    `conn` is a psycopg (or psycopg2) DBAPI connection this object owns: closing it (or the
-    process dying, or the network vanishing past the keepalives) drops every lock it holds.
-    """
+    """Advisory locks on one dedicated, autocommit PostgreSQL session kept for the run. It owns
+    `conn`, a psycopg (or psycopg2) DBAPI connection: closing it (or the process dying, or the
+    network vanishing past the keepalives) drops every lock it holds. Stream names are stored
+    escaped (`storable.escaped`)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -218,19 +185,13 @@ class PgLockSession:
         finally:
             cursor.close()
 
-    def try_lock(self, namespace: int, key: int) -> bool:
-        rows = self._execute("SELECT pg_try_advisory_lock(%s::int4, %s::int4)", (namespace, key))
-        return bool(rows[0][0])
+    def try_lock(self, kind: Kind, name: str) -> bool:
+        keys = (_PG_NAMESPACES[kind], pg_key(name))
+        return bool(self._execute("SELECT pg_try_advisory_lock(%s::int4, %s::int4)", keys)[0][0])
 
-    def unlock(self, namespace: int, key: int) -> None:
-        self._execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", (namespace, key))
-
-    def is_free(self, namespace: int, key: int) -> bool:
-        """Whether no other session holds the lock (taken and given back at once if free)."""
-        if not self.try_lock(namespace, key):
-            return False
-        self.unlock(namespace, key)
-        return True
+    def unlock(self, kind: Kind, name: str) -> None:
+        keys = (_PG_NAMESPACES[kind], pg_key(name))
+        self._execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", keys)
 
     def write_holder(self, stream: str, holder: LeaseHolder) -> None:
         self._execute(
@@ -238,13 +199,13 @@ class PgLockSession:
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (stream) DO UPDATE SET "
             "run_id = excluded.run_id, host = excluded.host, pid = excluded.pid, "
             "acquired_at = excluded.acquired_at",
-            (stream, holder.run_id, holder.host, holder.pid, holder.acquired_at),
+            (escaped(stream), holder.run_id, holder.host, holder.pid, holder.acquired_at),
         )
 
     def read_holder(self, stream: str) -> LeaseHolder | None:
         rows = self._execute(
             "SELECT run_id, host, pid, acquired_at FROM stream_leases WHERE stream = %s",
-            (stream,),
+            (escaped(stream),),
         )
         if not rows:
             return None
@@ -253,7 +214,7 @@ class PgLockSession:
 
     def forget_holder(self, stream: str, run_id: str) -> None:
         self._execute(
-            "DELETE FROM stream_leases WHERE stream = %s AND run_id = %s", (stream, run_id)
+            "DELETE FROM stream_leases WHERE stream = %s AND run_id = %s", (escaped(stream), run_id)
         )
 
     def close(self) -> None:

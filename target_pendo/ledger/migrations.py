@@ -121,13 +121,6 @@ _SET_VERSION = (
     .where(ledger_meta.c.name == _VERSION_NAME)
     .values(value=sa.bindparam("v"))
 )
-# A write that changes nothing: opening fails here, not at the first accepted call, when the
-# ledger cannot be written.
-_TOUCH_VERSION = (
-    sa.update(ledger_meta)
-    .where(ledger_meta.c.name == _VERSION_NAME)
-    .values(value=ledger_meta.c.value)
-)
 
 
 def read_version(conn: sa.Connection) -> int:
@@ -155,7 +148,7 @@ def migrate(conn: sa.Connection, errors: Errors) -> None:
     version = read_version(conn)
     if version > SCHEMA_VERSION:
         raise newer_error(version, errors)
-    _run(conn, version)
+    run_ddl(conn, version)
     if 0 < version < SCHEMA_VERSION:
         logger.info(
             "Migrated the ledger at %s from schema version %d to %d.",
@@ -164,17 +157,15 @@ def migrate(conn: sa.Connection, errors: Errors) -> None:
             SCHEMA_VERSION,
         )
     check_tables(conn, SCHEMA_VERSION, errors)
-    conn.execute(_TOUCH_VERSION)
+    # A write that changes nothing: opening fails here, not at the first accepted call, when
+    # the ledger cannot be written.
+    conn.execute(_SET_VERSION, {"v": str(SCHEMA_VERSION)})
     conn.commit()
 
 
-def create_current(conn: sa.Connection) -> None:
-    """Build a current-schema ledger from nothing on `conn` (as a new ledger's first open
-    does), without serialising or committing."""
-    _run(conn, 0)
-
-
-def _run(conn: sa.Connection, version: int) -> None:
+def run_ddl(conn: sa.Connection, version: int = 0) -> None:
+    """Run the DDL of every version after `version` (0: build a current-schema ledger from
+    nothing), without serialising or committing."""
     for target in range(version + 1, SCHEMA_VERSION + 1):
         for statement in _MIGRATIONS[target]:
             conn.exec_driver_sql(statement)

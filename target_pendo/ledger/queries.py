@@ -12,12 +12,10 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from target_pendo.ledger.engine import Database
+from target_pendo.ledger.engine import Database, in_chunks
 from target_pendo.ledger.migrations import PENDING_QUEUE_VERSION, STREAM_SCHEMAS_VERSION
 from target_pendo.ledger.tables import row_state, stream_schemas, sync_rows, sync_runs
 from target_pendo.outcomes import Outcome, Status
-
-_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -43,43 +41,32 @@ class RunRow:
 def states(db: Database, stream: str, keys: Iterable[str]) -> dict[str, RowState]:
     """Current state of these keys (absent: never seen)."""
     found: dict[str, RowState] = {}
-    unique = list(dict.fromkeys(keys))
     t = row_state.c
     columns = sa.select(t.row_key, t.status, t.value_hash, t.attempts, t.last_run)
-    with db.guard(f"looking up rows of stream '{stream}'"), db.engine.connect() as conn:
-        for start in range(0, len(unique), _IN_CHUNK):
-            chunk = unique[start : start + _IN_CHUNK]
-            query = columns.where(t.stream == stream, t.row_key.in_(chunk))
-            for row in conn.execute(query):
+    with db.errors.guard(f"looking up rows of stream '{stream}'"), db.engine.connect() as conn:
+        for chunk in in_chunks(list(dict.fromkeys(keys))):
+            for row in conn.execute(columns.where(t.stream == stream, t.row_key.in_(chunk))):
                 found[row[0]] = RowState(row[1], row[2], int(row[3]), row[4])
     return found
 
 
 def keys_with_status(db: Database, stream: str, statuses: Sequence[Status]) -> list[str]:
-    t = row_state.c
-    query = (
-        sa.select(t.row_key)
-        .where(t.stream == stream, t.status.in_([str(s) for s in statuses]))
-        .order_by(t.row_key)
-    )
-    with db.guard(f"looking up rows of stream '{stream}'"), db.engine.connect() as conn:
-        return [r[0] for r in conn.execute(query)]
+    return _keys(db, stream, statuses)
 
 
 def unseen_since(db: Database, stream: str, run_id: str, statuses: Sequence[Status]) -> list[str]:
     """Keys in `statuses` that this run has not seen in the source."""
+    seen = row_state.c.last_seen_run
+    return _keys(db, stream, statuses, sa.or_(seen.is_(None), seen != run_id))
+
+
+def _keys(
+    db: Database, stream: str, statuses: Sequence[Status], *where: sa.ColumnElement[bool]
+) -> list[str]:
     t = row_state.c
-    query = (
-        sa.select(t.row_key)
-        .where(
-            t.stream == stream,
-            t.status.in_([str(s) for s in statuses]),
-            sa.or_(t.last_seen_run.is_(None), t.last_seen_run != run_id),
-        )
-        .order_by(t.row_key)
-    )
-    with db.guard(f"looking up rows of stream '{stream}'"), db.engine.connect() as conn:
-        return [r[0] for r in conn.execute(query)]
+    wanted = (t.stream == stream, t.status.in_([str(s) for s in statuses]), *where)
+    query = sa.select(t.row_key).where(*wanted).order_by(t.row_key)
+    return [r[0] for r in db.read(f"looking up rows of stream '{stream}'", query)]
 
 
 def pending_rows(
@@ -99,9 +86,8 @@ def pending_rows(
     )
     if after is not None:
         query = query.where(t.row_key > after)
-    doing = f"looking up pending rows of stream '{stream}'"
-    with db.guard(doing), db.engine.connect() as conn:
-        return [(r[0], r[1], r[2] or "") for r in conn.execute(query)]
+    found = db.read(f"looking up pending rows of stream '{stream}'", query)
+    return [(r[0], r[1], r[2] or "") for r in found]
 
 
 def stored_schema(db: Database, stream: str) -> dict[str, Any] | None:
@@ -109,10 +95,19 @@ def stored_schema(db: Database, stream: str) -> dict[str, Any] | None:
     if db.version_found < STREAM_SCHEMAS_VERSION:
         return None
     query = sa.select(stream_schemas.c.message).where(stream_schemas.c.stream == stream)
-    doing = f"reading the SCHEMA of stream '{stream}'"
-    with db.guard(doing), db.engine.connect() as conn:
-        text = conn.execute(query).scalar()
-    return None if text is None else cast(dict[str, Any], json.loads(text))
+    found = db.read(f"reading the SCHEMA of stream '{stream}'", query)
+    return cast(dict[str, Any], json.loads(found[0][0])) if found else None
+
+
+def _count(
+    db: Database, doing: str, by: sa.Column[Any], *where: sa.ColumnElement[bool], ordered: bool
+) -> list[tuple[str, Any, int]]:
+    """(stream, value of `by`, rows) per stream and value, of `by`'s table."""
+    stream = by.table.c.stream
+    query = sa.select(stream, by, sa.func.count()).where(*where).group_by(stream, by)
+    if ordered:
+        query = query.order_by(stream, by)
+    return [(r[0], r[1], int(r[2])) for r in db.read(doing, query)]
 
 
 # --- what `ledger status` shows ---------------------------------------------------------------
@@ -121,26 +116,13 @@ def pending_counts(db: Database) -> list[tuple[str, str, int]]:
     if db.version_found < PENDING_QUEUE_VERSION:
         return []
     t = row_state.c
-    query = (
-        sa.select(t.stream, t.reason, sa.func.count())
-        .where(t.pending.is_not(None))
-        .group_by(t.stream, t.reason)
-        .order_by(t.stream, t.reason)
-    )
-    with db.guard("counting pending rows"), db.engine.connect() as conn:
-        return [(r[0], r[1] or "", int(r[2])) for r in conn.execute(query)]
+    found = _count(db, "counting pending rows", t.reason, t.pending.is_not(None), ordered=True)
+    return [(stream, reason or "", n) for stream, reason, n in found]
 
 
 def status_counts(db: Database) -> list[tuple[str, str, int]]:
     """(stream, status, number of keys), ordered: what `target-pendo ledger status` shows."""
-    t = row_state.c
-    query = (
-        sa.select(t.stream, t.status, sa.func.count())
-        .group_by(t.stream, t.status)
-        .order_by(t.stream, t.status)
-    )
-    with db.guard("counting rows"), db.engine.connect() as conn:
-        return [(r[0], r[1], int(r[2])) for r in conn.execute(query)]
+    return _count(db, "counting rows", row_state.c.status, ordered=True)
 
 
 # --- what `target-pendo report` shows ---------------------------------------------------------
@@ -149,14 +131,12 @@ def runs(db: Database, *, prefix: str | None = None, limit: int = 50) -> list[Ru
     newest first: what `target-pendo report` picks from."""
     t = sync_runs.c
     columns = sa.select(t.run_id, t.started_at, t.finished_at, t.status, t.report)
-    if prefix is not None:  # autoescape: a '_' or '%' in the prefix is itself
-        query = columns.where(t.run_id.startswith(prefix, autoescape=True)).order_by(t.run_id)
-    else:
-        query = columns.order_by(t.started_at.desc(), t.run_id.desc()).limit(limit)
-    with db.guard("reading its runs"), db.engine.connect() as conn:
-        found = [RunRow(*row) for row in conn.execute(query)]
     if prefix is None:
-        return found
+        query = columns.order_by(t.started_at.desc(), t.run_id.desc()).limit(limit)
+        return [RunRow(*row) for row in db.read("reading its runs", query)]
+    # autoescape: a '_' or '%' in the prefix is itself
+    query = columns.where(t.run_id.startswith(prefix, autoescape=True)).order_by(t.run_id)
+    found = [RunRow(*row) for row in db.read("reading its runs", query)]
     # LIKE ignores ASCII case on SQLite: run ids are matched exactly, case and all
     exact = [r for r in found if r.run_id == prefix]
     return exact or [r for r in found if r.run_id.startswith(prefix)]
@@ -165,25 +145,15 @@ def runs(db: Database, *, prefix: str | None = None, limit: int = 50) -> list[Ru
 def run_outcomes(db: Database, run_id: str) -> dict[str, Counter[str]]:
     """Per stream, how many of a run's rows had each outcome (from `sync_rows`)."""
     t = sync_rows.c
-    query = (
-        sa.select(t.stream, t.outcome, sa.func.count())
-        .where(t.run_id == run_id)
-        .group_by(t.stream, t.outcome)
-    )
+    found = _count(db, f"reading run {run_id}", t.outcome, t.run_id == run_id, ordered=False)
     counts: dict[str, Counter[str]] = {}
-    with db.guard(f"reading run {run_id}"), db.engine.connect() as conn:
-        for stream, outcome, n in conn.execute(query):
-            counts.setdefault(stream, Counter())[outcome] = int(n)
+    for stream, outcome, n in found:
+        counts.setdefault(stream, Counter())[outcome] = n
     return counts
 
 
 def run_reject_reasons(db: Database, run_id: str) -> list[tuple[str, str | None, int]]:
     """(stream, reason, rows) of a run's rejected rows, one line per distinct reason."""
     t = sync_rows.c
-    query = (
-        sa.select(t.stream, t.reason, sa.func.count())
-        .where(t.run_id == run_id, t.outcome == str(Outcome.REJECTED))
-        .group_by(t.stream, t.reason)
-    )
-    with db.guard(f"reading run {run_id}"), db.engine.connect() as conn:
-        return [(r[0], r[1], int(r[2])) for r in conn.execute(query)]
+    rejected = (t.run_id == run_id, t.outcome == str(Outcome.REJECTED))
+    return _count(db, f"reading run {run_id}", t.reason, *rejected, ordered=False)

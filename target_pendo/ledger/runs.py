@@ -9,23 +9,23 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from target_pendo.ledger.engine import Database
+from target_pendo.ledger.engine import Database, in_chunks
 from target_pendo.ledger.leases import Leases
 from target_pendo.ledger.tables import now, sync_runs
 from target_pendo.outcomes import RunStatus
 
 logger = logging.getLogger("target_pendo.ledger")
 
-_IN_CHUNK = 500
-
 
 def start_run(db: Database, leases: Leases, run_id: str, full_resync: bool) -> list[str]:
     """Record the run as running, holding its lock for the life of the run; mark every other
     `running` run whose lock is free (killed, or closed without finishing) as `abandoned`.
     Returns the run ids so marked."""
-    with db.guard("starting the run"):
+    doing = "starting the run"
+    t = sync_runs.c
+    with db.errors.guard(doing):
         leases.lock_run(run_id)  # before the row: a running row always has a held lock
-        with db.write_lock, db.engine.begin() as conn:
+        with db.transaction(doing) as conn:
             conn.execute(
                 sa.insert(sync_runs).values(
                     run_id=run_id,
@@ -34,35 +34,22 @@ def start_run(db: Database, leases: Leases, run_id: str, full_resync: bool) -> l
                     full_resync=int(full_resync),
                 )
             )
-        return _mark_abandoned(db, leases, run_id)
-
-
-def _mark_abandoned(db: Database, leases: Leases, run_id: str) -> list[str]:
-    with db.engine.connect() as conn:
-        query = (
-            sa.select(sync_runs.c.run_id)
-            .where(sync_runs.c.status == str(RunStatus.RUNNING))
-            .order_by(sync_runs.c.run_id)
-        )
-        running = [r[0] for r in conn.execute(query) if r[0] != run_id]
-    gone = leases.gone(running)
+        running = sa.select(t.run_id).where(t.status == str(RunStatus.RUNNING)).order_by(t.run_id)
+        gone = leases.gone([r[0] for r in db.read(doing, running) if r[0] != run_id])
     if not gone:
         return []
-    with db.write_lock, db.engine.begin() as conn:
-        for start in range(0, len(gone), _IN_CHUNK):
+    with db.transaction(doing) as conn:
+        for chunk in in_chunks(gone):
             conn.execute(
                 sa.update(sync_runs)
-                .where(
-                    sync_runs.c.run_id.in_(gone[start : start + _IN_CHUNK]),
-                    sync_runs.c.status == str(RunStatus.RUNNING),
-                )
+                .where(t.run_id.in_(chunk), t.status == str(RunStatus.RUNNING))
                 .values(status=str(RunStatus.ABANDONED), finished_at=now())
             )
     logger.warning(
         "Marked %d earlier run(s) of the ledger at %s as abandoned: they stopped without "
         "finishing (killed, or their machine vanished): %s",
         len(gone),
-        db.where,
+        db.errors.where,
         ", ".join(gone[:10]) + (" ..." if len(gone) > 10 else ""),
     )
     return gone
@@ -72,7 +59,7 @@ def finish_run(
     db: Database, leases: Leases, run_id: str, status: str, report: dict[str, Any]
 ) -> None:
     """Record the run's end, then give back its lock."""
-    with db.guard("finishing the run"), db.write_lock, db.engine.begin() as conn:
+    with db.transaction("finishing the run") as conn:
         conn.execute(
             sa.update(sync_runs)
             .where(sync_runs.c.run_id == run_id)

@@ -33,11 +33,6 @@ def unstorable_reason(text: str, *, max_chars: int | None = None) -> str | None:
     return None
 
 
-def storable(text: str | None) -> str | None:
-    """A reason as the database can store it: see `escaped`."""
-    return None if text is None else escaped(text)
-
-
 def escaped(text: str) -> str:
     """`text` with NUL and lone surrogates written as escapes (`\\x00`, `\\ud800`): a reason
     (or a lease holder's stream name) is for people to read, and must not crash the commit

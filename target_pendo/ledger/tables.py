@@ -1,10 +1,5 @@
-"""The ledger's tables as SQLAlchemy Core metadata: the one description of its schema.
-
-Every query and write is built from these Table objects. `migrations.py` keeps the DDL each
-schema version ran (what an existing ledger was created with) and takes the tables each
-version must have from here; a test holds the tables its migrations build equal to these, on
-SQLite and on PostgreSQL.
-"""
+"""The ledger's tables as SQLAlchemy Core metadata: the one description of its schema, from
+which every query and write is built (`migrations.py` keeps the DDL that made it)."""
 
 from __future__ import annotations
 

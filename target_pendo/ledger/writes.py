@@ -26,12 +26,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from target_pendo.ledger.engine import Database
-from target_pendo.ledger.storable import storable
+from target_pendo.ledger.engine import Database, in_chunks
+from target_pendo.ledger.storable import escaped
 from target_pendo.ledger.tables import now, row_state, stream_schemas, sync_rows
 from target_pendo.outcomes import FACTS, Outcome, Status
-
-_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -54,37 +52,26 @@ def _upsert_into(table: sa.Table, dialect: Dialect) -> postgresql.Insert | sqlit
     return (sqlite.insert if dialect.name == "sqlite" else postgresql.insert)(table)
 
 
-_p = sa.bindparam
-
-
-def _row_upsert(dialect: Dialect) -> sa.Insert:
-    """Insert a key's state, or update it: a new status, the value hash only when sent, the
-    attempts reset by a send (`reset`) or counted up, the last sighting kept when this one
-    is not a sighting (`seen` NULL), what is pending replaced (NULL: nothing any more)."""
-    values = _upsert_into(row_state, dialect).values(
-        stream=_p("s"),
-        row_key=_p("k"),
-        status=_p("st"),
-        value_hash=_p("h"),
-        reason=_p("reason"),
-        attempts=_p("a"),
-        first_run=_p("r"),
-        last_run=_p("r"),
-        last_seen_run=_p("seen"),
-        updated_at=_p("t"),
-        pending=_p("pv"),
-        pending_since=_p("ps"),
-    )
-    new, old = values.excluded, row_state.c
+def write_statements(dialect: Dialect) -> tuple[str, str, str]:
+    """(upsert of row_state, sighting, sync_rows line) as SQL for `dialect`'s DBAPI driver,
+    with named parameters (`:stream` for sqlite3, `%(stream)s` for psycopg) named after the
+    columns, so each row is a dict."""
+    if dialect.positional:  # sqlite3 takes named parameters too: compile for those
+        dialect = type(dialect)(paramstyle="named")  # type: ignore[call-arg]
+    insert = _upsert_into(row_state, dialect)
+    new, old = insert.excluded, row_state.c
     sent: sa.ColumnElement[str] = sa.literal_column(f"'{Status.SENT.value}'")
-    return values.on_conflict_do_update(
+    # A key's new status; the value hash only when sent; the attempts reset by a send
+    # (`reset`) or counted up; the last sighting kept when this one is not a sighting (NULL);
+    # what is pending replaced (NULL: nothing any more).
+    upsert = insert.on_conflict_do_update(
         index_elements=[old.stream, old.row_key],
         set_={
             "status": new.status,
             "value_hash": sa.case((new.status == sent, new.value_hash), else_=old.value_hash),
             "reason": new.reason,
             "attempts": sa.case(
-                (_p("reset") == sa.literal_column("1"), sa.literal_column("0")),
+                (sa.bindparam("reset") == sa.literal_column("1"), sa.literal_column("0")),
                 else_=old.attempts + new.attempts,
             ),
             "last_run": new.last_run,
@@ -94,45 +81,26 @@ def _row_upsert(dialect: Dialect) -> sa.Insert:
             "pending_since": new.pending_since,
         },
     )
-
-
-def _row_seen() -> sa.Update:
-    """A sighting of a key in the source that leaves its status as it is."""
-    return (
+    # a sighting of a key in the source that leaves its status as it is
+    seen = (
         sa.update(row_state)
-        .where(row_state.c.stream == _p("s"), row_state.c.row_key == _p("k"))
-        .values(last_seen_run=_p("r"))
+        .where(old.stream == sa.bindparam("stream"), old.row_key == sa.bindparam("row_key"))
+        .values(last_seen_run=sa.bindparam("last_seen_run"))
     )
+    statements = (upsert, seen, sa.insert(sync_rows))
+    upsert_sql, seen_sql, logged_sql = (str(s.compile(dialect=dialect)) for s in statements)
+    return upsert_sql, seen_sql, logged_sql
 
 
-def _row_logged() -> sa.Insert:
-    return sa.insert(sync_rows).values(
-        run_id=_p("r"),
-        stream=_p("s"),
-        row_key=_p("k"),
-        outcome=_p("o"),
-        reason=_p("reason"),
-        at=_p("t"),
-    )
-
-
-def write_statements(dialect: Dialect) -> tuple[str, str, str]:
-    """(upsert of row_state, sighting, sync_rows line) as SQL for `dialect`'s DBAPI driver,
-    with named parameters (`:s` for sqlite3, `%(s)s` for psycopg), so each row is a dict."""
-    if dialect.positional:  # sqlite3 takes named parameters too: compile for those
-        dialect = type(dialect)(paramstyle="named")  # type: ignore[call-arg]
-    return (
-        str(_row_upsert(dialect).compile(dialect=dialect)),
-        str(_row_seen().compile(dialect=dialect)),
-        str(_row_logged().compile(dialect=dialect)),
-    )
+# the parameters of the three write statements: row_state upserts, sightings, sync_rows lines
+_Rows = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
 
 
 @dataclass
 class _Work:
-    """One record() call's rows (row_state upserts, sightings, log lines) in a group commit."""
+    """One record() call's rows in a group commit."""
 
-    rows: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+    rows: _Rows
     done: bool = False
     error: BaseException | None = None
 
@@ -145,16 +113,14 @@ class RowWriter:
         self._db = db
         self._pending: list[_Work] = []  # rows queued for the next group commit
         self._pending_lock = threading.Lock()
-        with db.guard("opening it", opening=True):
+        with db.errors.guard("opening it", opening=True):
             self.raw: Any = db.engine.raw_connection()
             self._cursor: Any = self.raw.cursor()
             if not db.is_sqlite:
                 # Marks survive a crash of target-pendo (the point of them) without waiting
                 # for the server's disk on every call; a crash of the database server itself
                 # may lose the last few hundred milliseconds of marks.
-                cursor = self.raw.cursor()
-                cursor.execute("SET synchronous_commit TO off")
-                cursor.close()
+                self._cursor.execute("SET synchronous_commit TO off")
                 self.raw.commit()
         self._writes = write_statements(db.engine.dialect)
 
@@ -165,7 +131,7 @@ class RowWriter:
         work = _Work(_rows(stream, run_id, outcomes))
         with self._pending_lock:
             self._pending.append(work)
-        with self._db.guard(f"recording rows of stream '{stream}'"):
+        with self._db.errors.guard(f"recording rows of stream '{stream}'"):
             with self._db.write_lock:
                 if not work.done:
                     self._commit_pending()
@@ -179,7 +145,7 @@ class RowWriter:
         HTTP workers when they finish calls at the same moment."""
         with self._pending_lock:
             batch, self._pending = self._pending, []
-        merged: tuple[list[dict[str, Any]], ...] = ([], [], [])
+        merged: _Rows = ([], [], [])
         for item in batch:
             for target, rows in zip(merged, item.rows, strict=True):
                 target.extend(rows)
@@ -206,60 +172,54 @@ class RowWriter:
         self.raw.close()
 
 
-def _rows(
-    stream: str, run_id: str, outcomes: Sequence[RowOutcome]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The parameters of the three write statements for `outcomes`: row_state upserts,
-    sightings that leave the status as it is, sync_rows lines."""
+def _rows(stream: str, run_id: str, outcomes: Sequence[RowOutcome]) -> _Rows:
     now_ = now()
-    state_rows = []
-    seen_rows = []
-    log_rows = []
+    rows: _Rows = ([], [], [])
+    state_rows, seen_rows, log_rows = rows
     for o in outcomes:
         facts = FACTS[o.outcome]
         seen = run_id if facts.seen and o.from_source else None
-        reason = storable(o.reason)
+        reason = None if o.reason is None else escaped(o.reason)
         if facts.status is not None:
             state_rows.append(
                 {
-                    "s": stream,
-                    "k": o.key,
-                    "st": str(facts.status),
-                    "h": o.value_hash,
+                    "stream": stream,
+                    "row_key": o.key,
+                    "status": str(facts.status),
+                    "value_hash": o.value_hash,
                     "reason": reason,
-                    "a": int(facts.attempt),
+                    "attempts": int(facts.attempt),
                     "reset": int(facts.status is Status.SENT),
-                    "r": run_id,
-                    "seen": seen,
-                    "t": now_,
-                    "pv": o.pending,
-                    "ps": (o.pending_since or now_) if o.pending is not None else None,
+                    "first_run": run_id,
+                    "last_run": run_id,
+                    "last_seen_run": seen,
+                    "updated_at": now_,
+                    "pending": o.pending,
+                    "pending_since": (o.pending_since or now_) if o.pending is not None else None,
                 }
             )
         elif seen is not None:
-            seen_rows.append({"s": stream, "k": o.key, "r": run_id})
+            seen_rows.append({"stream": stream, "row_key": o.key, "last_seen_run": run_id})
         if facts.logged and o.from_source:
             log_rows.append(
                 {
-                    "r": run_id,
-                    "s": stream,
-                    "k": o.key,
-                    "o": str(o.outcome),
+                    "run_id": run_id,
+                    "stream": stream,
+                    "row_key": o.key,
+                    "outcome": str(o.outcome),
                     "reason": reason,
-                    "t": now_,
+                    "at": now_,
                 }
             )
-    return state_rows, seen_rows, log_rows
+    return rows
 
 
 # --- other writes: one transaction each, through the engine -----------------------------------
 def drop_pending(db: Database, stream: str, keys: Sequence[str]) -> None:
     """Take these keys out of the pending queue (expired, or mapped differently now)."""
     t = row_state.c
-    doing = f"dropping pending rows of stream '{stream}'"
-    with db.guard(doing), db.write_lock, db.engine.begin() as conn:
-        for start in range(0, len(keys), _IN_CHUNK):
-            chunk = keys[start : start + _IN_CHUNK]
+    with db.transaction(f"dropping pending rows of stream '{stream}'") as conn:
+        for chunk in in_chunks(keys):
             conn.execute(
                 sa.update(row_state)
                 .where(t.stream == stream, t.row_key.in_(chunk))
@@ -275,13 +235,12 @@ def remember_schema(db: Database, stream: str, message: dict[str, Any]) -> None:
     upsert = insert.values(stream=stream, **values).on_conflict_do_update(
         index_elements=[stream_schemas.c.stream], set_=values
     )
-    doing = f"keeping the SCHEMA of stream '{stream}'"
-    with db.guard(doing), db.write_lock, db.engine.begin() as conn:
+    with db.transaction(f"keeping the SCHEMA of stream '{stream}'") as conn:
         conn.execute(upsert)
 
 
 def reset_stream(db: Database, stream: str) -> int:
     """Forget a stream's row state (its log stays); returns how many keys were forgotten."""
-    with db.guard(f"resetting stream '{stream}'"), db.write_lock, db.engine.begin() as conn:
+    with db.transaction(f"resetting stream '{stream}'") as conn:
         result = conn.execute(sa.delete(row_state).where(row_state.c.stream == stream))
         return int(result.rowcount or 0)

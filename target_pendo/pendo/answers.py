@@ -1,15 +1,12 @@
-"""The client's typed answers (a Track call's `CallResult`; a metadata write's `Refused`,
-`TooBig` or `MetadataAnswer`), and what Pendo's 200 answer to a bulk metadata write confirms,
+"""The client's typed answers, and what Pendo's 200 answer to a bulk metadata write confirms,
 row by row. Pure, no I/O.
 
-The contract (../shared/pendo-api.md, revision 3) is sure of the keys `total`, `updated`,
-`failed` and `missing` [T]; `errors` exists [T], but the shape of its entries (objects, strings
-with or without the id) and whether `failed = len(missing) + len(errors)` holds are unknown [I].
-So an answer is read for what it can prove:
+The contract is sure of the keys `total`, `updated`, `failed` and `missing` [T]; `errors`
+exists [T], but the shape of its entries and whether `failed = len(missing) + len(errors)`
+holds are unknown [I]. So an answer is read for what it can prove:
 - ids in `missing` are unknown to Pendo; errors that name an id of the call failed that row;
-- the counts say how many rows failed in all: failures no entry ties to an id are *untied*,
-  and the rows they may belong to are *unresolved*: never recorded as sent, found by
-  bisecting the call (``split.send_batches``);
+- failures the counts report but no entry ties to an id are *untied*, and the rows they may
+  belong to *unresolved*: never recorded as sent, found by bisecting the call (``split.py``);
 - a body that is not a JSON object carrying the counts (a proxy's HTML page, `{}`) confirms
   nothing: ``parse`` returns None.
 """
@@ -26,7 +23,6 @@ from typing import Any
 # Keys under which an `errors` entry may carry the object id, most specific first.
 _ID_KEYS = ("visitorId", "accountId", "parentAccountId", "id")
 _TEXT_KEYS = ("error", "message", "reason", "detail")
-_COUNT_KEYS = ("total", "updated", "failed")
 MAX_REASON = 500
 
 
@@ -49,16 +45,12 @@ class MetadataAnswer:
             return None
         if not isinstance(data, dict):
             return None
-        counts = {key: _count(data.get(key)) for key in _COUNT_KEYS}
-        if counts["updated"] is None and counts["failed"] is None:
+        total, updated, failed = (_count(data.get(key)) for key in ("total", "updated", "failed"))
+        if updated is None and failed is None:
             return None  # `{}` or a look-alike: nothing says how many rows were updated
-        return cls(
-            total=counts["total"],
-            updated=counts["updated"],
-            failed=counts["failed"],
-            missing=frozenset(str(i) for i in _as_list(data.get("missing")) if _is_id(i)),
-            errors=tuple(_error_entry(e, redact) for e in _as_list(data.get("errors"))),
-        )
+        missing = frozenset(str(i) for i in _as_list(data.get("missing")) if _is_id(i))
+        errors = tuple(_error_entry(e, redact) for e in _as_list(data.get("errors")))
+        return cls(total, updated, failed, missing, errors)
 
 
 @dataclass(frozen=True)
@@ -117,23 +109,15 @@ def _untied_reason(loose: Iterable[str], answer: MetadataAnswer) -> str:
 
 
 def _count(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
     if isinstance(value, list):
         return value
-    if isinstance(value, str | int | dict):
-        return [value]
-    return []
+    return [value] if isinstance(value, str | int | dict) else []
 
 
 def _is_id(value: Any) -> bool:

@@ -1,7 +1,4 @@
-"""Pendo's API as our contract states it (`shared/pendo-api.md`, revision 3): its routes, the
-keys its bodies use and its limits, each written once. The client and the dry run build their
-requests from it, the sinks and coercion check rows against it, and the emulator enforces it.
-"""
+"""Pendo's API as our contract states it: its routes, body keys and limits, each written once."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""What the client tells the rest of the run about its HTTP attempts, as it makes them.
-
-One `Attempt` per request that went out (or failed to), handed to the call log and to every
-`CallObserver` the client was given (the progress monitor, the calls' timeline): they learn
-about calls through this seam rather than by wrapping the client's parts.
+"""What the client tells the rest of the run about its HTTP attempts, as it makes them: the
+call log and the observers (the progress monitor, the timeline) learn of calls through this
+seam rather than by wrapping the client's parts.
 """
 
 from __future__ import annotations
@@ -27,10 +25,6 @@ class Attempt:
     request_body: bytes | None
     response: requests.Response | None  # read only by whoever needs its text (the call log)
     error: str | None
-
-    @property
-    def response_text(self) -> str | None:
-        return None if self.response is None else self.response.text
 
 
 class CallObserver(Protocol):

@@ -1,7 +1,6 @@
 """The API-call log (`call_log: true`): every HTTP attempt as one JSONL line, for debugging a
-sync without a proxy: method, URL, status, latency, attempt number, request and response
-bodies (truncated). Secrets never reach it: the key header is shown as `***`, and bodies pass
-through the run's Redactor.
+sync without a proxy. Secrets never reach it: the key header is shown as `***`, and bodies and
+errors pass through the run's Redactor.
 """
 
 from __future__ import annotations
@@ -20,28 +19,26 @@ from target_pendo.redact import MASK, Redactor
 MAX_BODY_CHARS = 4000
 
 
-def _clip(text: str | None) -> str | None:
-    if text is None:
-        return None
-    if len(text) <= MAX_BODY_CHARS:
-        return text
-    return text[:MAX_BODY_CHARS] + f"... ({len(text) - MAX_BODY_CHARS} more characters)"
-
-
 class CallLog:
     """Thread-safe; one file per run: `state_dir/calls/<run_id>.jsonl`."""
 
     def __init__(self, path: Path, redact: Redactor) -> None:
-        self.path = path
         self._redact = redact
         self._file: IO[str] = private.open_file(path, "a", encoding="utf-8")
         self._lock = threading.Lock()
 
+    def _shown(self, text: str | None, clip: bool = True) -> str | None:
+        """`text` redacted, and clipped to MAX_BODY_CHARS; None for no text."""
+        if not text:
+            return None
+        text = self._redact(text)
+        if not clip or len(text) <= MAX_BODY_CHARS:
+            return text
+        return text[:MAX_BODY_CHARS] + f"... ({len(text) - MAX_BODY_CHARS} more characters)"
+
     def write(self, attempt: Attempt) -> None:
-        body = attempt.request_body
-        request_text = None if body is None else body.decode("utf-8", "replace")
-        response_text = attempt.response_text
-        error = attempt.error
+        request_text = (attempt.request_body or b"").decode("utf-8", "replace")
+        response = attempt.response
         entry = {
             "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             "stream": attempt.stream,
@@ -51,9 +48,9 @@ class CallLog:
             "latency_ms": round(attempt.seconds * 1000, 1),
             "attempt": attempt.attempt,
             "request_headers": {KEY_HEADER: MASK},
-            "request_body": _clip(self._redact(request_text)) if request_text else None,
-            "response_body": _clip(self._redact(response_text)) if response_text else None,
-            "error": self._redact(error) if error else None,
+            "request_body": self._shown(request_text),
+            "response_body": self._shown(None if response is None else response.text),
+            "error": self._shown(attempt.error, clip=False),
         }
         line = jsonl_line(entry).decode("utf-8")
         with self._lock:

@@ -1,26 +1,18 @@
-"""Dry run (`dry_run: true`): the transport's sessions carry their requests through
-`RecordingAdapter` instead of requests' HTTPAdapter. Every write (anything but GET and HEAD)
-is written to `state_dir/dry_run/<run_id>/<stream>.jsonl` and answered the way Pendo answers a
-write that worked; reads that change nothing (Pendo's field schema) still go to Pendo, so
-coercion and missing-field checks are real. Everything above the adapter (the client, its
-answers, retries, the sinks' worker loops, bulk deletes 500 ids a call) is the code of a real
-run; the run turns pacing off and uses one worker (nothing waits on Pendo, and each payload
-file stays in row order), and a write needs no key (none is sent).
-
-The ledger is opened read-only in a dry run, so the sinks' records of what was "sent" change
-nothing (``ledger/facade.py``).
+"""Dry run (`dry_run: true`): the sessions' adapter records every write (anything but GET and
+HEAD) to `state_dir/dry_run/<run_id>/<stream>.jsonl` and answers it as Pendo answers a write
+that worked. Reads (Pendo's field schema) still go to Pendo, so coercion and missing-field
+checks are real. Everything above the adapter is the code of a real run.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
+import re
 from typing import Any
 
 import requests
 from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
 from target_pendo.network import Network
 from target_pendo.pendo.api import BULK_DELETE_PATH, METADATA_PATH
@@ -34,15 +26,11 @@ DRY_RUN_JOB_ID = "dry-run"
 
 def _route_of(path: str, template: str) -> bool:
     """Whether `path` is an instance of a route template such as `/api/v1/metadata/{kind}/…`."""
-    parts, shape = path.strip("/").split("/"), template.strip("/").split("/")
-    return len(parts) == len(shape) and all(
-        s.startswith("{") or p == s for p, s in zip(parts, shape, strict=True)
-    )
+    return bool(re.fullmatch(re.sub(r"\{\w+\}", "[^/]*", template.strip("/")), path.strip("/")))
 
 
 def _answer(path: str, body: Any) -> Any:
-    """What Pendo answers a write that worked, per route (the contract's shapes); None for
-    an empty 200 (Track, field creation)."""
+    """What Pendo answers a write that worked; None for an empty 200 (Track, field creation)."""
     if _route_of(path, METADATA_PATH):
         rows = len(body) if isinstance(body, list) else 0
         return {"total": rows, "updated": rows, "failed": 0, "missing": [], "errors": []}
@@ -52,10 +40,8 @@ def _answer(path: str, body: Any) -> Any:
 
 
 class RecordingAdapter(BaseAdapter):
-    """A requests adapter that records writes and passes reads to a real HTTPAdapter. It
-    files each write under the stream and route of the client's call (which the transport's
-    wire request carries: `PreparedCall`), so a host URL with a path of its own changes
-    nothing."""
+    """Files each write under the stream and route of the client's call (`PreparedCall`), so a
+    host URL with a path of its own changes nothing."""
 
     def __init__(self, payloads: RowLog, redact: Redactor, network: Network | None = None) -> None:
         super().__init__()
@@ -92,8 +78,8 @@ def _response(request: requests.PreparedRequest, answer: Any) -> requests.Respon
     response.reason = "OK (dry run: recorded, not sent)"
     response.url = request.url or ""
     response.request = request
-    headers: Mapping[str, str] = {"Content-Type": "application/json"} if answer is not None else {}
-    response.headers = CaseInsensitiveDict(headers)
+    if answer is not None:
+        response.headers["Content-Type"] = "application/json"
     response.raw = io.BytesIO(b"" if answer is None else json.dumps(answer).encode())
     response.encoding = "utf-8"
     return response

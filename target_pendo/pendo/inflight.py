@@ -1,18 +1,14 @@
 """How many calls of one endpoint are on the wire at once: as many as the pace needs.
 
-Little's law: calls in flight = calls a second x seconds a call takes. A fixed number of calls
-in flight caps the rate at that number over the round trip, whatever the pacer allows: 8 calls
-at 250 ms are 32 calls a second, a third of what Pendo takes. So each endpoint's limit follows
-the pacer's rate now and the round trips measured (a moving average), with a quarter more for
-jitter: `ceil(rate x round trip x 1.25) + 1`, between 1 and `max_concurrency`. It grows when
-answers slow down or the pacer speeds up, by one call per answer (so at most doubling each
-round trip, and new connections open a few at a time rather than in a burst that reaches Pendo
-bunched), and falls at once when answers speed up or a 429 cuts the pace. Before any answer it
-allows what the pacer's first rate needs at a 250 ms round trip, at least 8. Unpaced
-(`max_requests_per_second: 0`), nothing holds it below `max_concurrency`.
+Little's law: calls in flight = calls a second x seconds a call takes, so a fixed number caps
+the rate whatever the pacer allows (8 calls at 250 ms are 32 calls a second, a third of what
+Pendo takes). Each endpoint's limit follows the pacer's rate and the measured round trip (a
+moving average), with a quarter more for jitter: `ceil(rate x round trip x 1.25) + 1`, between
+1 and `max_concurrency`. It grows by one call per answer (new connections open a few at a time
+rather than in a burst that reaches Pendo bunched) and falls at once. Unpaced, it is
+`max_concurrency`.
 
-A call waiting here is not on the wire and not marked in flight in the ledger; a stop request
-ends the wait.
+A call waiting here is not on the wire and not marked in flight in the ledger.
 """
 
 from __future__ import annotations
@@ -57,9 +53,7 @@ class InFlightLimit:
     def acquire(self, stop: threading.Event) -> bool:
         """Wait for room on the wire; False (at once) when the run is asked to stop."""
         with self._cond:
-            while self._in_flight >= self.stats.limit:
-                if stop.is_set():
-                    return False
+            while self._in_flight >= self.stats.limit and not stop.is_set():
                 self._cond.wait(_STOP_POLL_SECONDS)
             if stop.is_set():
                 return False
@@ -74,12 +68,8 @@ class InFlightLimit:
             self._in_flight -= 1
             stats = self.stats
             if round_trip is not None:
-                previous = stats.round_trip
-                stats.round_trip = (
-                    round_trip
-                    if previous is None
-                    else previous + RTT_WEIGHT * (round_trip - previous)
-                )
+                previous = round_trip if stats.round_trip is None else stats.round_trip
+                stats.round_trip = previous + RTT_WEIGHT * (round_trip - previous)
             if self._paced and rate and stats.round_trip is not None:
                 wanted = max(1, min(self.ceiling, self._needed(rate, stats.round_trip)))
                 stats.limit = min(wanted, stats.limit + 1)  # up by one per answer, down at once

@@ -1,9 +1,8 @@
 """Client-side pacing: a strict schedule, and the adaptive rate that learns Pendo's limit.
 
 Pendo does not document its rate limits (third parties report about 100 calls a second per
-endpoint, a leaky bucket answering 429). A fixed rate is either too slow for a subscription
-that takes more, or a storm of 429s for one that takes less, so each endpoint (Track, the
-`/api/v1` routes) gets an ``AdaptivePacer`` shared by every sink and worker:
+endpoint, a leaky bucket answering 429). A fixed rate is too slow for a subscription that takes
+more, or a storm of 429s for one that takes less, so each endpoint gets an ``AdaptivePacer``:
 - slow start: the rate grows by one request a second per success (doubling about every
   second) until the first 429;
 - then additive increase, multiplicative decrease: a 429 cuts the rate (to half when leaving
@@ -17,17 +16,14 @@ that takes more, or a storm of 429s for one that takes less, so each endpoint (T
 - `max_requests_per_second`, when set, is a ceiling the rate never passes, and where pacing
   starts: a user who states Pendo's limit gets it from the first second (a 429 still cuts).
 
-`stats.max_rate` is what was achieved: the most calls that went out in a one-second window,
-not the rate the pacer allowed.
-
-Requests take slots on a strict schedule (``RateLimiter``): each takes the next slot
-`1/rate` seconds after the previous one (5 % under the rate, see HEADROOM), so no
-one-second window holds more than `rate` requests, whatever the number of threads asking; a
-stall does not bank slots for a burst afterwards.
+Requests take slots on a strict schedule (``RateLimiter``), each `1/rate` seconds after the
+previous one, so no one-second window holds more than `rate` requests however many threads ask,
+and a stall banks no slots for a burst afterwards.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -55,10 +51,6 @@ class RateLimiter:
         self._next_slot = 0.0
         self._lock = threading.Lock()
 
-    def _set_rate(self, rate_per_second: float) -> None:
-        """Called with the lock held."""
-        self._interval = 1.0 / (rate_per_second * self._headroom)
-
     def acquire(self, stop: threading.Event | None = None) -> float:
         """Block until this caller's slot (or until `stop` is set); returns the seconds
         waited."""
@@ -70,10 +62,7 @@ class RateLimiter:
             self._next_slot = slot + self._interval
         wait = slot - now
         if wait > 0:
-            if stop is not None:
-                stop.wait(wait)
-            else:
-                time.sleep(wait)
+            (stop or threading.Event()).wait(wait)
         return wait
 
 
@@ -81,7 +70,7 @@ class RateLimiter:
 class PacerStats:
     throttled: int = 0  # 429 answers drawn
     cuts: int = 0
-    max_rate: float = 0.0  # the most calls that went out in one second (achieved)
+    max_rate: float = 0.0  # achieved: the most calls that went out in one second
     rate: float = 0.0  # the rate allowed now
 
 
@@ -106,9 +95,8 @@ class AdaptivePacer(RateLimiter):
 
     def _apply(self, rate: float) -> None:
         """Called with the lock held."""
-        top = self.ceiling if self.ceiling else float("inf")
-        self._rate = min(max(MIN_RATE, rate), top)  # a ceiling under the floor still holds
-        self._set_rate(self._rate)
+        self._rate = min(max(MIN_RATE, rate), self.ceiling or math.inf)  # a ceiling wins
+        self._interval = 1.0 / (self._rate * self._headroom)
         self.stats.rate = self._rate
 
     def acquire(self, stop: threading.Event | None = None) -> float:
@@ -134,10 +122,8 @@ class AdaptivePacer(RateLimiter):
         with self._lock:
             if self._used is not None and self._used < USED_SHARE * self._rate:
                 return  # the rate is not what limits the calls: growing it tests nothing
-            if self._slow_start:
-                self._apply(self._rate + SLOW_START_GAIN)
-            else:
-                self._apply(self._rate + self._step / self._rate)
+            gain = SLOW_START_GAIN if self._slow_start else self._step / self._rate
+            self._apply(self._rate + gain)
 
     def on_throttled(self, sent_at: float, retry_after: float | None) -> None:
         """A 429 for a call sent at `sent_at` (from `acquire`)."""

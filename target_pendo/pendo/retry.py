@@ -1,17 +1,17 @@
-"""How long to wait before another attempt, and when to stop trying: one immutable policy.
+"""How long to wait before another attempt, and when to stop trying.
 
-The schedule is `backoff`'s (its exponential wait generator, capped, with full jitter); the loop
-around it is the transport's own rather than the `backoff` decorator, for three things a
-production sync needs and the decorator cannot do: the wait between attempts is interruptible
-(a SIGTERM must not sit out a 30-second back-off), a `Retry-After` longer than what is left of
-the budget fails at once instead of sleeping through the budget, and some causes (a host name
-that does not resolve) give up after a couple of tries instead of retrying for minutes.
+The schedule is `backoff`'s (exponential, capped, full jitter); the loop around it is the
+transport's own rather than the `backoff` decorator, which cannot do three things a production
+sync needs: an interruptible wait (a SIGTERM must not sit out a 30-second back-off), failing at
+once on a `Retry-After` longer than what is left of the budget, and giving up on some causes (a
+host name that does not resolve) after a couple of tries.
 """
 
 from __future__ import annotations
 
 import email.utils
 import itertools
+import math
 import time
 from dataclasses import dataclass
 
@@ -31,27 +31,19 @@ DNS_FAILURE_TRIES = 2
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date), clamped
     into [RETRY_AFTER_MIN_SECONDS, RETRY_AFTER_MAX_SECONDS]; None when absent or unreadable."""
-    seconds = _raw_retry_after(value, now)
-    if seconds is None:
-        return None
-    return min(max(seconds, RETRY_AFTER_MIN_SECONDS), RETRY_AFTER_MAX_SECONDS)
-
-
-def _raw_retry_after(value: str | None, now: float | None) -> float | None:
     if not value:
         return None
-    value = value.strip()
     try:
         seconds = float(value)
     except ValueError:
         try:
-            when = email.utils.parsedate_to_datetime(value)
+            when = email.utils.parsedate_to_datetime(value.strip())
         except (TypeError, ValueError, IndexError):
             return None
-        if when is None:
-            return None
-        return when.timestamp() - (time.time() if now is None else now)
-    return seconds if seconds == seconds else None  # NaN is no answer
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):  # NaN is no answer
+        return None
+    return min(max(seconds, RETRY_AFTER_MIN_SECONDS), RETRY_AFTER_MAX_SECONDS)
 
 
 @dataclass(frozen=True)

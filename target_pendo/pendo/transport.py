@@ -1,59 +1,45 @@
-"""The transport under the client: how a request reaches Pendo, not what it means.
+"""How a request reaches Pendo, not what it means.
 
-- keep-alive: one `requests.Session` per worker thread (Session is not documented as
-  thread-safe), each holding its connection open between calls;
-- calls in flight: per endpoint, as many as the pace needs at the round trip measured
-  (``inflight.py``), up to `max_concurrency`; a call takes its place before pacing;
-- pacing: one AdaptivePacer per endpoint (Track, the /api/v1 routes) shared by every thread,
-  taken before each attempt (retries too), learning Pendo's limit from its 429s
-  (``ratelimit.py``); `max_requests_per_second` is its ceiling, 0 turns pacing off;
-- retries (``retry.RetryPolicy``): 429 honours `Retry-After` within a sane range, else
-  exponential back-off with full jitter; 408, 409, 5xx, timeouts and resets likewise, for at
-  most `max_retry_seconds`; a wait longer than what is left fails at once; a host that does
-  not resolve fails after two tries; a stop request (SIGTERM) ends every wait at once;
+- one `requests.Session` per worker thread (Session is not documented as thread-safe), its
+  connection kept alive between calls;
+- per endpoint (Track, the /api/v1 routes): room on the wire (``inflight.py``), then the
+  pacer's go (``ratelimit.py``), taken before every attempt, retries too;
+- retries as ``retry.py`` says; a stop request (SIGTERM) ends every wait at once;
 - redirects are never followed: the key header must not travel to another host;
-- the network (``network.py``): proxies and trusted CAs from the environment, no `.netrc`; a
-  TLS failure or a proxy's refusal ends the call at once, since no retry will mend either;
-- every attempt is counted, told to the observers and written to the call log.
+- a TLS failure or a proxy's refusal (``network.py``) ends the call at once: no retry mends
+  either.
 
-What goes on the wire is the sessions' adapter: requests' HTTPAdapter for a real run, the
-dry run's recording adapter (``dryrun.py``) for a dry run. Everything above the adapter is
-the same code in both, so a dry run walks the path a real run takes.
+What carries the bytes is the sessions' adapter: requests' HTTPAdapter, or the dry run's
+recorder (``dryrun.py``), so a dry run walks the path a real run takes.
 
-A call whose caller must record something before its bytes leave (the Track workers mark the
-call in flight in the ledger: ``sinks/track_calls.py``) is made in two steps, `outgoing` then
-`Outgoing.send`: the first waits for the first attempt's turn (room on the wire, the pacer's
-go), the second puts it on the wire at once. The caller records in between, top-down in its
-own code. The mark cannot come before `outgoing`: a call still waiting for its turn has not
-left, and marked in flight it would count "in doubt" after a crash (or a long pacing wait
-ended by SIGKILL) although Pendo never saw it. Retries need no new mark: the call stays in
-flight until it has an answer.
+A caller that records a call before its bytes leave (the Track workers mark it in flight in the
+ledger) uses `outgoing`: entering waits for the first attempt's turn, `send()` then puts it on
+the wire at once. The mark cannot come before the turn: a call still waiting has not left, and
+marked in flight it would count "in doubt" after a crash although Pendo never saw it. Retries
+need no new mark: the call stays in flight until it has an answer.
 
-An error that ends a call is a `CallEnded` (``errors.py``) whose `in_doubt` says whether an
-attempt of the call went out and got no answer.
+An error that ends a call is a `CallEnded` whose `in_doubt` says whether an attempt of the call
+went out and got no answer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import TypeVar
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from target_pendo.errors import (
-    CallEnded,
-    PendoNetworkError,
-    PendoUnavailableError,
-    StopRequested,
-)
+from target_pendo.errors import CallEnded, PendoNetworkError, PendoUnavailableError, StopRequested
 from target_pendo.network import Network, cause_of, is_tls_failure
 from target_pendo.pendo.attempts import Attempt, CallObserver
 from target_pendo.pendo.calllog import CallLog
@@ -77,29 +63,25 @@ AdapterFactory = Callable[[], BaseAdapter]
 
 
 def http_adapter(network: Network) -> HTTPAdapter:
-    """What carries a session's requests to Pendo: one kept-alive connection (each thread
-    has its own session), verified with the network's trust, and no retries of urllib3's own
-    (the retry policy is ours)."""
+    """One connection per session (each thread has its own), and no retries of urllib3's: the
+    retry policy is ours."""
     return network.adapter(pool_connections=1, pool_maxsize=1, max_retries=0)
 
 
+@dataclass(eq=False)
 class _Retryable(Exception):
-    """An attempt worth repeating. `cause` groups retries for the summary."""
+    """An attempt worth repeating. `cause` groups retries for the summary; `dns_fix` (a name
+    that did not resolve) says what to check."""
 
-    def __init__(
-        self,
-        what: str,
-        cause: str,
-        *,
-        retry_after: float | None = None,
-        in_doubt: bool = False,
-        dns_fix: str | None = None,
-    ) -> None:
-        super().__init__(what)
-        self.cause = cause
-        self.retry_after = retry_after
-        self.in_doubt = in_doubt
-        self.dns_fix = dns_fix  # a name that did not resolve: what to check
+    what: str
+    cause: str
+    _: KW_ONLY
+    retry_after: float | None = None
+    in_doubt: bool = False
+    dns_fix: str | None = None
+
+    def __str__(self) -> str:
+        return self.what
 
 
 class TooBigSignal(Exception):
@@ -123,32 +105,28 @@ def _transport_failure(
         return _Retryable(f"connect timeout to {shown}", "connect timeout")
     if isinstance(exc, requests.Timeout):
         return _Retryable(f"no answer from {shown} within {timeout:g}s", "timeout", in_doubt=True)
-    if isinstance(exc, requests.ConnectionError):
-        proxy = network.proxy(url)
-        if cause_of(exc, NameResolutionError) is not None:
-            if proxy is not None:
-                return _Retryable(
-                    f"cannot resolve the proxy {shown_url(proxy)}", "dns",
-                    dns_fix="check HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and the network's DNS",
-                )  # fmt: skip
-            return _Retryable(
-                f"cannot resolve the host of {shown}", "dns",
-                dns_fix="check setting 'api_url' / 'track_url' / 'region' and the network's DNS",
-            )  # fmt: skip
-        never_connected = cause_of(exc, NewConnectionError) is not None
-        if isinstance(exc, requests.exceptions.ProxyError) and proxy is not None:
-            # the tunnel was not open yet: nothing of the call reached Pendo
-            return _Retryable(
-                f"connection to the proxy {shown_url(proxy)} failed"
-                + (" (refused)" if never_connected else ""),
-                "proxy",
-            )
-        return _Retryable(
-            f"connection to {shown} failed: {type(exc).__name__}",
-            "connection refused" if never_connected else "connection reset",
-            in_doubt=not never_connected,
+    if not isinstance(exc, requests.ConnectionError):
+        return exc
+    proxy = network.proxy(url)
+    if cause_of(exc, NameResolutionError) is not None:
+        what, check = (
+            (f"the proxy {shown_url(proxy)}", "HTTPS_PROXY / HTTP_PROXY / ALL_PROXY")
+            if proxy is not None
+            else (f"the host of {shown}", "setting 'api_url' / 'track_url' / 'region'")
         )
-    return exc
+        return _Retryable(
+            f"cannot resolve {what}", "dns", dns_fix=f"check {check} and the network's DNS"
+        )
+    never_connected = cause_of(exc, NewConnectionError) is not None
+    if isinstance(exc, requests.exceptions.ProxyError) and proxy is not None:
+        # the tunnel was not open yet: nothing of the call reached Pendo
+        refused = " (refused)" if never_connected else ""
+        return _Retryable(f"connection to the proxy {shown_url(proxy)} failed{refused}", "proxy")
+    return _Retryable(
+        f"connection to {shown} failed: {type(exc).__name__}",
+        "connection refused" if never_connected else "connection reset",
+        in_doubt=not never_connected,
+    )
 
 
 _Ended = TypeVar("_Ended", bound=CallEnded)
@@ -161,17 +139,17 @@ def ending(exc: _Ended, maybe_delivered: bool) -> _Ended:
     return exc
 
 
+@dataclass(eq=False)
 class CallStats:
     """Thread-safe counters for the run report, overall and per stream."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.calls: Counter[str] = Counter()  # per route
-        self.stream_calls: Counter[str] = Counter()
-        self.stream_retries: Counter[str] = Counter()
-        self.retry_causes: Counter[tuple[str, str]] = Counter()  # (stream, cause)
-        self.retries = 0
-        self.in_doubt = 0  # attempts that got no answer although they may have reached Pendo
+    calls: Counter[str] = field(default_factory=Counter)  # per route
+    stream_calls: Counter[str] = field(default_factory=Counter)
+    stream_retries: Counter[str] = field(default_factory=Counter)
+    retry_causes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (stream, cause)
+    retries: int = 0
+    in_doubt: int = 0  # attempts that got no answer although they may have reached Pendo
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def call(self, route: str, stream: str | None) -> None:
         with self._lock:
@@ -190,25 +168,12 @@ class CallStats:
             self.retry_causes[key] += 1
             return self.retry_causes[key]
 
-    def snapshot(self) -> StatsSnapshot:
-        """A consistent copy of the counters the progress lines show."""
+    def snapshot(self) -> CallStats:
+        """A consistent copy of the counters, for the progress lines."""
         with self._lock:
-            return StatsSnapshot(
-                calls=sum(self.calls.values()),
-                stream_calls=dict(self.stream_calls),
-                retries=self.retries,
-                stream_retries=dict(self.stream_retries),
-                retry_causes=dict(self.retry_causes),
+            return CallStats(
+                **{f.name: copy.copy(getattr(self, f.name)) for f in fields(self) if f.init}
             )
-
-
-@dataclass(frozen=True)
-class StatsSnapshot:
-    calls: int
-    stream_calls: dict[str, int]
-    retries: int
-    stream_retries: dict[str, int]
-    retry_causes: dict[tuple[str, str], int]
 
 
 @dataclass(frozen=True)
@@ -230,9 +195,8 @@ class Request:
 
 
 class PreparedCall(requests.PreparedRequest):
-    """An attempt's wire request carrying the call it belongs to, as the client asked for it
-    (its route and stream), for an adapter that needs more than the wire request (the dry
-    run's): the sessions' adapter is handed this very object."""
+    """An attempt's wire request carrying the client's call (route, stream), for an adapter
+    that needs more than the wire request: the dry run's."""
 
     def __init__(self, call: Request, prepared: requests.PreparedRequest) -> None:
         super().__init__()
@@ -260,39 +224,19 @@ class Reply:
 
 @dataclass
 class _Turn:
-    """An attempt's place: room on its endpoint's wire (``inflight.py``) and the pacer's go
-    (`sent_at`: when the pacer let it go). Given back once: when the attempt ends, or when
-    it is never made."""
+    """An attempt's place: room on its endpoint's wire and the pacer's go (`sent_at`), given
+    back once: when the attempt ends, or when it is never made."""
 
     wire: InFlightLimit
     pacer: AdaptivePacer | None
+    held: bool
     sent_at: float = 0.0
-    held: bool = True
 
     def give_back(self, round_trip: float | None) -> None:
-        """The attempt left the wire after `round_trip` seconds (None: no answer, or it never
-        went out); a second call does nothing."""
+        """`round_trip` None: no answer, or the attempt never went out."""
         if self.held:
             self.held = False
-            rate = self.pacer.stats.rate if self.pacer is not None else None
-            self.wire.release(round_trip, rate)
-
-
-class Outgoing:
-    """A call whose first attempt holds its turn and has not left (``Transport.outgoing``):
-    no wait is left before its bytes go out, so what the caller records now is on record
-    before Pendo can see the call."""
-
-    def __init__(self, send: Callable[[_Turn], Reply], turn: _Turn) -> None:
-        self._send = send
-        self._turn: _Turn | None = turn
-
-    def send(self) -> Reply:
-        """Put the call on the wire now, retrying as `Transport.send` does (once only)."""
-        turn, self._turn = self._turn, None
-        if turn is None:
-            raise RuntimeError("an outgoing call is sent once")
-        return self._send(turn)
+            self.wire.release(round_trip, self.pacer.stats.rate if self.pacer else None)
 
 
 class Transport:
@@ -310,28 +254,22 @@ class Transport:
         adapter: AdapterFactory | None = None,
         network: Network | None = None,
     ) -> None:
-        """`network` is how calls leave this machine (proxies, trust): by default, no proxy
-        and the default trust; a run passes the environment's (``Network.from_environment``)."""
+        """`network`: no proxy and the default trust unless given (a run passes the
+        environment's)."""
         paced = max_requests_per_second != 0
-        self._pacers: dict[str, AdaptivePacer | None] = {
-            endpoint: AdaptivePacer(max_requests_per_second) if paced else None
-            for endpoint in ENDPOINTS
+        self._pacers = {
+            e: AdaptivePacer(max_requests_per_second) if paced else None for e in ENDPOINTS
         }
-        # calls on the wire at once, per endpoint: what the pace needs (``inflight.py``)
         self._in_flight = {
-            endpoint: InFlightLimit(
-                max_concurrency,
-                rate=pacer.stats.rate if pacer is not None else None,
-                paced=pacer is not None,
-            )
-            for endpoint, pacer in self._pacers.items()
+            e: InFlightLimit(max_concurrency, rate=p.stats.rate if p else None, paced=paced)
+            for e, p in self._pacers.items()
         }
         self.redact = redact
         self.timeout = request_timeout
         self.policy = RetryPolicy(max_seconds=max_retry_seconds)
         self.network = network or Network()
         self._adapter = adapter or (lambda: http_adapter(self.network))
-        self._proxies: dict[str, dict[str, str]] = {}  # per base URL, looked up once
+        self._proxies_for = functools.cache(self.network.proxies)  # per base URL, looked up once
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
@@ -354,41 +292,23 @@ class Transport:
 
     # --- stopping -----------------------------------------------------------------------------
     def stop(self) -> None:
-        """Send nothing more: waits end now, calls not yet on the wire are not sent. Calls on
-        the wire finish (bounded by `request_timeout`). Safe from a signal handler: it only
-        sets an event."""
+        """Send nothing more: waits end now, calls not yet on the wire are not sent; calls on
+        the wire finish (bounded by `request_timeout`). Only sets an event: safe from a signal
+        handler."""
         self._stop.set()
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to `seconds`; True (at once) when the run is asked to stop."""
         return self._stop.wait(seconds)
 
-    def _checkpoint(self, call: _Call) -> None:
-        if self._stop.is_set():
-            raise ending(
-                StopRequested("the run was asked to stop before this call ended"),
-                call.maybe_delivered,
-            )
-
     # --- sessions -----------------------------------------------------------------------------
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
-            session.trust_env = False  # no .netrc; proxies and trust come from the network
-            adapter = self._adapter()
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            self._local.session = session
+            session = self._local.session = self.network.session(self._adapter())
             with self._sessions_lock:
                 self._sessions.append(session)
         return session
-
-    def _proxies_for(self, base: str) -> dict[str, str]:
-        proxies = self._proxies.get(base)
-        if proxies is None:
-            proxies = self._proxies[base] = self.network.proxies(base)
-        return proxies
 
     def close(self) -> None:
         if self._call_log is not None:
@@ -403,48 +323,53 @@ class Transport:
         """One logical call: attempts until an answer that is not worth retrying. Raises
         TooBigSignal (size-sensitive calls), or a CallEnded (StopRequested,
         PendoUnavailableError, PendoNetworkError) carrying `in_doubt`."""
-        return self._send(_Call(request), None)
+        with self.outgoing(request) as send:
+            return send()
 
     @contextlib.contextmanager
-    def outgoing(self, request: Request) -> Iterator[Outgoing]:
-        """`send` in two steps, for a caller that records something before the call can reach
-        Pendo: entering waits for the first attempt's turn (room on the wire, then the pacer's
-        go; a stop request raises StopRequested, not in doubt: nothing left); then
-        `Outgoing.send()` puts it on the wire with no further wait. Leaving without sending
-        gives the turn back."""
+    def outgoing(self, request: Request) -> Iterator[Callable[[], Reply]]:
+        """`send` in two steps: entering waits for the first attempt's turn (a stop request
+        raises StopRequested, not in doubt: nothing left); the callable it gives puts the call
+        on the wire with no further wait, once. Leaving without sending gives the turn back."""
         call = _Call(request)  # the retry budget counts from here, the waits included
-        turn = self._take_turn(call)
-        try:
-            yield Outgoing(lambda taken: self._send(call, taken), turn)
-        finally:
-            turn.give_back(None)  # nothing when the call was sent: its attempt gave it back
+        turns = [self._take_turn(call)]
+        first = turns[0]
 
-    def _send(self, call: _Call, turn: _Turn | None) -> Reply:
-        """Attempts of `call`; the first in `turn` when the caller took it (`outgoing`)."""
+        def send() -> Reply:
+            if not turns:
+                raise RuntimeError("an outgoing call is sent once")
+            return self._send(call, turns.pop())
+
+        try:
+            yield send
+        finally:
+            first.give_back(None)  # nothing when the call was sent: its attempt gave it back
+
+    def _send(self, call: _Call, turn: _Turn) -> Reply:
+        """Attempts of `call`, the first in `turn`."""
         retry = 0
         while True:
-            if turn is None:
-                self._checkpoint(call)
-                turn = self._take_turn(call)
-            attempt, turn = turn, None
             try:
-                return Reply(self._attempt(call, attempt), call.maybe_delivered)
+                return Reply(self._attempt(call, turn), call.maybe_delivered)
             except _Retryable as exc:
                 retry += 1
                 self._before_retry(exc, call, retry)
+            turn = self._take_turn(call)  # raises when the run is asked to stop
 
     def _take_turn(self, call: _Call) -> _Turn:
         """Wait for room on the endpoint's wire, then for the pacer's go; raises StopRequested
         when the run is asked to stop meanwhile (the room given back)."""
         endpoint = call.request.endpoint
-        pacer = self._pacers[endpoint]
-        wire = self._in_flight[endpoint]
-        if not wire.acquire(self._stop):
-            self._checkpoint(call)  # the stop request ended the wait: raises
-        turn = _Turn(wire, pacer)
+        turn = _Turn(self._in_flight[endpoint], self._pacers[endpoint], held=False)
         try:
-            turn.sent_at = pacer.acquire(self._stop) if pacer is not None else 0.0
-            self._checkpoint(call)
+            turn.held = turn.wire.acquire(self._stop)  # False: a stop request ended the wait
+            if turn.held and turn.pacer is not None:
+                turn.sent_at = turn.pacer.acquire(self._stop)
+            if self._stop.is_set():
+                raise ending(
+                    StopRequested("the run was asked to stop before this call ended"),
+                    call.maybe_delivered,
+                )
         except BaseException:
             turn.give_back(None)
             raise
@@ -465,7 +390,7 @@ class Transport:
             raise ending(self._unavailable(exc, wait, left), call.maybe_delivered) from None
         wait = min(wait, left)  # a last attempt when the budget ends
         self._note_retry(exc, call, wait)
-        self._stop.wait(wait)  # a stop request ends the wait; the loop's top raises
+        self._stop.wait(wait)  # a stop request ends the wait; the next turn then raises
 
     def _attempt(self, call: _Call, turn: _Turn) -> requests.Response:
         """One HTTP attempt, in its turn (given back when it ends); raises _Retryable for
@@ -474,22 +399,18 @@ class Transport:
         url = request.url
         round_trip: float | None = None  # None: the call got no answer
         try:
-            headers = dict(request.headers)
-            if request.body is not None:
-                headers["Content-Type"] = "application/json"
             call.attempts += 1
             self.stats.call(f"{request.method} {request.path}", request.stream)
             for observer in self._observers:
                 observer.attempt_started(request.stream)
             started = time.perf_counter()
             try:
-                response = self._put_on_wire(request, headers)
+                response = self._put_on_wire(request)
             except requests.RequestException as exc:
                 failure = _transport_failure(exc, url, self.timeout, self.network)
-                self._log_call(call, None, started, None, str(failure))
+                self._log_call(call, started, None, str(failure))
                 if isinstance(failure, _Retryable):
-                    if failure.in_doubt:
-                        call.maybe_delivered = True
+                    call.maybe_delivered |= failure.in_doubt
                     if request.size_sensitive and failure.cause == "timeout":
                         raise TooBigSignal(str(failure)) from None
                 if isinstance(failure, PendoNetworkError):
@@ -499,14 +420,13 @@ class Transport:
         finally:
             turn.give_back(round_trip)
         status = response.status_code
-        self._log_call(call, status, started, response, None)
+        self._log_call(call, started, response, None)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        pacer = turn.pacer
-        if pacer is not None:
+        if turn.pacer is not None:
             if status == 429:
-                pacer.on_throttled(turn.sent_at, retry_after)
+                turn.pacer.on_throttled(turn.sent_at, retry_after)
             elif status < 500:
-                pacer.on_success()
+                turn.pacer.on_success()
         if request.size_sensitive and status in TOO_BIG_STATUSES:
             raise TooBigSignal(f"HTTP {status} from {shown_url(url)}")
         if status in RETRY_STATUSES:
@@ -515,32 +435,27 @@ class Transport:
             )
         return response
 
-    def _put_on_wire(self, request: Request, headers: dict[str, str]) -> requests.Response:
-        """Send `request` through the thread's session as `Session.request` would, its wire
-        request carrying the call to the adapter (`PreparedCall`)."""
+    def _put_on_wire(self, request: Request) -> requests.Response:
+        """Send `request` as `Session.request` would, its wire request carrying the call to the
+        adapter (`PreparedCall`)."""
         session = self._session()
-        prepared = PreparedCall(
-            request,
-            session.prepare_request(
-                requests.Request(request.method, request.url, headers, data=request.body)
-            ),
-        )
-        # the settings Session.request merges: the base URL's proxies, and the session's
-        # stream, verify and cert (trust_env is off: nothing from the environment)
+        headers = dict(request.headers)
+        if request.body is not None:
+            headers["Content-Type"] = "application/json"
+        wire = requests.Request(request.method, request.url, headers, data=request.body)
+        prepared = PreparedCall(request, session.prepare_request(wire))
+        # what Session.request merges: the base URL's proxies, and the session's stream,
+        # verify and cert (trust_env is off: nothing from the environment)
         settings = session.merge_environment_settings(
             prepared.url, self._proxies_for(request.base), None, None, None
         )
         return session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
 
     def _log_call(
-        self,
-        call: _Call,
-        status: int | None,
-        started: float,
-        response: requests.Response | None,
-        error: str | None,
+        self, call: _Call, started: float, response: requests.Response | None, error: str | None
     ) -> None:
         request = call.request
+        status = None if response is None else response.status_code
         seconds = time.perf_counter() - started
         if self._call_log is not None or self._observers:
             attempt = Attempt(
@@ -583,12 +498,10 @@ class Transport:
         times = self.stats.retry(exc.in_doubt, stream, exc.cause)
         for observer in self._observers:
             observer.retrying(stream, exc.cause)
-        level = logging.INFO if times == 1 else logging.DEBUG
-        where = f"stream '{stream}'" if stream else "Pendo"
         log.log(
-            level,
+            logging.INFO if times == 1 else logging.DEBUG,
             "Retrying %s in %.1fs (attempt %d): %s%s",
-            where,
+            f"stream '{stream}'" if stream else "Pendo",
             wait,
             call.attempts,
             self.redact(str(exc)),

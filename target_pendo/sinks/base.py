@@ -1,10 +1,6 @@
-"""What every target-pendo sink shares: the run context, its stream's recorder of what became
-of each row (``recorder.py``: rejects, ledger, report counts), and record validation.
-
-Record validation policy: with `validate_records` on (the SDK's default), a row that violates
-its stream's JSON schema is *rejected* (rejects file, field and reason) instead of failing the
-whole run; the SDK's own per-record date-time parsing is skipped because mapping parses
-timestamps itself and reports a bad one against the row.
+"""What every target-pendo sink shares: the run context, its stream's recorder, the drain
+thread, and record validation: with `validate_records` on, a row that violates its stream's
+JSON schema is rejected (field and reason) instead of failing the whole run.
 """
 
 from __future__ import annotations
@@ -43,12 +39,8 @@ def _outcome_of(drain: Future[None]) -> None:
 
 
 class PendoSink(SinkHooks):
-    """Base for the events and objects sinks; subclasses set `sync` (the stream's kind in the
-    report, before this __init__) and implement `drain`. What became of each row is written
-    through `outcomes`, the stream's recorder, and nowhere else.
-
-    The SDK's private per-record hooks (validation, the per-record debug dump) are overridden
-    in sdk_hooks.py (`SinkHooks`).
+    """Base of the sinks; subclasses set `sync` (the stream's kind in the report, before this
+    __init__) and implement `drain`. What became of each row goes through `outcomes` only.
 
     Batches are drained on the sink's own thread, so reading and mapping the next batch goes
     on while Pendo answers for this one (on 2 cores that overlap is most of the throughput).
@@ -75,6 +67,7 @@ class PendoSink(SinkHooks):
         )
         super().__init__(target, stream_name, schema, key_properties)
         self.outcomes: StreamRecorder = self.run.recorder.stream(stream_name, self.sync)
+        self.key_columns: list[str] = list(self.key_properties)  # what `row_key` shows
         self.received_rows = 0  # rows handed to this sink
         self.settled_rows = 0  # rows of batches whose every row has its outcome
         self.replaced = False  # a SCHEMA change gave the stream a new sink
@@ -117,16 +110,17 @@ class PendoSink(SinkHooks):
         super().clean_up()
 
     def _timed_drain(self, context: dict[str, Any]) -> None:
-        """Times each drain for the report, and tells the run's `drains` when a batch starts
-        and ends: the progress monitor (progress.py) says between two drains what the run
-        waits for, every PROGRESS_EVERY_SECONDS, from its own thread."""
+        """Times each drain for the report, and tells the run's `drains` (what the progress
+        monitor reads) when a batch starts and ends."""
         if self._failed:
             raise RuntimeError(f"stream '{self.stream_name}': an earlier batch failed")
         started = time.monotonic()
-        self.run.drains.started(self.stream_name, context.get("received", 0))
+        received = context.get("received", 0)
+        self.run.drains.started(self.stream_name, received)
         try:
+            self.run.report.add(self.stream_name, self.sync, received=received)
             self.drain(context)
-            self.settled_rows += context.get("received", 0)
+            self.settled_rows += received
         except BaseException:
             self._failed = True
             raise
@@ -148,12 +142,12 @@ class PendoSink(SinkHooks):
         self.received_rows += 1
 
     def row_key(self, record: dict[str, Any]) -> Any:
-        """The row's Singer key (as the rejects file shows it); None without one."""
-        if not self.key_properties:
+        """The row's key (as the rejects file shows it); None without one."""
+        if not self.key_columns:
             return None
-        if len(self.key_properties) == 1:
-            return record.get(self.key_properties[0])
-        return {k: record.get(k) for k in self.key_properties}
+        if len(self.key_columns) == 1:
+            return record.get(self.key_columns[0])
+        return {k: record.get(k) for k in self.key_columns}
 
     def reject(
         self,
@@ -164,8 +158,7 @@ class PendoSink(SinkHooks):
         key: str | None = None,
         pending: str | None = None,
     ) -> None:
-        """The row to the stream's recorder as rejected (``StreamRecorder.reject``), under its
-        Singer key."""
+        """The row to the stream's recorder as rejected, under its key."""
         self.outcomes.reject(record, self.row_key(record), field, reason, key=key, pending=pending)
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:

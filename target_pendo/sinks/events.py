@@ -24,6 +24,7 @@ from target_pendo.ledger import RowOutcome
 from target_pendo.mapping import (
     EventPlan,
     RowRejected,
+    check_columns,
     dumps,
     unencodable_field,
     unencodable_reason,
@@ -43,6 +44,9 @@ def _encoded_key(value: object) -> str:
         return dumps(value).decode()
     except UnicodeEncodeError:
         return "\ud800"  # flagged by key_problem: the row is rejected, its column named
+
+
+_RESENT_IN_DOUBT = "in flight when an earlier run stopped; sent again (Pendo may now hold it twice)"
 
 
 @dataclass
@@ -69,16 +73,9 @@ class EventsSink(PendoSink):
         columns = (self.schema.get("properties") or {}).keys()
         self.plan = EventPlan.build(spec, columns)
         self._uses_send_time = spec.timestamp_column is None
+        check_columns(stream_name, columns, [("primary_key_column", spec.primary_key_column)])
         if spec.primary_key_column:
-            if spec.primary_key_column not in columns:
-                raise StreamConfigError(
-                    stream_name,
-                    f"primary_key_column names column '{spec.primary_key_column}', which is not "
-                    f"in the stream's schema (columns: {sorted(columns)})",
-                )
-            self.key_columns: list[str] = [spec.primary_key_column]
-        else:
-            self.key_columns = list(self.key_properties)
+            self.key_columns = [spec.primary_key_column]
         if not self.key_columns:
             raise StreamConfigError(
                 stream_name,
@@ -107,11 +104,6 @@ class EventsSink(PendoSink):
             raise RowRejected(self.key_columns[0], f"the key ({column}) cannot be kept: {why}")
         return key
 
-    def row_key(self, record: dict[str, Any]) -> Any:
-        if len(self.key_columns) == 1:
-            return record.get(self.key_columns[0])
-        return {c: record.get(c) for c in self.key_columns}
-
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self.count_received(context)
         try:
@@ -138,43 +130,27 @@ class EventsSink(PendoSink):
 
     def drain(self, context: dict[str, Any]) -> None:
         items: list[_Item] = context.get("items", [])
-        run, stream = self.run, self.stream_name
-        run.report.add(stream, self.sync, received=context.get("received", 0))
         if not items:
             return
-        known = run.ledger.states(stream, (i.key for i in items))
+        known = self.run.ledger.states(self.stream_name, (i.key for i in items))
         skipped: list[RowOutcome] = []
         rejected: list[_Item] = []
-        to_send: list[_Item] = []
-        batch_keys: set[str] = set()
+        to_send: dict[str, _Item] = {}
         for item in items:
             state = known.get(item.key)
-            if item.key in batch_keys or (state is not None and state.status == Status.SENT):
+            if item.key in to_send or (state is not None and state.status == Status.SENT):
                 skipped.append(RowOutcome(item.key, Outcome.ALREADY_SENT))
-                continue
-            if item.body is None:
+            elif item.body is None:
                 rejected.append(item)  # an unusable row does not claim its key
-                continue
-            batch_keys.add(item.key)
-            if (
-                state is not None
-                and state.status == Status.IN_FLIGHT
-                and state.last_run != run.run_id
-            ):
-                skipped.append(
-                    RowOutcome(
-                        item.key,
-                        Outcome.IN_DOUBT,
-                        "in flight when an earlier run "
-                        "stopped; sent again (Pendo may now hold it twice)",
-                    )
-                )
-            to_send.append(item)
+            else:
+                to_send[item.key] = item
+                if state and state.status == Status.IN_FLIGHT and state.last_run != self.run.run_id:
+                    skipped.append(RowOutcome(item.key, Outcome.IN_DOUBT, _RESENT_IN_DOUBT))
         self.outcomes.record(skipped)
         for item in rejected:
             self.reject(item.record, item.field, item.reason, key=item.key)
         if to_send:
-            self._send(to_send)
+            self._send(list(to_send.values()))
 
     def _send(self, items: list[_Item]) -> None:
         run, stream, report = self.run, self.stream_name, self.run.report

@@ -1,23 +1,14 @@
 """ObjectsSink: rows update existing Pendo visitors, accounts or parent accounts.
 
-Only changed rows are sent: the ledger keeps, per object id, a hash of the values Pendo was
-last sent (and of the mapping, so a config change re-sends); a row with the same hash is
-counted "unchanged" (`full_resync` sends everything once). Rows rejected or unknown earlier are
-sent again when they arrive again.
-
-One bulk call per field group (agent, custom) per `batch_size` rows. Pendo's answer sorts each
-row (``answers.reconcile``): updated; `missing` (an id Pendo does not have: skipped and listed,
-never created); failed with an error (rejected); or unresolved, when Pendo counted failures it
-did not tie to ids: never recorded as sent, found by sending those rows again in halves
-(``split.send_batches``). A call Pendo refuses whole (400) is bisected the same way, after a
-fresh look at Pendo's field schema: a mapped field that is gone stops the run at once, naming
-it. A call Pendo could not finish in time (408, no answer) is halved, and the smaller size
-kept for the rest of the stream.
+Only changed rows are sent: the ledger keeps, per id, a hash of the values last sent and of
+the mapping (a config change re-sends). One bulk call per field group per `batch_size` rows;
+``split.send_batches`` finds the rows Pendo failed, refused or could not place. An id Pendo
+does not have is skipped and listed, never created.
 
 Deletes (`delete_behavior` clear | delete): ids whose row arrives with `_sdc_deleted_at`, and,
-after a completed full-table sync (ACTIVATE_VERSION), ids sent before that the sync did not
-see. They are acted on once the whole input was read, never during `full_resync`, and only if
-they are at most `max_delete_fraction` of the ids the stream has in Pendo.
+after a full-table sync seen complete (ACTIVATE_VERSION), ids sent before that it did not see.
+Applied once the whole input was read, never during `full_resync`, and only up to
+`max_delete_fraction` of the ids the stream has in Pendo.
 `process_batch` returns only when every row has an outcome, so STATE, which the SDK writes
 after a full drain, never covers a row that is nowhere.
 """
@@ -27,10 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,25 +72,6 @@ _PARENT_HINT_MIN_ROWS = 10
 _PARENT_HINT_SHARE = 0.5
 
 
-class _FieldCheck:
-    """When a refused call should make the sink look at Pendo's field schema again: at the
-    first refusal of a drain's group, then each time the refused single rows double, so a
-    field deleted mid-bisect is found within a few calls at a cost of O(log k) schema reads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._refusals = 0
-        self._next_check = 1
-
-    def due(self) -> bool:
-        with self._lock:
-            self._refusals += 1
-            if self._refusals < self._next_check:
-                return False
-            self._next_check *= 2
-            return True
-
-
 class ObjectsSink(PendoSink):
     # Rows held before a drain; each drain is cut into `batch_size` calls per group.
     MAX_SIZE_DEFAULT = 5000
@@ -121,6 +94,7 @@ class ObjectsSink(PendoSink):
             stream_name,
             {"schema": self.original_schema, "key_properties": list(self.key_properties)},
         )
+        self.key_columns = [self.spec.id_column]
         self._stream_state = self.run.stream_state(stream_name)  # shared with a replaced sink
         self._call_size = CallSize(self.spec.batch_size)
         self._parent_hint_given = False
@@ -136,13 +110,11 @@ class ObjectsSink(PendoSink):
     def _create_missing_fields(
         self, columns: Mapping[str, Any], pendo_schema: FieldSchema
     ) -> FieldSchema:
-        """Create the fields Pendo lacks through its schema route, typed from the columns'
-        JSON schema; returns the schema read again. An agent field the route cannot create
-        (no type fits, or the route is not there) is left to be written by value."""
+        """Create the fields Pendo lacks through its schema route, typed from the columns;
+        returns the schema read again. An agent field the route cannot create is left to be
+        written by value."""
         spec, run, kind = self.spec, self.run, self.spec.kind
         missing = missing_fields(spec, columns.keys(), pendo_schema)
-        if not missing:
-            return pendo_schema
         asked: list[tuple[WantedField, str]] = []
         for group in WRITABLE_GROUPS:
             entries: list[tuple[WantedField, str]] = []
@@ -221,9 +193,6 @@ class ObjectsSink(PendoSink):
         """Deletes need `_sdc_deleted_at`, which the SDK strips unless metadata is kept."""
         return super().include_sdc_metadata_properties or self.spec.delete_behavior != "nothing"
 
-    def row_key(self, record: dict[str, Any]) -> Any:
-        return record.get(self.spec.id_column)
-
     # --- rows -------------------------------------------------------------------------------
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self.count_received(context)
@@ -266,44 +235,33 @@ class ObjectsSink(PendoSink):
         return column is not None and record.get(column) not in (None, False)
 
     def _reject_row(self, record: dict[str, Any], field: str | None, reason: str) -> None:
-        """A row rejected before it is sent, under its id when it has one (the recorder keeps
-        an id the ledger cannot store out of the ledger; the rejects file still has it)."""
+        """A row rejected before it is sent, under its id when it has one."""
         raw_id = record.get(self.spec.id_column)
         key = None if raw_id is None or raw_id == "" else str(raw_id)
         self.reject(record, field, reason, key=key)
 
     def drain(self, context: dict[str, Any]) -> None:
         rows: list[_Row] = context.get("rows", [])
-        run, stream = self.run, self.stream_name
-        run.report.add(stream, self.sync, received=context.get("received", 0))
         if not rows:
             return
         # One id twice in a batch: only its last row is sent (chunks go out concurrently, so
         # order between them is not kept); the earlier rows are logged as superseded.
-        last = {r.object_id: i for i, r in enumerate(rows)}
-        superseded = [r for i, r in enumerate(rows) if last[r.object_id] != i]
-        if superseded:
-            self.outcomes.record([RowOutcome(r.object_id, Outcome.SUPERSEDED) for r in superseded])
-            rows = [r for i, r in enumerate(rows) if last[r.object_id] == i]
-        live = rows
-        if not run.full_resync:
-            known = run.ledger.states(stream, (r.object_id for r in rows))
-            unchanged = [
-                r
-                for r in rows
-                if (s := known.get(r.object_id)) is not None
-                and s.status == Status.SENT
-                and s.value_hash == r.value_hash
-            ]
-            if unchanged:
-                self.outcomes.record(
-                    [RowOutcome(r.object_id, Outcome.UNCHANGED) for r in unchanged]
-                )
-                skip = {id(r) for r in unchanged}
-                live = [r for r in rows if id(r) not in skip]
+        last = {r.object_id: r for r in rows}
+        self._record_skipped([r for r in rows if last[r.object_id] is not r], Outcome.SUPERSEDED)
+        rows = [r for r in rows if last[r.object_id] is r]
+        if not self.run.full_resync:
+            known = self.run.ledger.states(self.stream_name, last)
+            sent = {k: s.value_hash for k, s in known.items() if s.status == Status.SENT}
+            unchanged = [r for r in rows if sent.get(r.object_id, "") == r.value_hash]
+            self._record_skipped(unchanged, Outcome.UNCHANGED)
+            rows = [r for r in rows if sent.get(r.object_id, "") != r.value_hash]
         # Each call's rows are recorded as soon as Pendo answers it: a run killed mid-drain
         # sends again only the calls that had no answer.
-        self._send_chunks(live, self._settle)
+        self._send_chunks(rows, self._settle)
+
+    def _record_skipped(self, rows: list[_Row], outcome: Outcome) -> None:
+        if rows:
+            self.outcomes.record([RowOutcome(r.object_id, outcome) for r in rows])
 
     def _send_chunks(
         self, rows: list[_Row], on_answered: Callable[[list[_Row]], None] | None = None
@@ -316,14 +274,15 @@ class ObjectsSink(PendoSink):
             pending = [r for r in rows if r.outcome is Outcome.SENT and group in r.values]
             size = self._call_size.value
             chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
-            check = _FieldCheck()
-            send = functools.partial(self._send_group, group, check, on_answered)
+            # Refusals of this group's calls, counted across its chunks (see `_send_group`).
+            refusals = itertools.count(1)
+            send = functools.partial(self._send_group, group, refusals, on_answered)
             self.run.workers.each(send, chunks)
 
     def _send_group(
         self,
         group: str,
-        check: _FieldCheck,
+        refusals: Iterator[int],
         on_answered: Callable[[list[_Row]], None] | None,
         rows: list[_Row],
         checkpoint: Callable[[], None],
@@ -342,7 +301,10 @@ class ObjectsSink(PendoSink):
             return answer
 
         def on_refused(refusal: Refused) -> None:
-            if refusal.status == 400 and check.due():
+            # Pendo's field schema is read again at the first 400 and each time they double
+            # (`next` on a count is atomic): a field deleted mid-bisect is found within a few
+            # calls, at O(log k) schema reads.
+            if refusal.status == 400 and (n := next(refusals)) & (n - 1) == 0:
                 self._stop_if_a_field_is_gone(group, refusal.reason)
 
         result = send_batches(
@@ -357,13 +319,11 @@ class ObjectsSink(PendoSink):
             row.groups_done.append(group)
         for row in result.missing:
             row.outcome = Outcome.SKIPPED_UNKNOWN
-        for row, reason in result.failed:
-            row.outcome = Outcome.REJECTED
-            row.reason = f"Pendo failed the {group} update: {reason}"
-            row.retry_later = True
-        for row, reason in result.refused:
-            row.outcome = Outcome.REJECTED
-            row.reason = f"Pendo refused the {group} update: {reason}"
+        for verb, rejected in (("failed", result.failed), ("refused", result.refused)):
+            for row, reason in rejected:
+                row.outcome = Outcome.REJECTED
+                row.reason = f"Pendo {verb} the {group} update: {reason}"
+                row.retry_later = verb == "failed"  # per item: a later try may take it
         answered = [r for r in rows if not r.settled and r.has_outcome()]
         for row in answered:
             row.settled = True
@@ -390,9 +350,8 @@ class ObjectsSink(PendoSink):
             )
 
     def _stop_if_a_field_is_gone(self, group: str, reason: str) -> None:
-        """A 400 may mean "missing field mappings": a field deleted in Pendo while the run
-        goes. Bisecting that rejects every row one by one, so look at the schema again and
-        stop, naming the field, when a mapped one is gone."""
+        """A 400 may mean a field was deleted in Pendo while the run goes; bisecting would
+        then reject every row one by one, so stop, naming the field."""
         fresh = self.run.refresh_field_schema(self.spec.kind)
         for target in self.plan.targets:
             known = target.type is not None  # a field to be created by value is not "gone"
@@ -426,26 +385,23 @@ class ObjectsSink(PendoSink):
     def _pending_values(self, row: _Row) -> str | None:
         """What the pending queue keeps of a row Pendo could not take yet (None: nothing to
         retry, or retrying is off): its values and the mapping they came from."""
-        if not self.run.settings.retry_pending_days:
-            return None
-        if row.outcome is not Outcome.SKIPPED_UNKNOWN and not row.retry_later:
+        retry = row.outcome is Outcome.SKIPPED_UNKNOWN or row.retry_later
+        if not (retry and self.run.settings.retry_pending_days):
             return None
         return dumps({"mapping": self._mapping_hash, "values": row.values}).decode("utf-8")
 
     def _outcome(self, row: _Row) -> RowOutcome:
-        """The ledger's outcome of a row Pendo answered, with what stays pending. A row from
-        the pending queue (`pending_since` set) is no row of the source's."""
+        """The ledger's outcome of a row Pendo answered, with what stays pending."""
         key, outcome, since = row.object_id, row.outcome, row.pending_since
-        from_source = since is None
         if outcome is Outcome.SENT:
-            return RowOutcome(key, outcome, value_hash=row.value_hash, from_source=from_source)
+            return RowOutcome(key, outcome, value_hash=row.value_hash, from_source=since is None)
         reason = (
             f"no such {self.plan.kind}"
             if outcome is Outcome.SKIPPED_UNKNOWN
             else self.run.client.redact(self._reason(row))  # Pendo's words may quote a value
         )
         pending = self._pending_values(row)
-        return RowOutcome(key, outcome, reason, None, pending, since, from_source)
+        return RowOutcome(key, outcome, reason, None, pending, since, since is None)
 
     @staticmethod
     def _reason(row: _Row) -> str:
@@ -455,8 +411,8 @@ class ObjectsSink(PendoSink):
         return reason
 
     def _settle(self, rows: list[_Row]) -> None:
-        """Each row's outcome to the stream's recorder: a rejected row on its own (it redacts
-        the reason), the rest in one go, ids Pendo lacks named for the unknown-id file."""
+        """Each row's outcome to the recorder: a rejected row on its own (it redacts the
+        reason), the rest in one go, ids Pendo lacks named for the unknown-id file."""
         outcomes: list[RowOutcome] = []
         unknown: list[UnknownId] = []
         for row in rows:
@@ -472,14 +428,12 @@ class ObjectsSink(PendoSink):
 
     # --- the pending queue ------------------------------------------------------------------
     def _retry_pending(self) -> None:
-        """Send again, with no row from the tap, the stream's rows Pendo could not take on an
-        earlier run: an incremental tap never sends an unchanged row again, so a visitor that
-        logs in after its row was skipped would otherwise never get its fields. After this
-        run's rows (a newer row replaced its pending one and is not retried), in batches like
-        them, a page of the queue at a time. A row waiting longer than retry_pending_days, or
-        mapped by another version of the stream's spec, is dropped and counted; so is every
-        pending row when a full-table sync was seen complete (its rows all came; one that did
-        not left the source) and the rows the source marked deleted."""
+        """Send again the rows Pendo could not take on an earlier run: an incremental tap never
+        sends an unchanged row again, so a visitor that logs in after its row was skipped
+        would otherwise never get its fields. Runs after this run's rows (a newer row replaced
+        its pending one). Dropped instead: rows older than retry_pending_days, mapped by
+        another spec, marked deleted, or any after a complete full-table sync (a row it did
+        not send left the source)."""
         run, stream, state = self.run, self.stream_name, self._stream_state
         days = run.settings.retry_pending_days
         if not days or not run.input_complete or self.replaced:
@@ -502,10 +456,9 @@ class ObjectsSink(PendoSink):
                     invalid.append(key)
                 else:
                     rows.append(self._from_queue(key, kept["values"], since))
-            if expired or invalid:
-                self.outcomes.drop_pending(expired + invalid)
             dropped = Counter(pending_expired=len(expired), pending_invalidated=len(invalid))
             if +dropped:
+                self.outcomes.drop_pending(expired + invalid)
                 run.report.add(stream, self.sync, **dropped)
             counts += dropped + self._send_again(rows)
         if counts["pending_retried"]:
@@ -533,9 +486,8 @@ class ObjectsSink(PendoSink):
 
     def _send_again(self, rows: list[_Row]) -> Counter[str]:
         """Send rows of the pending queue; each call's outcomes go to the ledger as Pendo
-        answers it (not to this run's counts of the tap's rows, rejects or unknown-id files),
-        and its counts to the report at once, apart, so progress lines follow the retry.
-        Returns the counts, for the summary line."""
+        answers it (not to the counts of the tap's rows, rejects or unknown-id files), its
+        counts to the report at once, so progress lines follow the retry. Returns the counts."""
         counts: Counter[str] = Counter()
         lock = threading.Lock()
 
@@ -565,10 +517,9 @@ class ObjectsSink(PendoSink):
         return counts
 
     # --- deletes ----------------------------------------------------------------------------
-    def activate_version(self, new_version: int) -> None:
-        """The target keeps what ACTIVATE_VERSION says per stream (``versions.py``): ids a
-        full-table sync did not send are candidates for `delete_behavior` only once that
-        sync is seen complete and the whole input was read."""
+    def activate_version(self, _new_version: int) -> None:
+        """Silences the SDK's "not implemented" warning: the target keeps the versions per
+        stream (``versions.py``) and `clean_up` acts on them."""
 
     def clean_up(self) -> None:
         super().clean_up()

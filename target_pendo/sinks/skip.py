@@ -14,5 +14,4 @@ class SkipSink(PendoSink):
         self.count_received(context)
 
     def drain(self, context: dict[str, Any]) -> None:
-        received = context.get("received", 0)
-        self.run.report.add(self.stream_name, self.sync, received=received, skipped=received)
+        self.run.report.add(self.stream_name, self.sync, skipped=context.get("received", 0))

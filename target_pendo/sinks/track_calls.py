@@ -1,9 +1,6 @@
 """The Track calls of one events batch, spread over the run's workers (Pendo's Track API takes
-one event a call, so a batch is many calls side by side).
-
-It sits beside the events sink because the sink owns what each answer means for its rows
-(`TrackRows`, which tells the run's recorder). The crash-safety rule reads top-down in
-`_track_one`, one call:
+one event a call). The sink owns what each answer means for its rows (`TrackRows`). The
+crash-safety rule reads top-down in `_track_one`, one call:
 
 1. wait for the call's turn: room on the wire, then the pacer's go (``PendoClient.track_call``);
    a call still waiting has not left, so it is not marked: killed now, it is not in doubt;
@@ -72,12 +69,9 @@ def send_tracks(
     *,
     stream: str | None = None,
 ) -> list[CallResult]:
-    """POST each body to the Track host (one event a call), as many at once as `workers` has.
-
-    Returns one result per body, in order. A fatal error (bad key, Pendo down past the retry
-    budget, a stop request) stops the remaining sends and is raised after the running ones
-    end; the answers got until then are still recorded.
-    """
+    """POST each body to the Track host, as many at once as `workers` has; one result per
+    body, in order. A fatal error stops the remaining sends and is raised after the running
+    ones end; the answers got until then are still recorded."""
     results: list[CallResult | None] = [None] * len(bodies)
     counter = itertools.count()
 
