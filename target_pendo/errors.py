@@ -2,7 +2,7 @@
 
 Each message names what the user should change (a setting, a stream spec, a column), never a
 secret's value. Problems with one row are not errors: they become rejected rows (see
-``rejects.py``) and the run goes on.
+``run/rejects.py``) and the run goes on.
 """
 
 from __future__ import annotations

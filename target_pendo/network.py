@@ -35,7 +35,7 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from target_pendo.errors import ConfigError
-from target_pendo.redact import shown_url, url_secrets
+from target_pendo.observe.redact import shown_url, url_secrets
 
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # requests' order: first wins
 _SUPPORTED_PROXY_SCHEMES = ("http", "https")

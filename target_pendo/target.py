@@ -22,11 +22,6 @@ from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
-from target_pendo import retention
-from target_pendo.alert import build_message as build_alert
-from target_pendo.alert import send as send_alert
-from target_pendo.alert import trigger as alert_trigger
-from target_pendo.batchfiles import read_batch_files
 from target_pendo.config import (
     EventsSpec,
     ObjectsSpec,
@@ -43,18 +38,23 @@ from target_pendo.errors import (
     TargetPendoError,
     UnmappedStreamError,
 )
-from target_pendo.logs import quiet_sdk_chatter
-from target_pendo.outcomes import RunStatus
-from target_pendo.progress import ProgressMonitor, age
-from target_pendo.reader import (
+from target_pendo.observe.alert import build_message as build_alert
+from target_pendo.observe.alert import send as send_alert
+from target_pendo.observe.alert import trigger as alert_trigger
+from target_pendo.observe.logs import quiet_sdk_chatter
+from target_pendo.observe.progress import ProgressMonitor, age
+from target_pendo.observe.report_document import Pacing, ReportDocument
+from target_pendo.run import retention
+from target_pendo.run.context import RunContext
+from target_pendo.run.outcomes import RunStatus
+from target_pendo.sdk_hooks import TargetHooks
+from target_pendo.singer.batchfiles import read_batch_files
+from target_pendo.singer.reader import (
     SINGER_INPUT_ERRORS,
     LineCountingReader,
     input_fraction,
     tolerant_stdin,
 )
-from target_pendo.report_document import Pacing, ReportDocument
-from target_pendo.run import RunContext
-from target_pendo.sdk_hooks import TargetHooks
 from target_pendo.sinks import EventsSink, ObjectsSink, SkipSink
 from target_pendo.sinks.base import PendoSink
 

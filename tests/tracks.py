@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from target_pendo.pendo.answers import CallResult
 from target_pendo.pendo.client import PendoClient
+from target_pendo.run.workers import Workers
 from target_pendo.sinks.track_calls import Answers
 from target_pendo.sinks.track_calls import send_tracks as send_on
-from target_pendo.workers import Workers
 
 ResultCallback = Callable[[int, CallResult], None]
 SendCallback = Callable[[int], None]

@@ -16,8 +16,8 @@ from target_pendo.cli.options import SUBCOMMAND_CONTEXT, config_option, subcomma
 from target_pendo.config import Settings, config_secrets, parse_settings
 from target_pendo.errors import PendoError
 from target_pendo.network import Network
+from target_pendo.observe.redact import Redactor, shown_url
 from target_pendo.pendo.client import PendoClient
-from target_pendo.redact import Redactor, shown_url
 
 
 @click.command(

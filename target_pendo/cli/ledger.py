@@ -1,5 +1,5 @@
 """`target-pendo ledger status|reset|retry|prune|export`: look at, forget, retry, prune or
-export the ledger (``export.py``; `prune`: ``retention.py``, all of it at once).
+export the ledger (``observe/export.py``; `prune`: ``run/retention.py``, all of it at once).
 
 `retry --stream S` sends S's pending rows again without a tap, as a run would after the tap's
 rows: a run of its own, with its report, fed only the SCHEMA the stream was last synced with.
@@ -20,13 +20,13 @@ from typing import Any
 
 import click
 
-from target_pendo import retention
 from target_pendo.cli.options import SUBCOMMAND_CONTEXT, config_option, subcommand_config
 from target_pendo.config import ObjectsSpec, configured_ledger_url, number_setting, parse_settings
 from target_pendo.errors import ConfigError
-from target_pendo.export import export_sync_log
 from target_pendo.ledger import Ledger
-from target_pendo.logs import quiet_library_errors
+from target_pendo.observe.export import export_sync_log
+from target_pendo.observe.logs import quiet_library_errors
+from target_pendo.run import retention
 from target_pendo.sdk_hooks import setup_console_logging
 from target_pendo.target import TargetPendo
 

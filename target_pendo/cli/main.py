@@ -23,8 +23,8 @@ from target_pendo.cli.ledger import ledger_command
 from target_pendo.cli.options import read_group_config
 from target_pendo.cli.report import report_command
 from target_pendo.errors import RunStopped, StopSignal, TargetPendoError
-from target_pendo.logs import log_fatal, quiet_library_errors
-from target_pendo.redact import redact_text
+from target_pendo.observe.logs import log_fatal, quiet_library_errors
+from target_pendo.observe.redact import redact_text
 from target_pendo.sdk_hooks import setup_console_logging
 from target_pendo.target import STOPPING_ERRORS, TargetPendo
 

@@ -12,9 +12,9 @@ import click
 from target_pendo.cli.options import SUBCOMMAND_CONTEXT, config_option, subcommand_config
 from target_pendo.config import config_secrets, configured_ledger_url
 from target_pendo.ledger import Ledger
-from target_pendo.redact import Redactor
-from target_pendo.report_html import render_html
-from target_pendo.report_text import ReportError, load_run, render_list, render_text
+from target_pendo.observe.redact import Redactor
+from target_pendo.observe.report_html import render_html
+from target_pendo.observe.report_text import ReportError, load_run, render_list, render_text
 
 
 @click.command(

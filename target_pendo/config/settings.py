@@ -18,7 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from target_pendo.alert import webhook_secrets
 from target_pendo.config.schema import (
     DEFAULTS,
     MIN_REQUESTS_PER_SECOND,
@@ -35,7 +34,8 @@ from target_pendo.config.streams import (
 )
 from target_pendo.errors import ConfigError
 from target_pendo.ledger import default_url, url_secret
-from target_pendo.redact import shown_url, url_secrets
+from target_pendo.observe.alert import webhook_secrets
+from target_pendo.observe.redact import shown_url, url_secrets
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The retention window's part in the ledger: runs older than the window forgotten (their
 `sync_rows` lines, then their `sync_runs` row), and the space that freed given back to the
 disk. `row_state` (what Pendo holds, what is pending) is state, not history: never pruned by
-age. `target_pendo/retention.py` decides when, and prunes the files under `state_dir`."""
+age. `target_pendo/run/retention.py` decides when, and prunes the files under `state_dir`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from target_pendo.ledger.engine import Database
 from target_pendo.ledger.tables import sync_runs
-from target_pendo.outcomes import RunStatus
+from target_pendo.run.outcomes import RunStatus
 
 _PRUNE_CHUNK = 20_000  # sync_rows lines per delete: a few tens of ms of a writer's time
 _PRUNE_RUNS_PER_LOOK = 100

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from target_pendo.ledger.engine import Database, in_chunks
 from target_pendo.ledger.migrations import PENDING_QUEUE_VERSION, STREAM_SCHEMAS_VERSION
 from target_pendo.ledger.tables import row_state, stream_schemas, sync_rows, sync_runs
-from target_pendo.outcomes import Outcome, Status
+from target_pendo.run.outcomes import Outcome, Status
 
 
 @dataclass(frozen=True)

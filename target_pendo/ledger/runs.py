@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from target_pendo.ledger.engine import Database, in_chunks
 from target_pendo.ledger.leases import Leases
 from target_pendo.ledger.tables import now, sync_runs
-from target_pendo.outcomes import RunStatus
+from target_pendo.run.outcomes import RunStatus
 
 logger = logging.getLogger("target_pendo.ledger")
 

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Dialect
 from target_pendo.ledger.engine import Database, in_chunks
 from target_pendo.ledger.storable import escaped
 from target_pendo.ledger.tables import now, row_state, stream_schemas, sync_rows
-from target_pendo.outcomes import FACTS, Outcome, Status
+from target_pendo.run.outcomes import FACTS, Outcome, Status
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ exists [T], but the shape of its entries and whether `failed = len(missing) + le
 holds are unknown [I]. So an answer is read for what it can prove:
 - ids in `missing` are unknown to Pendo; errors that name an id of the call failed that row;
 - failures the counts report but no entry ties to an id are *untied*, and the rows they may
-  belong to *unresolved*: never recorded as sent, found by bisecting the call (``split.py``);
+  belong to *unresolved*: never recorded as sent, found by bisecting the call (``sinks/split.py``);
 - a body that is not a JSON object carrying the counts (a proxy's HTML page, `{}`) confirms
   nothing: ``parse`` returns None.
 """

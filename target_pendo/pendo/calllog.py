@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import IO
 
 from target_pendo import private
-from target_pendo.mapping import jsonl_line
+from target_pendo.mapping.rows import jsonl_line
+from target_pendo.observe.redact import MASK, Redactor
 from target_pendo.pendo.api import KEY_HEADER
 from target_pendo.pendo.attempts import Attempt
-from target_pendo.redact import MASK, Redactor
 
 MAX_BODY_CHARS = 4000
 

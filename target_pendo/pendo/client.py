@@ -26,6 +26,7 @@ from target_pendo.errors import (
     StopRequested,
 )
 from target_pendo.network import Network
+from target_pendo.observe.redact import Redactor, shown_url
 from target_pendo.pendo import api
 from target_pendo.pendo.answers import CallOutcome, CallResult, MetadataAnswer, Refused, TooBig
 from target_pendo.pendo.calllog import CallLog
@@ -39,7 +40,6 @@ from target_pendo.pendo.transport import (
     Transport,
     ending,
 )
-from target_pendo.redact import Redactor, shown_url
 
 TRACK_SETTING = "track_event_secret"
 API_SETTING = "integration_key"

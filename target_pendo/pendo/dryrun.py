@@ -15,10 +15,10 @@ import requests
 from requests.adapters import BaseAdapter
 
 from target_pendo.network import Network
+from target_pendo.observe.redact import Redactor
 from target_pendo.pendo.api import BULK_DELETE_PATH, METADATA_PATH
 from target_pendo.pendo.transport import READ_METHODS, PreparedCall, http_adapter
-from target_pendo.redact import Redactor
-from target_pendo.rejects import RowLog
+from target_pendo.run.rejects import RowLog
 
 # What the dry run answers a bulk delete: Pendo answers with the id of the job it started.
 DRY_RUN_JOB_ID = "dry-run"

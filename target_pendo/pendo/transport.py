@@ -41,12 +41,12 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from target_pendo.errors import CallEnded, PendoNetworkError, PendoUnavailableError, StopRequested
 from target_pendo.network import Network, cause_of, is_tls_failure
+from target_pendo.observe.redact import Redactor, shown_url
 from target_pendo.pendo.attempts import Attempt, CallObserver
 from target_pendo.pendo.calllog import CallLog
 from target_pendo.pendo.inflight import DEFAULT_CEILING, InFlightLimit, InFlightStats
 from target_pendo.pendo.ratelimit import AdaptivePacer, PacerStats
 from target_pendo.pendo.retry import DNS_FAILURE_TRIES, RetryPolicy, parse_retry_after
-from target_pendo.redact import Redactor, shown_url
 
 # Answers worth another attempt of the same call.
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})

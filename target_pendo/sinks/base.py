@@ -16,12 +16,12 @@ from singer_sdk import metrics
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-from target_pendo.recorder import StreamRecorder
+from target_pendo.run.recorder import StreamRecorder
 from target_pendo.sdk_hooks import SinkHooks
-from target_pendo.validation import compiled_or_none, violation_field
+from target_pendo.singer.validation import compiled_or_none, violation_field
 
 if TYPE_CHECKING:
-    from target_pendo.run import RunContext
+    from target_pendo.run.context import RunContext
 
 
 # How often the main thread, waiting on a drain, wakes to run Python code.
@@ -50,6 +50,7 @@ class PendoSink(SinkHooks):
     """
 
     sync: str = "events"
+    outcomes: StreamRecorder  # the stream's recorder, from `setup`
     PROGRESS_EVERY_SECONDS = 30.0
     MAX_PENDING_DRAINS = 2
 
@@ -57,16 +58,7 @@ class PendoSink(SinkHooks):
         self, target: Any, stream_name: str, schema: dict[str, Any], key_properties: Any
     ) -> None:
         self.run: RunContext = target.run_context
-        # One writer per stream and ledger: before this sink reads or writes the stream's
-        # state, no other run may be sending it (a re-take by this run does nothing).
-        # Here, not in the SDK's `setup()` hook: the SDK logs its own ERROR line ("Error
-        # initializing target sink") for anything `setup()` raises, and a busy lease or a
-        # mapped field Pendo lacks must end the run on its one error line.
-        self.run.ledger.lease_stream(
-            stream_name, self.run.run_id, self.run.settings.ledger_wait_seconds
-        )
         super().__init__(target, stream_name, schema, key_properties)
-        self.outcomes: StreamRecorder = self.run.recorder.stream(stream_name, self.sync)
         self.key_columns: list[str] = list(self.key_properties)  # what `row_key` shows
         self.received_rows = 0  # rows handed to this sink
         self.settled_rows = 0  # rows of batches whose every row has its outcome
@@ -74,13 +66,26 @@ class PendoSink(SinkHooks):
         self._drainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drain")
         self._pending: deque[Future[None]] = deque()
         self._failed = False
-        self.run.sinks.append(self)
         # Rows Pendo accepted, as an SDK `record_count` metric tagged endpoint "pendo", so
         # progress shows in the same METRIC lines orchestrators already parse.
         self._sent_metric = metrics.record_counter(
             stream_name, endpoint="pendo", log_interval=self.PROGRESS_EVERY_SECONDS
         )
         self._sent_reported = 0
+
+    def setup(self) -> None:
+        """The SDK's hook for a sink's I/O, run once the sink is built and before any row.
+
+        One writer per stream and ledger: before this sink reads or writes the stream's state,
+        no other run may be sending it (a re-take by this run does nothing). Only then does the
+        stream count in the run (its recorder, the sinks the target waits for). What this
+        raises ends the run on its one error line (the SDK's own line before it is lowered to
+        DEBUG: ``observe/logs.py``)."""
+        self.run.ledger.lease_stream(
+            self.stream_name, self.run.run_id, self.run.settings.ledger_wait_seconds
+        )
+        self.outcomes = self.run.recorder.stream(self.stream_name, self.sync)
+        self.run.sinks.append(self)
 
     def process_batch(self, context: dict[str, Any]) -> None:
         """Queue the batch for this sink's drain thread; wait only when too many are queued."""

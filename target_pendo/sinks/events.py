@@ -21,7 +21,7 @@ from typing import Any
 from target_pendo.config import EventsSpec
 from target_pendo.errors import StreamConfigError
 from target_pendo.ledger import RowOutcome
-from target_pendo.mapping import (
+from target_pendo.mapping.rows import (
     EventPlan,
     RowRejected,
     check_columns,
@@ -29,10 +29,10 @@ from target_pendo.mapping import (
     unencodable_field,
     unencodable_reason,
 )
-from target_pendo.outcomes import Outcome, Status
 from target_pendo.pendo.answers import CallOutcome
 from target_pendo.pendo.api import MAX_EVENT_AGE_MS, MAX_PROPERTIES_BYTES
-from target_pendo.recorder import key_problem
+from target_pendo.run.outcomes import Outcome, Status
+from target_pendo.run.recorder import key_problem
 from target_pendo.sinks.base import PendoSink
 from target_pendo.sinks.track_calls import Answers, send_tracks
 

@@ -28,7 +28,8 @@ from typing import Any
 
 from target_pendo.config import ObjectsSpec
 from target_pendo.errors import DeleteGuardError, FieldGoneError, StreamConfigError
-from target_pendo.fields import (
+from target_pendo.ledger import RowOutcome
+from target_pendo.mapping.fields import (
     FieldSchema,
     ObjectPlan,
     WantedField,
@@ -37,14 +38,13 @@ from target_pendo.fields import (
     pendo_field_type,
     pendo_type_for,
 )
-from target_pendo.ledger import RowOutcome
-from target_pendo.mapping import RowRejected, dumps, unencodable_field, unencodable_reason
-from target_pendo.outcomes import Outcome, Status
+from target_pendo.mapping.rows import RowRejected, dumps, unencodable_field, unencodable_reason
 from target_pendo.pendo.answers import MetadataAnswer, Refused, TooBig, Verdict, reconcile
 from target_pendo.pendo.api import WRITABLE_GROUPS
-from target_pendo.recorder import UnknownId, key_problem
+from target_pendo.run.outcomes import Outcome, Status
+from target_pendo.run.recorder import UnknownId, key_problem
 from target_pendo.sinks.base import PendoSink
-from target_pendo.split import CallSize, send_batches
+from target_pendo.sinks.split import CallSize, send_batches
 
 DELETED_AT = "_sdc_deleted_at"
 
@@ -83,6 +83,15 @@ class ObjectsSink(PendoSink):
         assert isinstance(self.spec, ObjectsSpec)
         self.sync = self.spec.sync  # before the base's __init__: its recorder counts under it
         super().__init__(target, stream_name, schema, key_properties)
+        self.key_columns = [self.spec.id_column]
+        self._stream_state = self.run.stream_state(stream_name)  # shared with a replaced sink
+        self._call_size = CallSize(self.spec.batch_size)
+        self._parent_hint_given = False
+
+    def setup(self) -> None:
+        """Under the stream's lease: Pendo's field schema read (the missing fields created
+        when asked), the mapping planned against it, and the SCHEMA kept for `ledger retry`."""
+        super().setup()
         columns: Mapping[str, Any] = self.schema.get("properties") or {}
         pendo_schema: FieldSchema = self.run.field_schema(self.spec.kind)
         if self.spec.create_missing_fields:
@@ -91,18 +100,14 @@ class ObjectsSink(PendoSink):
         self._mapping_hash = self.plan.fingerprint()
         # what `ledger retry` maps this stream's pending rows with when no tap runs
         self.run.ledger.remember_schema(
-            stream_name,
+            self.stream_name,
             {"schema": self.original_schema, "key_properties": list(self.key_properties)},
         )
-        self.key_columns = [self.spec.id_column]
-        self._stream_state = self.run.stream_state(stream_name)  # shared with a replaced sink
-        self._call_size = CallSize(self.spec.batch_size)
-        self._parent_hint_given = False
         if self.plan.new_agent_fields:
             self.logger.info(
                 "Stream '%s': agent field(s) %s do not exist in Pendo yet; they are written by "
                 "value, which makes Pendo create them (create_missing_fields).",
-                stream_name,
+                self.stream_name,
                 self.plan.new_agent_fields,
             )
 
@@ -519,7 +524,7 @@ class ObjectsSink(PendoSink):
     # --- deletes ----------------------------------------------------------------------------
     def activate_version(self, _new_version: int) -> None:
         """Silences the SDK's "not implemented" warning: the target keeps the versions per
-        stream (``versions.py``) and `clean_up` acts on them."""
+        stream (``singer/versions.py``) and `clean_up` acts on them."""
 
     def clean_up(self) -> None:
         super().clean_up()

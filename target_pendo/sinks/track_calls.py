@@ -22,7 +22,7 @@ from typing import Protocol
 from target_pendo.errors import CallEnded
 from target_pendo.pendo.answers import CallOutcome, CallResult
 from target_pendo.pendo.client import PendoClient
-from target_pendo.workers import Workers
+from target_pendo.run.workers import Workers
 
 # (index of the call in the batch, its result)
 Answers = Sequence[tuple[int, CallResult]]

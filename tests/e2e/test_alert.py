@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
-from target_pendo import alert
 from target_pendo.config import parse_settings
 from target_pendo.errors import ConfigError, PendoAuthError, RejectedRowsAlert
+from target_pendo.observe import alert
 
 from ..singer import record, run_target, schema, state
 from .test_progress import FeedingCLI
@@ -170,7 +170,7 @@ def test_a_receiver_that_is_down_costs_a_warning_only(emulator, base_config, cap
     with pytest.raises(PendoAuthError):  # the run's own outcome, unchanged
         run_target(cfg, rows(3))
     assert time.monotonic() - started < alert.ALERT_TIMEOUT_SECONDS
-    (warning,) = [r for r in caplog.records if r.name == "target_pendo.alert"]
+    (warning,) = [r for r in caplog.records if r.name == "target_pendo.observe.alert"]
     assert warning.levelno == logging.WARNING
     assert warning.getMessage().startswith(
         "The alert to http://127.0.0.1 (setting 'alert_webhook_url') was not delivered: "

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET
-from target_pendo.logs import ChatterFilter, quiet_sdk_chatter
+from target_pendo.observe.logs import ChatterFilter, quiet_sdk_chatter
 
 from ..singer import record, run_cli, schema, state
 
@@ -90,6 +90,27 @@ def test_a_fatal_error_is_one_error_line_and_the_cli_line(emulator, base_config,
     assert plain[0].removeprefix("target-pendo: error: ") in logged[0]
     assert "target-pendo: error:" not in logged[0]
     assert wrong not in result.stderr
+
+
+def test_a_sink_that_cannot_start_is_one_error_line(emulator, base_config, tmp_path):
+    """A mapped field Pendo lacks fails in the sink's `setup()`, where the SDK logs its own
+    "Error initializing target sink" line first: that line is at DEBUG, the reason at ERROR."""
+    emulator.seed("visitor", ["v-1"])
+    spec = {"sync": "visitor", "agent_fields": {"nickname": "plan"}}
+    users = [
+        schema("users", {"id": {"type": "string"}, "plan": {"type": "string"}}),
+        record("users", {"id": "v-1", "plan": "Bo"}),
+    ]
+    cfg = {**base_config, "streams": {"users": spec}}
+    result = run_cli(cfg, users, tmp_path)
+    assert result.returncode == 1
+    logged = [x for x in result.stderr.splitlines() if "| ERROR " in x]
+    assert len(logged) == 1, result.stderr
+    assert "agent field 'nickname'" in logged[0]
+    assert "Error initializing target sink" not in result.stderr
+    debug = run_cli(cfg, users, tmp_path, env={"TARGET_PENDO_LOGLEVEL": "DEBUG"})
+    (line,) = [x for x in debug.stderr.splitlines() if "Error initializing target sink" in x]
+    assert "| DEBUG " in line
 
 
 def test_the_fatal_error_reaches_meltano_as_an_error(emulator, base_config, tmp_path):

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-from target_pendo.drains import Drains
+from target_pendo.observe.drains import Drains
+from target_pendo.observe.progress import Activity, ProgressMonitor, age
+from target_pendo.observe.report import RunReport
+from target_pendo.observe.timeline import MAX_BUCKETS, CallTimeline, percentile, read_timeline
 from target_pendo.pendo.transport import CallStats
-from target_pendo.progress import Activity, ProgressMonitor, age
-from target_pendo.report import RunReport
 from target_pendo.sinks.base import PendoSink
-from target_pendo.timeline import MAX_BUCKETS, CallTimeline, percentile, read_timeline
 
 from ..singer import record, run_target, schema, state, target_cmd_with_progress_every
 

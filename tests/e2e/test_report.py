@@ -19,13 +19,13 @@ import pytest
 
 from pendo_emulator import DEMO_TRACK_SECRET
 from target_pendo.ledger import Ledger, RowOutcome, default_url
-from target_pendo.report import reason_pattern
-from target_pendo.report_document import REPORT_VERSION, read_report
-from target_pendo.report_html import render_html
+from target_pendo.observe.report import reason_pattern
+from target_pendo.observe.report_document import REPORT_VERSION, read_report
+from target_pendo.observe.report_html import render_html
 
 from ..singer import TARGET_CMD, record, run_target, schema, state
-from ..unit.test_report_document import LEDGER_FIRST
-from ..unit.test_report_html import sample_view
+from ..unit.observe.test_report_document import LEDGER_FIRST
+from ..unit.observe.test_report_html import sample_view
 
 STREAM = "events"
 SPEC = {"event_name": "Report Test", "visitor_id_column": "user_id"}
@@ -351,7 +351,7 @@ def latency_ms(label: str) -> float:
 
 def test_html_page_layout_at_1280_px_in_chromium(tmp_path):
     """Stat cards in even rows, a readable latency axis, equal p90 and p99 lines both seen
-    and noted: a run built in tests/unit/test_report_html.py, laid out by Chromium."""
+    and noted: a run built in tests/unit/observe/test_report_html.py, laid out by Chromium."""
     page = tmp_path / "sample.html"
     page.write_text(render_html(sample_view()))  # 40 buckets, p90 = p99 in each
     layout = page_layout(page, tmp_path, 1280)
@@ -396,7 +396,7 @@ def test_html_page_layout_at_1280_px_in_chromium(tmp_path):
 
 
 def test_rejects_only_the_report_counted_are_added_once():
-    from target_pendo.report_text import group_rejects
+    from target_pendo.observe.report_text import group_rejects
 
     sql = [(STREAM, "'user_id' is missing or null", 2), (STREAM, "value 12 is bad", 1)]
     report = {

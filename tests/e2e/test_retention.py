@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from target_pendo.ledger import Ledger, default_url
-from target_pendo.retention import HISTORY_FOLDERS
+from target_pendo.run.retention import HISTORY_FOLDERS
 
 from ..singer import TARGET_CMD, log_files, record, run_cli, schema
 from .test_ledger import USER_PROPS, USERS, seed_users, users_config

@@ -32,8 +32,8 @@ import target_pendo
 from target_pendo import sdk_hooks
 from target_pendo.cli.main import command
 from target_pendo.config import ENV_PREFIX
-from target_pendo.reader import LineCountingReader
 from target_pendo.sdk_hooks import ReaderHooks, SinkHooks, TargetHooks
+from target_pendo.singer.reader import LineCountingReader
 from target_pendo.sinks.base import PendoSink
 from target_pendo.target import TargetPendo
 

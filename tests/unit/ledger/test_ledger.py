@@ -29,7 +29,7 @@ from target_pendo.ledger import (
     migrations,
     unstorable_reason,
 )
-from target_pendo.outcomes import Status
+from target_pendo.run.outcomes import Status
 
 from ...ledger_helpers import ledger_url, make_v1_ledger, rows, scalar, tables
 from ...singer import TARGET_CMD

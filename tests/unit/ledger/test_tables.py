@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from target_pendo.ledger import METADATA, Ledger, RowOutcome
 from target_pendo.ledger.migrations import _MIGRATIONS, SCHEMA_VERSION, tables_of
-from target_pendo.outcomes import Outcome, Status
+from target_pendo.run.outcomes import Outcome, Status
 
 from ...ledger_helpers import ledger_url  # noqa: F401  (the fixture)
 

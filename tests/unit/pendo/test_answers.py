@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from target_pendo.observe.redact import Redactor
 from target_pendo.pendo.answers import MetadataAnswer, Verdict, reconcile
-from target_pendo.redact import Redactor
 
 # --- MetadataAnswer.parse and reconcile ---------------------------------------------------------
 

@@ -12,11 +12,11 @@ import requests
 
 from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 from target_pendo.errors import PendoAuthError
+from target_pendo.observe.redact import Redactor
 from target_pendo.pendo.answers import CallOutcome, MetadataAnswer
 from target_pendo.pendo.client import API_SETTING, PendoClient
 from target_pendo.pendo.dryrun import DRY_RUN_JOB_ID, RecordingAdapter
-from target_pendo.redact import Redactor
-from target_pendo.rejects import RowLog
+from target_pendo.run.rejects import RowLog
 
 
 def recording_client(api_url: str, folder: Path, **keys: str | None) -> tuple[PendoClient, RowLog]:

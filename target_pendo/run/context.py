@@ -17,19 +17,19 @@ from typing import Any
 
 from target_pendo import private
 from target_pendo.config import Settings
-from target_pendo.drains import Drains
 from target_pendo.ledger import Ledger
 from target_pendo.network import Network
+from target_pendo.observe.drains import Drains
+from target_pendo.observe.redact import Redactor, install_log_redaction
+from target_pendo.observe.report import RunReport
 from target_pendo.pendo.calllog import CallLog
 from target_pendo.pendo.client import PendoClient
 from target_pendo.pendo.dryrun import RecordingAdapter
 from target_pendo.pendo.transport import AdapterFactory
-from target_pendo.recorder import OutcomeRecorder
-from target_pendo.redact import Redactor, install_log_redaction
-from target_pendo.rejects import RowLog
-from target_pendo.report import RunReport
-from target_pendo.versions import FullTableVersions
-from target_pendo.workers import Workers
+from target_pendo.run.recorder import OutcomeRecorder
+from target_pendo.run.rejects import RowLog
+from target_pendo.run.workers import Workers
+from target_pendo.singer.versions import FullTableVersions
 
 
 @dataclass

@@ -35,12 +35,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+from target_pendo.observe.report import StreamCounts
+from target_pendo.observe.timeline import CallTimeline, percentile, shown_ms
 from target_pendo.pendo.attempts import Attempt
-from target_pendo.report import StreamCounts
-from target_pendo.timeline import CallTimeline, percentile, shown_ms
 
 if TYPE_CHECKING:
-    from target_pendo.run import RunContext
+    from target_pendo.run.context import RunContext
 
 INPUT_IDLE_SECONDS = 2.0  # no input line for this long: say the run waits for the tap
 SLOW_ANSWER_SECONDS = 1.0  # a call on the wire this long: say the run waits for Pendo
@@ -50,7 +50,7 @@ LIVE_REFRESH_SECONDS = 1.0
 STOP_WAIT_SECONDS = 1.0
 _CLEAR_LINE = "\r\x1b[2K"
 
-log = logging.getLogger("target_pendo.progress")
+log = logging.getLogger("target_pendo.observe.progress")
 
 
 def age(seconds: float) -> str:

@@ -1,5 +1,5 @@
-"""target_pendo.fields: ObjectPlan (configured names matched against Pendo's field schema, rows
-coerced to field values) and pendo_type_for."""
+"""target_pendo.mapping.fields: ObjectPlan (configured names matched against Pendo's field
+schema, rows coerced to field values) and pendo_type_for."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from target_pendo.errors import StreamConfigError
-from target_pendo.fields import FieldTarget, ObjectPlan, pendo_type_for
-from target_pendo.mapping import RowRejected
+from target_pendo.mapping.fields import FieldTarget, ObjectPlan, pendo_type_for
+from target_pendo.mapping.rows import RowRejected
 
-from .helpers import INF, JAN_1_2024_MS, NAN, objects_spec
+from ..helpers import INF, JAN_1_2024_MS, NAN, objects_spec
 
 # --- ObjectPlan --------------------------------------------------------------------------------
 

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from target_pendo.report import MAX_EXAMPLE_CHARS, reason_pattern
-from target_pendo.report_html import (
+from target_pendo.observe.report import MAX_EXAMPLE_CHARS, reason_pattern
+from target_pendo.observe.report_html import (
     latency_label,
     latency_overlap,
     log_ticks,
     masked_values,
     render_html,
 )
-from target_pendo.report_text import RejectGroup, RunView
-from target_pendo.timeline import TimelineRow, latency_slot
+from target_pendo.observe.report_text import RejectGroup, RunView
+from target_pendo.observe.timeline import TimelineRow, latency_slot
 
 MISSING = "'user_id' is missing or null"
 BAD_DATE = "timestamp column 'occurred_at': 'yesterday-ish' is not an ISO 8601 date-time"

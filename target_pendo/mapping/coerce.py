@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from target_pendo.mapping import json_safe, to_epoch_ms
+from target_pendo.mapping.rows import json_safe, to_epoch_ms
 from target_pendo.pendo.api import MAX_TEXT_CHARS
 
 _BOOLEANS = {

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from target_pendo import private
-from target_pendo.mapping import json_safe, jsonl_line
-from target_pendo.redact import Redactor
-from target_pendo.report import mask_quoted_values
+from target_pendo.mapping.rows import json_safe, jsonl_line
+from target_pendo.observe.redact import Redactor
+from target_pendo.observe.report import mask_quoted_values
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 

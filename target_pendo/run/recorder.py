@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from target_pendo.ledger import MAX_KEY_CHARS, Ledger, RowOutcome, unstorable_reason
-from target_pendo.outcomes import FACTS, Outcome
-from target_pendo.rejects import RowLog
-from target_pendo.report import RunReport, mask_quoted_values
+from target_pendo.observe.report import RunReport, mask_quoted_values
+from target_pendo.run.outcomes import FACTS, Outcome
+from target_pendo.run.rejects import RowLog
 
 
 def key_problem(key: str) -> str | None:

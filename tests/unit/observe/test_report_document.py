@@ -1,6 +1,6 @@
 """report_document.py: the run report as a typed document, stored as versioned JSON and read
 back from the JSON of any earlier version (the shapes below are what earlier versions of
-report.py and TargetPendo.finish wrote: `git log -p --follow target_pendo/report.py`), and
+report.py and TargetPendo.finish wrote: `git log -p --follow target_pendo/observe/report.py`), and
 `target-pendo report` and its HTML page rendering such an older report."""
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from target_pendo import report_document
-from target_pendo.outcomes import Outcome
-from target_pendo.report import RunReport
-from target_pendo.report_document import (
+from target_pendo.observe import report_document
+from target_pendo.observe.report import RunReport
+from target_pendo.observe.report_document import (
     OPTIONAL_COUNTS,
     REPORT_VERSION,
     Pacing,
@@ -24,9 +23,10 @@ from target_pendo.report_document import (
     StreamCounts,
     read_report,
 )
-from target_pendo.report_html import render_html
-from target_pendo.report_text import RunView, group_rejects, render_text
-from target_pendo.timeline import CallTimeline, TimelineDocument, TimelineRow
+from target_pendo.observe.report_html import render_html
+from target_pendo.observe.report_text import RunView, group_rejects, render_text
+from target_pendo.observe.timeline import CallTimeline, TimelineDocument, TimelineRow
+from target_pendo.run.outcomes import Outcome
 
 # The first report a ledger kept (sync ledger, a74ccf4): no version, no per-stream HTTP counts
 # or seconds, no dry_run / signal, no reject reasons, no timeline, no pacing.

@@ -29,17 +29,17 @@ from typing import Any
 import requests
 
 from target_pendo.network import Network, is_tls_failure
-from target_pendo.outcomes import RunStatus
-from target_pendo.redact import url_secrets
-from target_pendo.report import alert_reason, mask_quoted_values
-from target_pendo.report_document import ReportDocument, read_report
+from target_pendo.observe.redact import url_secrets
+from target_pendo.observe.report import alert_reason, mask_quoted_values
+from target_pendo.observe.report_document import ReportDocument, read_report
+from target_pendo.run.outcomes import RunStatus
 
 ALERT_TIMEOUT_SECONDS = 5.0
 MAX_REASONS = 3
 MAX_STREAMS = 10
 MAX_ERROR_CHARS = 300
 
-log = logging.getLogger("target_pendo.alert")
+log = logging.getLogger("target_pendo.observe.alert")
 
 
 def webhook_secrets(url: str) -> list[str]:

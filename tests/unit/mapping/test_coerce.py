@@ -1,4 +1,4 @@
-"""target_pendo.coerce: each Pendo field type's coercer, what it accepts and rejects."""
+"""target_pendo.mapping.coerce: each Pendo field type's coercer, what it accepts and rejects."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from target_pendo.coerce import COERCERS, CoercionError, coerce, coercer_for
+from target_pendo.mapping.coerce import COERCERS, CoercionError, coerce, coercer_for
 from target_pendo.pendo.api import MAX_TEXT_CHARS
 
-from .helpers import INF, JAN_1_2024_MS, NAN
+from ..helpers import INF, JAN_1_2024_MS, NAN
 
 ALL_TYPES = ("string", "integer", "float", "boolean", "time", "list", "", None, "unknown")
 

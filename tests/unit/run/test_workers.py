@@ -9,7 +9,7 @@ import time
 import pytest
 
 from target_pendo.errors import StopRequested
-from target_pendo.workers import Workers
+from target_pendo.run.workers import Workers
 
 
 def test_each_returns_results_in_order_with_at_most_size_running() -> None:

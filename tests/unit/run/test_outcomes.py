@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from target_pendo.outcomes import FACTS, REPORTED, Outcome, RunStatus, Status
-from target_pendo.report import RunReport, StreamCounts
+from target_pendo.observe.report import RunReport, StreamCounts
+from target_pendo.run.outcomes import FACTS, REPORTED, Outcome, RunStatus, Status
 
 
 def test_every_outcome_has_its_facts() -> None:

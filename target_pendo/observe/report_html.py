@@ -15,15 +15,15 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from target_pendo.report import MASK, MAX_PATTERN_CHARS
-from target_pendo.report_text import (
+from target_pendo.observe.report import MASK, MAX_PATTERN_CHARS
+from target_pendo.observe.report_text import (
     MAX_REJECT_GROUPS,
     RunView,
     duration,
     http_summary,
     stream_columns,
 )
-from target_pendo.timeline import TimelineRow, percentile
+from target_pendo.observe.timeline import TimelineRow, percentile
 
 WIDTH, HEIGHT = 1100, 240
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 34

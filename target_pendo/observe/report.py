@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from target_pendo import private
-from target_pendo.outcomes import Outcome
-from target_pendo.report_document import RejectReason, ReportDocument, read_report
-from target_pendo.report_document import StreamCounts as StreamCounts
+from target_pendo.observe.report_document import RejectReason, ReportDocument, read_report
+from target_pendo.observe.report_document import StreamCounts as StreamCounts
+from target_pendo.run.outcomes import Outcome
 
 MAX_LISTED = 1000
 MAX_PATTERNS = 50  # reject reason patterns kept per stream (the rest are counted as "other")

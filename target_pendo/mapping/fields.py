@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from target_pendo.coerce import CoercionError, coercer_for
 from target_pendo.config import ObjectsSpec
 from target_pendo.errors import StreamConfigError
-from target_pendo.mapping import SINGER_METADATA_PREFIX, RowRejected, check_columns, to_id
+from target_pendo.mapping.coerce import CoercionError, coercer_for
+from target_pendo.mapping.rows import SINGER_METADATA_PREFIX, RowRejected, check_columns, to_id
 from target_pendo.pendo.api import ID_KEYS, WRITABLE_GROUPS
 
 # Field types Pendo answers under another name, and the type target-pendo treats them as.

@@ -57,8 +57,8 @@ from target_pendo.config import config_secrets
 from target_pendo.errors import ConfigError, TargetPendoError
 from target_pendo.ledger import Ledger, sync_rows, sync_runs
 from target_pendo.ledger.tables import now
-from target_pendo.outcomes import RunStatus
-from target_pendo.redact import Redactor
+from target_pendo.observe.redact import Redactor
+from target_pendo.run.outcomes import RunStatus
 
 RUNS_STREAM = "pendo_sync_runs"
 ROWS_STREAM = "pendo_sync_rows"

@@ -1,4 +1,4 @@
-"""target_pendo.mapping: to_epoch_ms, property names, JSON encoding, ids and EventPlan."""
+"""target_pendo.mapping.rows: to_epoch_ms, property names, JSON encoding, ids and EventPlan."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from target_pendo.config import EventsSpec, is_valid_property_name
 from target_pendo.errors import StreamConfigError
-from target_pendo.mapping import (
+from target_pendo.mapping.rows import (
     EventPlan,
     RowRejected,
     default_property_names,

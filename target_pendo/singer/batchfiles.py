@@ -16,8 +16,8 @@ from typing import Any
 
 from singer_sdk.singerlib.json import deserialize_json
 
-from target_pendo.reader import InputError, preview
 from target_pendo.sdk_hooks import open_batch_file
+from target_pendo.singer.reader import InputError, preview
 
 
 def read_batch_files(

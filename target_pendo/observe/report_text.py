@@ -17,10 +17,16 @@ from sqlalchemy.engine import make_url
 
 from target_pendo.errors import TargetPendoError
 from target_pendo.ledger import Ledger
-from target_pendo.outcomes import RunStatus
-from target_pendo.report import reason_pattern
-from target_pendo.report_document import OPTIONAL_COUNTS, ReportDocument, read_report
-from target_pendo.timeline import COLUMNS, TimelineRow, merge_histograms, percentile, shown_ms
+from target_pendo.observe.report import reason_pattern
+from target_pendo.observe.report_document import OPTIONAL_COUNTS, ReportDocument, read_report
+from target_pendo.observe.timeline import (
+    COLUMNS,
+    TimelineRow,
+    merge_histograms,
+    percentile,
+    shown_ms,
+)
+from target_pendo.run.outcomes import RunStatus
 
 MAX_REJECT_GROUPS = 50
 LIST_RUNS = 20

@@ -35,17 +35,22 @@ SDK_CHATTER = (
     "Reader '%s' completed processing %d lines of input (%d schemas, %d records, %d batch "
     "manifests, %d state messages, %d activate version messages).",
 )
+# ERROR lines of the SDK that only precede the run's one error line: a sink's `setup()` failed
+# (a busy lease, a mapped field Pendo lacks), and what it raised names the stream and the fix.
+SDK_REPEATED_ERRORS = ("Error initializing target sink '%s'",)
 KEPT_METRIC = ("record_count", "endpoint", "pendo")  # metric name, tag, value kept at INFO
 # Libraries whose own warnings and errors go to DEBUG (their failures reach the target).
 QUIET_LIBRARIES = ("sqlalchemy", "psycopg", "psycopg2", "urllib3", "requests")
 
 
 def _is_chatter(record: logging.LogRecord) -> bool:
-    if record.levelno != logging.INFO:
-        return False
     # the template and arguments of the call (redact.py keeps them when it formats the line)
     template = getattr(record, "template", record.msg)
     args = getattr(record, "template_args", record.args)
+    if record.levelno == logging.ERROR:
+        return template in SDK_REPEATED_ERRORS
+    if record.levelno != logging.INFO:
+        return False
     if template in SDK_CHATTER:
         return True
     if template == "METRIC: %s" and isinstance(args, tuple) and args:

@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from target_pendo.outcomes import REPORTED, Outcome
+from target_pendo.observe.timeline import TimelineDocument
 from target_pendo.pendo.api import MAX_PROPERTIES_BYTES
-from target_pendo.timeline import TimelineDocument
+from target_pendo.run.outcomes import REPORTED, Outcome
 
 REPORT_VERSION = 1
 # stored name -> current name of a per-stream count renamed since (none has been yet)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from target_pendo.pendo.answers import MetadataAnswer, Verdict, reconcile
-from target_pendo.split import CallSize, Refused, TooBig, send_batches
+from target_pendo.sinks.split import CallSize, Refused, TooBig, send_batches
 
 
 def key(item: int) -> str:
