@@ -1,9 +1,5 @@
-"""Typed errors that end a run.
-
-Each message names what the user should change (a setting, a stream spec, a column), never a
-secret's value. Problems with one row are not errors: they become rejected rows (see
-``run/rejects.py``) and the run goes on.
-"""
+"""Typed errors that end a run; each names what the user should change, never a secret.
+Problems with one row are not errors: they become rejected rows and the run goes on."""
 
 from __future__ import annotations
 
@@ -29,15 +25,10 @@ class UnmappedStreamError(ConfigError):
 
 
 class CallEnded(TargetPendoError):
-    """An error that can end a call to Pendo before an answer the target can use: Pendo's
-    fatal answers (`PendoError`) and a stop request (`StopRequested`).
+    """An error that can end a call to Pendo before a usable answer (a fatal answer, a stop)."""
 
-    `in_doubt` says whether an attempt of that call went on the wire and got no answer, so that
-    Pendo may hold what it carried. The transport and the client set it as the error leaves a
-    call (``pendo/transport.py``, ``pendo/client.py``); raised anywhere else, it stays False.
-    The Track workers read it (``sinks/track_calls.py``): a call in doubt stays in flight in
-    the ledger, one that surely never reached Pendo is recorded not sent."""
-
+    # An attempt went on the wire and got no answer, so Pendo may hold what it carried: a Track
+    # call in doubt stays in flight in the ledger; one that never reached Pendo is not sent.
     in_doubt: bool = False
 
 
@@ -58,8 +49,7 @@ class PendoUnavailableError(PendoError):
 
 
 class PendoNetworkError(PendoError):
-    """The way to Pendo is refused for a reason no retry mends: TLS that does not verify, a
-    proxy that refuses its credentials or the host. The message names the variable to set."""
+    """TLS that does not verify, or a proxy that refuses: no retry mends it."""
 
 
 class PendoRequestError(PendoError):
@@ -67,8 +57,7 @@ class PendoRequestError(PendoError):
 
 
 class RejectedRowsAlert(TargetPendoError):
-    """More rows than `max_rejected_fraction` were rejected: the run delivered the rest, wrote
-    STATE, and exits non-zero so the orchestrator's alerting fires."""
+    """Over `max_rejected_fraction` rejected: the rest delivered, STATE written, exit non-zero."""
 
 
 class DeleteGuardError(TargetPendoError):
@@ -96,10 +85,7 @@ class StopRequested(CallEnded):
 
 
 class StopSignal(BaseException):
-    """Raised in the main thread by the SIGTERM/SIGINT handler to stop reading input.
-
-    A BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it on the
-    way up; ``TargetPendo.listen`` turns it into an orderly stop."""
+    """Raised by the SIGTERM/SIGINT handler; a BaseException: no `except Exception` swallows it."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)

@@ -1,18 +1,7 @@
-"""How this process reaches hosts outside: proxies and trusted CAs, as the environment says,
-read once per run (`Network.from_environment`), the way a company configures every tool:
-
-- proxies: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` (either case; `user:password@` for Basic
-  auth) and `NO_PROXY`, as requests reads them. An https URL goes through an http proxy as a
-  CONNECT tunnel: the proxy sees the host name, never the request, its key header or its body;
-- trust: the system's certificate store (`truststore`: where a company installs its CA),
-  certifi's bundle, and the file `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` names, all at once.
-
-`.netrc` credentials are never attached to a call (requests' `trust_env` is off): a Pendo call
-carries its own key header and nothing else. A plain-http URL carrying a key never goes through
-a proxy, which would read the key. Proxy credentials are secrets like the keys.
-
-TLS and proxy failures are described here: the fix is in this environment, not in the target's
-settings, so the message names the variable.
+"""Proxies and trusted CAs as the environment sets them, read once per run (docs/pendo-api.md).
+`.netrc` is never used (a Pendo call carries its key header and nothing else), a plain-http URL
+carrying a key never goes through a proxy, and proxy credentials are secrets like the keys. TLS
+and proxy failures are described here: their fix is in the environment, so messages name it.
 """
 
 from __future__ import annotations
@@ -65,20 +54,31 @@ class Network:
             for scheme, url in urllib.request.getproxies_environment().items()
             if scheme != "no" and url
         )
-        for name, url in proxy_urls:
-            _check_proxy_url(name, url)
+        example = "such as http://user:password@proxy.corp:3128"
+        for name, url in proxy_urls:  # the error names the variable, never its password
+            try:
+                parsed = parse_url(url)
+            except LocationParseError:
+                parsed = None
+            if parsed is None or not parsed.host:
+                raise ConfigError(
+                    f"{name} is not a proxy URL {example}: percent-encode any of : / ? # @ in the "
+                    "user or password"
+                )
+            if (parsed.scheme or "http").lower() not in _SUPPORTED_PROXY_SCHEMES:
+                raise ConfigError(
+                    f"{name} is a {parsed.scheme}:// proxy; target-pendo speaks to http:// and "
+                    f"https:// proxies (CONNECT) only: set a proxy URL {example}"
+                )
         network = cls(ca_bundle, ca_variable, proxy_urls)
         _ = network.ssl_context  # a bundle that is not PEM fails now, naming its variable
         return network
 
-    # --- proxies --------------------------------------------------------------------------------
-    def proxies(self, url: str) -> dict[str, str]:
-        """requests' `proxies` for a call to `url`: {} when none applies or NO_PROXY says so."""
-        return get_environ_proxies(url)
+    # requests' `proxies` for a call to a URL: {} when none applies or NO_PROXY says so
+    proxies = staticmethod(get_environ_proxies)
 
     def proxy(self, url: str) -> str | None:
-        """The proxy a call to `url` goes through, if any (with its credentials), with the
-        scheme requests assumes when the variable has none."""
+        """The proxy a call to `url` goes through (with its credentials and scheme), if any."""
         proxy = select_proxy(url, self.proxies(url))
         return _with_scheme(proxy) if proxy else None
 
@@ -97,11 +97,9 @@ class Network:
         """The proxies' credentials, to redact wherever they could be echoed."""
         return [s for _, url in self.proxy_urls for s in url_secrets(url)]
 
-    # --- trust ----------------------------------------------------------------------------------
     @functools.cached_property
     def ssl_context(self) -> ssl.SSLContext:
-        """Made once (loading the bundles costs milliseconds) and shared by every session of the
-        run: an SSLContext is safe to use from several threads."""
+        """Made once (loading costs milliseconds), shared by every session: it is thread-safe."""
         context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.load_verify_locations(cafile=certifi.where())
         if self.ca_bundle is not None:
@@ -116,17 +114,15 @@ class Network:
         return context
 
     def trusted(self) -> str:
-        """What verifies a certificate, for messages."""
         extra = f", {self.ca_variable}={self.ca_bundle}" if self.ca_variable else ""
         return f"the system's certificate store, certifi's bundle{extra}"
 
-    def adapter(self, **kwargs: Any) -> HTTPAdapter:
-        """An HTTPAdapter verifying with this network's trust (`kwargs` go to HTTPAdapter)."""
-        return TrustingAdapter(self.ssl_context, **kwargs)
+    def adapter(self) -> HTTPAdapter:
+        """One connection (a session serves one thread), this trust, no urllib3 retries."""
+        return TrustingAdapter(self.ssl_context, pool_connections=1, pool_maxsize=1, max_retries=0)
 
     def session(self, adapter: BaseAdapter | None = None) -> requests.Session:
-        """A session carrying its calls through `adapter` (by default one with this trust), with
-        no `.netrc`; the caller passes `proxies()` per call."""
+        """A session through `adapter` (by default this trust's); the caller passes `proxies()`."""
         session = requests.Session()
         session.trust_env = False  # no .netrc; proxies and CAs come from this object instead
         adapter = adapter or self.adapter()
@@ -134,11 +130,16 @@ class Network:
         session.mount("http://", adapter)
         return session
 
-    # --- what went wrong ------------------------------------------------------------------------
     def tls_failure(self, url: str, exc: BaseException) -> str:
-        """One line for a TLS failure talking to `url`: what failed and what to set."""
+        """One line for a TLS failure: what failed and what to set."""
         host = urllib.parse.urlsplit(url).hostname or "?"
-        reason = _tls_reason(exc)
+        found = cause_of(exc, ssl.SSLError) or exc
+        if isinstance(found, ssl.SSLCertVerificationError) and found.verify_message:
+            reason = f"certificate verify failed: {found.verify_message}"
+        elif isinstance(found, ssl.SSLError):
+            reason = str(found.reason or found).lower().replace("_", " ")
+        else:
+            reason = type(exc).__name__
         via = self.proxy(url)
         through = f" through the proxy {shown_url(via)}" if via else ""
         return (
@@ -148,9 +149,10 @@ class Network:
         )
 
     def proxy_refusal(self, url: str, exc: BaseException) -> tuple[str, bool] | None:
-        """For a proxy's answer to CONNECT: (one line, whether retrying may help); None when
-        `exc` is not a proxy's refusal."""
-        text = _tunnel_status(exc)
+        """(one line, whether retrying may help) for a proxy's refusal of CONNECT, else None."""
+        prefix = "Tunnel connection failed: "  # urllib3's, then "407 Proxy Authentication ..."
+        tunnel = (str(c) for c in _chain(exc) if isinstance(c, OSError))
+        text = next((t[len(prefix) :].strip() for t in tunnel if t.startswith(prefix)), None)
         if text is None:
             return None
         proxy = self.proxy(url) or "?"
@@ -177,29 +179,8 @@ def _with_scheme(url: str) -> str:
     return url if "://" in url else f"http://{url}"
 
 
-def _check_proxy_url(name: str, url: str) -> None:
-    """A proxy URL requests can use, or a ConfigError naming its variable (never its value:
-    it may hold a password)."""
-    example = "such as http://user:password@proxy.corp:3128"
-    try:
-        parsed = parse_url(url)
-    except LocationParseError:
-        parsed = None
-    if parsed is None or not parsed.host:
-        raise ConfigError(
-            f"{name} is not a proxy URL {example}: percent-encode any of : / ? # @ in the "
-            "user or password"
-        )
-    if (parsed.scheme or "http").lower() not in _SUPPORTED_PROXY_SCHEMES:
-        raise ConfigError(
-            f"{name} is a {parsed.scheme}:// proxy; target-pendo speaks to http:// and "
-            f"https:// proxies (CONNECT) only: set a proxy URL {example}"
-        )
-
-
 class TrustingAdapter(HTTPAdapter):
-    """requests' HTTPAdapter verifying every https connection (direct, through a CONNECT
-    tunnel, and to an https proxy) with one SSL context instead of certifi's file alone."""
+    """Verifies every https connection (direct, tunnelled, to an https proxy) with one context."""
 
     def __init__(self, context: ssl.SSLContext, **kwargs: Any) -> None:
         self._context = context
@@ -226,17 +207,15 @@ class TrustingAdapter(HTTPAdapter):
         return super().proxy_manager_for(proxy, **proxy_kwargs)
 
 
-# TLS errors of a connection that broke rather than of a peer that was refused: the peer
-# closed it mid-handshake or mid-answer, or a record arrived damaged. Retried like a reset
-# (possibly after the request left, so in doubt); a retry may well go through.
+# TLS errors of a broken connection (closed mid-way, a damaged record), not of a refusing peer:
+# retried like a reset, in doubt.
 _TRANSIENT_TLS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 _TRANSIENT_TLS_REASONS = ("BAD_RECORD_MAC", "DECRYPTION_FAILED")
 
 
 def is_tls_failure(exc: BaseException) -> bool:
-    """Whether a requests error is a TLS failure no retry mends: a certificate that does not
-    verify (host name included) or a handshake the peer refused. These happen before any byte
-    of the request leaves."""
+    """A TLS failure no retry mends (a certificate that does not verify, a handshake refused),
+    which happens before any byte of the request leaves."""
     found = cause_of(exc, ssl.SSLError)
     if found is None or isinstance(found, _TRANSIENT_TLS):
         return False
@@ -244,33 +223,12 @@ def is_tls_failure(exc: BaseException) -> bool:
     return not any(r in reason or r in str(found) for r in _TRANSIENT_TLS_REASONS)
 
 
-def _tls_reason(exc: BaseException) -> str:
-    found = cause_of(exc, ssl.SSLError)
-    if isinstance(found, ssl.SSLCertVerificationError) and found.verify_message:
-        return f"certificate verify failed: {found.verify_message}"
-    if found is not None:
-        return str(found.reason or found).lower().replace("_", " ")
-    return type(exc).__name__
-
-
-def _tunnel_status(exc: BaseException) -> str | None:
-    """'407 Proxy Authentication Required' from urllib3's "Tunnel connection failed: ...";
-    None for any other error."""
-    prefix = "Tunnel connection failed: "
-    for current in _chain(exc):
-        if isinstance(current, OSError) and str(current).startswith(prefix):
-            return str(current)[len(prefix) :].strip()
-    return None
-
-
 def cause_of(exc: BaseException, kind: type[E]) -> E | None:
-    """The first `kind` in an exception's chain: its args, urllib3's reasons, causes and
-    contexts (requests wraps urllib3's errors, which wrap the socket's or ssl's)."""
+    """The first `kind` in `exc`'s chain (requests wraps urllib3's errors, which wrap ssl's)."""
     return next((c for c in _chain(exc) if isinstance(c, kind)), None)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and every exception it holds, each once."""
     seen: set[int] = set()
     stack: list[BaseException] = [exc]
     while stack:

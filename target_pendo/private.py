@@ -1,14 +1,6 @@
-"""What target-pendo writes under `state_dir` is its owner's alone, whatever the umask.
-
-Rejects files hold whole rows (emails, names), call logs request and response bodies, the
-ledger row keys: with a normal umask (022) they would be 0644 files in 0755 folders, readable
-by every user of a shared Airflow or cron host. So every folder target-pendo creates is 0700
-and every file it writes 0600, set explicitly after creation (a umask can only take bits
-away). The SQLite ledger's journal files take the database file's mode (SQLite copies it), so
-creating that file 0600 covers them. A `state_dir` that already lets others in is not changed
-behind the user's back (nor are files an older version made 0644): the run warns, naming the
-command that fixes it.
-"""
+"""What target-pendo writes under `state_dir` (rows, call bodies, row keys) is its owner's alone
+whatever the umask: new folders 0700, files 0600 (the SQLite ledger's journals copy its mode).
+A `state_dir` open to others is not changed behind the user's back: the run warns instead."""
 
 from __future__ import annotations
 
@@ -26,13 +18,8 @@ log = logging.getLogger("target_pendo.private")
 
 
 def make_dir(folder: Path) -> None:
-    """Create `folder` and its missing parents, each 0700 (folders that exist stay as they
-    are)."""
-    missing: list[Path] = []
-    current = folder
-    while not current.exists() and current != current.parent:
-        missing.append(current)
-        current = current.parent
+    """Create `folder` and its missing parents, each 0700 (folders that exist stay as they are)."""
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     for created in missing:
         with contextlib.suppress(OSError):  # made by another process meanwhile: theirs
@@ -40,15 +27,14 @@ def make_dir(folder: Path) -> None:
 
 
 def make_file(path: Path) -> None:
-    """Create `path` empty and 0600 if it is not there (one that is stays as it is)."""
+    """Create `path` empty and 0600 if it is not there."""
     make_dir(path.parent)
     with contextlib.suppress(FileExistsError):
         os.close(_create(path, os.O_WRONLY))
 
 
 def open_file(path: Path, mode: str, **kwargs: Any) -> IO[Any]:
-    """`path.open(mode)` for appending ("a", "ab") or writing ("w"); a file it creates is
-    0600 (one that is there keeps its mode: `warn_if_shared` speaks of those)."""
+    """`path.open(mode)` for appending ("a", "ab") or writing ("w"); a file it creates is 0600."""
     flags = os.O_WRONLY | os.O_CLOEXEC | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
     make_dir(path.parent)
     try:
@@ -79,7 +65,6 @@ def _create(path: Path, flags: int) -> int:
 
 
 def warn_if_shared(state_dir: Path) -> None:
-    """A warning naming the fix when an existing `state_dir` lets other users in."""
     try:
         mode = stat.S_IMODE(state_dir.stat().st_mode)
     except OSError:

@@ -1,10 +1,6 @@
-"""Every private or final part of singer-sdk that target-pendo overrides, reads or imports.
-
-singer-sdk may change its private names in any release (pyproject pins its minor for that
-reason). Keeping each use here, as a thin override that calls a plainly named method of ours,
-means an SDK upgrade that renames, drops or re-signs one fails here and in
-tests/unit/test_sdk_hooks.py, not as a run that quietly stops counting lines, validates twice
-or writes STATE early.
+"""Every private or final part of singer-sdk that target-pendo overrides, reads or imports,
+each a thin override calling a plainly named method of ours: an SDK release that renames one
+fails here and in tests/unit/test_sdk_hooks.py, not as a run that quietly writes STATE early.
 """
 
 from __future__ import annotations
@@ -27,56 +23,39 @@ from singer_sdk.target_base import Target
 
 
 def load_dotenv(prefix: str) -> None:
-    """The project's `.env` into the environment, found the way the SDK finds it, so a sync
-    and the subcommands read the same TARGET_PENDO_* variables."""
+    """The project's `.env` into the environment, found as the SDK finds it."""
     parse_environment_config({"properties": {}}, prefix)
 
 
 def sdk_config_input(config: dict[str, Any], *, parse_env: bool) -> _ConfigInput:
-    """What the SDK's `--config` callback hands its command's `invoke`: the files' settings
-    (read by the CLI) and whether `ENV` was given."""
+    """What the SDK's `--config` callback hands `invoke`: the settings, and whether `ENV`."""
     return _ConfigInput(config=config, parse_env=parse_env)
 
 
 def setup_console_logging(plugin_name: str) -> None:
-    """The SDK's console logging, as its `cli` property sets it up (level from
-    <PLUGIN>_LOGLEVEL or LOGLEVEL); for a sync only, so a subcommand prints just its line."""
+    """The SDK's console logging (level from <PLUGIN>_LOGLEVEL or LOGLEVEL); for a sync only."""
     _setup_console_logging(log_level=_plugin_log_level(plugin_name=plugin_name))
 
 
 def open_batch_file(url: str) -> AbstractContextManager[IO[bytes]]:
-    """One file of a BATCH message, opened through the SDK's own storage helper, so the
-    URLs a singer-sdk tap writes (local paths, `file://...`, fsspec) resolve the same way."""
+    """One file of a BATCH message, through the SDK's storage helper (paths, `file://`, fsspec)."""
     head, tail = StorageTarget.split_url(url)
     return StorageTarget.from_url(head).open(tail, mode="rb")
 
 
 class TargetHooks(Target):
-    """The target's side: settings, messages, STATE, signals, the read loop, the CLI's invoke.
+    """The target's side; each private hook only calls one of our abstract methods (target.py)."""
 
-    Each abstract method is ours (target.py); each private hook only calls one of them.
-    """
-
-    # --- settings ---------------------------------------------------------------------------
     @classproperty
     def _env_var_config(cls) -> dict[str, Any]:
         """`--config ENV`: the SDK reads the environment through this class property."""
         return cls.environment_settings()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """The SDK's schema check, on the config as we prepare it (text typed, inert SDK
-        settings refused) so a Meltano number given as text is not a schema error."""
+        """The SDK's schema check, on the config as we prepare it (a Meltano number as text)."""
         self._config = self.prepared_config(self._config)
         return super()._validate_config(raise_errors=raise_errors)
 
-    @classmethod
-    @abc.abstractmethod
-    def environment_settings(cls) -> dict[str, Any]: ...
-
-    @abc.abstractmethod
-    def prepared_config(self, config: dict[str, Any]) -> dict[str, Any]: ...
-
-    # --- messages ---------------------------------------------------------------------------
     def _process_record_message(self, message_dict: dict[str, Any]) -> None:
         self.check_record_message(message_dict)
         super()._process_record_message(message_dict)
@@ -90,7 +69,6 @@ class TargetHooks(Target):
         super()._process_activate_version_message(message_dict)
 
     def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
-        """The SDK's BATCH handling is replaced: each row goes the way a RECORD goes."""
         for message in self.batch_record_messages(message_dict):
             self._process_record_message(message)
 
@@ -115,27 +93,10 @@ class TargetHooks(Target):
         """The stream's current sink, or None (the SDK's registry of active sinks)."""
         return self._sinks_active.get(stream_name)
 
-    @abc.abstractmethod
-    def check_record_message(self, message_dict: dict[str, Any]) -> None: ...
-
-    @abc.abstractmethod
-    def state_message_read(self) -> None: ...
-
-    @abc.abstractmethod
-    def check_activate_version_message(self, message_dict: dict[str, Any]) -> None: ...
-
-    @abc.abstractmethod
-    def batch_record_messages(self, message_dict: dict[str, Any]) -> Iterator[dict[str, Any]]: ...
-
-    @abc.abstractmethod
-    def state_may_be_written(self) -> bool: ...
-
-    # --- signals and the read loop ----------------------------------------------------------
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         self.on_stop_signal(signum)
 
-    # The SDK marks `listen` final; the run's report, the signal stop and the handlers put back
-    # need the whole read inside one frame, which no smaller hook of the SDK gives.
+    # Final in the SDK; the report, the signal stop and the handlers put back need one frame.
     def listen(self, file_input: IO[str] | None = None) -> None:  # type: ignore[misc]
         self.read_all_input(file_input)
 
@@ -143,13 +104,6 @@ class TargetHooks(Target):
         """The SDK's read loop: every message to its handler, then the end of the pipe."""
         super().listen(file_input)
 
-    @abc.abstractmethod
-    def on_stop_signal(self, signum: int) -> None: ...
-
-    @abc.abstractmethod
-    def read_all_input(self, file_input: IO[str] | None) -> None: ...
-
-    # --- the CLI --------------------------------------------------------------------------
     @classmethod
     def invoke(  # type: ignore[override]
         cls,
@@ -160,18 +114,33 @@ class TargetHooks(Target):
         file_input: IO[str] | None = None,
         full_resync: bool = False,
     ) -> None:
-        """The SDK's `Target.invoke`, written out because it builds the target itself with no
-        way to hand it `--full-resync`; `--about` is the SDK's own (PluginBase's invoke)."""
+        """The SDK's `Target.invoke`, written out to hand the target `--full-resync`."""
         super(Target, cls).invoke(about=about, about_format=about_format)
         cls.print_version(print_fn=cls.logger.info)
         given = config or _ConfigInput()
         cls.run_sync(
-            given.config,
-            parse_env=given.parse_env,
-            file_input=file_input,
-            full_resync=full_resync,
+            given.config, parse_env=given.parse_env, file_input=file_input, full_resync=full_resync
         )
 
+    @classmethod
+    @abc.abstractmethod
+    def environment_settings(cls) -> dict[str, Any]: ...
+    @abc.abstractmethod
+    def prepared_config(self, config: dict[str, Any]) -> dict[str, Any]: ...
+    @abc.abstractmethod
+    def check_record_message(self, message_dict: dict[str, Any]) -> None: ...
+    @abc.abstractmethod
+    def state_message_read(self) -> None: ...
+    @abc.abstractmethod
+    def check_activate_version_message(self, message_dict: dict[str, Any]) -> None: ...
+    @abc.abstractmethod
+    def batch_record_messages(self, message_dict: dict[str, Any]) -> Iterator[dict[str, Any]]: ...
+    @abc.abstractmethod
+    def state_may_be_written(self) -> bool: ...
+    @abc.abstractmethod
+    def on_stop_signal(self, signum: int) -> None: ...
+    @abc.abstractmethod
+    def read_all_input(self, file_input: IO[str] | None) -> None: ...
     @classmethod
     @abc.abstractmethod
     def run_sync(
@@ -188,14 +157,11 @@ class SinkHooks(BatchSink):
     """The sinks' side: record validation and the per-record debug dump."""
 
     def _validate_and_parse(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Called on every record before `process_record`. Validation is ours (see
-        sinks/base.py) and values stay as the tap sent them: the record goes on unchanged."""
+        """Validation is ours (sinks/base.py): the record goes on as the tap sent it."""
         return record
 
     def _after_process_record(self, context: dict[str, Any]) -> None:
-        """Called after every record; the SDK logs the whole batch context at DEBUG, which is
-        every row's data (hundreds of MB for a small run). Progress is logged elsewhere."""
-        return
+        """Not the SDK's: it logs the whole batch context, every row's data, at DEBUG."""
 
     @property
     def validator(self) -> BaseJSONSchemaValidator | None:

@@ -1,9 +1,5 @@
-"""TargetPendo: the settings schema users see, stream routing, the run's start and end.
-
-The whole config is parsed (``config.parse_settings``) when the target is built, so a wrong
-spec fails before any data is read; an unmapped stream fails when its SCHEMA arrives, before
-any of its rows is sent.
-"""
+"""TargetPendo: the settings schema users see, stream routing, the run's start and end. The
+config is parsed when the target is built, so a wrong spec fails before any data is read."""
 
 from __future__ import annotations
 
@@ -62,22 +58,19 @@ from target_pendo.sinks.base import PendoSink
 STOPPING_ERRORS: tuple[type[BaseException], ...] = (TargetPendoError, *SINGER_INPUT_ERRORS)
 
 
-# The SDK's private and final hooks are overridden in sdk_hooks.py (`TargetHooks`), each
-# calling one of the plainly named methods here. (The docstring is `--about`'s description.)
+# The SDK's private and final hooks are in sdk_hooks.py. (The docstring is `--about`'s text.)
 class TargetPendo(TargetHooks):
     """Sync Singer streams into Pendo."""
 
     name = "target-pendo"
     package_name = "target-pendo"  # its version (--version, --about) is pyproject's, installed
 
-    # What `--about` (and so the Meltano plugin definition) says the target takes.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
         *Target.capabilities,
         PluginCapabilities.ACTIVATE_VERSION,
         PluginCapabilities.BATCH,
     ]
-    # Settings the SDK adds with those two capabilities, inert here: ACTIVATE_VERSION is always
-    # followed, and `batch_config` says how a tap writes batch files, not how they are read.
+    # Inert settings the SDK adds with those two (versions are always followed; a tap's batches).
     _CAPABILITY_SETTINGS_LEFT_OUT = ("process_activate_version_messages", "batch_config")
 
     config_jsonschema = declared_schema()
@@ -86,7 +79,6 @@ class TargetPendo(TargetHooks):
 
     @property
     def _reader(self) -> LineCountingReader:
-        """The SDK's message reader, as the class it is made from here."""
         reader = self.message_reader
         assert isinstance(reader, LineCountingReader)
         return reader
@@ -99,14 +91,12 @@ class TargetPendo(TargetHooks):
         self._settling = False  # the input is read: a signal no longer interrupts the run
         self._state_watermarks: dict[int, int] = {}  # sink id -> rows it had at the last STATE
         quiet_sdk_chatter(self.name)  # logging setup: before the SDK's first line
-        # The SDK installs its handlers in __init__; `listen` puts these back at the end, so a
-        # run inside another program (a test, a worker) leaves its handlers as they were.
+        # The SDK installs its handlers in __init__; `listen` puts these back at the end.
         self._previous_handlers = {
             sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         super().__init__(*args, **kwargs)
-        # Each sink drains on its own thread (sinks/base.py). With more than 1 the SDK drains
-        # through joblib's pool, where a SIGTERM once left the process hung at exit.
+        # Sinks drain on their own threads; the SDK's joblib pool once hung at exit on SIGTERM.
         self.max_parallelism = 1
         self.settings = parse_settings(self.config)
         if full_resync:
@@ -114,7 +104,6 @@ class TargetPendo(TargetHooks):
         for warning in key_region_warnings(self.settings):
             self.logger.warning(warning)
         self.run_context = RunContext.create(self.settings)
-        # Progress lines (or a live line) and the calls' timeline, before anything is read.
         self.progress_monitor = ProgressMonitor.attach(
             self.run_context,
             interval=PendoSink.PROGRESS_EVERY_SECONDS,
@@ -130,15 +119,13 @@ class TargetPendo(TargetHooks):
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:
-        """The SDK's built-in settings, but for the two its capabilities activate-version and
-        batch bring (see `capabilities`)."""
+        """The SDK's built-in settings, but for the two inert ones (see `capabilities`)."""
         properties = config_jsonschema["properties"]
         left_out = [n for n in cls._CAPABILITY_SETTINGS_LEFT_OUT if n not in properties]
         super().append_builtin_config(config_jsonschema)
         for name in left_out:
             properties.pop(name, None)
 
-    # --- the CLI (cli/main.py: the SDK's command, whose `invoke` calls this) --------------
     @classmethod
     def run_sync(
         cls,
@@ -148,26 +135,19 @@ class TargetPendo(TargetHooks):
         file_input: IO[str] | None,
         full_resync: bool,
     ) -> None:
-        """A sync as the CLI starts it: the config the SDK read from `--config`, then the
-        input (stdin or `--input`)."""
+        """A sync as the CLI starts it: the `--config` settings, then stdin or `--input`."""
         target = cls(
-            config=config,
-            validate_config=True,
-            parse_env_config=parse_env,
-            full_resync=full_resync,
+            config=config, validate_config=True, parse_env_config=parse_env, full_resync=full_resync
         )
         target.listen(file_input)
 
-    # --- settings as Meltano and the environment hand them over (see config/) --------------
     @classmethod
     def environment_settings(cls) -> dict[str, Any]:
-        """`--config ENV`: TARGET_PENDO_* variables typed by the schema, as `check` and
-        `ledger` read them (the SDK's reader leaves numbers as text and misreads booleans)."""
+        """`--config ENV`: TARGET_PENDO_* typed by the schema (the SDK's reader misreads them)."""
         return read_environment(config_schema())
 
     def prepared_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Numbers Meltano passes as text are typed, and inert SDK settings refused, before
-        the SDK checks the config against the schema."""
+        """Meltano's numbers-as-text typed, inert SDK settings refused, before the schema check."""
         return prepare_config(config, config_schema())
 
     def get_sink_class(self, stream_name: str) -> type[Sink]:
@@ -197,8 +177,7 @@ class TargetPendo(TargetHooks):
         schema: dict[str, Any] | None = None,
         key_properties: Sequence[str] | None = None,
     ) -> Sink:
-        """When a SCHEMA change replaces a stream's sink, the old sink's rows are settled before
-        the new sink sends anything: an older value never overwrites a newer one."""
+        """A new SCHEMA settles the old sink's rows first: older values never overwrite newer."""
         existing = self.active_sink(stream_name)
         if (
             schema is not None
@@ -212,39 +191,37 @@ class TargetPendo(TargetHooks):
             stream_name, record=record, schema=schema, key_properties=key_properties
         )
 
-    # --- messages ---------------------------------------------------------------------------
     def check_record_message(self, message_dict: dict[str, Any]) -> None:
-        """A RECORD without a record object names its line (the SDK would fail inside);
-        the version of a full-table sync is noted for its ACTIVATE_VERSION."""
+        """A RECORD without a record object names its line; a full-table version is noted."""
         self.assert_line_requires(message_dict, requires={"stream", "record"})
         record = message_dict["record"]
         if not isinstance(record, dict):
+            kinds = {type(None): "null", list: "a list", str: "a string", bool: "a boolean"}
+            kind = kinds.get(type(record), "a number")
             raise self._reader.fail(
                 f"the RECORD of stream {message_dict['stream']!r} has no record object "
-                f"(got {_json_kind(record)}); the tap must send each row as a JSON object"
+                f"(got {kind}); the tap must send each row as a JSON object"
             )
         version = message_dict.get("version")
         if version is not None:
-            self.run_context.stream_state(message_dict["stream"]).versions.record(version)
+            self.run_context.streams[message_dict["stream"]].versions.with_records.add(version)
 
     def state_message_read(self) -> None:
         """STATE covers the rows before it: remember how many each sink had at this point."""
         self._state_watermarks = {id(s): s.received_rows for s in self.run_context.sinks}
 
     def check_activate_version_message(self, message_dict: dict[str, Any]) -> None:
-        """ACTIVATE_VERSION before its SCHEMA, or with a version that is not an integer,
-        names its line; the version is noted (deletes of a full-table sync, see versions.py)."""
+        """A bad ACTIVATE_VERSION names its line; the version is noted (see versions.py)."""
         self.assert_line_requires(message_dict, requires={"stream", "version"})
         stream, version = self._stream_of("ACTIVATE_VERSION", message_dict), message_dict["version"]
         if isinstance(version, bool) or not isinstance(version, int):
             raise self._reader.fail(
                 f"ACTIVATE_VERSION of stream {stream!r} has version {version!r}, not an integer"
             )
-        self.run_context.stream_state(stream).versions.activate(version)
+        self.run_context.streams[stream].versions.activate(version)
 
     def batch_record_messages(self, message_dict: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """BATCH messages (the SDK's batch files, jsonl or jsonl.gz): each row goes the way a
-        RECORD goes (maps, validation, rejects, ledger, STATE), so the same guarantees hold."""
+        """Each row of a BATCH message goes the way a RECORD goes, so the same guarantees hold."""
         self.assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
         stream = self._stream_of("BATCH", message_dict)
         version = message_dict.get("version")
@@ -260,15 +237,13 @@ class TargetPendo(TargetHooks):
         return stream
 
     def state_may_be_written(self) -> bool:
-        """STATE only after every queued batch of every sink has its outcome (sinks drain on
-        their own threads, see sinks/base.py); a failed batch raises here instead. A dry run
-        writes none: an orchestrator would save it, and the real run would skip the rows."""
+        """STATE only after every queued batch of every sink has its outcome (a failed batch
+        raises here). A dry run writes none: the real run would then skip the rows."""
         for sink in self.run_context.sinks:
             sink.wait_drained()
         if self.settings.dry_run:
             self.logger.info("Dry run: STATE not written (nothing was sent).")
-            return False
-        return True
+        return not self.settings.dry_run
 
     def process_endofpipe(self) -> None:
         self.run_context.input_complete = True  # a stop on a signal does not come through here
@@ -278,11 +253,9 @@ class TargetPendo(TargetHooks):
         )
         super().process_endofpipe()
 
-    # --- signals ----------------------------------------------------------------------------
     def on_stop_signal(self, signum: int) -> None:
-        """SIGTERM / SIGINT. Runs in the main thread between two bytecodes, wherever it was,
-        so it takes no lock and waits for nothing: it raises, and the main thread unwinds to
-        `listen`, which stops in order (`_stop_on_signal`). A second signal exits at once."""
+        """SIGTERM / SIGINT, between two bytecodes of the main thread: no lock, no wait; it
+        raises and `listen` stops in order (`_stop_on_signal`). A second signal exits at once."""
         if self._stop_signal is not None:
             os._exit(128 + signum)  # calls then on the wire stay marked in flight: in doubt
         self._stop_signal = signum
@@ -322,7 +295,6 @@ class TargetPendo(TargetHooks):
             128 + signum,
         )
 
-    # --- the run ------------------------------------------------------------------------------
     def read_all_input(self, file_input: IO[str] | None) -> None:
         """Read all input; the report is written and the pool released even when a run fails."""
         try:
@@ -342,13 +314,11 @@ class TargetPendo(TargetHooks):
             raise self._stop_on_signal(stop.signum) from None
         except BaseException as exc:
             if isinstance(exc, SINGER_INPUT_ERRORS):
-                line = getattr(self.message_reader, "line_number", 0)
-                exc.add_note(f"(at input line {line})")
+                exc.add_note(f"(at input line {getattr(self.message_reader, 'line_number', 0)})")
             self.finish(error=exc)
             raise
         self.finish()
-        over = self.run_context.report.over_rejected(self.settings.max_rejected_fraction)
-        if over:
+        if over := self.run_context.report.over_rejected(self.settings.max_rejected_fraction):
             raise RejectedRowsAlert(
                 f"rejected rows over max_rejected_fraction="
                 f"{self.settings.max_rejected_fraction:g} in stream(s) {', '.join(over)}; "
@@ -369,8 +339,7 @@ class TargetPendo(TargetHooks):
         stats = run.client.stats
         run.report.set_http(dict(stats.stream_calls), dict(stats.stream_retries))
         status = RunStatus.SUCCEEDED if error is None else RunStatus.FAILED
-        if stopped:
-            status = RunStatus.STOPPED
+        status = RunStatus.STOPPED if stopped else status
         in_flight = run.client.in_flight()
         end = ReportDocument(
             status=status,
@@ -395,11 +364,17 @@ class TargetPendo(TargetHooks):
             timeline=progress.timeline.document(),
         )
         document = run.report.document(end)
-        for line in progress.retry_summary():  # one line per stream and cause
+        for line in [*progress.retry_summary(), *document.lines()]:
             self.logger.info("%s", line)
-        for line in document.lines():
-            self.logger.info("%s", line)
-        self._say_where_rejects_are(run.report.rejected())
+        if rejected := run.report.rejected():  # they need a person: how many, and where
+            self.logger.warning(
+                "%d row(s) rejected (%s): each with its reason in %s/<stream>/<day>.jsonl; "
+                "grouped by reason: target-pendo report %s",
+                sum(rejected.values()),
+                ", ".join(f"'{name}' {n}" for name, n in rejected.items()),
+                Path(self.settings.state_dir).resolve() / "rejects",
+                run.run_id,
+            )
         latency = progress.latency_summary()
         self.logger.info(
             "%s: %s%s; retries: %d; attempts that got no answer: %d",
@@ -441,24 +416,8 @@ class TargetPendo(TargetHooks):
             with self._after_failure(error or stopped, "closing the run's files and connections"):
                 run.close()
 
-    def _say_where_rejects_are(self, rejected: dict[str, int]) -> None:
-        """Rejected rows need a person: say how many and where, at WARNING, at the end."""
-        if not rejected:
-            return
-        folder = Path(self.settings.state_dir).resolve() / "rejects"
-        per_stream = ", ".join(f"'{name}' {n}" for name, n in rejected.items())
-        self.logger.warning(
-            "%d row(s) rejected (%s): each with its reason in %s/<stream>/<day>.jsonl; "
-            "grouped by reason: target-pendo report %s",
-            sum(rejected.values()),
-            per_stream,
-            folder,
-            self.run_context.run_id,
-        )
-
     def _prune_history(self) -> None:
-        """The retention window, a bounded step of it after each successful run. Housekeeping:
-        a failure here is a warning, never the run's outcome (its rows are all settled)."""
+        """A bounded step of the retention window; a failure is a warning, never the outcome."""
         days, run = self.settings.retention_days, self.run_context
         if not days or self.settings.dry_run:
             return
@@ -477,9 +436,8 @@ class TargetPendo(TargetHooks):
 
     @contextlib.contextmanager
     def _after_failure(self, error: BaseException | str | None, doing: str) -> Iterator[None]:
-        """A step of ending a run. After a failure or a signal (`error`: its name), a failure
-        here is rarely news (a full disk fails the next write too) and must not replace the
-        run's one error line: it goes to DEBUG. The next run marks this one abandoned."""
+        """A step of ending a run. After a failure or a signal (`error`), its own failure must
+        not replace the run's one error line: it goes to DEBUG (the next run marks it abandoned)."""
         try:
             yield
         except Exception as exc:
@@ -490,8 +448,7 @@ class TargetPendo(TargetHooks):
     def _alert(
         self, status: str, error: BaseException | None, extra: dict[str, Any], path: Path
     ) -> None:
-        """One webhook message for a run that failed, stopped, or rejected too much; never
-        raises (see alert.py)."""
+        """One webhook message for a run that failed, stopped or rejected too much; never raises."""
         url = self.settings.alert_webhook_url
         over = self.run_context.report.over_rejected(self.settings.max_rejected_fraction)
         why = alert_trigger(status, over)
@@ -515,11 +472,6 @@ class TargetPendo(TargetHooks):
             self.logger.warning("Could not build the alert; none was sent.", exc_info=True)
             return
         send_alert(url, payload, network=self.run_context.network)
-
-
-def _json_kind(value: Any) -> str:
-    kinds = {type(None): "null", list: "a list", str: "a string", bool: "a boolean"}
-    return kinds.get(type(value), "a number")
 
 
 def config_schema() -> dict[str, Any]:

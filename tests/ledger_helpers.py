@@ -28,9 +28,8 @@ ledger.start_run(run_id, False)
 if stream:
     ledger.lease_stream(stream, run_id, 0)
 backend = 0
-session = getattr(ledger._leases, "session", None)  # PostgreSQL: the advisory-lock session
-if session is not None:
-    backend = session._execute("SELECT pg_backend_pid()")[0][0]
+if getattr(ledger._leases, "conn", None) is not None:  # PostgreSQL: the advisory-lock session
+    backend = ledger._leases._execute("SELECT pg_backend_pid()")[0][0]
 print("ready", backend, flush=True)
 time.sleep(120)
 """

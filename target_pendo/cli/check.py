@@ -8,12 +8,10 @@ it is not. Prints one line per key; exits 1 when a configured key fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import click
 
 from target_pendo.cli.options import SUBCOMMAND_CONTEXT, config_option, subcommand_config
-from target_pendo.config import Settings, config_secrets, parse_settings
+from target_pendo.config import config_secrets, parse_settings
 from target_pendo.errors import PendoError
 from target_pendo.network import Network
 from target_pendo.observe.redact import Redactor, shown_url
@@ -30,12 +28,7 @@ from target_pendo.pendo.client import PendoClient
 @click.pass_context
 def check_command(ctx: click.Context, config_paths: tuple[str, ...]) -> int:
     config = subcommand_config(ctx, config_paths)
-    return check_keys(parse_settings(config), config_secrets(config))
-
-
-def check_keys(settings: Settings, secrets: Iterable[str | None] = ()) -> int:
-    """Print one line per key; 1 when a configured key fails, else 0. `secrets`: the
-    config's, redacted from every line."""
+    settings = parse_settings(config)
     network = Network.from_environment()
     client = PendoClient(
         settings.api_url,
@@ -44,9 +37,7 @@ def check_keys(settings: Settings, secrets: Iterable[str | None] = ()) -> int:
         integration_key=settings.integration_key,
         request_timeout=settings.request_timeout,
         max_retry_seconds=min(settings.max_retry_seconds, 30),
-        redact=Redactor(
-            [settings.track_event_secret, settings.integration_key, *secrets, *network.secrets()]
-        ),
+        redact=Redactor([*config_secrets(config), *network.secrets()]),  # the keys among them
         network=network,
     )
     failures = 0
@@ -63,8 +54,7 @@ def check_keys(settings: Settings, secrets: Iterable[str | None] = ()) -> int:
             print("  track_event_secret: not set (event streams cannot sync)")
         if settings.integration_key:
             try:
-                writable = client.verify_integration_key()
-                if writable:
+                if client.verify_integration_key():
                     print("  integration_key: ok (valid, with write access)")
                 else:
                     failures += 1

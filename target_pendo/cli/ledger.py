@@ -1,13 +1,6 @@
 """`target-pendo ledger status|reset|retry|prune|export`: look at, forget, retry, prune or
-export the ledger (``observe/export.py``; `prune`: ``run/retention.py``, all of it at once).
-
-`retry --stream S` sends S's pending rows again without a tap, as a run would after the tap's
-rows: a run of its own, with its report, fed only the SCHEMA the stream was last synced with.
-`reset --stream S` forgets what the ledger knows of S, so the next run sends S's rows as new;
-the per-run log in `sync_rows` stays. Both need the same config as the sync (for `state_dir` /
-`ledger_url`), and wait for no run: while a run holds the stream's lease they fail at once,
-naming that run (or wait `ledger_wait_seconds`).
-"""
+export the ledger. `reset` and `retry`, asked for by a person, wait for no run: while a run
+holds the stream's lease they fail at once, naming that run (or wait `ledger_wait_seconds`)."""
 
 from __future__ import annotations
 
@@ -77,14 +70,20 @@ def ledger_command(
         assert stream is not None
         return retry_pending(config, url, stream, dry_run=dry_run)
     if action == "prune":
-        return prune_history(config, url)
-    # Looking changes nothing: no ledger file is created, no schema migrated.
+        settings = parse_settings(config)
+        if not (days := settings.retention_days):
+            print("retention_days is 0: all history is kept; nothing pruned")
+            return 0
+        with contextlib.closing(Ledger(url)) as ledger:
+            pruned = retention.prune(ledger, settings.state_dir, days, bounded=False)
+        print(pruned.describe(days))
+        if pruned.space_given_back:
+            print(f"the space they held in {ledger.where} was given back to the disk")
+        return 0
     with contextlib.closing(Ledger(url, read_only=action == "status")) as ledger:
         if stream and action == "reset":
-            # Not under a run that is syncing the stream: it would re-record what it sends.
+            # under the lease: a run syncing the stream would re-record what it sends
             run_id = f"ledger-reset-{uuid.uuid4().hex[:6]}"
-            # It waits only when 'ledger_wait_seconds' says so: it is asked for by a person,
-            # who should hear at once that a run holds the stream.
             wait = number_setting(config, "ledger_wait_seconds", unset=0.0)
             ledger.lease_stream(stream, run_id, wait)
             forgotten = ledger.reset_stream(stream)
@@ -99,7 +98,7 @@ def ledger_command(
 
 def retry_pending(config: dict[str, Any], url: str, stream: str, *, dry_run: bool) -> int:
     """Run the target on the stream's last SCHEMA and no rows: the run sends the pending queue
-    (``sinks/objects.py``) and writes its report, under the stream's lease like any run."""
+    and writes its report, under the stream's lease like any run."""
     settings = parse_settings(config)
     if not isinstance(settings.spec_for(stream), ObjectsSpec):
         raise ConfigError(
@@ -125,19 +124,4 @@ def retry_pending(config: dict[str, Any], url: str, stream: str, *, dry_run: boo
     TargetPendo.run_sync(
         config, parse_env=False, file_input=io.StringIO(line + "\n"), full_resync=False
     )
-    return 0
-
-
-def prune_history(config: dict[str, Any], url: str) -> int:
-    """Prune all history older than `retention_days`, then say what went."""
-    settings = parse_settings(config)
-    days = settings.retention_days
-    if not days:
-        print("retention_days is 0: all history is kept; nothing pruned")
-        return 0
-    with contextlib.closing(Ledger(url)) as ledger:
-        pruned = retention.prune(ledger, settings.state_dir, days, bounded=False)
-    print(pruned.describe(days))
-    if pruned.space_given_back:
-        print(f"the space they held in {ledger.where} was given back to the disk")
     return 0

@@ -1,11 +1,7 @@
-"""The `target-pendo` command: the SDK's sync command and the subcommands, as one click group,
-and `main`, its console entry point.
-
-Without a subcommand the SDK's own command runs the sync (its options, its `invoke`, its
-handling of warnings and of config validation errors, its console logging), with
-`--full-resync` added. `check`, `ledger` and `report` are click commands of the group, which
-read `--config` before or after them (``options.py``). The sync's other options before a
-subcommand are refused (exit 2), as they always were.
+"""The `target-pendo` command, and `main`, its console entry point: the SDK's sync command
+(its options, `invoke`, error handling and console logging, plus `--full-resync`) as a click
+group whose subcommands are `check`, `ledger` and `report`. The sync's other options before a
+subcommand are refused (exit 2).
 """
 
 from __future__ import annotations
@@ -95,8 +91,9 @@ class TargetPendoCommand(click.Group):
         ctx.exit(code or 0)
 
 
-def build_command(sync: click.Command) -> TargetPendoCommand:
-    """The `target-pendo` command around `sync`, the SDK's (`Target.get_singer_command`)."""
+def command() -> TargetPendoCommand:
+    """`target-pendo`: the SDK's sync command of TargetPendo, with `--full-resync`, as a group."""
+    sync = TargetPendo.get_singer_command()
     sync.params.append(click.Option(["--full-resync"], is_flag=True, help=FULL_RESYNC_HELP))
     for param in sync.params:
         if param.name == "config":
@@ -105,24 +102,13 @@ def build_command(sync: click.Command) -> TargetPendoCommand:
     return TargetPendoCommand(sync, [check_command, ledger_command, report_command])
 
 
-def command() -> TargetPendoCommand:
-    """`target-pendo`: TargetPendo's sync command (the SDK's, whose `invoke` builds the
-    target) with `--full-resync`, inside the group that adds `check`, `ledger` and `report`."""
-    return build_command(TargetPendo.get_singer_command())
-
-
 def main() -> None:
-    """Console entry point: one clear line instead of a traceback, for every error.
-
-    `target-pendo ledger ...` manages the sync ledger, `check` validates both keys, `report`
-    shows a run's report; `--full-resync` re-sends every object row once.
-    Exit codes: 0 success; 1 an error (one line on stderr naming what to fix); 128 + the
-    signal's number (130 SIGINT, 143 SIGTERM) when a signal stopped the run.
-    """
+    """Console entry point: one clear line instead of a traceback, for every error. Exit codes:
+    0 success; 1 an error; 128 + the signal's number (130 SIGINT, 143 SIGTERM) when a signal
+    stopped the run."""
     log = logging.getLogger("target-pendo")
     try:
-        # Not the SDK's `TargetPendo.cli`: it would set up console logging for the subcommands
-        # too; the group sets it up for a sync only, as the SDK would.
+        # Not `TargetPendo.cli`: it would set up console logging for the subcommands too.
         command()(prog_name="target-pendo")
     except RunStopped as exc:
         _fail(str(exc), exc.exit_code, prefix="target-pendo: ")

@@ -1,10 +1,7 @@
 """What the sync and the subcommands share: `--config`, given before a subcommand or after it.
-
-Meltano runs `meltano invoke target-pendo check` as `target-pendo --config FILE check`, so
-`--config` is taken before the subcommand (by the group) and after it (by the subcommand), and
-the subcommand reads both, in that order. Each file is read once (``config/files.py``): the
-group's `--config` reads its files, hands their settings to the SDK's sync command and keeps
-them in `ctx.meta` for a subcommand, which adds its own.
+Meltano runs `meltano invoke target-pendo check` as `target-pendo --config FILE check`, so the
+group's `--config` reads its files once, hands them to the SDK's sync command and keeps them in
+`ctx.meta` for a subcommand, which adds its own.
 """
 
 from __future__ import annotations
@@ -25,10 +22,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def read_group_config(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
-    """The group's `--config` (the SDK's option, this its callback): each file read, so one
-    that is not a JSON object fails as one line naming it (the SDK would print a traceback);
-    what was read kept for a subcommand, and handed to the sync as the SDK's own callback
-    would hand it."""
+    """The callback of the group's `--config` (the SDK's option): a file that is not a JSON
+    object fails as one line naming it, where the SDK would print a traceback."""
     given = GivenConfig.read(value)
     ctx.meta[GIVEN_BEFORE] = given
     return sdk_config_input(dict(given.files), parse_env=given.env)
@@ -47,8 +42,7 @@ def config_option(function: _F) -> _F:
 
 
 def subcommand_config(ctx: click.Context, paths: Sequence[str]) -> dict[str, Any]:
-    """A subcommand's config: the `--config` given before it (`target-pendo --config FILE
-    check`, as Meltano runs it), then its own, loaded as a sync loads them."""
+    """A subcommand's config: the `--config` given before it, then its own."""
     before: GivenConfig = ctx.meta.get(GIVEN_BEFORE, GivenConfig())
     return load_config(before.then(GivenConfig.read(paths)))
 

@@ -1,5 +1,4 @@
-"""`target-pendo report [RUN_ID] [--html FILE] [--list]`: a run's report from the ledger, as
-text (``report_text.py``) and as an HTML page (``report_html.py``); sends and changes nothing."""
+"""`target-pendo report [RUN_ID] [--html FILE] [--list]`: a run's report from the ledger."""
 
 from __future__ import annotations
 

@@ -1,15 +1,7 @@
-"""target-pendo's settings, from their declaration to the typed view a run uses.
-
-- ``schema.py``: every setting declared once (type, default, choices or range, description,
-  secrecy); the JSON schema the SDK shows (`--about`, the Meltano plugin definition, README's
-  table) and every default the parser and the dataclasses use are derived from it;
-- ``streams.py``: one stream's spec (`EventsSpec`, `ObjectsSpec`), checked;
-- ``settings.py``: the whole config checked into `Settings`, and what every command derives
-  from a config the same way (the ledger's URL, the secrets to redact);
-- ``text.py``: settings given as text (environment variables, Meltano's `string` kind);
-- ``files.py``: the `--config` files and `ENV`, each read once.
-
-It imports nothing of the CLI or the target: both import it.
+"""target-pendo's settings, from their declaration to the typed view a run uses: ``schema.py``
+declares every setting once, ``streams.py`` checks one stream's spec, ``settings.py`` the whole
+config, ``text.py`` reads settings given as text and ``files.py`` the `--config` files and
+`ENV`. It imports nothing of the CLI or the target: both import it.
 """
 
 from target_pendo.config.files import (
@@ -19,12 +11,7 @@ from target_pendo.config.files import (
     read_config_file,
     read_environment,
 )
-from target_pendo.config.schema import (
-    DEFAULTS,
-    REGION_HOSTS,
-    REGION_TRACK_HOSTS,
-    declared_schema,
-)
+from target_pendo.config.schema import DEFAULTS, REGION_HOSTS, REGION_TRACK_HOSTS, declared_schema
 from target_pendo.config.settings import (
     Settings,
     config_secrets,

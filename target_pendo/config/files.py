@@ -1,11 +1,7 @@
 """Where a config comes from: the `--config` files and `ENV` (the TARGET_PENDO_* variables),
-each read once, for a sync and a subcommand alike.
-
-A file is read here, not by the SDK, so that one that is not a JSON object fails as one line
-naming it; its numbers are read as the SDK reads them (decimals as Decimal), and the SDK is
-handed what was read (``cli/options.py``). The environment is read when the config is loaded:
-by the SDK through the target for a sync (``TargetPendo.environment_settings``), by `load`
-for a subcommand.
+each read once, for a sync and a subcommand alike. A file is read here, not by the SDK, so that
+one that is not a JSON object fails as one line naming it; decimals are read as Decimal, as the
+SDK reads them.
 """
 
 from __future__ import annotations
@@ -49,9 +45,8 @@ def read_config_file(path: str) -> dict[str, Any]:
 
 
 def json_mistake(exc: json.JSONDecodeError) -> str:
-    """What is wrong and where, for a person with the file open: the parser's reason and
-    place, but a trailing comma (which the parser only notices at the next `}` or `]`, often a
-    line later) where the comma is."""
+    """The parser's reason and place, but a trailing comma (which the parser only notices at the
+    next `}` or `]`, often a line later) where the comma is."""
     if exc.msg.startswith(("Expecting property name", "Expecting value")):
         before = exc.doc[: exc.pos].rstrip()
         if before.endswith(",") and exc.doc[exc.pos : exc.pos + 1] in ("}", "]"):
@@ -67,7 +62,7 @@ def json_mistake(exc: json.JSONDecodeError) -> str:
 
 def read_environment(schema: Mapping[str, Any]) -> dict[str, Any]:
     """`ENV`: the TARGET_PENDO_* variables (and the project's `.env`, found as the SDK finds
-    it) typed by the schema (the SDK's reader leaves numbers as text and misreads booleans)."""
+    it) typed by the schema."""
     load_dotenv(ENV_PREFIX)
     return environment_config(schema, ENV_PREFIX, os.environ)
 
@@ -96,8 +91,7 @@ class GivenConfig:
         )
 
     def load(self, schema: Mapping[str, Any]) -> dict[str, Any]:
-        """The config as a sync reads it: the files merged, `ENV` over all of them, then
-        values given as text typed and inert SDK settings refused (`text.prepare_config`)."""
+        """The config as a sync reads it: the files merged, `ENV` over them, `prepare_config`d."""
         config = dict(self.files)
         if self.env:
             config.update(read_environment(schema))

@@ -1,21 +1,17 @@
-"""Typed settings: the whole config is checked once, before any data is read.
-
-`parse_settings` turns the raw config into a frozen `Settings` and says, in one message, what
-is wrong with it, naming the setting. Types, defaults, choices and ranges are the ones
-``schema.py`` declares; stream specs are ``streams.py``'s. What every part of the target
-derives from a config the same way is here too: where the ledger is (`configured_ledger_url`)
-and which of its values are secret (`config_secrets`).
+"""The whole config checked once, before any data is read, into a frozen `Settings`; a problem
+is one message naming the setting. Also what every command derives from a config the same way:
+the ledger's URL (`configured_ledger_url`) and the secrets to redact (`config_secrets`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, cast
 
 from target_pendo.config.schema import (
@@ -26,12 +22,7 @@ from target_pendo.config.schema import (
     SETTING,
     UnmappedStreams,
 )
-from target_pendo.config.streams import (
-    WILDCARD_STREAM,
-    StreamSpec,
-    parse_stream_spec,
-    shown,
-)
+from target_pendo.config.streams import WILDCARD_STREAM, StreamSpec, parse_stream_spec, shown
 from target_pendo.errors import ConfigError
 from target_pendo.ledger import default_url, url_secret
 from target_pendo.observe.alert import webhook_secrets
@@ -57,15 +48,13 @@ class Settings:
     max_rejected_fraction: float = DEFAULTS["max_rejected_fraction"]
     dry_run: bool = DEFAULTS["dry_run"]
     call_log: bool = DEFAULTS["call_log"]
-    # False: key, field and masked reason only
     rejects_include_values: bool = DEFAULTS["rejects_include_values"]
     track_event_secret: str | None = field(default=None, repr=False)
     integration_key: str | None = field(default=None, repr=False)
     track_url: str = ""  # the Track host; parse_settings always sets it
     ledger_wait_seconds: float = DEFAULTS["ledger_wait_seconds"]
-    # 0: rows Pendo could not take are not retried
     retry_pending_days: float = DEFAULTS["retry_pending_days"]
-    retention_days: float = DEFAULTS["retention_days"]  # 0: the runs' history is kept for ever
+    retention_days: float = DEFAULTS["retention_days"]
     region: str = DEFAULTS["region"]
     api_url_set: bool = False  # 'api_url' given: the region's hosts are not used
     alert_webhook_url: str | None = field(default=None, repr=False)  # a secret: see alert.py
@@ -73,19 +62,14 @@ class Settings:
     @property
     def resolved_ledger_url(self) -> str:
         """The ledger the run writes to: 'ledger_url', else the SQLite file in 'state_dir'."""
-        return ledger_url_or_default(self.ledger_url, self.state_dir)
+        return self.ledger_url or default_url(self.state_dir)
 
     @property
     def secrets(self) -> list[str | None]:
         """Every secret of the config (`config_secrets`), for the run's redactor."""
-        urls: list[Any] = [self.api_url, self.track_url]
-        return _secrets(
-            self.track_event_secret,
-            self.integration_key,
-            self.resolved_ledger_url,
-            urls,
-            self.alert_webhook_url,
-        )
+        keys = [self.track_event_secret, self.integration_key]
+        urls = [self.api_url, self.track_url]
+        return _secrets(keys, self.resolved_ledger_url, urls, self.alert_webhook_url)
 
     def spec_for(self, stream: str) -> StreamSpec | None:
         """The stream's own spec, else the `*` default applied to it, else None."""
@@ -103,18 +87,15 @@ class Settings:
 
 # --- one setting, checked as schema.py declares it --------------------------------------------
 def _number(config: Mapping[str, Any], key: str, default: float, rule: str) -> float:
-    """A finite number from the config. The SDK reads config files with decimals as Decimal
-    and environment variables as text, so both are accepted."""
+    """A finite number; a Decimal (the SDK's reading of a file's decimals) and text pass."""
     value = config.get(key)
     if value is None:
         return default
-    number: float | None = None
+    number = math.nan
     if isinstance(value, int | float | Decimal | str) and not isinstance(value, bool):
-        try:
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
             number = float(value)
-        except (TypeError, ValueError, OverflowError):
-            number = None
-    if number is None or not math.isfinite(number):
+    if not math.isfinite(number):
         raise ConfigError(f"setting '{key}' must be {rule}, got {shown(value)}")
     return number
 
@@ -128,13 +109,6 @@ def number_setting(config: Mapping[str, Any], key: str, *, unset: float | None =
     if not low <= number <= high:
         raise ConfigError(f"setting '{key}' must be {rule}, got {shown(config.get(key))}")
     return number
-
-
-def whole_number_setting(config: Mapping[str, Any], key: str) -> int:
-    number = number_setting(config, key)
-    if number != int(number):
-        raise ConfigError(f"setting '{key}' must be a whole number, got {number}")
-    return int(number)
 
 
 def flag_setting(config: Mapping[str, Any], key: str) -> bool:
@@ -164,43 +138,28 @@ def text_setting(config: Mapping[str, Any], key: str) -> str:
 
 
 # --- what every command derives from a config the same way ------------------------------------
-def ledger_url_or_default(ledger_url: str | None, state_dir: str | Path) -> str:
-    """'ledger_url', else the SQLite file under 'state_dir'."""
-    return ledger_url or default_url(state_dir)
-
-
 def configured_ledger_url(config: Mapping[str, Any]) -> str:
-    """The ledger a config's sync writes to, for a subcommand that reads or changes it without
-    parsing the whole config (`ledger status`, `report`)."""
-    return ledger_url_or_default(config.get("ledger_url"), text_setting(config, "state_dir"))
+    """`Settings.resolved_ledger_url` without parsing the whole config (`ledger status`)."""
+    return config.get("ledger_url") or default_url(text_setting(config, "state_dir"))
 
 
 def config_secrets(config: Mapping[str, Any]) -> list[str | None]:
-    """Every secret a config holds, for a subcommand that does not parse the whole config:
-    the same list as `Settings.secrets`."""
+    """`Settings.secrets` without parsing the whole config."""
+    keys = [config.get("track_event_secret"), config.get("integration_key")]
+    urls = [config.get("api_url"), config.get("track_url")]
     webhook = config.get("alert_webhook_url")
-    return _secrets(
-        config.get("track_event_secret"),
-        config.get("integration_key"),
-        configured_ledger_url(config),
-        [config.get("api_url"), config.get("track_url")],
-        webhook if isinstance(webhook, str) else None,
-    )
+    webhook = webhook if isinstance(webhook, str) else None
+    return _secrets(keys, configured_ledger_url(config), urls, webhook)
 
 
 def _secrets(
-    track_event_secret: str | None,
-    integration_key: str | None,
-    ledger_url: str,
-    urls: list[Any],
-    webhook: str | None,
+    keys: list[str | None], ledger_url: str, urls: list[Any], webhook: str | None
 ) -> list[str | None]:
     """Every secret of a config, to redact wherever one could be echoed: the keys, the ledger
     URL's password, credentials in 'api_url' and 'track_url', the webhook URL and its token
     (urllib3 logs the path it posts an alert to; see alert.py)."""
     return [
-        track_event_secret,
-        integration_key,
+        *keys,
         url_secret(ledger_url),
         *(secret for url in urls for secret in url_secrets(url)),
         *(webhook_secrets(webhook) if webhook else []),
@@ -250,16 +209,6 @@ def base_url(config: Mapping[str, Any], key: str) -> str | None:
     return raw.strip().rstrip("/")
 
 
-def resolve_hosts(config: Mapping[str, Any]) -> tuple[str, str]:
-    """(API host, Track host): `api_url` serves both when set (emulator, proxy), `track_url`
-    overrides the Track host; else the region's hosts."""
-    region = choice_setting(config, "region")
-    api_url = base_url(config, "api_url")
-    track_url = base_url(config, "track_url")
-    api = api_url or REGION_HOSTS[region]
-    return api, track_url or api_url or REGION_TRACK_HOSTS[region]
-
-
 def key_region_warnings(settings: Settings) -> list[str]:
     """Keys seen in the wild end in their region (`….us`, `….eu`); one that disagrees with
     'region' gets a 403 on every call, so say so before the first one."""
@@ -270,7 +219,7 @@ def key_region_warnings(settings: Settings) -> list[str]:
         ("track_event_secret", settings.track_event_secret),
         ("integration_key", settings.integration_key),
     ):
-        suffix = (key or "").rsplit(".", 1)[-1].lower() if key and "." in key else ""
+        suffix = key.rsplit(".", 1)[-1].lower() if key and "." in key else ""
         if suffix in REGION_HOSTS and suffix != settings.region:
             warnings.append(
                 f"setting '{setting}' ends in '.{suffix}', which looks like a key of Pendo's "
@@ -328,12 +277,17 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
             f"(0: no client-side limit), got {shown(config.get('max_requests_per_second'))}"
         )
     unmapped = cast(UnmappedStreams, choice_setting(config, "unmapped_streams"))
-    concurrency = whole_number_setting(config, "max_concurrency")
-    api_url, track_url = resolve_hosts(config)
+    concurrency = number_setting(config, "max_concurrency")
+    if concurrency != int(concurrency):
+        raise ConfigError(f"setting 'max_concurrency' must be a whole number, got {concurrency}")
+    # `api_url` serves both hosts when set (emulator, proxy); `track_url` overrides Track's.
+    region = choice_setting(config, "region")
+    api_url = base_url(config, "api_url")
+    track_url = base_url(config, "track_url") or api_url or REGION_TRACK_HOSTS[region]
     return Settings(
-        api_url=api_url,
+        api_url=api_url or REGION_HOSTS[region],
         track_url=track_url,
-        region=choice_setting(config, "region"),
+        region=region,
         api_url_set=bool(config.get("api_url")),
         ledger_url=config.get("ledger_url") or None,
         full_resync=flag_setting(config, "full_resync"),
@@ -346,7 +300,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         streams=streams,
         default_stream=default_stream,
         unmapped_streams=unmapped,
-        max_concurrency=concurrency,
+        max_concurrency=int(concurrency),
         max_requests_per_second=rate,
         request_timeout=number_setting(config, "request_timeout"),
         max_retry_seconds=number_setting(config, "max_retry_seconds"),

@@ -1,7 +1,6 @@
 """One stream's spec (an entry of `streams`) as a frozen dataclass, checked once, every problem
-named with the stream. Unknown keys are errors, not ignored: a typo such as
-`visitor_id_colum` would otherwise silently send every row to the rejects file. Which keys a
-sync takes, their defaults and allowed values are declared in ``schema.py``.
+named with the stream. Unknown keys are errors: a typo such as `visitor_id_colum` would
+otherwise silently send every row to the rejects file.
 """
 
 from __future__ import annotations
@@ -59,12 +58,8 @@ class EventsSpec:
 
     def used_columns(self) -> set[str]:
         """Columns consumed by the event itself, so not copied into default properties."""
-        cols = {self.visitor_id_column}
-        for col in (self.event_name_column, self.account_id_column, self.timestamp_column):
-            if col:
-                cols.add(col)
-        cols.update(self.context_columns.values())
-        return cols
+        optional = (self.event_name_column, self.account_id_column, self.timestamp_column)
+        return {self.visitor_id_column, *filter(None, optional), *self.context_columns.values()}
 
 
 @dataclass(frozen=True)
@@ -125,20 +120,7 @@ def _choice(stream: str, raw: Mapping[str, Any], key: str) -> str:
     return str(value)
 
 
-def _refuse_unknown_keys(
-    stream: str, raw: Mapping[str, Any], allowed: frozenset[str], kind: str
-) -> None:
-    """A typo such as `visitor_id_colum` must not silently fall back to a default."""
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise StreamConfigError(
-            stream,
-            f"unknown setting(s) {unknown} for {kind} stream; valid ones are {sorted(allowed)}",
-        )
-
-
 def _parse_events_spec(stream: str, raw: Mapping[str, Any]) -> EventsSpec:
-    _refuse_unknown_keys(stream, raw, EVENT_KEYS, "an events")
     visitor_col = _opt_str(stream, raw, "visitor_id_column")
     if not visitor_col:
         raise StreamConfigError(
@@ -181,7 +163,6 @@ def _parse_events_spec(stream: str, raw: Mapping[str, Any]) -> EventsSpec:
 
 
 def _parse_objects_spec(stream: str, sync: str, raw: Mapping[str, Any]) -> ObjectsSpec:
-    _refuse_unknown_keys(stream, raw, OBJECT_KEYS, f"a '{sync}'")
     create = raw.get("create_missing_fields", SPEC_DEFAULTS["create_missing_fields"])
     if not isinstance(create, bool):
         raise StreamConfigError(
@@ -189,11 +170,8 @@ def _parse_objects_spec(stream: str, sync: str, raw: Mapping[str, Any]) -> Objec
         )
     batch_size = raw.get("batch_size", SPEC_DEFAULTS["batch_size"])
     low, high = SPEC_KEY["batch_size"].limits()
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or not low <= batch_size <= high
-    ):
+    whole = isinstance(batch_size, int) and not isinstance(batch_size, bool)
+    if not whole or not low <= batch_size <= high:
         raise StreamConfigError(
             stream,
             f"'batch_size' must be a whole number from {low} to {high}, got {shown(batch_size)}",
@@ -232,10 +210,17 @@ def parse_stream_spec(stream: str, raw: Any) -> StreamSpec:
     if not isinstance(raw, Mapping):
         raise StreamConfigError(stream, f"the spec must be an object, got {raw!r}")
     sync = raw.get("sync", SPEC_DEFAULTS["sync"])
+    if sync != "events" and sync not in OBJECT_SYNCS:
+        raise StreamConfigError(
+            stream, f"'sync' must be 'events' or one of {list(OBJECT_SYNCS)}, got {sync!r}"
+        )
+    allowed, kind = (EVENT_KEYS, "an events") if sync == "events" else (OBJECT_KEYS, f"a '{sync}'")
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise StreamConfigError(
+            stream,
+            f"unknown setting(s) {unknown} for {kind} stream; valid ones are {sorted(allowed)}",
+        )
     if sync == "events":
         return _parse_events_spec(stream, raw)
-    if sync in OBJECT_SYNCS:
-        return _parse_objects_spec(stream, sync, raw)
-    raise StreamConfigError(
-        stream, f"'sync' must be 'events' or one of {list(OBJECT_SYNCS)}, got {sync!r}"
-    )
+    return _parse_objects_spec(stream, sync, raw)

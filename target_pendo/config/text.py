@@ -1,10 +1,6 @@
-"""Settings that arrive as text, typed as the schema declares them.
-
-Environment variables are text, and Meltano hands text over for a setting whose kind is
-`string`: its `decimal` kind cannot be used, because Meltano 4 turns such a value from the
-environment into a Decimal and then fails to write the plugin's config file ("Object of type
-Decimal is not JSON serializable"). So every typed setting is also read from text, strictly:
-a typo stops the run naming the setting, instead of becoming 0 or false.
+"""Settings that arrive as text (environment variables; Meltano's `string` kind, since its
+`decimal` kind fails: "Object of type Decimal is not JSON serializable"), typed as the schema
+declares them, strictly: a typo stops the run naming the setting instead of becoming 0 or false.
 """
 
 from __future__ import annotations
@@ -32,10 +28,8 @@ def schema_types(prop: Mapping[str, Any]) -> set[str]:
 
 
 def setting_from_text(key: str, prop: Mapping[str, Any], text: str, source: str) -> Any:
-    """One setting's value from text (an environment variable, or what Meltano wrote), typed
-    as its schema says. Empty text is no value (the default). `source` names where the text
-    came from, for the message; a string setting is returned as it is, so no secret is ever
-    quoted back."""
+    """One setting's value from text, typed as its schema says; empty text is no value. A string
+    setting is returned as it is, so no message ever quotes a secret back."""
     types = schema_types(prop)
     if not types or "string" in types:
         return text
@@ -77,16 +71,13 @@ def setting_from_text(key: str, prop: Mapping[str, Any], text: str, source: str)
     return text
 
 
-# A key separator of Meltano's flattened objects: a dot, unless escaped (`\.`, a literal dot).
 _MELTANO_SEPARATOR = re.compile(r"(?<!\\)\.")
 
 
 def meltano_nested(value: dict[str, Any]) -> dict[str, Any]:
-    """`streams` as Meltano hands it over in TARGET_PENDO_STREAMS (to a plugin command, which
-    gets no config file: `--config=ENV`): flattened, {"users.sync": "visitor",
-    "users.agent_fields.email": "email"}, a literal dot in a name escaped as `\\.`. Nested again,
-    as Meltano nests it for a config file. Anything else (a spec per stream) is returned as it
-    is: the values of `streams` are objects, so a flattened one cannot pass for one."""
+    """`streams` as Meltano flattens it in TARGET_PENDO_STREAMS ({"users.sync": "visitor"}, a
+    literal dot escaped as `\\.`), nested again. Anything else is returned as it is: the values
+    of `streams` are objects, so a flattened one cannot pass for one."""
     flattened = any(_MELTANO_SEPARATOR.search(k) for k in value) and not any(
         isinstance(v, dict) and v for v in value.values()
     )
@@ -109,10 +100,8 @@ def meltano_nested(value: dict[str, Any]) -> dict[str, Any]:
 def environment_config(
     schema: Mapping[str, Any], prefix: str, environ: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The settings given as `<PREFIX><SETTING>` environment variables (`--config ENV`), each
-    typed by its schema entry. The SDK's own reader passes numbers on as text, which its
-    schema check then refuses, and reads a misspelt boolean as false. `streams` flattened the
-    way Meltano passes it is nested again (`meltano_nested`)."""
+    """The `<PREFIX><SETTING>` environment variables (`--config ENV`), typed by the schema: the
+    SDK's own reader passes numbers on as text and reads a misspelt boolean as false."""
     config: dict[str, Any] = {}
     for key, prop in schema.get("properties", {}).items():
         name = prefix + key.upper().replace("-", "_")
@@ -126,9 +115,8 @@ def environment_config(
 
 
 def prepare_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
-    """The config as a sync, `check` and `ledger` all use it: typed settings given as text
-    (Meltano's `string` kind, hand-written files) typed, and SDK settings that do nothing here
-    refused when set to anything but their default."""
+    """The config as every command uses it: settings given as text typed, and SDK settings that
+    do nothing here refused when set to anything but their default."""
     properties = schema.get("properties", {})
     prepared = dict(config)
     for key, value in config.items():

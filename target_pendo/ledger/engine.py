@@ -1,10 +1,10 @@
-"""Opening a ledger: its URL, the SQLAlchemy engine for its backend (SQLite's pragmas,
-PostgreSQL's keepalives, a read-only view's sessions), and the schema made current (read-write)
-or read as it is (read-only). `Database` is the opened ledger every other part works on."""
+"""Opening a ledger: the engine for its backend, and its schema made current (read-write) or
+read as it is (read-only). `Database` is the opened ledger every other part works on."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sqlite3
 import threading
@@ -40,21 +40,17 @@ def in_chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
 
 @dataclass(eq=False)
 class Database:
-    """An opened ledger: its engine, the lock that lets one write transaction run at a time
-    (every part that writes takes it), and its errors' translation."""
+    """An opened ledger; every part that writes takes `write_lock`: one write at a time."""
 
-    engine: sa.Engine  # read-only and shown as empty: an empty ledger in memory
+    engine: sa.Engine  # shown as empty: an empty ledger in memory
     errors: Errors
     is_sqlite: bool  # the ledger's own backend, by its URL
     write_lock: threading.Lock = field(default_factory=threading.Lock)
-    # read-only: an older ledger is read as it is (lookups leave out what it lacks)
-    version_found: int = SCHEMA_VERSION
-    # read-only, shown as empty: the version found (0: no ledger)
-    view_version: int | None = None
+    version_found: int = SCHEMA_VERSION  # read-only: lookups leave out what an older one lacks
+    view_version: int | None = None  # shown as empty: the version found (0: no ledger)
 
     @contextlib.contextmanager
     def transaction(self, doing: str) -> Iterator[sa.Connection]:
-        """A write transaction: one at a time (`write_lock`), committed at the end."""
         with self.errors.guard(doing), self.write_lock, self.engine.begin() as conn:
             yield conn
 
@@ -63,8 +59,7 @@ class Database:
             return list(conn.execute(query))
 
     def schema_version(self) -> int:
-        """The schema version of the ledger on disk (0: none; read-only and shown as empty:
-        the version that was found)."""
+        """The schema version of the ledger on disk (0: none)."""
         if self.view_version is not None:
             return self.view_version
         with self.errors.guard("reading its schema version"), self.engine.connect() as conn:
@@ -72,8 +67,7 @@ class Database:
 
 
 def default_url(state_dir: str | Path) -> str:
-    path = Path(state_dir).resolve() / "ledger.sqlite3"
-    return f"sqlite:///{path}"
+    return f"sqlite:///{Path(state_dir).resolve() / 'ledger.sqlite3'}"
 
 
 def url_secret(url: str) -> str | None:
@@ -85,8 +79,6 @@ def url_secret(url: str) -> str | None:
 
 
 def open_database(url: str, *, read_only: bool) -> Database:
-    """Open the ledger at `url`: read-write, made current (created, migrated) and checked
-    writable; or read-only, never touched (see `_open_read_only`)."""
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError:
@@ -95,19 +87,15 @@ def open_database(url: str, *, read_only: bool) -> Database:
         ) from None
     is_sqlite = parsed.get_backend_name() == "sqlite"
     hidden = parsed.render_as_string(hide_password=True)
-    # The SQLite file (None: in memory, or not SQLite); absolute, so a chdir later does not
-    # move the lock files away from the database.
+    # absolute: a chdir later does not move the lock files away from the database
     path = _sqlite_file(parsed) if is_sqlite else None
     errors = Errors(hidden, str(path) if path is not None else hidden, path, parsed.password)
-    if read_only:
-        return _open_read_only(parsed, errors, is_sqlite)
-    return _open_read_write(parsed, errors, is_sqlite)
+    return (_open_read_only if read_only else _open_read_write)(parsed, errors, is_sqlite)
 
 
 def _create_engine(parsed: sa.URL, **kwargs: Any) -> sa.Engine:
     if parsed.get_driver_name() in ("psycopg", "psycopg2"):  # libpq: it knows keepalives
-        # A server that vanished is noticed in about a minute instead of hanging the run
-        # (unless the URL sets its own).
+        # a vanished server is noticed in about a minute, not hanging the run (unless the URL says)
         keepalives = PG_KEEPALIVE_CONNECT_ARGS.items()
         kwargs["connect_args"] = {k: v for k, v in keepalives if k not in parsed.query}
     try:
@@ -168,8 +156,7 @@ def _make_folder(folder: Path) -> None:
 
 
 def _open_read_only(parsed: sa.URL, errors: Errors, is_sqlite: bool) -> Database:
-    """Look, never touch: no file, folder, migration, write or lease. A ledger that is not
-    there (or not readable by this version) is shown as an empty one."""
+    """Look, never touch; a ledger not there (or not readable by this version) shows empty."""
     path = errors.path
     if is_sqlite and path is None:
         return _empty_view(errors, is_sqlite, 0)  # in memory: nothing to read
@@ -182,10 +169,9 @@ def _open_read_only(parsed: sa.URL, errors: Errors, is_sqlite: bool) -> Database
             )
             return _empty_view(errors, is_sqlite, 0)
         uri = path.as_uri() + "?mode=ro"
-
-        def connect() -> sqlite3.Connection:
-            return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
-
+        connect = functools.partial(
+            sqlite3.connect, uri, uri=True, check_same_thread=False, timeout=30
+        )
         engine = _create_engine(
             sa.make_url("sqlite://"), creator=connect, poolclass=sa.pool.QueuePool
         )
@@ -220,8 +206,7 @@ def _open_read_only(parsed: sa.URL, errors: Errors, is_sqlite: bool) -> Database
 
 
 def _empty_view(errors: Errors, is_sqlite: bool, version: int) -> Database:
-    """Serve lookups from an empty, current-schema ledger in memory: every query works and
-    finds nothing, and the real ledger (if any) is left exactly as it was."""
+    """An empty current-schema ledger in memory: every query works and finds nothing."""
     engine = sa.create_engine(
         "sqlite://", poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False}
     )
@@ -231,8 +216,7 @@ def _empty_view(errors: Errors, is_sqlite: bool, version: int) -> Database:
 
 
 def _sqlite_file(parsed: sa.URL) -> Path | None:
-    """The database file of a SQLite URL, also in URI form (`sqlite:///file:x.db?uri=true`);
-    None in memory."""
+    """The file of a SQLite URL, also in URI form (`sqlite:///file:x.db?uri=true`)."""
     database = parsed.database or ""
     if parsed.query.get("uri") in ("true", "1") and database.startswith("file:"):
         database = urllib.parse.unquote(urllib.parse.urlparse(database).path)
@@ -243,22 +227,16 @@ def _sqlite_file(parsed: sa.URL) -> Path | None:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     """WAL + synchronous=NORMAL: a commit per accepted call costs microseconds, not a fsync.
-
-    WAL is a property of the file, set once. Switching to it needs the file to itself, and
-    SQLite answers "database is locked" at once, without waiting its busy timeout, when
-    another connection is opening the same new ledger at that moment: so the mode is only
-    set when it is not WAL yet, and retried for a few seconds."""
-    cursor = dbapi_conn.cursor()
-    try:
-        # Before WAL, which fixes the file's layout: a new ledger gives pages freed by the
-        # retention window's prune back to the disk (`incremental_vacuum`); on an older file
-        # this only names the mode its next VACUUM switches to (`ledger prune` runs one).
+    Switching a file to WAL needs it to itself: SQLite answers "database is locked" at once
+    while another connection opens the same new ledger, so the switch is retried a while."""
+    with contextlib.closing(dbapi_conn.cursor()) as cursor:
+        # Before WAL fixes the layout: a new file gives pruned pages back to the disk; an older
+        # one switches at its next VACUUM (`ledger prune`).
         cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         deadline = time.monotonic() + _WAL_SWITCH_SECONDS
         while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             try:
-                # Answers the mode now in force: "wal", or "memory" for an in-memory ledger,
-                # which has no WAL to switch to. Either way the switch is settled.
+                # settled either way: "wal", or "memory" for an in-memory ledger (no WAL)
                 cursor.execute("PRAGMA journal_mode=WAL")
                 break
             except sqlite3.OperationalError as exc:
@@ -266,12 +244,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
                     raise
                 time.sleep(0.05)
         cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
 
 
 def _pg_read_only(dbapi_conn: Any, _record: Any) -> None:
-    """A read-only view's sessions refuse writes on the server too, whatever a caller runs."""
+    """A read-only view's sessions refuse writes on the server too."""
     cursor = dbapi_conn.cursor()
     cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
     cursor.close()

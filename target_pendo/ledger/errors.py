@@ -1,9 +1,5 @@
-"""The ledger's errors, and the translation of the database's errors into them: a one-line
-message that names the file, URL (password hidden) or table and says what to do.
-
-The drivers need not be importable here: psycopg's errors are known by their SQLSTATE, and
-both drivers' by what their message says.
-"""
+"""The ledger's errors, and the database's errors translated into them: one line that names
+the file, URL (password hidden) or table and says what to do."""
 
 from __future__ import annotations
 
@@ -26,28 +22,23 @@ class LedgerError(TargetPendoError):
 
 
 class LedgerOpenError(LedgerError, ConfigError):
-    """The ledger cannot be opened at all (unreachable server, unusable URL or file): a
-    configuration problem, found before any data is read or sent."""
+    """The ledger cannot be opened at all: a configuration problem, found before any data."""
 
 
 class LedgerBusyError(LedgerError):
     """Another live run holds the lease on a stream (or the run id) this run asked for."""
 
-    def __init__(
-        self, message: str, *, stream: str | None = None, holder: LeaseHolder | None = None
-    ) -> None:
+    def __init__(self, message: str, *, holder: LeaseHolder | None = None) -> None:
         super().__init__(message)
-        self.stream = stream
         self.holder = holder
 
 
 class LedgerCorruptError(LedgerError):
-    """The ledger's file or tables are damaged: not a database, or an expected table gone."""
+    """The ledger is damaged: not a database, or an expected table gone."""
 
 
 class LedgerStorageError(LedgerError):
-    """The ledger cannot be written where it is: folder not creatable, read-only, disk full,
-    disk I/O error."""
+    """The ledger cannot be written where it is: read-only, disk full or failing."""
 
 
 class LedgerReadOnlyError(LedgerError):
@@ -56,8 +47,7 @@ class LedgerReadOnlyError(LedgerError):
 
 @dataclass(frozen=True)
 class Errors:
-    """How one ledger's problems read: `where` names it (its file, or its URL with the
-    password hidden), `url` is its URL with the password hidden, `path` its SQLite file."""
+    """How one ledger's problems read: `where` names it (its file, else `url`, password hidden)."""
 
     url: str
     where: str
@@ -65,7 +55,6 @@ class Errors:
     password: str | None = field(repr=False)  # hidden from every message
 
     def fresh_advice(self) -> str:
-        """How to start over with an empty ledger, and what that costs."""
         then = "(the next run then sends every event again and every object once)"
         if self.path is not None:
             return f"move {self.path} aside to start an empty ledger {then}"
@@ -74,8 +63,7 @@ class Errors:
 
     @contextlib.contextmanager
     def guard(self, doing: str, *, opening: bool = False) -> Iterator[None]:
-        """Turn the database's errors while `doing` into one-line `LedgerError`s naming the
-        ledger (`opening`: one no other case explains is a LedgerOpenError)."""
+        """Database errors while `doing` as LedgerErrors (`opening`: LedgerOpenError at worst)."""
         try:
             yield
         except TargetPendoError:
@@ -87,7 +75,7 @@ class Errors:
             raise error from exc
 
     def translate(self, exc: Exception, doing: str, opening: bool) -> LedgerError | None:
-        """The LedgerError for a database error (None: not one, or a bug to show as is)."""
+        """None: not a database error, or a bug to show as is."""
         orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
         # psycopg has `sqlstate`, psycopg2 `pgcode`; the drivers need not be importable here
         sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
@@ -99,8 +87,7 @@ class Errors:
             text = text.replace(self.password, "***")
         low = text.lower()
         where = self.where
-        table = re.search(r'no such table: (\w+)|relation "(\w+)" does not exist', text)
-        if table:
+        if table := re.search(r'no such table: (\w+)|relation "(\w+)" does not exist', text):
             name = table.group(1) or table.group(2)
             return LedgerCorruptError(
                 f"the ledger at {where} has no table '{name}' (found while {doing}): it was "

@@ -1,17 +1,10 @@
-"""`Ledger`: the object the rest of target-pendo holds, made of the ledger's parts.
-
-Each method hands its work to the part that does it (`queries`, `writes`, `runs`, `leases`,
-`history`); what the facade itself decides is what a read-only ledger does when asked to
-write: nothing, or refuse (`reset_stream`, asked for by a person).
-"""
+"""`Ledger`, each method the part that does it; what the facade decides is what a read-only
+ledger does when asked to write: nothing, or refuse (`reset_stream`, asked for by a person)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
-
-import sqlalchemy as sa
 
 import target_pendo.ledger.history as history
 import target_pendo.ledger.leases as leases
@@ -30,8 +23,7 @@ R = TypeVar("R")
 def _on_db(
     part: Callable[Concatenate[Database, P], R], read_only_gives: Callable[[], R] | None = None
 ) -> Callable[Concatenate[Ledger, P], R]:
-    """A Ledger method that is `part` on its database. With `read_only_gives`, a write, which
-    a read-only ledger (a dry run, `ledger status`, `report`) skips, returning that."""
+    """`part` on the ledger's database; `read_only_gives`: a write a read-only ledger skips."""
 
     def method(self: Ledger, /, *args: P.args, **kwargs: P.kwargs) -> R:
         if read_only_gives is not None and self.read_only:
@@ -42,47 +34,31 @@ def _on_db(
 
 
 class Ledger:
-    """The sync ledger at `url` (see the package's docstring). Thread-safe: sinks drained in
-    parallel and HTTP workers record through one instance. `read_only` (dry runs, `ledger
-    status`, `report`): look up, never write: no file, no migration, no lease."""
+    """The sync ledger at `url`. Thread-safe: sinks drained in parallel and HTTP workers record
+    through one instance. `read_only`: look up, never write: no file, no migration, no lease."""
 
     def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.read_only = read_only
         self._db = open_database(url, read_only=read_only)
+        self.engine = self._db.engine  # for the sync-log export, which reads under `reading`
+        self.where = self._db.errors.where
+        self.reading = self._db.errors.guard
         self._writer: RowWriter | None = None
         if not read_only:
             with disposed_on_failure(self._db.engine):
                 self._writer = RowWriter(self._db)
-        # chosen once, by the backend: flock files (SQLite) or advisory locks (PostgreSQL)
         self._leases = leases.for_database(self._db)
         self._closed = False
 
-    @property
-    def engine(self) -> sa.Engine:
-        """For readers of the tables outside the ledger (the sync-log export), with `reading`."""
-        return self._db.engine
-
-    @property
-    def where(self) -> str:
-        """The ledger for a message: its file, or its URL with the password hidden."""
-        return self._db.errors.where
-
-    def reading(self, doing: str) -> contextlib.AbstractContextManager[None]:
-        """For a reader of the tables outside this class (the sync-log export): a database
-        error while `doing` becomes a LedgerError whose one line names the ledger."""
-        return self._db.errors.guard(doing)
-
     schema_version = _on_db(Database.schema_version)
 
-    # --- leases and runs: a read-only ledger takes no lease and records no run -----------------
     def lease_stream(self, stream: str, run_id: str, wait_seconds: float) -> None:
-        """Make this run the only writer of `stream` until `close()` (or `release_leases()`);
-        see `Leases.lease_stream`. Call it before the stream's first lookup or send."""
+        """Make this run the only writer of `stream` until `close()` or `release_leases()`:
+        call it before the stream's first lookup or send."""
         if not self.read_only:
             self._leases.lease_stream(stream, run_id, wait_seconds)
 
     def release_leases(self) -> None:
-        """Give back every stream lease of this Ledger (done by `close()` too)."""
         self._leases.release_streams()
 
     def start_run(self, run_id: str, full_resync: bool) -> list[str]:
@@ -94,9 +70,8 @@ class Ledger:
         if not self.read_only:
             runs.finish_run(self._db, self._leases, run_id, status, report)
 
-    # --- rows -------------------------------------------------------------------------------
     def record(self, stream: str, run_id: str, outcomes: Sequence[RowOutcome]) -> None:
-        if self._writer is not None:  # None: read-only, which records nothing
+        if self._writer is not None:  # None: read-only
             self._writer.record(stream, run_id, outcomes)
 
     drop_pending = _on_db(writes.drop_pending, lambda: None)
@@ -122,13 +97,12 @@ class Ledger:
     run_outcomes = _on_db(queries.run_outcomes)
     run_reject_reasons = _on_db(queries.run_reject_reasons)
 
-    # --- retention ----------------------------------------------------------------------------
     prune_history = _on_db(history.prune_history, lambda: HistoryPruned(0, 0, False))
     give_space_back = _on_db(history.give_space_back, lambda: False)
 
     def close(self) -> None:
-        """Release every lease and lock of this Ledger and its connections (idempotent). A run
-        closed without `finish_run` stays `running` until the next run marks it abandoned."""
+        """Release every lease, lock and connection (idempotent). A run closed without
+        `finish_run` stays `running` until the next run marks it abandoned."""
         if self._closed:
             return
         self._closed = True

@@ -1,7 +1,6 @@
-"""The retention window's part in the ledger: runs older than the window forgotten (their
-`sync_rows` lines, then their `sync_runs` row), and the space that freed given back to the
-disk. `row_state` (what Pendo holds, what is pending) is state, not history: never pruned by
-age. `target_pendo/run/retention.py` decides when, and prunes the files under `state_dir`."""
+"""The retention window's part in the ledger (`run/retention.py` decides when): old runs'
+`sync_rows` lines, then their `sync_runs` row, forgotten, and the space given back to the disk.
+`row_state` (what Pendo holds, what is pending) is state, not history: never pruned by age."""
 
 from __future__ import annotations
 
@@ -22,8 +21,7 @@ _INCREMENTAL_VACUUM = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 
 @dataclass(frozen=True)
 class HistoryPruned:
-    """What one prune of the retention window did: runs forgotten, sync_rows lines deleted,
-    and whether older history is left (the prune stopped at its bounds)."""
+    """`more`: older history is left (the prune stopped at its bounds)."""
 
     runs: int
     rows: int
@@ -33,10 +31,8 @@ class HistoryPruned:
 def prune_history(
     db: Database, before: str, *, max_rows: int | None = None, max_seconds: float | None = None
 ) -> HistoryPruned:
-    """Forget the runs that started before `before` (an ISO time), but any still running.
-    Oldest runs first, in short transactions, so runs writing at the same time wait
-    milliseconds; bounded by `max_rows` and `max_seconds` (None: until done) so that the first
-    run on a large old ledger does not stall."""
+    """Forget the runs that started before `before` but running ones, oldest first, in short
+    transactions (a concurrent run waits milliseconds), within the bounds (None: unbounded)."""
     started = time.monotonic()
     runs = rows = 0
     t = sync_runs.c
@@ -55,16 +51,13 @@ def prune_history(
         "SELECT ctid FROM sync_rows WHERE run_id = :r LIMIT :n))"
     )
 
-    def spent() -> bool:
-        return (max_rows is not None and rows >= max_rows) or (
-            max_seconds is not None and time.monotonic() - started >= max_seconds
-        )
-
     doing = "pruning runs older than the retention window"
     while found := [r[0] for r in db.read(doing, old_runs)]:
         for run_id in found:
             while True:
-                if spent():
+                if (max_rows is not None and rows >= max_rows) or (
+                    max_seconds is not None and time.monotonic() - started >= max_seconds
+                ):
                     return HistoryPruned(runs, rows, True)
                 with db.transaction(doing) as conn:
                     result = conn.execute(delete_run_rows, {"r": run_id, "n": _PRUNE_CHUNK})
@@ -79,11 +72,9 @@ def prune_history(
 
 
 def give_space_back(db: Database, *, convert: bool = False) -> bool:
-    """SQLite: return the pages pruning freed to the disk (PostgreSQL's autovacuum makes
-    them reusable by itself). A ledger made before version 4 keeps freed pages for reuse
-    (it never grows because of them) until `convert` runs one full VACUUM, which switches
-    it to incremental vacuum for good; that rewrites the file, so only `ledger prune`,
-    asked for by a person, does it. Returns whether space could be given back."""
+    """SQLite: give the pages pruning freed back to the disk (PostgreSQL's autovacuum reuses
+    them). A ledger made before version 4 only reuses them until `convert` runs one full VACUUM
+    to switch it: that rewrites the file, so only `ledger prune` does it."""
     if not db.is_sqlite or db.errors.path is None:
         return False
     with db.errors.guard("giving freed space back to the disk"), db.write_lock:
@@ -97,9 +88,8 @@ def give_space_back(db: Database, *, convert: bool = False) -> bool:
             else f"PRAGMA auto_vacuum={_INCREMENTAL_VACUUM}; VACUUM;"
         )
         with contextlib.closing(db.engine.raw_connection()) as raw:
-            # executescript runs each statement to its end: through execute(),
-            # incremental_vacuum frees one page per call. The file shrinks when the
-            # write-ahead log is written back into it.
+            # executescript runs each statement to its end (execute() frees one page per
+            # call); the file shrinks when the write-ahead log is written back into it.
             raw.driver_connection.executescript(  # type: ignore[union-attr]
                 steps + " PRAGMA wal_checkpoint(TRUNCATE);"
             )

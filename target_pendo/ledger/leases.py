@@ -1,38 +1,38 @@
-"""One writer per stream, and a lock per run: the leases of one ledger behind one interface.
-
-`Leases` keeps what this ledger holds, waits for a stream another run holds and says who
-holds it. By itself it takes no lock (SQLite in memory, or a system without flock): every
-lease is granted, and a run that died is never told from one still going. Its backends, chosen
-once when the ledger opens (`for_database`), take the locks of `locks.py`:
-
-- `FileLeases` (a SQLite file): `flock` files in a folder beside the database;
-- `PgLeases` (PostgreSQL): advisory locks on one session kept for the run, and the
-  `stream_leases` table naming who holds each stream.
-"""
+"""One writer per stream, and a lock per run, on locks that free themselves when their holder
+dies, so a new run tells a killed run from a live one: `flock` beside a SQLite file, dropped
+however the process ends (SIGKILL included), or PostgreSQL session advisory locks. `Leases`
+itself (SQLite in memory, or no flock) takes no lock: it grants every lease."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
+from target_pendo import private
 from target_pendo.ledger.engine import Database
 from target_pendo.ledger.errors import Errors, LedgerBusyError, LedgerStorageError
 from target_pendo.ledger.locks import (
-    FILE_LOCKS_AVAILABLE,
+    PG_LEASE_SESSION_SETTINGS,
     Kind,
     LeaseHolder,
-    PgLockSession,
-    flock_is_free,
     lock_file_name,
-    release_flock,
-    try_flock,
+    pg_keys,
 )
+from target_pendo.ledger.storable import escaped
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: file leases are unavailable
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger("target_pendo.ledger")
 
@@ -40,12 +40,10 @@ LEASE_POLL_SECONDS = 0.2
 
 
 class Leases:
-    """The stream leases and run locks of one ledger. Thread-safe: sinks drained in parallel
-    lease their streams through one instance. `warning`: said once, at the first lease, when
-    runs sharing the ledger should have been kept apart but cannot be."""
+    """The leases of one ledger; thread-safe. `warning`: said once, at the first lease, when
+    runs sharing the ledger should be kept apart but cannot be."""
 
-    # how soon the lease of a holder that died frees itself, for a waiting run to read
-    frees: ClassVar[str] = "at once"
+    frees: ClassVar[str] = "at once"  # how soon a dead holder's lease frees itself
 
     def __init__(self, errors: Errors, warning: str | None = None) -> None:
         self._errors = errors
@@ -59,32 +57,25 @@ class Leases:
         self._warn_once()
         return True, None
 
-    def _name_holder(self, stream: str, holder: LeaseHolder) -> None:
-        """Once the stream is taken: let a waiting run find who holds it."""
+    def _name_holder(self, stream: str, holder: LeaseHolder) -> None: ...
 
-    def _give_back(self, kind: Kind, name: str, run_id: str) -> None:
-        """Drop the lock `_take` took."""
+    def _give_back(self, kind: Kind, name: str, run_id: str) -> None: ...
 
     def _run_is_free(self, run_id: str) -> bool:
         """Whether no live process holds the run's lock (False: cannot tell)."""
         self._warn_once()
         return False
 
-    def _close(self) -> None:
-        """Close what holds the locks (dropping any left)."""
+    def _close(self) -> None: ...
 
     def _warn_once(self) -> None:
         if self._warning is not None:
             logger.warning(self._warning)
             self._warning = None
 
-    # --- what the ledger asks ---------------------------------------------------------------
     def lease_stream(self, stream: str, run_id: str, wait_seconds: float) -> None:
-        """Make `run_id` the only writer of `stream` until `release_streams()` or `close()`.
-
-        Waits up to `wait_seconds` (polling every 0.2 s) while another run holds it, then
-        raises `LedgerBusyError` naming that run. Taking a lease held already does nothing.
-        """
+        """Make `run_id` the only writer of `stream` until `release_streams()` or `close()`;
+        waits up to `wait_seconds` while another run holds it, then names that run."""
         deadline = time.monotonic() + max(0.0, wait_seconds)
         while True:
             with self._errors.guard(f"taking the lease on stream '{stream}'"):
@@ -102,13 +93,12 @@ class Leases:
             "would send its events twice, so this run does not sync it. Let the other run "
             f"finish (a run that died frees its lease by itself, {self.frees}), or raise "
             f"'ledger_wait_seconds' (now {wait_seconds:g}) to wait longer.",
-            stream=stream,
             holder=holder,
         )
 
     def lock_run(self, run_id: str) -> None:
-        """Hold the run's own lock until `unlock_run` (or `close()`): while it is held, no
-        other run takes the id, and no run marks this one abandoned."""
+        """Hold the run's own lock until released or `close()`: no other run takes the id
+        meanwhile, and none marks this one abandoned."""
         taken, other = self._try("run", run_id, run_id)
         if not taken:
             who = f" ({other.describe()})" if other is not None else ""
@@ -130,15 +120,11 @@ class Leases:
             return taken, other
 
     def release_streams(self) -> None:
-        """Give back every stream lease held."""
         with self._lock:
             for kind, name in [key for key in self._held if key[0] == "stream"]:
-                self._give_back_quietly(kind, name)
+                self.release(kind, name)
 
-    def unlock_run(self, run_id: str) -> None:
-        self._give_back_quietly("run", run_id)
-
-    def _give_back_quietly(self, kind: Kind, name: str) -> None:
+    def release(self, kind: Kind, name: str) -> None:
         with self._lock:
             run_id = self._held.pop((kind, name), None)
             if run_id is None:
@@ -150,25 +136,23 @@ class Leases:
                 logger.debug("Could not release the %s: %s", what, exc)
 
     def gone(self, run_ids: list[str]) -> list[str]:
-        """Those of `run_ids` whose lock no live process holds: they stopped without
-        finishing (killed, or their machine vanished)."""
+        """Those of `run_ids` whose lock no live process holds: they stopped without finishing."""
         with self._lock:
             return [r for r in run_ids if self._run_is_free(r)]
 
     def close(self) -> None:
-        """Give back every lease and lock, and close what held them."""
         try:
-            self.release_streams()
-            for kind, name in list(self._held):
-                self._give_back_quietly(kind, name)
+            for kind, name in sorted(self._held, key=lambda key: key[0] == "run"):  # streams first
+                self.release(kind, name)
         finally:
             with contextlib.suppress(Exception):
                 self._close()
 
 
 class FileLeases(Leases):
-    """`flock` files in `<ledger file>.locks/`: one per stream, named by its hash, and one per
-    live run (`run-<hash>`), removed when the run finishes."""
+    """`flock` files in `<ledger file>.locks/`: one per stream (by its hash), one per live run.
+    flock locks belong to the open file, not the process: two Ledgers in one process exclude
+    each other too. The holder writes who it is into the file for a waiter to name."""
 
     def __init__(self, errors: Errors, path: Path) -> None:
         super().__init__(errors)
@@ -181,85 +165,138 @@ class FileLeases(Leases):
     def _take(self, kind: Kind, name: str, holder: LeaseHolder) -> tuple[bool, LeaseHolder | None]:
         path = self._file(kind, name)
         try:
-            fd = try_flock(path, holder)
+            private.make_file(path)  # 0600 when new
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, private.FILE_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(asdict(holder), ensure_ascii=True).encode(), 0)
+            except BaseException:
+                os.close(fd)  # closing the file drops the lock
+                raise
+        except BlockingIOError:
+            return False, LeaseHolder.from_file(path)
         except OSError as exc:
             raise LedgerStorageError(
                 f"cannot create or lock {path} ({exc.strerror or exc}): the folder beside the "
                 f"ledger file {self._errors.path} must be writable by this user"
             ) from exc
-        if fd is None:
-            return False, LeaseHolder.from_file(path)
         self._files[path] = fd
         return True, None
 
     def _give_back(self, kind: Kind, name: str, run_id: str) -> None:
-        # A finished run's file goes; a stream's is emptied, not removed: another run may be
-        # waiting on the same file.
         path = self._file(kind, name)
-        release_flock(self._files.pop(path), path, remove=kind == "run")
+        fd = self._files.pop(path)
+        try:
+            if kind == "run":
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            else:  # emptied, not removed: another run may be waiting on it
+                os.ftruncate(fd, 0)  # a waiter never names a holder that has left
+        finally:
+            os.close(fd)
 
     def _run_is_free(self, run_id: str) -> bool:
-        return flock_is_free(self._file("run", run_id))
+        path = self._file("run", run_id)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # free: its run is gone
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
 
 
 class PgLeases(Leases):
-    """Session-level advisory locks on one session opened at the first lease, kept out of the
-    pool (a pooled connection would carry its session locks into other uses) and in
-    autocommit, so it idles between calls instead of sitting in an open transaction."""
+    """Advisory locks on one session opened at the first lease, kept out of the pool (a pooled
+    connection would carry its locks into other uses), in autocommit (idle between calls, not in
+    an open transaction); closed, dead or cut off past the keepalives, it drops them all."""
 
     frees = "within about a minute"
 
     def __init__(self, errors: Errors, engine: sa.Engine) -> None:
         super().__init__(errors)
         self._engine = engine
-        self.session: PgLockSession | None = None
+        self.conn: Any = None  # the session's psycopg (or psycopg2) connection, once opened
 
-    def _session(self) -> PgLockSession:
-        if self.session is None:
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self.conn is None:
             fairy = self._engine.raw_connection()
-            conn = fairy.driver_connection
-            assert conn is not None  # a fresh checkout always has its DBAPI connection
+            conn: Any = fairy.driver_connection  # a fresh checkout always has one
             fairy.detach()  # the pool forgets it: closing `conn` really closes it
             conn.rollback()
             conn.autocommit = True
-            self.session = PgLockSession(conn)
-        return self.session
+            for statement in PG_LEASE_SESSION_SETTINGS:
+                try:
+                    _fetch(conn, statement, ())
+                except Exception as exc:  # an older server without the setting: not needed
+                    if getattr(exc, "sqlstate", None) != "42704":  # undefined_object
+                        raise
+            self.conn = conn
+        return _fetch(self.conn, sql, params)
+
+    def _try_lock(self, kind: Kind, name: str) -> bool:
+        sql = "SELECT pg_try_advisory_lock(%s::int4, %s::int4)"
+        return bool(self._execute(sql, pg_keys(kind, name))[0][0])
+
+    def _unlock(self, kind: Kind, name: str) -> None:
+        self._execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", pg_keys(kind, name))
 
     def _take(self, kind: Kind, name: str, holder: LeaseHolder) -> tuple[bool, LeaseHolder | None]:
-        session = self._session()
-        taken = session.try_lock(kind, name)
+        taken = self._try_lock(kind, name)
         if taken or kind == "run":  # a run's lock names no holder
             return taken, None
-        return False, session.read_holder(name)
+        found = self._execute(
+            "SELECT run_id, host, pid, acquired_at FROM stream_leases WHERE stream = %s",
+            (escaped(name),),
+        )
+        return False, next((LeaseHolder(r, h, int(p), at) for r, h, p, at in found), None)
 
     def _name_holder(self, stream: str, holder: LeaseHolder) -> None:
-        self._session().write_holder(stream, holder)
+        self._execute(
+            "INSERT INTO stream_leases (stream, run_id, host, pid, acquired_at) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (stream) DO UPDATE SET "
+            "run_id = excluded.run_id, host = excluded.host, pid = excluded.pid, "
+            "acquired_at = excluded.acquired_at",
+            (escaped(stream), holder.run_id, holder.host, holder.pid, holder.acquired_at),
+        )
 
     def _give_back(self, kind: Kind, name: str, run_id: str) -> None:
         if kind == "stream":
-            self._session().forget_holder(name, run_id)
-        self._session().unlock(kind, name)
+            sql = "DELETE FROM stream_leases WHERE stream = %s AND run_id = %s"
+            self._execute(sql, (escaped(name), run_id))
+        self._unlock(kind, name)
 
     def _run_is_free(self, run_id: str) -> bool:
-        session = self._session()
-        if not session.try_lock("run", run_id):
+        if not self._try_lock("run", run_id):
             return False
-        session.unlock("run", run_id)  # free: given back at once
+        self._unlock("run", run_id)  # free: given back at once
         return True
 
     def _close(self) -> None:
-        if self.session is not None:
-            self.session.close()
+        if self.conn is not None:
+            self.conn.close()
+
+
+def _fetch(conn: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    with contextlib.closing(conn.cursor()) as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description else []
 
 
 def for_database(db: Database) -> Leases:
-    """The leases of the ledger `db`: by its backend, chosen once."""
     errors = db.errors
     if not db.is_sqlite:
         return PgLeases(errors, db.engine)
     if errors.path is None:
         return Leases(errors)  # in memory: no other process can share it
-    if not FILE_LOCKS_AVAILABLE:  # pragma: no cover - not POSIX
+    if fcntl is None:  # pragma: no cover - not POSIX
         return Leases(
             errors,
             f"This system has no flock: runs sharing the SQLite ledger at {errors.path} "

@@ -1,15 +1,6 @@
-"""The ledger's schema versions and the migrations forward between them.
-
-`_MIGRATIONS` is the schema's history: the DDL each version ran, which is what an existing
-ledger was created with. A released entry is never edited (ledgers out there already ran it);
-a change is a new version. `tables.py` describes the result (a test holds the two equal), and
-`CREATED` declares, per version, the Core tables its DDL creates: the tables a ledger of a
-version must have.
-
-A ledger is migrated forward when opened read-write, in one transaction that also serialises
-concurrent openers; a read-only ledger is never migrated, and is read as it is from
-`READABLE_FROM_VERSION` on.
-"""
+"""The ledger's schema versions and the migrations forward between them (docs/releasing.md):
+`_MIGRATIONS` is the DDL each version ran, never edited once released (ledgers out there ran
+it); `tables.py` describes the result and `CREATED` the tables each version's DDL creates."""
 
 from __future__ import annotations
 
@@ -32,9 +23,8 @@ from target_pendo.ledger.tables import (
 logger = logging.getLogger("target_pendo.ledger")
 
 SCHEMA_VERSION = 4
-# The oldest schema the lookups of this version can read unmigrated (a read-only ledger is
-# never migrated): row_state, sync_runs and sync_rows kept every column of version 1 (version 3
-# added row_state's pending queue, which the lookups of an older ledger leave out).
+# The oldest schema the lookups can read unmigrated: every column of version 1 is still there
+# (the lookups of an older ledger leave out what later versions added).
 READABLE_FROM_VERSION = 1
 PENDING_QUEUE_VERSION = 3  # the schema version that added row_state.pending
 STREAM_SCHEMAS_VERSION = 4  # the schema version that added stream_schemas
@@ -73,8 +63,7 @@ _MIGRATIONS: dict[int, list[str]] = {
             at VARCHAR(40) NOT NULL)""",
         "CREATE INDEX sync_rows_run ON sync_rows (run_id, stream, outcome)",
     ],
-    # 2: who holds each stream's lease, for a waiting run to name it (PostgreSQL; SQLite keeps
-    # the holder in the lock file, but the schema is the same on both backends).
+    # 2: who holds each stream's lease (PostgreSQL; the schema is the same on both backends)
     2: [
         """CREATE TABLE stream_leases (
             stream VARCHAR(512) PRIMARY KEY,
@@ -83,14 +72,12 @@ _MIGRATIONS: dict[int, list[str]] = {
             pid INTEGER NOT NULL,
             acquired_at VARCHAR(40) NOT NULL)""",
     ],
-    # 3: the pending queue: an object row Pendo could not take yet (an unknown id, a failure
-    # that may pass) keeps the values it would send, retried by later runs by themselves.
+    # 3: the pending queue: the values of an object row Pendo could not take yet, retried later
     3: [
         "ALTER TABLE row_state ADD COLUMN pending TEXT",
         "ALTER TABLE row_state ADD COLUMN pending_since VARCHAR(40)",
     ],
-    # 4: the SCHEMA each object stream was last synced with, so `ledger retry` can send its
-    # pending rows without a tap; runs found by age, for the retention window's prune.
+    # 4: each object stream's last SCHEMA (`ledger retry`); runs found by age (retention)
     4: [
         """CREATE TABLE stream_schemas (
             stream VARCHAR(512) PRIMARY KEY,
@@ -100,7 +87,6 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
 }
 
-# The tables each version's DDL creates.
 CREATED: dict[int, tuple[sa.Table, ...]] = {
     1: (ledger_meta, sync_runs, row_state, sync_rows),
     2: (stream_leases,),
@@ -110,7 +96,6 @@ CREATED: dict[int, tuple[sa.Table, ...]] = {
 
 
 def tables_of(version: int) -> set[str]:
-    """The tables a ledger of `version` must have."""
     return {table.name for v in range(1, version + 1) for table in CREATED[v]}
 
 
@@ -124,20 +109,16 @@ _SET_VERSION = (
 
 
 def read_version(conn: sa.Connection) -> int:
-    """The schema version of the ledger `conn` is on (0: no tables yet)."""
+    """0: no tables yet."""
     if not sa.inspect(conn).has_table("ledger_meta"):
         return 0
-    value = conn.execute(
-        sa.select(ledger_meta.c.value).where(ledger_meta.c.name == _VERSION_NAME)
-    ).scalar()
-    return int(value or 0)
+    meta = ledger_meta.c
+    return int(conn.scalar(sa.select(meta.value).where(meta.name == _VERSION_NAME)) or 0)
 
 
 def migrate(conn: sa.Connection, errors: Errors) -> None:
-    """Forward-only, in one transaction that also serialises concurrent openers (SQLite:
-    BEGIN IMMEDIATE; PostgreSQL: a transaction advisory lock), so two runs upgrading one
-    ledger at once do not both create its tables. The transaction ends with a no-op write,
-    so a read-only file or server fails here, before any data is read or sent."""
+    """Forward-only, in one transaction that serialises concurrent openers, so that two runs
+    upgrading one ledger do not both create its tables."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
@@ -157,15 +138,13 @@ def migrate(conn: sa.Connection, errors: Errors) -> None:
             SCHEMA_VERSION,
         )
     check_tables(conn, SCHEMA_VERSION, errors)
-    # A write that changes nothing: opening fails here, not at the first accepted call, when
-    # the ledger cannot be written.
+    # a write that changes nothing: a ledger that cannot be written fails here, before any data
     conn.execute(_SET_VERSION, {"v": str(SCHEMA_VERSION)})
     conn.commit()
 
 
 def run_ddl(conn: sa.Connection, version: int = 0) -> None:
-    """Run the DDL of every version after `version` (0: build a current-schema ledger from
-    nothing), without serialising or committing."""
+    """Run the DDL of every version after `version`, without serialising or committing."""
     for target in range(version + 1, SCHEMA_VERSION + 1):
         for statement in _MIGRATIONS[target]:
             conn.exec_driver_sql(statement)
@@ -180,7 +159,6 @@ def newer_error(version: int, errors: Errors) -> ConfigError:
 
 
 def check_tables(conn: sa.Connection, version: int, errors: Errors) -> None:
-    """Raise LedgerCorruptError if a table a ledger of `version` must have is missing."""
     missing = sorted(tables_of(version) - set(sa.inspect(conn).get_table_names()))
     if missing:
         names = ", ".join(f"'{t}'" for t in missing)

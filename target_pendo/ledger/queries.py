@@ -1,6 +1,4 @@
-"""The ledger's read queries: the state of keys, the pending queue, the stored SCHEMAs, and
-what `ledger status` and `target-pendo report` show. A read-only look at a ledger of an older
-schema finds nothing where that schema had nothing (`Database.version_found`)."""
+"""The ledger's read queries; an older ledger read as it is finds nothing where it has nothing."""
 
 from __future__ import annotations
 
@@ -28,8 +26,6 @@ class RowState:
 
 @dataclass(frozen=True)
 class RunRow:
-    """One run as `sync_runs` holds it (`report`: the run report's JSON text, or None)."""
-
     run_id: str
     started_at: str
     finished_at: str | None
@@ -37,7 +33,6 @@ class RunRow:
     report: str | None
 
 
-# --- rows -------------------------------------------------------------------------------------
 def states(db: Database, stream: str, keys: Iterable[str]) -> dict[str, RowState]:
     """Current state of these keys (absent: never seen)."""
     found: dict[str, RowState] = {}
@@ -50,17 +45,13 @@ def states(db: Database, stream: str, keys: Iterable[str]) -> dict[str, RowState
     return found
 
 
-def keys_with_status(db: Database, stream: str, statuses: Sequence[Status]) -> list[str]:
-    return _keys(db, stream, statuses)
-
-
 def unseen_since(db: Database, stream: str, run_id: str, statuses: Sequence[Status]) -> list[str]:
     """Keys in `statuses` that this run has not seen in the source."""
     seen = row_state.c.last_seen_run
-    return _keys(db, stream, statuses, sa.or_(seen.is_(None), seen != run_id))
+    return keys_with_status(db, stream, statuses, sa.or_(seen.is_(None), seen != run_id))
 
 
-def _keys(
+def keys_with_status(
     db: Database, stream: str, statuses: Sequence[Status], *where: sa.ColumnElement[bool]
 ) -> list[str]:
     t = row_state.c
@@ -72,11 +63,10 @@ def _keys(
 def pending_rows(
     db: Database, stream: str, run_id: str, *, after: str | None = None, limit: int = 5000
 ) -> list[tuple[str, str, str]]:
-    """(key, pending values, pending since) of the stream's rows waiting to be sent again,
-    but those this run already handled (a newer row came: it replaced the pending one);
-    a page of at most `limit` in key order, from after the key `after`."""
+    """(key, pending values, since) of the rows waiting to be sent again, but those this run
+    handled already (a newer row replaced the pending one): a page in key order after `after`."""
     if db.version_found < PENDING_QUEUE_VERSION:
-        return []  # a read-only look at a ledger from before the queue
+        return []
     t = row_state.c
     query = (
         sa.select(t.row_key, t.pending, t.pending_since)
@@ -102,7 +92,6 @@ def stored_schema(db: Database, stream: str) -> dict[str, Any] | None:
 def _count(
     db: Database, doing: str, by: sa.Column[Any], *where: sa.ColumnElement[bool], ordered: bool
 ) -> list[tuple[str, Any, int]]:
-    """(stream, value of `by`, rows) per stream and value, of `by`'s table."""
     stream = by.table.c.stream
     query = sa.select(stream, by, sa.func.count()).where(*where).group_by(stream, by)
     if ordered:
@@ -110,9 +99,8 @@ def _count(
     return [(r[0], r[1], int(r[2])) for r in db.read(doing, query)]
 
 
-# --- what `ledger status` shows ---------------------------------------------------------------
 def pending_counts(db: Database) -> list[tuple[str, str, int]]:
-    """(stream, why it waits, number of keys) of the pending queue, for `ledger status`."""
+    """(stream, why it waits, keys) of the pending queue."""
     if db.version_found < PENDING_QUEUE_VERSION:
         return []
     t = row_state.c
@@ -121,14 +109,11 @@ def pending_counts(db: Database) -> list[tuple[str, str, int]]:
 
 
 def status_counts(db: Database) -> list[tuple[str, str, int]]:
-    """(stream, status, number of keys), ordered: what `target-pendo ledger status` shows."""
     return _count(db, "counting rows", row_state.c.status, ordered=True)
 
 
-# --- what `target-pendo report` shows ---------------------------------------------------------
 def runs(db: Database, *, prefix: str | None = None, limit: int = 50) -> list[RunRow]:
-    """Runs whose id is `prefix` or starts with it (by id), else the latest `limit` runs,
-    newest first: what `target-pendo report` picks from."""
+    """Runs whose id is `prefix` or starts with it (by id), else the latest `limit` runs."""
     t = sync_runs.c
     columns = sa.select(t.run_id, t.started_at, t.finished_at, t.status, t.report)
     if prefix is None:
@@ -143,7 +128,6 @@ def runs(db: Database, *, prefix: str | None = None, limit: int = 50) -> list[Ru
 
 
 def run_outcomes(db: Database, run_id: str) -> dict[str, Counter[str]]:
-    """Per stream, how many of a run's rows had each outcome (from `sync_rows`)."""
     t = sync_rows.c
     found = _count(db, f"reading run {run_id}", t.outcome, t.run_id == run_id, ordered=False)
     counts: dict[str, Counter[str]] = {}
@@ -153,7 +137,6 @@ def run_outcomes(db: Database, run_id: str) -> dict[str, Counter[str]]:
 
 
 def run_reject_reasons(db: Database, run_id: str) -> list[tuple[str, str | None, int]]:
-    """(stream, reason, rows) of a run's rejected rows, one line per distinct reason."""
     t = sync_rows.c
     rejected = (t.run_id == run_id, t.outcome == str(Outcome.REJECTED))
     return _count(db, f"reading run {run_id}", t.reason, *rejected, ordered=False)

@@ -1,5 +1,4 @@
-"""A run's life in the ledger: started (holding its own lock for the life of the run), earlier
-runs that stopped without finishing marked abandoned, finished with its status and report."""
+"""A run's life in the ledger: started, earlier ones that died marked abandoned, finished."""
 
 from __future__ import annotations
 
@@ -18,9 +17,8 @@ logger = logging.getLogger("target_pendo.ledger")
 
 
 def start_run(db: Database, leases: Leases, run_id: str, full_resync: bool) -> list[str]:
-    """Record the run as running, holding its lock for the life of the run; mark every other
-    `running` run whose lock is free (killed, or closed without finishing) as `abandoned`.
-    Returns the run ids so marked."""
+    """Record the run as running, holding its lock for its life; mark every other `running` run
+    whose lock is free (killed, or closed without finishing) `abandoned`, returning their ids."""
     doing = "starting the run"
     t = sync_runs.c
     with db.errors.guard(doing):
@@ -58,11 +56,10 @@ def start_run(db: Database, leases: Leases, run_id: str, full_resync: bool) -> l
 def finish_run(
     db: Database, leases: Leases, run_id: str, status: str, report: dict[str, Any]
 ) -> None:
-    """Record the run's end, then give back its lock."""
     with db.transaction("finishing the run") as conn:
         conn.execute(
             sa.update(sync_runs)
             .where(sync_runs.c.run_id == run_id)
             .values(finished_at=now(), status=str(status), report=json.dumps(report))
         )
-    leases.unlock_run(run_id)
+    leases.release("run", run_id)

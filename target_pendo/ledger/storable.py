@@ -1,6 +1,5 @@
 """Text the ledger's database can store: what a sink must reject before a row reaches the
-ledger, and how text meant for people (a reason, a lease holder's stream name) is escaped so
-that it cannot crash a commit."""
+ledger, and text for people (a reason, a stream name) escaped so that it cannot crash a commit."""
 
 from __future__ import annotations
 
@@ -13,32 +12,23 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def unstorable_reason(text: str, *, max_chars: int | None = None) -> str | None:
     """Why `text` (a row key, stream name or reason) cannot be stored in the ledger, or None.
-
-    PostgreSQL text cannot hold NUL, and no driver can encode a lone surrogate: the sinks
-    reject such rows before they reach the ledger, on both backends alike, so that a ledger
-    moved from SQLite to PostgreSQL keeps working. Keys: pass `max_chars=MAX_KEY_CHARS`
-    (PostgreSQL enforces the column's length).
-    """
+    PostgreSQL text cannot hold NUL, and no driver can encode a lone surrogate: rejected on both
+    backends alike, so that a ledger moved from SQLite to PostgreSQL keeps working."""
     if "\x00" in text:
         return "it contains a NUL character (\\x00), which the ledger's database cannot store"
-    if not text.isascii():
-        match = _SURROGATE.search(text)
-        if match:
-            return (
-                f"it contains a lone surrogate (U+{ord(match.group()):04X}), which is not "
-                "valid Unicode text and cannot be stored"
-            )
+    if not text.isascii() and (match := _SURROGATE.search(text)):
+        return (
+            f"it contains a lone surrogate (U+{ord(match.group()):04X}), which is not "
+            "valid Unicode text and cannot be stored"
+        )
     if max_chars is not None and len(text) > max_chars:
         return f"it is {len(text)} characters long, more than the {max_chars} the ledger stores"
     return None
 
 
 def escaped(text: str) -> str:
-    """`text` with NUL and lone surrogates written as escapes (`\\x00`, `\\ud800`): a reason
-    (or a lease holder's stream name) is for people to read, and must not crash the commit
-    that records a row's outcome."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\\x00")
+    """`text` with NUL and lone surrogates written as escapes (`\\x00`, `\\ud800`)."""
+    text = text.replace("\x00", "\\x00")
     if not text.isascii() and _SURROGATE.search(text):
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text

@@ -1,5 +1,5 @@
-"""The ledger's tables as SQLAlchemy Core metadata: the one description of its schema, from
-which every query and write is built (`migrations.py` keeps the DDL that made it)."""
+"""The ledger's tables as SQLAlchemy Core metadata, from which every query and write is built
+(`migrations.py` keeps the DDL that made them)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ METADATA = sa.MetaData()
 
 
 def now() -> str:
-    """The time as the tables store times (`started_at`, `updated_at`, ...): ISO 8601 text in
-    UTC, to the millisecond, so that text order is time order."""
+    """ISO 8601 text in UTC, to the millisecond: text order is time order."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 

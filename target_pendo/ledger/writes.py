@@ -1,17 +1,9 @@
-"""Every write of rows: the group commit that records what became of each row, on the raw
-DBAPI connection, and the few other changes (pending rows dropped, a stream reset, a SCHEMA
-kept), one transaction each through the engine.
-
-Each `record` call is one transaction, committed before it returns: an accepted call is on
-disk before the next STATE can pass it. A call is marked `in_flight` before it is sent, so
-after a crash exactly the calls in flight at that moment are left `in_flight`: the next run
-counts them as "in doubt" and sends them again (Pendo has no idempotency key). A call that got
-a definite "no" (or never went out) is marked `not_sent`, so it is not counted in doubt.
-
-The three statements every accepted call runs are compiled once per ledger with named
-parameters, so the write path hands the DBAPI cursor plain dicts: per accepted Track call,
-SQLAlchemy's per-statement machinery would cost more than the commit itself.
-"""
+"""Every write: the group commit of what became of each row, on a raw DBAPI connection with its
+statements compiled once (SQLAlchemy's per-statement work would cost more than the commit),
+and the few other changes. Each `record` is committed before it returns: an accepted call is
+on disk before the next STATE can pass it. A call is marked `in_flight` before it is sent, so
+after a crash exactly the calls then in flight are left `in_flight`: the next run counts them
+"in doubt" and sends them again (Pendo has no idempotency key); a definite "no" is `not_sent`."""
 
 from __future__ import annotations
 
@@ -38,32 +30,26 @@ class RowOutcome:
     outcome: Outcome
     reason: str | None = None
     value_hash: str | None = None
-    # what to send again, as JSON, while Pendo cannot take the row yet (None: nothing pending
-    # for this key any more), and since when it waits
-    pending: str | None = None
+    pending: str | None = None  # JSON to send again while Pendo cannot take it (None: nothing)
     pending_since: str | None = None
-    # False for a row sent again from the pending queue: not a sighting of the key in the
-    # source, and no line in sync_rows (the run's rows are the tap's; row_state has the rest)
+    # False: sent again from the pending queue: not a sighting of the key in the source, and
+    # no line in sync_rows (the run's rows are the tap's)
     from_source: bool = True
 
 
 def _upsert_into(table: sa.Table, dialect: Dialect) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that can take ON CONFLICT, in `dialect`'s flavour."""
     return (sqlite.insert if dialect.name == "sqlite" else postgresql.insert)(table)
 
 
 def write_statements(dialect: Dialect) -> tuple[str, str, str]:
-    """(upsert of row_state, sighting, sync_rows line) as SQL for `dialect`'s DBAPI driver,
-    with named parameters (`:stream` for sqlite3, `%(stream)s` for psycopg) named after the
-    columns, so each row is a dict."""
+    """(row_state upsert, sighting, sync_rows line) for the driver, parameters named by column."""
     if dialect.positional:  # sqlite3 takes named parameters too: compile for those
         dialect = type(dialect)(paramstyle="named")  # type: ignore[call-arg]
     insert = _upsert_into(row_state, dialect)
     new, old = insert.excluded, row_state.c
     sent: sa.ColumnElement[str] = sa.literal_column(f"'{Status.SENT.value}'")
-    # A key's new status; the value hash only when sent; the attempts reset by a send
-    # (`reset`) or counted up; the last sighting kept when this one is not a sighting (NULL);
-    # what is pending replaced (NULL: nothing any more).
+    # the value hash only when sent; attempts reset by a send or counted up; the last sighting
+    # kept when this is none (NULL)
     upsert = insert.on_conflict_do_update(
         index_elements=[old.stream, old.row_key],
         set_={
@@ -87,27 +73,23 @@ def write_statements(dialect: Dialect) -> tuple[str, str, str]:
         .where(old.stream == sa.bindparam("stream"), old.row_key == sa.bindparam("row_key"))
         .values(last_seen_run=sa.bindparam("last_seen_run"))
     )
-    statements = (upsert, seen, sa.insert(sync_rows))
-    upsert_sql, seen_sql, logged_sql = (str(s.compile(dialect=dialect)) for s in statements)
-    return upsert_sql, seen_sql, logged_sql
+    sql = [str(s.compile(dialect=dialect)) for s in (upsert, seen, sa.insert(sync_rows))]
+    return sql[0], sql[1], sql[2]
 
 
-# the parameters of the three write statements: row_state upserts, sightings, sync_rows lines
+# the parameters of the three write statements
 _Rows = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
 
 
 @dataclass
 class _Work:
-    """One record() call's rows in a group commit."""
-
     rows: _Rows
     done: bool = False
     error: BaseException | None = None
 
 
 class RowWriter:
-    """Records outcomes through one raw DBAPI connection of its own. Thread-safe: sinks drained
-    in parallel and HTTP workers record through one instance."""
+    """Records outcomes through one raw DBAPI connection of its own; thread-safe."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -117,15 +99,13 @@ class RowWriter:
             self.raw: Any = db.engine.raw_connection()
             self._cursor: Any = self.raw.cursor()
             if not db.is_sqlite:
-                # Marks survive a crash of target-pendo (the point of them) without waiting
-                # for the server's disk on every call; a crash of the database server itself
-                # may lose the last few hundred milliseconds of marks.
+                # Marks survive a crash of target-pendo (their point) without waiting for the
+                # server's disk; a crash of the server may lose the last few hundred ms of them.
                 self._cursor.execute("SET synchronous_commit TO off")
                 self.raw.commit()
         self._writes = write_statements(db.engine.dialect)
 
     def record(self, stream: str, run_id: str, outcomes: Sequence[RowOutcome]) -> None:
-        """Upsert row_state and append sync_rows for `outcomes`, in one committed transaction."""
         if not outcomes:
             return
         work = _Work(_rows(stream, run_id, outcomes))
@@ -139,16 +119,12 @@ class RowWriter:
                 raise work.error  # another thread's commit carried these rows, and failed
 
     def _commit_pending(self) -> None:
-        """Group commit, called with the write lock held: every record() waiting for the lock
-        has queued its rows; the holder writes all of them in one transaction. Each caller
-        still returns only once its own rows are committed, and one commit serves several
-        HTTP workers when they finish calls at the same moment."""
+        """Group commit, with the write lock held: one transaction writes the rows every waiting
+        record() queued (HTTP workers finishing at once share a commit); each returns once its
+        rows are committed."""
         with self._pending_lock:
             batch, self._pending = self._pending, []
-        merged: _Rows = ([], [], [])
-        for item in batch:
-            for target, rows in zip(merged, item.rows, strict=True):
-                target.extend(rows)
+        merged = [[row for item in batch for row in item.rows[i]] for i in range(3)]
         cursor = self._cursor
         try:
             for sql, params in zip(self._writes, merged, strict=True):
@@ -214,7 +190,6 @@ def _rows(stream: str, run_id: str, outcomes: Sequence[RowOutcome]) -> _Rows:
     return rows
 
 
-# --- other writes: one transaction each, through the engine -----------------------------------
 def drop_pending(db: Database, stream: str, keys: Sequence[str]) -> None:
     """Take these keys out of the pending queue (expired, or mapped differently now)."""
     t = row_state.c
@@ -228,8 +203,7 @@ def drop_pending(db: Database, stream: str, keys: Sequence[str]) -> None:
 
 
 def remember_schema(db: Database, stream: str, message: dict[str, Any]) -> None:
-    """Keep the SCHEMA (schema and key properties) an object stream is synced with, so
-    `ledger retry` can map and send its pending rows later without a tap."""
+    """Keep an object stream's SCHEMA, so that `ledger retry` can send its pending rows later."""
     insert = _upsert_into(stream_schemas, db.engine.dialect)
     values = {"message": json.dumps(message, sort_keys=True), "updated_at": now()}
     upsert = insert.values(stream=stream, **values).on_conflict_do_update(
@@ -240,7 +214,7 @@ def remember_schema(db: Database, stream: str, message: dict[str, Any]) -> None:
 
 
 def reset_stream(db: Database, stream: str) -> int:
-    """Forget a stream's row state (its log stays); returns how many keys were forgotten."""
+    """Forget a stream's row state (its log stays): how many keys."""
     with db.transaction(f"resetting stream '{stream}'") as conn:
         result = conn.execute(sa.delete(row_state).where(row_state.c.stream == stream))
         return int(result.rowcount or 0)

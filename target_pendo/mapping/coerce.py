@@ -1,9 +1,6 @@
-"""Coerce a warehouse value to a Pendo metadata field's type, or say why it cannot be.
-
+"""Coerce a warehouse value to a Pendo metadata field's type, or say why it cannot be. Pure.
 Pendo rejects a whole metadata batch for one value that does not fit its field, so every value
-is checked here first: a bad value rejects only its own row, with field and value named.
-Pure functions, no I/O.
-"""
+is checked here first: a bad value rejects only its own row."""
 
 from __future__ import annotations
 
@@ -34,8 +31,7 @@ def _text(value: Any) -> str:
     elif isinstance(value, str):
         text = value
     else:
-        safe = json_safe(value)
-        if safe is None:  # NaN or infinity: there is no text Pendo should show for it
+        if (safe := json_safe(value)) is None:  # NaN or infinity: no text Pendo should show
             raise CoercionError("is not a finite number")
         text = str(safe)
     if len(text) >= MAX_TEXT_CHARS:

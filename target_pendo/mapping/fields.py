@@ -1,31 +1,27 @@
-"""An object stream's mapping resolved against Pendo's field schema, once per stream.
-
-Pendo keys fields in lowercase (`planTier` shows as `plantier`), so configured names match
-case-insensitively. Pendo's schema answers capitalised attributes (`Type`, `DisplayName`;
-revision 2 of the contract); `type` is read as a fallback, `date` behaves as `time`, and a
-field marked `isDeleted` is a missing field. A missing field is a setup error, raised before
-any row is sent, unless `create_missing_fields` is on: the sink then creates it through
-Pendo's schema route (``pendo_type_for`` types it from the column), and an agent field the
-route could not create is written by value, which makes Pendo create it.
-Pure: the schema comes in as data, rows go out as metadata values.
-"""
+"""An object stream's mapping resolved against Pendo's field schema, once per stream. Pure.
+Pendo keys fields in lowercase (names match case-insensitively); its schema answers `Type`
+(`type` a fallback, `date` is `time`), and a field marked `isDeleted` is missing: a setup
+error, unless `create_missing_fields`."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from target_pendo.config import ObjectsSpec
 from target_pendo.errors import StreamConfigError
 from target_pendo.mapping.coerce import CoercionError, coercer_for
-from target_pendo.mapping.rows import SINGER_METADATA_PREFIX, RowRejected, check_columns, to_id
+from target_pendo.mapping.rows import (
+    SINGER_METADATA_PREFIX,
+    RowRejected,
+    check_columns,
+    json_safe,
+    to_id,
+)
 from target_pendo.pendo.api import ID_KEYS, WRITABLE_GROUPS
-
-# Field types Pendo answers under another name, and the type target-pendo treats them as.
-TYPE_ALIASES = {"date": "time", "number": "float"}
 
 FieldSchema = Mapping[str, Mapping[str, Mapping[str, Any]]]  # group -> field -> attributes
 
@@ -34,18 +30,11 @@ def pendo_field_type(attributes: Mapping[str, Any]) -> str:
     """A schema entry's type: `Type` (Pendo's key), else `type`; `""` when untyped."""
     raw = attributes.get("Type", attributes.get("type"))
     field_type = raw.strip().lower() if isinstance(raw, str) else ""
-    return TYPE_ALIASES.get(field_type, field_type)
-
-
-def is_deleted(attributes: Mapping[str, Any]) -> bool:
-    flag = attributes.get("isDeleted", attributes.get("IsDeleted"))
-    return flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")
+    return {"date": "time", "number": "float"}.get(field_type, field_type)  # Pendo's aliases
 
 
 def pendo_type_for(column_schema: Mapping[str, Any]) -> str | None:
-    """The type to create a Pendo field with for a column (the schema route takes `string`,
-    `number`, `time`, `boolean`); None when no such type can hold the column (arrays, objects).
-    """
+    """The type to create a Pendo field with for a column; None for arrays and objects."""
     types = column_schema.get("type") or []
     kinds = {types} if isinstance(types, str) else set(types)
     kinds.discard("null")
@@ -61,22 +50,15 @@ def pendo_type_for(column_schema: Mapping[str, Any]) -> str | None:
 
 
 @dataclass(frozen=True)
-class WantedField:
-    """One configured field: where it goes in Pendo and which column feeds it."""
+class FieldTarget:
+    """One configured field: where it goes in Pendo, which column feeds it, its Pendo type."""
 
     group: str
     key: str  # the lowercase key Pendo stores
     name: str  # as configured (Pendo's display name when target-pendo creates it)
     column: str
-
-
-@dataclass(frozen=True)
-class FieldTarget:
-    group: str
-    key: str  # the Pendo field key we write
-    column: str
-    type: str | None  # None: a new agent field, Pendo infers its type
-    coerce: Callable[[Any], Any]
+    type: str | None = None  # None: a new agent field (Pendo infers its type), or not resolved
+    coerce: Callable[[Any], Any] = json_safe
 
 
 @dataclass(frozen=True)
@@ -106,11 +88,7 @@ class ObjectPlan:
             if attributes is None:
                 _missing_field(spec, wanted.group, wanted.key)
             field_type = None if attributes is None else pendo_field_type(attributes)
-            targets.append(
-                FieldTarget(
-                    wanted.group, wanted.key, wanted.column, field_type, coercer_for(field_type)
-                )
-            )
+            targets.append(replace(wanted, type=field_type, coerce=coercer_for(field_type)))
         if not targets:
             raise StreamConfigError(spec.stream, "maps no columns to Pendo fields")
         return cls(
@@ -133,26 +111,19 @@ class ObjectPlan:
 
     def fingerprint(self) -> str:
         """Stable across processes: what is written where, never object identities."""
-        described = [self.kind, self.id_column] + [
-            [t.group, t.key, t.column, t.type] for t in self.targets
-        ]
+        targets = [[t.group, t.key, t.column, t.type] for t in self.targets]
+        described = [self.kind, self.id_column, *targets]
         return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
 
     def row_values(self, row: Mapping[str, Any]) -> tuple[str, dict[str, dict[str, Any]]]:
-        """(object id, group -> {field: value}); RowRejected names the column and value.
-
-        A null clears the Pendo field (with `null_values: skip` it leaves it untouched, and is
-        not part of the values, so their hash stays the same run after run); a column missing
-        from the row leaves it untouched.
-        """
+        """(object id, group -> {field: value}); RowRejected names the column and value. A
+        skipped null is left out of the values, so their hash stays the same run after run."""
         object_id = to_id(row.get(self.id_column), self.id_column)
         values: dict[str, dict[str, Any]] = {}
         for target in self.targets:
-            if target.column not in row:
-                continue  # a column the tap left out: leave Pendo's value as it is
-            raw = row[target.column]
-            if raw is None and self.skip_nulls:
-                continue
+            raw = row.get(target.column)
+            if target.column not in row or (raw is None and self.skip_nulls):
+                continue  # a column the tap left out, or a skipped null: Pendo's value stays
             try:
                 value = None if raw is None else target.coerce(raw)  # a null clears the field
             except CoercionError as exc:
@@ -165,8 +136,7 @@ class ObjectPlan:
         return object_id, values
 
 
-def wanted_fields(spec: ObjectsSpec, schema_columns: Iterable[str]) -> list[WantedField]:
-    """The fields a spec writes, each checked against the stream's columns."""
+def wanted_fields(spec: ObjectsSpec, schema_columns: Iterable[str]) -> list[FieldTarget]:
     columns = list(schema_columns)
     known = set(columns)
     columns_of_spec = [("id_column", spec.id_column), ("deleted_column", spec.deleted_column)]
@@ -180,7 +150,7 @@ def wanted_fields(spec: ObjectsSpec, schema_columns: Iterable[str]) -> list[Want
             if c not in (spec.id_column, spec.deleted_column)
             and not c.startswith(SINGER_METADATA_PREFIX)
         ]
-    wanted: list[WantedField] = []
+    wanted: list[FieldTarget] = []
     seen: dict[tuple[str, str], str] = {}
     for group, name, column in configured:
         check_columns(spec.stream, known, [(f"{group}_fields.{name}", column)])
@@ -192,7 +162,7 @@ def wanted_fields(spec: ObjectsSpec, schema_columns: Iterable[str]) -> list[Want
                 f"'{key}' (Pendo field names ignore case)",
             )
         seen[(group, key)] = column
-        wanted.append(WantedField(group, key, name, column))
+        wanted.append(FieldTarget(group, key, name, column))
     return wanted
 
 
@@ -203,25 +173,15 @@ def live_field(schema: FieldSchema, group: str, key: str) -> Mapping[str, Any] |
         return None
     for name, attributes in fields.items():
         entry = attributes if isinstance(attributes, Mapping) else {}
-        if str(name).lower() == key and not is_deleted(entry):
+        flag = entry.get("isDeleted", entry.get("IsDeleted"))
+        deleted = flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")
+        if str(name).lower() == key and not deleted:
             return entry
     return None
 
 
-def missing_fields(
-    spec: ObjectsSpec, schema_columns: Iterable[str], pendo_schema: FieldSchema
-) -> list[WantedField]:
-    """The configured fields Pendo does not have (or has deleted)."""
-    return [
-        w
-        for w in wanted_fields(spec, schema_columns)
-        if live_field(pendo_schema, w.group, w.key) is None
-    ]
-
-
 def _missing_field(spec: ObjectsSpec, group: str, key: str) -> None:
-    """A field Pendo lacks: a setup error, except an agent field that is to be written by
-    value (create_missing_fields, when Pendo's schema route did not create it)."""
+    """A field Pendo lacks: a setup error, but for an agent field to be written by value."""
     where = f"{group} field '{key}' does not exist in Pendo's {spec.kind} fields"
     if not spec.create_missing_fields:
         raise StreamConfigError(

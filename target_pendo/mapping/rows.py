@@ -1,9 +1,6 @@
-"""Pure mapping from Singer rows to Pendo payloads: no I/O, no HTTP, no SDK.
-
-A plan is built once per stream (column checks, property names) so that the per-row work is
-a few dict look-ups and one JSON encode. A row that cannot become a valid payload raises
-``RowRejected`` naming the field; the sink turns that into a rejected row.
-"""
+"""Pure mapping from Singer rows to Pendo payloads. A plan is built once per stream, so the
+per-row work is a few look-ups and one JSON encode; a row that cannot become a valid payload
+raises ``RowRejected`` naming the field."""
 
 from __future__ import annotations
 
@@ -24,8 +21,7 @@ from target_pendo.config import EventsSpec, is_valid_property_name
 from target_pendo.errors import StreamConfigError
 
 MAX_PROPERTY_NAME = 32
-# Epoch numbers at or above this are milliseconds; below, seconds. 1e11 ms is March 1973 and
-# 1e11 s is the year 5138, so no real timestamp is ambiguous.
+# Epoch numbers from this up are ms, below it seconds: 1e11 ms is 1973, 1e11 s the year 5138.
 _MS_THRESHOLD = 1e11
 _MAX_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z, exclusive
 _NUMERIC = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -41,9 +37,6 @@ class RowRejected(Exception):
         super().__init__(reason)
         self.field = field
         self.reason = reason
-
-
-# --- JSON ------------------------------------------------------------------------------------
 
 
 def _json_default(value: Any) -> Any:
@@ -93,10 +86,8 @@ def dumps(value: Any) -> bytes:
 
 
 def unencodable_field(value: Any, path: str = "") -> str | None:
-    """The first place in a row (a column, or `column.key` inside an object) whose text cannot
-    be written as UTF-8 JSON: a lone surrogate, from a tap's `\\ud800` escape or from bytes
-    that were not UTF-8 (read with surrogateescape). None when every text is fine. Keys of
-    objects count: Pendo gets them as text too."""
+    """The first place in a row (`column.key...`, keys too) with a lone surrogate (a `\\ud800`
+    escape, or bytes that were not UTF-8), which UTF-8 cannot encode."""
     if isinstance(value, str):
         return None if _encodes(value) else (path or "(value)")
     if isinstance(value, Mapping):
@@ -116,7 +107,6 @@ def unencodable_field(value: Any, path: str = "") -> str | None:
 
 
 def _encodes(text: str) -> bool:
-    """Whether UTF-8 can encode `text`: whether it holds no surrogate code point."""
     return text.isascii() or _SURROGATE.search(text) is None
 
 
@@ -127,8 +117,7 @@ def unencodable_reason(field: str) -> str:
     )
 
 
-# Characters JSON leaves raw that many line readers (Python's str.splitlines among them) take
-# for a line break: escaped in every JSONL file, so one entry is always one line.
+# Line breaks to str.splitlines that JSON leaves raw: escaped, so one entry is one line.
 _LINE_BREAKS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
@@ -141,48 +130,34 @@ def jsonl_line(value: Any) -> bytes:
     return text.encode("utf-8")
 
 
-# --- timestamps ------------------------------------------------------------------------------
-
-
-def _number_to_ms(value: Any) -> int:
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValueError(f"{value!r} is too large to be a timestamp") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{number!r} is not a finite number")
-    return round(number if abs(number) >= _MS_THRESHOLD else number * 1000)
-
-
 def to_epoch_ms(value: Any) -> int:
-    """Epoch milliseconds from a datetime, date, epoch seconds/ms, or ISO 8601 string.
-
-    Naive date-times are taken as UTC. Raises ValueError with a reason a user can act on.
-    """
+    """Epoch ms from a datetime, date, epoch seconds/ms or ISO 8601 string (naive: UTC)."""
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{value!r} is not a timestamp")
-    if isinstance(value, dt.datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    moment = value.strip() if isinstance(value, str) else value
+    if isinstance(moment, str) and not _NUMERIC.match(moment):
+        try:
+            moment = dt.datetime.fromisoformat(moment)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an ISO 8601 date-time, a date, or epoch seconds/ms"
+            ) from None
+    if isinstance(moment, dt.datetime):
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
         ms = round(moment.timestamp() * 1000)
-    elif isinstance(value, dt.date):
-        ms = int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp()) * 1000
-    elif isinstance(value, int | float | Decimal):
-        ms = _number_to_ms(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if _NUMERIC.match(text):
-            ms = _number_to_ms(text)
-        else:
-            try:
-                parsed = dt.datetime.fromisoformat(text)
-            except ValueError:
-                raise ValueError(
-                    f"{value!r} is not an ISO 8601 date-time, a date, or epoch seconds/ms"
-                ) from None
-            try:
-                return to_epoch_ms(parsed)
-            except ValueError:
-                raise ValueError(f"{value!r} is outside 1970-01-01 .. 9999-12-31") from None
+    elif isinstance(moment, dt.date):
+        ms = (
+            int(dt.datetime(moment.year, moment.month, moment.day, tzinfo=dt.UTC).timestamp())
+            * 1000
+        )
+    elif isinstance(moment, int | float | Decimal | str):
+        try:
+            number = float(moment)
+        except OverflowError:
+            raise ValueError(f"{moment!r} is too large to be a timestamp") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{number!r} is not a finite number")
+        ms = round(number if abs(number) >= _MS_THRESHOLD else number * 1000)
     else:
         raise ValueError(f"{type(value).__name__} value {value!r} is not a timestamp")
     if not 0 <= ms < _MAX_MS:
@@ -190,18 +165,9 @@ def to_epoch_ms(value: Any) -> int:
     return ms
 
 
-# --- property names --------------------------------------------------------------------------
-
-
 def sanitize_property_name(column: str) -> str:
-    """Pendo property name for a column, by the rule documented in README.
-
-    1. every run of characters other than ASCII letters, digits and `_` becomes one `_`;
-    2. a name that both starts and ends with `__` (reserved by Pendo) loses its leading `_`s;
-    3. a name that starts with a digit (or is empty) gets a leading `_`;
-    4. a name longer than 32 keeps its first 23 characters, then `_` and 8 hex digits of the
-       SHA-1 of the original column name, so long names that share a prefix stay distinct.
-    """
+    """Pendo property name for a column, by the rule in README (`__x__` is reserved by Pendo;
+    a long name keeps a hash of the column, so names that share a prefix stay distinct)."""
     name = _INVALID_NAME_CHARS.sub("_", column)
     if name.startswith("__") and name.endswith("__"):
         name = name.lstrip("_")
@@ -232,7 +198,6 @@ def default_property_names(stream: str, columns: Iterable[str]) -> dict[str, str
 def check_columns(
     stream: str, known: Collection[str], configured: Iterable[tuple[str, str | None]]
 ) -> None:
-    """Each (setting, column) configured must name a column of the stream's schema."""
     for setting, column in configured:
         if column and column not in known:
             raise StreamConfigError(
@@ -240,9 +205,6 @@ def check_columns(
                 f"{setting} names column '{column}', which is not in the stream's schema "
                 f"(columns: {sorted(known)})",
             )
-
-
-# --- ids ---------------------------------------------------------------------------------------
 
 
 def to_id(value: Any, field: str) -> str:
@@ -262,9 +224,6 @@ def to_id(value: Any, field: str) -> str:
     raise RowRejected(field, f"'{field}' must be a string or an integer, got {value!r}")
 
 
-# --- events ------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class EventPlan:
     """A stream's events spec resolved against its schema, once."""
@@ -280,7 +239,6 @@ class EventPlan:
 
     @classmethod
     def build(cls, spec: EventsSpec, schema_columns: Iterable[str]) -> EventPlan:
-        """Check every configured column exists; work out default property names."""
         columns = list(schema_columns)
         known = set(columns)
         configured = [
@@ -346,8 +304,7 @@ class EventPlan:
                 timestamp = to_epoch_ms(row.get(self.timestamp_column))
             except ValueError as exc:
                 raise RowRejected(
-                    self.timestamp_column,
-                    f"timestamp column '{self.timestamp_column}': {exc}",
+                    self.timestamp_column, f"timestamp column '{self.timestamp_column}': {exc}"
                 ) from None
         else:
             timestamp = now_ms

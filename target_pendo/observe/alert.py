@@ -1,20 +1,10 @@
-"""One message where a team looks, when a run needs a person: `alert_webhook_url`.
+"""`alert_webhook_url`: one Slack-format message (`{"text": ...}`) when a run failed, was stopped,
+or rejected more than `max_rejected_fraction` of a stream's rows (docs/operating.md#alerting).
 
-A run that failed, was stopped by a signal, or rejected more than `max_rejected_fraction` of
-a stream's rows POSTs one JSON object in Slack's incoming-webhook format, `{"text": ...}`,
-which Slack, Microsoft Teams (incoming webhook connector) and PagerDuty's events bridge take
-as it is: what happened, the streams and their counts, the most frequent reject reasons, and
-where the run report is.
-
-What it never holds: a key (the text passes through the run's redactor), or row data: reject
-reasons are sent as patterns (`report.alert_reason`: values masked, only the rejected
-column's name kept, Pendo's own words after its status left out), errors with quoted values
-masked. The webhook URL is itself a secret (Slack's carries its token in the path): it is
-added to the log redaction, and failures name only its scheme and host.
-
-It is sent once, on its own thread, and waited for at most ALERT_TIMEOUT_SECONDS: a receiver
-that is down or slow costs the run a warning and a few seconds at most, never its outcome or
-exit code. A dry run sends no alert, as it sends nothing anywhere.
+It never holds a key (the text is redacted) or row data (reasons as `report.alert_reason`
+patterns, errors with quoted values masked). The webhook URL is a secret too (Slack's token is
+its path): failures name only its scheme and host. Sent once, waited for at most
+ALERT_TIMEOUT_SECONDS: a receiver down costs a warning, never the run's outcome or exit code.
 """
 
 from __future__ import annotations
@@ -43,8 +33,7 @@ log = logging.getLogger("target_pendo.observe.alert")
 
 
 def webhook_secrets(url: str) -> list[str]:
-    """The parts of a webhook URL to redact wherever they could be echoed: the URL, its path
-    (the token of Slack and Teams webhooks), long path segments, credentials, query values."""
+    """The parts of a webhook URL to redact (its path is Slack's and Teams' token)."""
     parts = urllib.parse.urlsplit(url)
     found = [url, urllib.parse.urlunsplit((*parts[:3], "", "")), *url_secrets(url)]
     if len(parts.path) > 1:
@@ -53,14 +42,7 @@ def webhook_secrets(url: str) -> list[str]:
     return found
 
 
-def webhook_host(url: str) -> str:
-    """The webhook as it may be shown: scheme and host, never the path."""
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}"
-
-
 def trigger(status: str, over_rejected: list[str]) -> str | None:
-    """Why this run alerts: 'failed', 'stopped' or 'rejected'; None when it does not."""
     if status in (RunStatus.FAILED, RunStatus.STOPPED):
         return status
     return "rejected" if over_rejected else None
@@ -78,8 +60,7 @@ def build_message(
     unsent_rows: int = 0,
     host: str | None = None,
 ) -> dict[str, str]:
-    """The alert: Slack's `{"text": ...}`, a few short lines of Slack markdown. `report`: the
-    run's report, or its stored JSON object (read_report)."""
+    """The alert: Slack's `{"text": ...}` in a few lines of Slack markdown."""
     report = read_report(report) or ReportDocument()
     host = host or socket.gethostname()
     run_id = report.run_id or "?"
@@ -135,13 +116,12 @@ def send(
     *,
     network: Network | None = None,
 ) -> bool:
-    """POST the alert once; True when the receiver answered 2xx within `timeout` (default
-    ALERT_TIMEOUT_SECONDS). It leaves through the run's `network`, as Pendo's calls do
-    (proxies, trusted CAs, no `.netrc`). Never raises: a failure is a warning naming the
-    webhook's host and what went wrong."""
+    """POST the alert once through the run's `network` (proxies, CAs); True when answered 2xx
+    within `timeout`. Never raises: a failure is a warning naming the webhook's host."""
     timeout = ALERT_TIMEOUT_SECONDS if timeout is None else timeout
     network = network or Network()
-    where = webhook_host(url)
+    parts = urllib.parse.urlsplit(url)
+    where = f"{parts.scheme}://{parts.hostname or '?'}"  # never the path: Slack's token
     outcome: dict[str, Any] = {}
 
     def post() -> None:

@@ -1,40 +1,12 @@
 """`target-pendo ledger export`: the ledger's sync log (`sync_runs`, `sync_rows`) as Singer
-messages on stdout, so that any Singer loader puts "which rows failed and why" into the team's
-warehouse, next to the data they came from. Singer rather than a file format of our own: a team
-that runs target-pendo already runs a loader, and Meltano runs the export as a custom extractor
-that keeps its state (docs/sync-log-export.md).
+messages on stdout, for any Singer loader; docs/sync-log-export.md says what it writes and why.
 
-Streams:
-- `pendo_sync_runs`, key `run_id`: a run's status, times and report. The report is exported
-  as a JSON object, not text, so that the warehouse queries it with its JSON operators (jsonb,
-  VARIANT); loaders with no JSON type write it as JSON text anyway.
-- `pendo_sync_rows`, key `run_id, stream, row_key, occurrence`: one record per line of
-  `sync_rows`. (run_id, stream, row_key) alone is not unique: one run can log one key of one
-  stream more than once (an object row superseded in its batch, then sent; a key sent again
-  with other values in a later batch), and a loader that merges on the key (target-postgres
-  does, even within a batch) would drop lines. `occurrence` numbers a key's lines within its
-  run in the order they were logged (`at`, then outcome and reason); lines that tie on all of
-  these are identical, so exporting a run again gives the same records under the same keys.
-
-Only finished runs are exported (any status but `running`), each once, whole: its record, then
-its lines, then a STATE. A running run may still write lines; the bookmark never passes it,
-because runs are taken in the order they *finished*. A loader that stops part way through a run
-has not passed on its STATE: the next export sends the run again, whole, under the same keys.
-
-The bookmark (STATE `bookmarks.pendo_sync_runs`, read back with `--state FILE`):
-`replication_key_value`, the latest `finished_at` exported, and `recent_runs`, the runs
-exported that finished in the hour before it. The next export takes the finished runs from an
-hour before the bookmark on, less those named: a finish is timed before its commit, by the
-clock of the machine that ran it, so a run can become visible after a run that finished later;
-the hour's overlap exports such a run once instead of never. A bookmark is never later than the
-exporting machine's clock, so one host with a clock far ahead cannot make the next exports skip
-the others' runs.
-
-Runs and their lines are read a page at a time (a server-side cursor on PostgreSQL), so
-millions of lines never sit in memory, and the output is flushed at each STATE, so the loader
-works while the export reads. Every string goes through the config's redactor, as the `report`
-command does: a reason or report written by a careless older version cannot carry a key into
-the warehouse.
+Only finished runs, each whole (record, lines, STATE; a loader that stops part way gets the
+run again), in the order they finished, so the bookmark never passes a running run.
+`occurrence` numbers a key's lines within a run, as (run_id, stream, row_key) is not unique.
+The bookmark looks back OVERLAP before its `finished_at` and names the runs exported in it
+(`recent_runs`): a finish is timed before its commit by its own machine's clock, so a run can
+become visible late. Pages of runs and lines keep memory flat; every string is redacted.
 """
 
 from __future__ import annotations
@@ -64,14 +36,11 @@ RUNS_STREAM = "pendo_sync_runs"
 ROWS_STREAM = "pendo_sync_rows"
 RUNS_KEY = ["run_id"]
 ROWS_KEY = ["run_id", "stream", "row_key", "occurrence"]
-# How far before the bookmark the next export looks again for runs whose finish became visible
-# late (see the module's docstring): far more than a commit takes or NTP lets clocks drift, and
-# few enough runs finish in it that naming them keeps the state small.
+# Far more than a commit takes or clocks drift, few enough runs to keep the state small.
 OVERLAP = dt.timedelta(hours=1)
 RUN_PAGE = 100  # runs (reports included) read per query
-ROW_PAGE = 5000  # sync_rows lines fetched from the cursor at a time
-# When a run finished: a finished run has finished_at; the coalesce only keeps a hand-edited
-# row in order.
+ROW_PAGE = 5000  # sync_rows lines fetched at a time
+# (the coalesce only keeps a hand-edited row in order)
 _finished = sa.func.coalesce(sync_runs.c.finished_at, sync_runs.c.started_at)
 # run_id, status, started_at, finished_at, full_resync, report
 _Run = sa.Row[str, str, str, str, int, str | None]
@@ -129,19 +98,17 @@ def _earlier(moment: str, by: dt.timedelta) -> str:
 
 @dataclass
 class Bookmark:
-    """Where an export left off: every finished run up to `finished_at` is exported, and those
-    of them that finished within OVERLAP before it are named in `recent` (id -> finished_at)."""
+    """Runs up to `finished_at` are exported; `recent` names those within OVERLAP before it."""
 
     finished_at: str | None = None
     recent: dict[str, str] = field(default_factory=dict)
 
     def lower_bound(self) -> str | None:
-        """The earliest finish the next page of runs may have (None: from the first run)."""
         return None if self.finished_at is None else _earlier(self.finished_at, OVERLAP)
 
     def advance(self, run_id: str, finished_at: str, now: str) -> None:
-        """`run_id` is exported: name it, move the bookmark to its finish (never later than
-        `now`, this machine's clock), and forget the runs now out of the overlap."""
+        """`run_id` is exported. The bookmark is never later than `now`, this machine's clock,
+        so one host with a clock far ahead cannot make the next exports skip others' runs."""
         self.recent[run_id] = finished_at
         latest = min(finished_at, now)
         if self.finished_at is None or latest > self.finished_at:
@@ -151,7 +118,6 @@ class Bookmark:
         self.recent = {r: f for r, f in self.recent.items() if f >= bound}
 
     def state(self) -> dict[str, Any]:
-        """The STATE value: what `--state FILE` reads back."""
         mark = {
             "replication_key": "finished_at",
             "replication_key_value": self.finished_at,
@@ -161,7 +127,6 @@ class Bookmark:
 
     @classmethod
     def from_state(cls, value: Any, where: str) -> Bookmark:
-        """The bookmark in a state value, a STATE message, or nothing (a first export)."""
         if isinstance(value, dict) and value.get("type") == "STATE" and "value" in value:
             value = value["value"]
         if value is None or value == {}:
@@ -193,7 +158,6 @@ class Bookmark:
 
 
 def read_state_file(path: str) -> Bookmark:
-    """The bookmark in `--state FILE`, as a tap reads its state file (empty: a first export)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -214,8 +178,7 @@ def read_state_file(path: str) -> Bookmark:
 
 
 class SyncLogExport:
-    """One export: the SCHEMAs, then each finished run after the bookmark with its lines and a
-    STATE (with no run, one STATE: the bookmark as it was). Counts what it wrote."""
+    """One export: the SCHEMAs, then each run after the bookmark with its lines and a STATE."""
 
     def __init__(self, ledger: Ledger, redact: Redactor, out: TextIO) -> None:
         self.ledger = ledger
@@ -225,11 +188,9 @@ class SyncLogExport:
         self.rows = 0
         self.unreadable_reports: list[str] = []
 
-    # --- reading --------------------------------------------------------------------------
     def _runs_after(self, bookmark: Bookmark) -> Iterator[_Run]:
-        """The finished runs from the bookmark's overlap on, in the order they finished, a page
-        of RUN_PAGE at a time (keyset: a run that commits meanwhile is not skipped or read twice
-        by the paging itself)."""
+        """The finished runs from the bookmark's overlap on, in the order they finished (keyset
+        paging: a run that commits meanwhile is not skipped or read twice)."""
         t = sync_runs.c
         columns = (t.run_id, t.status, t.started_at, _finished.label("finished_at"))
         query = (
@@ -254,8 +215,7 @@ class SyncLogExport:
             page = query.where(sa.or_(_finished > end, sa.and_(_finished == end, t.run_id > last)))
 
     def _lines(self, run_id: str) -> Iterator[dict[str, Any]]:
-        """The run's sync_rows lines as records, numbered per key (see the module docstring),
-        fetched ROW_PAGE at a time from one query: one snapshot of the run."""
+        """The run's sync_rows lines as records, numbered per key, from one query (one snapshot)."""
         r = sync_rows.c
         query = (
             sa.select(r.stream, r.row_key, r.outcome, r.reason, r.at)
@@ -266,26 +226,23 @@ class SyncLogExport:
         occurrence = 0
         doing = f"reading the rows of run {run_id}"
         with self.ledger.reading(doing), self.ledger.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, max_row_buffer=ROW_PAGE).execute(
-                query
-            )
-            while page := result.fetchmany(ROW_PAGE):
-                for stream, row_key, outcome, reason, at in page:
-                    occurrence = occurrence + 1 if last == (stream, row_key) else 1
-                    last = (stream, row_key)
-                    yield {
-                        "run_id": run_id,
-                        "stream": self.redact(stream),
-                        "row_key": self.redact(row_key),
-                        "occurrence": occurrence,
-                        "outcome": outcome,
-                        "reason": None if reason is None else self.redact(reason),
-                        "at": at,
-                    }
+            # a server-side cursor (PostgreSQL), fetched ROW_PAGE lines at a time
+            result = conn.execution_options(yield_per=ROW_PAGE).execute(query)
+            for stream, row_key, outcome, reason, at in result:
+                occurrence = occurrence + 1 if last == (stream, row_key) else 1
+                last = (stream, row_key)
+                yield {
+                    "run_id": run_id,
+                    "stream": self.redact(stream),
+                    "row_key": self.redact(row_key),
+                    "occurrence": occurrence,
+                    "outcome": outcome,
+                    "reason": None if reason is None else self.redact(reason),
+                    "at": at,
+                }
 
     def run_of(self, run_id: str) -> Bookmark:
-        """The bookmark of an export that ended with `run_id` (`--since RUN_ID`): it and every
-        run that finished before it are taken as exported."""
+        """`--since RUN_ID`: that run and every run that finished before it count as exported."""
         t = sync_runs.c
         with self.ledger.reading(f"reading run {run_id}"), self.ledger.engine.connect() as conn:
             row = conn.execute(
@@ -313,7 +270,6 @@ class SyncLogExport:
             ).all()
         return Bookmark(end, {r[0]: str(r[1]) for r in window})
 
-    # --- writing --------------------------------------------------------------------------
     def _write(self, message: Message) -> None:
         self.out.write(format_message(message) + "\n")
 
@@ -332,7 +288,6 @@ class SyncLogExport:
         return value
 
     def run(self, bookmark: Bookmark) -> Bookmark:
-        """Write the export; returns the bookmark it ends with (in its last STATE)."""
         started = now()
         self._write(SchemaMessage(RUNS_STREAM, RUNS_SCHEMA, RUNS_KEY))
         self._write(SchemaMessage(ROWS_STREAM, ROWS_SCHEMA, ROWS_KEY))
@@ -361,8 +316,7 @@ def export_sync_log(
     state_path: str | None = None,
     out: TextIO | None = None,
 ) -> int:
-    """`target-pendo ledger export`: write the export to `out` (stdout), say on stderr what
-    it held. `since` and `state_path` are the CLI's `--since RUN_ID` and `--state FILE`."""
+    """Write the export to `out` (stdout) and say on stderr what it held."""
     bookmark = read_state_file(state_path) if state_path else Bookmark()
     stream = out or sys.stdout
     with contextlib.closing(Ledger(url, read_only=True)) as ledger:

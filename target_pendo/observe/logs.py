@@ -1,20 +1,9 @@
-"""Log lines an operator can read: SDK chatter at DEBUG, the fatal error at ERROR.
+"""Log lines an operator can read (docs/operating.md#logs): SDK chatter at DEBUG, the fatal
+error at ERROR, since Meltano logs a plain (non-JSON) line at INFO.
 
-Meltano (with the loader's `structured-logging` capability) logs each JSON line of the SDK's
-`StructuredFormatter` at its `level`, but a plain line (the CLI's `target-pendo: error: ...`)
-at INFO: `log_fatal` logs the fatal error through logging too, at ERROR, so that it arrives as
-an error there, and as a `| ERROR |` line that log collectors pick up elsewhere.
-
-Chatter, the SDK's lines no operator acts on ("Skipping parse of env var settings...", "Target
-sink for 'x' is full ... Draining...", METRIC lines timing batches), goes to DEBUG, which
-`TARGET_PENDO_LOGLEVEL=DEBUG` still shows. The METRIC `record_count` tagged `endpoint: pendo`
-(rows Pendo accepted) stays at INFO: it is the one count of delivered rows in the SDK's
-machine-readable form, which Meltano passes on and dashboards graph.
-
-Libraries' own warnings and errors (SQLAlchemy's pool traceback when the ledger's database goes
-away, urllib3's dropped connections) go to DEBUG too: each such failure also reaches the target
-as an exception, whose one error line names the fix; 40 lines of traceback before it would hide
-it.
+Libraries' own warnings and errors (SQLAlchemy's pool traceback, urllib3's dropped connections)
+go to DEBUG too: each failure also reaches the target as an exception, whose one error line
+names the fix; 40 lines of traceback before it would hide it.
 """
 
 from __future__ import annotations
@@ -30,13 +19,11 @@ SDK_CHATTER = (
     "Parsing env var for settings config...",
     "Target sink for '%s' is full. Current size is '%s'. Draining...",
     "One or more records have exceeded the max age of %d minutes. Draining all sinks.",
-    # logged when the input is read, often long before the rows are sent: it read as the end
-    # of the run (the target says itself when the input ends, and when the run is over)
+    # logged when the input is read, long before the rows are sent: it read as the run's end
     "Reader '%s' completed processing %d lines of input (%d schemas, %d records, %d batch "
     "manifests, %d state messages, %d activate version messages).",
 )
-# ERROR lines of the SDK that only precede the run's one error line: a sink's `setup()` failed
-# (a busy lease, a mapped field Pendo lacks), and what it raised names the stream and the fix.
+# ERROR lines of the SDK before the run's one error line, which names the stream and the fix
 SDK_REPEATED_ERRORS = ("Error initializing target sink '%s'",)
 KEPT_METRIC = ("record_count", "endpoint", "pendo")  # metric name, tag, value kept at INFO
 # Libraries whose own warnings and errors go to DEBUG (their failures reach the target).
@@ -64,8 +51,7 @@ def _is_chatter(record: logging.LogRecord) -> bool:
 
 
 def _lower_to_debug(record: logging.LogRecord) -> bool:
-    """Make `record` a DEBUG one; whether its logger would have logged it at DEBUG (the
-    level check was done, at the record's own level, before any filter ran)."""
+    """Make `record` a DEBUG one; whether its logger logs DEBUG (the level check ran before)."""
     record.levelno = logging.DEBUG
     record.levelname = logging.getLevelName(logging.DEBUG)
     return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
@@ -79,9 +65,8 @@ class ChatterFilter(logging.Filter):
 
 
 def quiet_sdk_chatter(plugin_logger_name: str) -> None:
-    """Install the ChatterFilter on the plugin's logger and the SDK's metrics logger (once).
-    Filters live on the loggers, not on handlers, so they hold whatever handlers the SDK or
-    Meltano's logging config puts on the root logger."""
+    """Install the ChatterFilter (once) on the plugin's and SDK metrics' loggers: on loggers, it
+    holds whatever handlers the SDK or Meltano set."""
     for name in (plugin_logger_name, METRICS_LOGGER_NAME):
         logger = logging.getLogger(name)
         if not any(isinstance(f, ChatterFilter) for f in logger.filters):
@@ -89,8 +74,7 @@ def quiet_sdk_chatter(plugin_logger_name: str) -> None:
 
 
 class LibraryErrorFilter(logging.Filter):
-    """On a handler: the warnings and errors of QUIET_LIBRARIES' loggers become DEBUG
-    records, kept (traceback and all) only when their logger has DEBUG on."""
+    """On a handler: QUIET_LIBRARIES' warnings and errors become DEBUG records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING or record.name.split(".")[0] not in QUIET_LIBRARIES:
@@ -99,22 +83,18 @@ class LibraryErrorFilter(logging.Filter):
 
 
 def quiet_library_errors(handlers: list[logging.Handler]) -> None:
-    """Install the LibraryErrorFilter on `handlers` (the root logger's, once logging is set
-    up). On the handlers, not on the libraries' loggers: a logger's filters see only the
-    records of that very logger, and SQLAlchemy makes its pool's logger when the pool is made,
-    long after logging was set up."""
+    """Install the LibraryErrorFilter on `handlers` (once): a logger's filters see only its own
+    records, and SQLAlchemy makes its pool's logger long after logging was set up."""
     for handler in handlers:
         if not any(isinstance(f, LibraryErrorFilter) for f in handler.filters):
             handler.addFilter(LibraryErrorFilter())
 
 
 def log_fatal(message: str, *, logger_name: str, stopped: bool = False) -> bool:
-    """Log the error that ends the run as one line, at ERROR (WARNING for a stop on a
-    signal, which an orchestrator asked for), when logging is set up (the sync command; the
-    `ledger`/`check`/`report` commands print their one line only). `message` must already be
-    one line and redacted; it goes as an argument, so the log redaction applies again and
-    the structured formatter cannot skip it. Returns whether the line went out structured
-    (JSON): then the plain `target-pendo: error:` line would only repeat it, at info level."""
+    """Log the run's fatal error as one line, at ERROR (WARNING for a stop on a signal), when
+    logging is set up. `message`, one redacted line, goes as an argument so the log redaction
+    applies again. Returns whether it went out structured (JSON): then the plain
+    `target-pendo: error:` line would only repeat it, at info level."""
     handlers = logging.getLogger().handlers
     if not handlers:
         return False

@@ -1,23 +1,10 @@
-"""Progress an operator can read while a run goes, stalled or not.
+"""Progress lines while a run goes, stalled or not (docs/operating.md shows them): per stream,
+what came in, was sent, rejected, retried, and what it waits for right now; on a terminal, one
+live line instead. Facts come from the client (`attempts.CallObserver`), the sinks' drains
+(``drains.py``) and the reader's line count.
 
-Every PROGRESS_EVERY_SECONDS (30 s) a line per active stream says what came in, what Pendo
-took, what was rejected and retried, the rate, and what the run is waiting for right now:
-
-    Progress of stream 'events': 12000 received, 11500 sent, 3 rejected, 12 retries
-    (HTTP 503: 12); 410 rows/s in the last 30 s; waiting for Pendo: 8 calls in flight,
-    oldest 12 s
-
-On a terminal the same facts are one live line, rewritten in place every second, instead.
-
-Where the facts come from: the monitor observes the client (`attempts.CallObserver`: each
-attempt's start and end, each retry) and reads its counters; the sinks report drains starting
-and ending (``drains.py``, part of the run's context); the target's reader counts input lines.
-Each attempt also feeds the run's `CallTimeline`.
-
-The monitor thread is a daemon that only reads: it takes short, bounded locks (the report's,
-the stats', its own, and on a terminal the log handler's, with a timeout) and never one the
-main thread's SIGTERM handler needs (that handler takes none: it raises). `stop()` waits at
-most a second for it, so it never delays the run's exit.
+The monitor thread is a daemon that only reads: it takes short, bounded locks and never one the
+SIGTERM handler needs (that handler takes none: it raises). `stop()` waits at most a second.
 """
 
 from __future__ import annotations
@@ -67,11 +54,8 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-# --- what the HTTP workers are doing ----------------------------------------------------------
 @dataclass
 class StreamActivity:
-    """One stream's calls right now."""
-
     on_wire: int = 0
     oldest_on_wire: float = 0.0  # seconds
     # cause -> (calls waiting to retry, how long the longest of them has been retrying)
@@ -80,8 +64,7 @@ class StreamActivity:
 
 class Activity:
     """Attempts on the wire and retry waits, per worker thread (a thread does one call at a
-    time: its attempt starts in `stats.call`, ends in the call log, waits after `stats.retry`
-    until its next attempt starts)."""
+    time, and waits after a retry until its next attempt starts)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -131,12 +114,10 @@ class Activity:
         return out
 
 
-# --- the terminal's live line ---------------------------------------------------------------
 class LiveLine:
-    """One status line at the bottom of a terminal, rewritten in place. Log lines written
-    through `handler` clear it first and redraw it after, so the two never mix; the line is
-    drawn under the handler's own lock, taken with a timeout so a stuck terminal cannot hold
-    the monitor (or the run's exit) up."""
+    """One status line at the bottom of a terminal, rewritten in place; log lines through
+    `handler` clear and redraw it. Drawn under the handler's lock, taken with a timeout so a
+    stuck terminal cannot hold the monitor (or the run's exit) up."""
 
     def __init__(self, handler: logging.StreamHandler[IO[str]]) -> None:
         self._handler = handler
@@ -147,23 +128,20 @@ class LiveLine:
         handler.emit = self._emit  # type: ignore[method-assign]
 
     def _width(self) -> int:
-        """The terminal's columns, less one (a full line would wrap and break the rewrite);
-        asked of stderr itself: stdout is the Singer output, never the terminal."""
+        """Stderr's columns less one (a full line would wrap); stdout is the Singer output."""
         columns = 0
         with contextlib.suppress(AttributeError, OSError, ValueError):
             columns = os.get_terminal_size(self._stream.fileno()).columns
         return max(20, (columns or shutil.get_terminal_size((100, 20)).columns) - 1)
 
     def _put(self, text: str) -> None:
-        """A terminal that went away must not make a log call raise: the line is for show
-        only."""
+        """A terminal that went away must not make a log call raise."""
         with contextlib.suppress(OSError, ValueError):
             self._stream.write(text)
             self._stream.flush()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[bool]:
-        """The handler's lock, if it can be had within half a second."""
         lock = self._handler.lock
         taken = lock is not None and lock.acquire(timeout=0.5)
         try:
@@ -197,8 +175,7 @@ class LiveLine:
 
 
 def terminal_handler() -> logging.StreamHandler[IO[str]] | None:
-    """The root logger's handler that writes to stderr when stderr is a terminal (the SDK's
-    console handler in an interactive shell); None under Meltano, pipes, files."""
+    """The root logger's handler writing to stderr when it is a terminal (never under Meltano)."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
             with contextlib.suppress(AttributeError, ValueError):
@@ -207,10 +184,9 @@ def terminal_handler() -> logging.StreamHandler[IO[str]] | None:
     return None
 
 
-# --- the monitor ------------------------------------------------------------------------------
 @dataclass
 class _StreamMark:
-    """What a stream looked like at its last progress line."""
+    """A stream at its last progress line."""
 
     at: float
     done: int = 0
@@ -218,8 +194,7 @@ class _StreamMark:
 
 
 class ProgressMonitor:
-    """Owns the run's Activity and CallTimeline and says where the run is, every
-    `interval` seconds as log lines, or every second on a terminal's live line."""
+    """Says where the run is every `interval` seconds, or each second on a terminal's line."""
 
     def __init__(
         self,
@@ -249,7 +224,6 @@ class ProgressMonitor:
         # the share of the input read, when it is a file of known size (``reader.input_fraction``)
         self.input_fraction: Callable[[], float | None] = lambda: None
 
-    # --- lifecycle ----------------------------------------------------------------------------
     @classmethod
     def attach(
         cls,
@@ -259,21 +233,13 @@ class ProgressMonitor:
         lines_read: Callable[[], int],
         logger: logging.Logger,
     ) -> ProgressMonitor:
-        """Start watching a run that has not sent anything yet: take over the client's stats
-        and call log (see the module docstring) and start the monitor thread."""
+        """Observe a run's client before it sends anything, and start the monitor thread."""
         handler = terminal_handler()
-        monitor = cls(
-            run,
-            interval=interval,
-            lines_read=lines_read,
-            logger=logger,
-            live=LiveLine(handler) if handler is not None else None,
-        )
+        live = LiveLine(handler) if handler is not None else None
+        monitor = cls(run, interval=interval, lines_read=lines_read, logger=logger, live=live)
         run.client.observe(monitor)
-        # a look every second, or every `interval` when that is shorter
         tick = max(0.05, min(LIVE_REFRESH_SECONDS, monitor.interval or LIVE_REFRESH_SECONDS))
-        # The thread holds the monitor weakly: a target dropped without finishing (a test, an
-        # embedding program) does not leave a thread logging for it.
+        # held weakly: a target dropped without finishing leaves no thread logging for it
         monitor._thread = threading.Thread(
             target=_loop,
             args=(weakref.ref(monitor), monitor._stop, run.drains.wake, tick),
@@ -283,7 +249,6 @@ class ProgressMonitor:
         monitor._thread.start()
         return monitor
 
-    # --- what the client tells it (attempts.CallObserver) ----------------------------------
     def attempt_started(self, stream: str | None) -> None:
         self.activity.started(stream)
 
@@ -296,7 +261,6 @@ class ProgressMonitor:
         self.timeline.retry()
 
     def stop(self) -> None:
-        """The run ended: stop the thread (waiting at most a second), clear the live line."""
         self._stop.set()
         self.run.drains.wake.set()
         thread = self._thread
@@ -308,8 +272,7 @@ class ProgressMonitor:
         self.activity.clear()
 
     def tick(self) -> None:
-        """One look at the run: note the input lines read and the calls made so far (for the
-        recent call rate), refresh the live line, log when it is time."""
+        """One look at the run: note input lines and calls, refresh the live line or log."""
         now = self._clock()
         lines = self._lines_read()
         if lines != self._last_lines:
@@ -321,8 +284,6 @@ class ProgressMonitor:
             live.show(self.live_text())
         else:
             self.maybe_log()
-
-    # --- what to say --------------------------------------------------------------------------
 
     def call_rate(self, stream: str | None = None) -> float:
         """Attempts per second over the last few seconds: of one stream, or of all."""
@@ -336,8 +297,7 @@ class ProgressMonitor:
         return (last.get(stream, 0) - first.get(stream, 0)) / (t1 - t0)
 
     def maybe_log(self) -> None:
-        """Log the progress lines if `interval` has passed since the last ones. From any
-        thread; a thread that finds another one logging just returns."""
+        """Log the progress lines if `interval` has passed (and no other thread is)."""
         if self._clock() - self._last_log < self.interval or not self._log_lock.acquire(False):
             return
         try:
@@ -386,22 +346,18 @@ class ProgressMonitor:
         now: float,
         short: bool = False,
     ) -> str:
-        """What a stream waits for right now, in the words an operator would use (`short`:
-        fewer of them, for the terminal's one line)."""
+        """What a stream waits for right now (`short`: for the terminal's one line)."""
         act = act or StreamActivity()
         waits = sorted(act.waiting.items())
+        budget = self._setting("max_retry_seconds")
         if short:
-            retry_part = ", ".join(
-                f"retry after {cause}: {n} ({age(longest)})" for cause, (n, longest) in waits
-            )
+            retry_part = ", ".join(f"retry after {c}: {n} ({age(t)})" for c, (n, t) in waits)
         elif waits:
-            budget = self._setting("max_retry_seconds")
             retry_part = "waiting to retry: " + "; ".join(
                 f"{plural(n, 'call')} after {cause}, the longest retrying for {age(longest)}"
                 for cause, (n, longest) in waits
             )
-            if budget:
-                retry_part += f" (max_retry_seconds={budget:g})"
+            retry_part += f" (max_retry_seconds={budget:g})" if budget else ""
         else:
             retry_part = ""
         rate = self.call_rate(stream)
@@ -437,8 +393,7 @@ class ProgressMonitor:
         return clause
 
     def lines(self, now: float | None = None) -> list[str]:
-        """The progress lines for now: one per stream that moved or has rows or calls under
-        way; one for the run when no stream does (so a stalled run still says so)."""
+        """A line per stream that moved or is busy; else one for the run (a stall still shows)."""
         now = self._clock() if now is None else now
         stats = self.run.client.stats.snapshot()
         activity = self.activity.snapshot()
@@ -454,12 +409,10 @@ class ProgressMonitor:
             if mark.signature == signature and not busy:
                 continue  # settled and unchanged since its last line
             window = max(now - mark.at, 1e-9)
-            causes = ", ".join(
-                f"{cause}: {n}"
-                for (s, cause), n in sorted(stats.retry_causes.items())
-                if s == stream
-            )
-            why = f" ({causes})" if causes else ""
+            causes = [
+                f"{c}: {n}" for (s, c), n in sorted(stats.retry_causes.items()) if s == stream
+            ]
+            why = f" ({', '.join(causes)})" if causes else ""
             out.append(
                 f"Progress of stream '{stream}': {received} received, {c.sent} sent, "
                 f"{c.rejected} rejected, "
@@ -484,9 +437,8 @@ class ProgressMonitor:
         return out
 
     def estimate(self, now: float) -> tuple[float, float | None] | None:
-        """(share of the input's rows settled, seconds left at the rate so far), when the
-        input's size is known: a file (the rows in it estimated from the lines read so far
-        and the share of its bytes read), or any input once it was read to its end."""
+        """(share of the input's rows settled, seconds left), when the input's size is known: a
+        file (rows estimated from the share of its bytes read), or input read to its end."""
         lines = self._lines_read()
         rows = self._rows()
         if self.run.input_complete:  # the rows are all in: their number is known
@@ -506,8 +458,7 @@ class ProgressMonitor:
         return share, left
 
     def live_text(self) -> str:
-        """The terminal's one line: what the busiest stream waits for first (the part that
-        matters when a run stalls), then the run's totals and rate."""
+        """The terminal's line: what the busiest stream waits for first, then totals and rate."""
         now = self._clock()
         stats = self.run.client.stats.snapshot()
         activity = self.activity.snapshot()
@@ -535,9 +486,7 @@ class ProgressMonitor:
             text += f" | {share:.0%}" + (f", {age(left)} left" if left is not None else "")
         return text
 
-    # --- the end of the run -------------------------------------------------------------------
     def retry_summary(self) -> list[str]:
-        """One line per stream and cause of retries, for the end of the run."""
         stats = self.run.client.stats.snapshot()
         return [
             f"Retries of stream '{stream}' after {cause}: {n}"
@@ -547,7 +496,6 @@ class ProgressMonitor:
         ]
 
     def latency_summary(self) -> str:
-        """`p50 12 ms, p90 40 ms, p99 120 ms` over the run's attempts, or '' without any."""
         histogram = self.timeline.latency()
         values = [(q, percentile(histogram, q)) for q in (50, 90, 99)]
         return ", ".join(f"p{q} {shown_ms(ms)}" for q, ms in values if ms is not None)
@@ -556,7 +504,6 @@ class ProgressMonitor:
 def _loop(
     ref: weakref.ref[ProgressMonitor], stop: threading.Event, wake: threading.Event, tick: float
 ) -> None:
-    """The monitor's thread: a look at the run every `tick`, and when a batch ends (`wake`)."""
     while True:
         wake.wait(tick)
         wake.clear()

@@ -1,8 +1,6 @@
 """Keep secrets out of every text the target writes: logs, errors, rejects, call logs, reports.
-
-Header values are never logged at all; this is the second line of defence for texts that come
-back from Pendo, from exceptions or from row data and might echo a key. URLs are shown without
-their credentials and query (`shown_url`), since a proxy URL may carry a password or a key.
+Header values are never logged; this is the second line of defence for texts that might echo a
+key. URLs are shown without credentials and query, since a proxy URL may carry a password.
 """
 
 from __future__ import annotations
@@ -28,8 +26,7 @@ class Redactor:
         return text
 
     def value(self, value: object) -> object:
-        """A copy of a JSON-like value (row data, a payload) with every secret masked, in keys
-        and strings at any depth; other values as they are."""
+        """A copy of a JSON-like value, every secret masked in keys and strings at any depth."""
         if isinstance(value, str):
             return self(value)
         if isinstance(value, dict):
@@ -40,8 +37,7 @@ class Redactor:
 
 
 def url_secrets(url: str | None) -> list[str]:
-    """The credentials a URL carries (user, password, query values), to redact them wherever
-    they might be echoed."""
+    """The credentials a URL carries (user, password, query values), to redact."""
     if not url:
         return []
     try:
@@ -54,8 +50,7 @@ def url_secrets(url: str | None) -> list[str]:
 
 
 def shown_url(url: str) -> str:
-    """`url` as it may be shown: no user, password, query or fragment (a URL without a
-    scheme, as proxy variables may be, is read as http)."""
+    """`url` without user, password, query or fragment (no scheme, as in proxy variables: http)."""
     if "://" not in url:
         url = f"http://{url}"
     try:
@@ -77,9 +72,8 @@ _plain_factory = logging.getLogRecordFactory()
 
 
 class RedactingRecordFactory:
-    """The logging record factory that redacts (see `install_log_redaction`): logging's own
-    configuration, the one process-wide place a run's redactor is kept, since every thread and
-    library logs through it."""
+    """The record factory that redacts: logging's own configuration is the one process-wide
+    place for a run's redactor, since every thread and library logs through it."""
 
     def __init__(self, redact: Callable[[str], str]) -> None:
         self.redact = redact
@@ -97,17 +91,14 @@ class RedactingRecordFactory:
 
 
 def redact_text(text: str) -> str:
-    """`text` through the redactor logging was given (unchanged before any run set one up):
-    for the CLI's last line, which is printed, not logged."""
+    """`text` through logging's redactor, if any: for the CLI's last line, printed not logged."""
     factory = logging.getLogRecordFactory()
     return factory.redact(text) if isinstance(factory, RedactingRecordFactory) else text
 
 
 def install_log_redaction(redact: Callable[[str], str]) -> None:
-    """Every log record of the process (the SDK's too) is redacted when it is made: its
-    message is formatted there and then and the redacted text kept as the record's `msg`, so
-    no handler or formatter can print a key, not even one that reads `msg` without its
-    arguments (the SDK's structured formatter, which Meltano uses, does). A record is only
-    made for an enabled level, so this costs nothing for lines that are not logged. Once per
-    run, with every secret of its config (the webhook's too); the latest run's wins."""
+    """Redact every log record of the process when it is made: the formatted, redacted text
+    becomes its `msg`, so no handler or formatter can print a key, not even one that reads
+    `msg` without its arguments (the SDK's structured formatter does). Records are only made
+    for enabled levels. Once per run, with every secret of its config; the latest run's wins."""
     logging.setLogRecordFactory(RedactingRecordFactory(redact))

@@ -1,12 +1,6 @@
-"""Per-stream counts for the end-of-run summary (stderr and `state_dir/reports/`), and the
-run's reject reasons grouped so that an operator (and the alert) sees kinds, not rows. What
-is stored, and read back, is a ReportDocument (report_document.py: `RunReport.document`).
-
-Reasons quote row values (`got 'twelve'`, `'31/02/2026'`), so rows rejected for the same
-cause have different texts. `reason_pattern` masks what is a value: quoted text that is not
-a plain name, and numbers (not HTTP statuses); rows of one cause then share one pattern.
-`alert_reason` goes further for text that leaves the machine: only the rejected column's
-name stays quoted, and Pendo's own words after its status are left out.
+"""The run's counts as they happen (stored as a ReportDocument), and its reject reasons grouped
+by pattern: reasons quote row values, so `reason_pattern` masks quoted text that is not a plain
+name and numbers (not HTTP statuses), and rows of one cause share one pattern.
 """
 
 from __future__ import annotations
@@ -43,8 +37,7 @@ _PENDO_WORDS = re.compile(r"^((?:Pendo\b.*?|.*?)\bHTTP \d{3}\)?|Pendo\b[^:]*?):\
 
 
 def reason_pattern(reason: str) -> str:
-    """`reason` with its values masked, for grouping: quoted text other than a plain name
-    (a column or field) becomes `'…'`, numbers (not `HTTP 400`) become `…`."""
+    """`reason` with quoted values masked as `'…'` and numbers (not `HTTP 400`) as `…`."""
     text = mask_quoted_values(" ".join(reason.split()))
     text = _NUMBER.sub(MASK, text)
     if len(text) > MAX_PATTERN_CHARS:
@@ -53,20 +46,17 @@ def reason_pattern(reason: str) -> str:
 
 
 def mask_quoted_values(text: str) -> str:
-    """`text` with quoted text other than a plain name masked (an error message, which names
-    settings and columns, but may quote a row's value or Pendo's answer)."""
+    """`text` with quoted text other than a plain name masked (an error may quote a value)."""
     return _mask_quoted(text, _NAME.fullmatch)
 
 
 def _mask_quoted(text: str, kept: Callable[[str], object]) -> str:
-    """`text` with what it quotes masked, but for the quoted names `kept` is true of."""
     return _QUOTED.sub(lambda m: m.group() if kept(m.group()[1:-1]) else f"'{MASK}'", text)
 
 
 def alert_reason(pattern: str, field_name: str | None) -> str:
     """A reason pattern as it may leave the machine: only the rejected column's name stays
-    quoted, and what Pendo said after its status (free text that can hold row values) is
-    left out."""
+    quoted, and Pendo's words after its status (which can hold row values) are left out."""
     text = _PENDO_WORDS.sub(lambda m: m.group(1), pattern)
     text = _mask_quoted(text, lambda name: bool(field_name) and name == field_name)
     # every digit run but an HTTP status: dates and ids written without quotes too
@@ -94,18 +84,15 @@ class RunReport:
                 setattr(counts, key, getattr(counts, key) + value)
 
     def tally(self, name: str, sync: str, outcomes: Mapping[Outcome, int]) -> None:
-        """Count rows by outcome (each counted outcome is the StreamCounts field of its name)."""
         self.add(name, sync, **{outcome.value: n for outcome, n in outcomes.items()})
 
     def set_http(self, calls: dict[str, int], retries: dict[str, int]) -> None:
-        """Per-stream HTTP counts, from the client's stats at the end of the run."""
         with self._lock:
             for name, counts in self.streams.items():
                 counts.http_calls = calls.get(name, 0)
                 counts.retries = retries.get(name, 0)
 
     def over_rejected(self, fraction: float) -> list[str]:
-        """Streams whose rejected rows are more than `fraction` of the rows they received."""
         with self._lock:
             return [
                 f"'{name}' ({c.rejected} of {c.received})"
@@ -114,7 +101,6 @@ class RunReport:
             ]
 
     def rejected(self) -> dict[str, int]:
-        """Rejected rows per stream that had any."""
         with self._lock:
             return {name: c.rejected for name, c in sorted(self.streams.items()) if c.rejected}
 
@@ -124,13 +110,11 @@ class RunReport:
             counts.seconds = round(counts.seconds + seconds, 3)
 
     def counts(self, name: str) -> StreamCounts:
-        """A copy of one stream's counts."""
         with self._lock:
             return dataclasses.replace(self.streams.get(name) or StreamCounts(sync=""))
 
     def list_unknown(self, name: str, ids: list[str]) -> None:
-        """The first MAX_LISTED unknown ids per stream are listed in the report (all of them
-        are in `state_dir/unknown/<stream>/<day>.jsonl`; `tally` counts them)."""
+        """List the first MAX_LISTED per stream (all are in `state_dir/unknown/`)."""
         with self._lock:
             listed = self.unknown_ids.setdefault(name, [])
             listed.extend(ids[: max(0, MAX_LISTED - len(listed))])
@@ -147,19 +131,14 @@ class RunReport:
             patterns[key] = dataclasses.replace(seen, count=seen.count + 1)
 
     def reject_reasons(self) -> dict[str, list[RejectReason]]:
-        """stream -> its reject reasons, most frequent first."""
         with self._lock:
             return {
-                stream: [
-                    reason
-                    for _, reason in sorted(patterns.items(), key=lambda i: (-i[1].count, i[0]))
-                ]
+                stream: [r for _, r in sorted(patterns.items(), key=lambda i: (-i[1].count, i[0]))]
                 for stream, patterns in sorted(self.reject_patterns.items())
             }
 
     def document(self, end: ReportDocument) -> ReportDocument:
-        """The report now: `end` (what the run's end knows: TargetPendo.finish) with this
-        report's run id, times, counts, unknown ids and reject reasons."""
+        """`end` (what TargetPendo.finish knows) with this report's ids, times and counts."""
         reasons = self.reject_reasons()
         with self._lock:
             return dataclasses.replace(
@@ -173,12 +152,10 @@ class RunReport:
             )
 
     def as_dict(self, extra: Mapping[str, Any]) -> dict[str, Any]:
-        """The report's stored JSON object now, the run's end read from `extra` (a stored
-        report's object, or what the run's end adds to one)."""
+        """The stored JSON object now, the run's end read from `extra`."""
         return self.document(read_report(extra) or ReportDocument()).as_dict()
 
     def path(self, state_dir: str | Path) -> Path:
-        """Where `write` puts this run's report."""
         return Path(state_dir) / "reports" / f"run-{self.run_id}.json"
 
     def write(

@@ -1,16 +1,9 @@
-"""The run report as a typed document: what a run writes (`state_dir/reports/run-<id>.json`,
-the ledger's `sync_runs.report`) and what `target-pendo report`, its HTML page and the alert
-read back.
+"""The run report as a typed document: what a run stores (`state_dir/reports/run-<id>.json`,
+`sync_runs.report`) and the report command, its page and the alert read back.
 
-It is stored as JSON with a `report_version`; `read_report` reads the JSON of any version
-written so far (the first ones had no version and fewer keys: no per-stream HTTP counts, no
-reject reasons, no timeline, no pacing; a killed run has no report at all) into a
-ReportDocument, a key missing taking its default. Nothing else reads the stored JSON by its
-keys (the sync-log export excepted: it exports the object as it is). A count renamed here
-goes in `RENAMED_COUNTS` too, so that older reports keep theirs.
-
-Versions: 0 (no `report_version`), written before there was one; 1, the same keys with the
-version.
+`read_report` reads the JSON of every version so far (0: no `report_version` and fewer keys; 1:
+the same keys with it), a missing key taking its default; nothing else reads the JSON by its
+keys. A count renamed here goes in `RENAMED_COUNTS` too, so older reports keep theirs.
 """
 
 from __future__ import annotations
@@ -77,21 +70,17 @@ class StreamCounts:
     seconds: float = 0.0
 
     def extra_counts(self) -> list[str]:
-        """The counts a progress line or an alert adds to received, sent and rejected (those
-        not zero): rows that needed no call ("already sent 3", "unchanged 40", "unknown ids
-        2") and the pending queue's retry ("retried from pending 12", "now sent 5")."""
+        """The non-zero counts a progress line or an alert adds to received, sent, rejected."""
         label = dict(OPTIONAL_COUNTS)
         keys = ("already_sent", "unchanged", "skipped_unknown", "pending_retried", "pending_sent")
         return [f"{label[key]} {n}" for key in keys if (n := getattr(self, key))]
 
     def numbers(self) -> dict[str, int | float]:
-        """Every count but `sync`, by its name (the names OPTIONAL_COUNTS lists)."""
         return {name: n for name, n in dataclasses.asdict(self).items() if name != "sync"}
 
     @classmethod
     def read(cls, data: Mapping[str, Any]) -> StreamCounts:
-        """A stream's stored counts; a count it does not have (written before it was kept)
-        is 0, one stored under an older name (RENAMED_COUNTS) is read under its new one."""
+        """A stream's stored counts; one it lacks is 0, one under an older name is renamed."""
         data = {**{new: data[old] for old, new in RENAMED_COUNTS.items() if old in data}, **data}
         return _read_numbers(cls, data, sync=_text(data.get("sync"), "?"))
 
@@ -133,8 +122,7 @@ class Pacing:
 
 @dataclass(frozen=True)
 class ReportDocument:
-    """One run's report. TargetPendo.finish gives what the run's end knows (its status,
-    error, HTTP numbers, pacing, timeline), RunReport.document adds the counts."""
+    """One run's report: TargetPendo.finish gives the run's end, RunReport.document the counts."""
 
     run_id: str = ""
     started_at: str = ""
@@ -156,16 +144,13 @@ class ReportDocument:
     report_version: int = REPORT_VERSION  # the version it was stored as (0: before versions)
 
     def as_dict(self) -> dict[str, Any]:
-        """The stored JSON object: the keys of every earlier version, in their order, and
-        `report_version` (always this version's: the object has all of its keys), first."""
+        """The stored object: `report_version` first, then every earlier version's keys in order."""
         stored = dataclasses.asdict(dataclasses.replace(self, timeline=TimelineDocument()))
         stored.update(report_version=REPORT_VERSION, timeline=self.timeline.as_dict())
         return {"report_version": REPORT_VERSION, **stored}
 
     def lines(self) -> list[str]:
-        """The end-of-run summary: a line per stream."""
         out = []
-        # a dry run's calls are recorded, not made (``dryrun.py``)
         prefix, sent, calls = (
             ("dry run, nothing sent: ", "would send", "calls recorded")
             if self.dry_run
@@ -182,9 +167,8 @@ class ReportDocument:
 
 
 def read_report(stored: object) -> ReportDocument | None:
-    """A stored report from its JSON text (the ledger's column, a report file), its parsed
-    object, or a document (returned as it is); a value of the wrong kind takes its default
-    too. None when there is none: a killed run, or text that is not a JSON object."""
+    """A stored report from its JSON text, parsed object, or a document; a value of the wrong
+    kind takes its default. None for a killed run or text that is not a JSON object."""
     if isinstance(stored, ReportDocument):
         return stored
     if isinstance(stored, str | bytes):
@@ -223,14 +207,12 @@ def read_report(stored: object) -> ReportDocument | None:
     )
 
 
-# --- reading stored values -------------------------------------------------------------------
 _N = TypeVar("_N", int, float)
 _T = TypeVar("_T")
 _D = TypeVar("_D", StreamCounts, Pacing)
 
 
 def _number(value: Any, default: _N) -> _N:
-    """`value` as the kind of number `default` is; `default` when it is not a number."""
     if isinstance(value, bool | int | float | str):
         try:
             return type(default)(value)
@@ -248,7 +230,6 @@ def _optional_text(value: Any) -> str | None:
 
 
 def _read_numbers(cls: type[_D], data: Mapping[str, Any], **given: Any) -> _D:
-    """A dataclass whose other fields are numbers, each read as the kind of its default."""
     numbers: dict[str, Any] = {
         f.name: _number(data.get(f.name), f.default)
         for f in dataclasses.fields(cls)
@@ -258,14 +239,12 @@ def _read_numbers(cls: type[_D], data: Mapping[str, Any], **given: Any) -> _D:
 
 
 def _entries(value: Any, kind: type[Any]) -> dict[str, Any]:
-    """A stored object's entries of one kind, in their order."""
     if not isinstance(value, Mapping):
         return {}
     return {str(key): entry for key, entry in value.items() if isinstance(entry, kind)}
 
 
 def _objects(value: Any, read: Callable[[Mapping[str, Any]], _T]) -> dict[str, _T]:
-    """A stored object's entries that are objects, each read by `read`."""
     return {key: read(entry) for key, entry in _entries(value, Mapping).items()}
 
 

@@ -1,8 +1,6 @@
-"""`target-pendo report --html FILE`: one run as one self-contained HTML page.
-
-Everything is inline (CSS, SVG charts drawn here, no script, no font, no CDN), so the page
-opens from a file, a CI artifact or an e-mail attachment on a machine without network. Every
-text from the ledger is HTML-escaped; the caller redacts the whole page.
+"""`target-pendo report --html FILE`: one run as one self-contained HTML page. Everything is
+inline (CSS, SVG, no script or font), so the page opens offline. Every text from the ledger is
+HTML-escaped; the caller redacts the whole page.
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ import itertools
 import math
 import re
 from collections.abc import Callable, Sequence
+from importlib import resources
 from typing import Any
 
 from target_pendo.observe.report import MASK, MAX_PATTERN_CHARS
@@ -34,42 +33,14 @@ SERIES = (  # timeline column, label, colour (colour-blind safe palette)
     ("failed", "5xx", "#cc3311"),
     ("unanswered", "no answer", "#888888"),
 )
-# percentile, label, colour, line width: drawn widest first, so that where two are equal the
-# thinner runs inside the wider one and both stay visible
+# percentile, label, colour, line width: drawn widest first, so equal lines both stay visible
 PERCENTILES = (
     (50, "p50", "#228833", 1.6),
     (90, "p90", "#ccbb44", 4.0),
     (99, "p99", "#cc3311", 7.5),
 )
 MAX_LOG_LABELS = 10  # more 1-2-5 ticks on the latency axis: only 1, 10, 100... labelled
-CARDS_PER_ROW = 5
 STATUS_COLOURS = {"succeeded": "#228833", "failed": "#cc3311", "stopped": "#ccbb44"}
-
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;
-max-width:1140px;padding:0 16px;color:#222;background:#fff}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
-code{font:13px ui-monospace,SFMono-Regular,Menlo,monospace}
-.status{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600;
-vertical-align:middle;margin-left:8px;font-size:14px}
-.meta{color:#555;margin:2px 0}.error{background:#fdecea;border-left:4px solid #cc3311;
-padding:8px 12px;margin:12px 0}
-.cards{display:grid;grid-template-columns:repeat(var(--cols,5),minmax(0,1fr));gap:10px;
-margin:16px 0}@media (max-width:600px){.cards{grid-template-columns:repeat(2,minmax(0,1fr))}}
-.card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:0;
-overflow-wrap:anywhere}
-.card .n{font-size:22px;font-weight:600;display:block}.card .l{color:#666;font-size:12px}
-table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1px solid #eee;
-text-align:left;vertical-align:top}th{background:#f6f6f6;font-weight:600}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-.legend span{display:inline-block;margin-right:14px;font-size:12px}
-.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}
-.legend i.line{width:20px;vertical-align:middle}.legend .note{color:#555;font-style:italic}
-.values code{background:#f1f1f1;border-radius:3px;padding:0 4px;margin:0 4px 2px 0;
-display:inline-block}
-svg text{font:11px system-ui,sans-serif;fill:#555}.muted{color:#777}
-footer{margin-top:32px;color:#888;font-size:12px}
-"""
 
 
 def _e(value: Any) -> str:
@@ -93,11 +64,6 @@ def _nice_step(span: float, count: int = 5) -> float:
     return next((f * power for f in (1, 2, 5) if raw <= f * power), 10 * power)
 
 
-def _time_step(span: float) -> int:
-    steps = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
-    return next((step for step in steps if span / step <= 10), 28800)
-
-
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     if seconds < 60:
@@ -108,8 +74,7 @@ def _clock(seconds: float) -> str:
 
 
 def _one_two_five(low: float, high: float) -> list[float]:
-    """The values 1, 2, 5, 10, 20, 50... from the last one at or below `low` to the first one
-    at or above `high` (both at least 1)."""
+    """The 1-2-5 values from the last one at or below `low` to the first one at or above `high`."""
     low = max(low, 1.0)
     high = max(high, low)
     values: list[float] = []
@@ -124,10 +89,8 @@ def _one_two_five(low: float, high: float) -> list[float]:
 
 
 def log_ticks(low: float, high: float) -> list[tuple[float, bool]]:
-    """(value, labelled) ticks of a log axis from `low` to `high` (in ms, at least 1): every
-    1-2-5 value of the range, which is widened to at least three of them; when there are more
-    than MAX_LOG_LABELS, only the powers of ten are labelled, the others are faint grid lines
-    (left out too past twice as many)."""
+    """(value, labelled) 1-2-5 ticks of a log axis, at least three; past MAX_LOG_LABELS only
+    powers of ten are labelled (and past twice as many, the only ticks)."""
     values = _one_two_five(low, high)
     while len(values) < 3:
         if values[0] > 1:
@@ -141,13 +104,11 @@ def log_ticks(low: float, high: float) -> list[tuple[float, bool]]:
 
 
 def latency_label(ms: float) -> str:
-    """A latency tick's label, with its unit: `2 ms`, `500 ms`, `1 s`, `20 s`."""
     return f"{ms / 1000:g} s" if ms >= 1000 else f"{ms:g} ms"
 
 
 class _Plot:
-    """Scales and axes of one chart of time buckets: linear from 0, or log over `log_range`
-    (low, high)."""
+    """Scales and axes of one chart of time buckets: linear from 0, or log over `log_range`."""
 
     def __init__(
         self,
@@ -177,7 +138,6 @@ class _Plot:
         return LEFT + t / self.span * self.width
 
     def point(self, t: float, value: float) -> str:
-        """`x,y` of a bucket's value, at the bucket's middle."""
         return f"{self.x(t + self.bucket / 2):.1f},{self.y(value):.1f}"
 
     def y(self, value: float) -> float:
@@ -201,7 +161,9 @@ class _Plot:
                     f'<text class="y-tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
                     f"{_e(y_label(tick))}</text>"
                 )
-        for t in range(0, int(self.span + 1e-9) + 1, _time_step(self.span)):
+        steps = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
+        step = next((s for s in steps if self.span / s <= 10), 28800)
+        for t in range(0, int(self.span + 1e-9) + 1, step):
             x = self.x(t)
             parts.append(
                 f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + self.height}" '
@@ -225,8 +187,7 @@ def _svg(title: str, parts: Sequence[str], ident: str) -> str:
 
 
 def _segments(points: list[tuple[float, float | None]], plot: _Plot, dash: float) -> list[str]:
-    """Polyline paths through (t, value) points, broken where a bucket had no value (a lone
-    point is a dash `dash` wide: its bucket's width)."""
+    """Paths through (t, value) points, broken at a bucket without one (a lone point: a dash)."""
     runs: list[list[str]] = []
     last_t: float | None = None
     for t, value in points:
@@ -284,13 +245,11 @@ def calls_chart(rows: list[TimelineRow], bucket: int) -> str:
 
 
 def latency_values(rows: list[TimelineRow]) -> dict[int, list[tuple[float, float | None]]]:
-    """Each percentile's (bucket start, ms) per bucket; ms is None for a bucket without one."""
     return {q: [(float(r.t), percentile(r.latency, q)) for r in rows] for q, *_ in PERCENTILES}
 
 
 def latency_chart(rows: list[TimelineRow], bucket: int) -> str:
-    """Latency p50 / p90 / p99 per time bucket, log scale (1-2-5 ticks over the values'
-    range); p99 widest and drawn first, p50 thinnest and on top."""
+    """Latency p50 / p90 / p99 per time bucket, log scale; p99 widest and drawn first."""
     values = latency_values(rows)
     shown = [v for series in values.values() for _, v in series if v is not None]
     plot = _Plot(rows, bucket, 0, log_range=(min(shown, default=1.0), max(shown, default=10.0)))
@@ -306,8 +265,7 @@ def latency_chart(rows: list[TimelineRow], bucket: int) -> str:
 
 
 def latency_overlap(rows: list[TimelineRow]) -> str | None:
-    """A note for the latency legend when percentiles share a line: "p90 = p99 throughout",
-    "p50 = p90 in 3 of 40 buckets"; None when no two are equal in any bucket."""
+    """The legend's note when percentiles share a line ("p50 = p90 in 3 of 40 buckets")."""
     values = latency_values(rows)
     pairs = []
     for (low, low_label, *_), (high, high_label, *_) in itertools.pairwise(PERCENTILES):
@@ -339,7 +297,6 @@ def _legend(
     widths: Sequence[float] = (),
     note: str | None = None,
 ) -> str:
-    """Colour swatches; with `widths`, each a line that wide (as the chart draws it)."""
     spans = []
     for i, (label, colour) in enumerate(items):
         swatch = f'style="background:{colour}"'
@@ -365,10 +322,8 @@ _VALUE_SHAPES = {
 
 
 def masked_values(pattern: str, example: str) -> list[str] | None:
-    """The values that `pattern` (a reject reason's pattern, report.reason_pattern) masks in
-    `example` (a reason of that pattern), in order: `'31/02/2026'`, `1600`; [] when it masks
-    none; None when `example` does not read as `pattern` (written by another version, or
-    cut short). Linear: each value is matched whole, with no backtracking."""
+    """The values `pattern` (report.reason_pattern) masks in `example`, in order; None when
+    `example` does not read as `pattern`. Linear: possessive matches, no backtracking."""
     text = " ".join(example.split())
     cut = len(pattern) >= MAX_PATTERN_CHARS and pattern.endswith(MASK)
     whole = pattern[: -len(MASK)] if cut else pattern
@@ -382,8 +337,7 @@ def masked_values(pattern: str, example: str) -> list[str] | None:
 
 
 def _reject_values(pattern: str, example: str) -> str:
-    """The reject table's cell for what the first row of a pattern had where it is masked
-    (empty when nothing is masked)."""
+    """The reject table's cell: what the pattern's first row had where it is masked."""
     values = masked_values(pattern, example)
     if values is None:  # it cannot be lined up with the pattern: the reason as it was
         text = " ".join(example.split())
@@ -398,12 +352,6 @@ def _card(key: str, label: str, value: Any) -> str:
         f'<div class="card"><span class="n" data-k="{_e(key)}">{_number(value)}</span>'
         f'<span class="l">{_e(label)}</span></div>'
     )
-
-
-def _card_columns(count: int) -> int:
-    """Cards a row for rows of equal length (at most CARDS_PER_ROW): 10 cards, 5 + 5."""
-    rows = max(1, math.ceil(count / CARDS_PER_ROW))
-    return max(1, math.ceil(count / rows))
 
 
 def render_html(view: RunView) -> str:
@@ -516,13 +464,14 @@ def render_html(view: RunView) -> str:
     else:
         rejects = '<h2>Rejected rows by reason</h2><p class="muted">No row was rejected.</p>'
     generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    css = (resources.files("target_pendo.observe") / "report.css").read_text(encoding="utf-8")
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>target-pendo run {_e(view.run_id)} ({_e(view.status)})</title>"
-        f"<style>{_CSS}</style></head><body>"
+        f"<style>\n{css}</style></head><body>"
         + "".join(head)
-        + f'<section class="cards" style="--cols:{_card_columns(len(cards))}">'
+        + '<section class="cards" style="--cols:5">'  # 10 cards: two rows of 5
         + f"{''.join(cards)}</section>"
         + f"<h2>Streams</h2>{stream_table}"
         + charts

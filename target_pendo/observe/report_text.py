@@ -1,8 +1,6 @@
-"""`target-pendo report [RUN_ID] [--html FILE]`: a run's report, read back from the ledger.
-
-The ledger is opened read-only: nothing is created, migrated or sent. A run that was killed
-has no report: its counts are then its rows left in `sync_rows`. Rejected rows are grouped by
-reason from `sync_rows`, plus the rows the ledger could not key, which only the report counted.
+"""A run's report read back from the ledger, as text. A killed run has no report: its counts are
+its rows in `sync_rows`. Rejects are grouped by reason from `sync_rows`, plus the rows the
+ledger could not key, which only the report counted.
 """
 
 from __future__ import annotations
@@ -48,8 +46,7 @@ class RejectGroup:
 
 @dataclass(frozen=True)
 class StreamLine:
-    """A stream's line in the table: its sync and its counts by name (StreamCounts'), or for
-    a run without a report, its rows in `sync_rows` by outcome."""
+    """A stream's sync and counts by name; for a run without a report, `sync_rows` by outcome."""
 
     sync: str
     counts: Mapping[str, int | float]
@@ -60,8 +57,6 @@ class StreamLine:
 
 @dataclass
 class RunView:
-    """One run as the report command shows it."""
-
     run_id: str
     status: str
     started_at: str
@@ -77,12 +72,10 @@ class RunView:
 
     @property
     def document(self) -> ReportDocument:
-        """The run's report; for a run without one, a report of nothing."""
         return self.report or ReportDocument()
 
     @property
     def streams(self) -> dict[str, StreamLine]:
-        """Per-stream counts: the report's, else what `sync_rows` holds of the run."""
         if self.report is not None and self.report.streams:
             return {
                 name: StreamLine(c.sync, c.numbers()) for name, c in self.report.streams.items()
@@ -144,8 +137,8 @@ def load_run(ledger: Ledger, url: str, run_id: str | None) -> RunView:
 
 
 def group_rejects(reasons: Sequence[Any], report: ReportDocument | None) -> list[RejectGroup]:
-    """Rejected rows per stream and reason pattern, most rows first: from `sync_rows`, plus
-    what only the report counted (rows without a key the ledger can store, dry runs)."""
+    """Rejected rows per stream and reason pattern, most first: from `sync_rows`, plus what only
+    the report counted (rows without a key the ledger can store, dry runs)."""
     report = read_report(report)  # (its stored JSON is read too)
     counts, examples = _count(
         ((stream, reason_pattern(reason or "")), int(n), " ".join((reason or "").split())[:300])
@@ -172,7 +165,6 @@ def group_rejects(reasons: Sequence[Any], report: ReportDocument | None) -> list
 
 
 def _count(rows: Iterable[tuple[_Key, int, str]]) -> tuple[Counter[_Key], dict[_Key, str]]:
-    """Rows counted per (stream, pattern), and the first example of each."""
     counts: Counter[_Key] = Counter()
     examples: dict[_Key, str] = {}
     for key, n, example in rows:
@@ -181,7 +173,6 @@ def _count(rows: Iterable[tuple[_Key, int, str]]) -> tuple[Counter[_Key], dict[_
     return counts, examples
 
 
-# --- text -----------------------------------------------------------------------------------
 def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
@@ -194,8 +185,7 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
 
 
 def stream_columns(view: RunView) -> list[tuple[str, str]]:
-    """(key, label) of the stream table's columns: the main counts always, the others when
-    some stream has them; for a run without a report, the outcomes its rows have."""
+    """(key, label) of the stream table's columns: the main counts, the others some stream has."""
     if view.report is None:
         found = {o for c in view.outcomes.values() for o in c}
         first = [o for o in ("sent", "rejected") if o in found]
@@ -209,17 +199,12 @@ def stream_columns(view: RunView) -> list[tuple[str, str]]:
 
 
 def http_summary(view: RunView) -> dict[str, Any]:
-    """Totals over the run's timeline: attempts, answers by kind, retries, percentiles."""
     width, rows = view.timeline()
     totals = {name: sum(getattr(r, name) for r in rows) for name in COLUMNS[1:]}
     histogram = merge_histograms(r.latency for r in rows)
-    busiest = max(rows, key=lambda r: r.calls, default=None)
-    return {
-        **totals,
-        **{f"p{q}": percentile(histogram, q) for q in (50, 90, 99)},
-        "busiest_rate": (busiest.calls / width) if busiest else 0.0,
-        "bucket_seconds": width,
-    }
+    busiest = max((r.calls for r in rows), default=0) / width
+    percentiles = {f"p{q}": percentile(histogram, q) for q in (50, 90, 99)}
+    return {**totals, **percentiles, "busiest_rate": busiest}
 
 
 def _count_text(value: float) -> str:

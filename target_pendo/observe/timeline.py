@@ -1,12 +1,7 @@
-"""A compact record of a run's HTTP attempts over time, for the report page.
-
-Keeping every call would cost a row per event (a million for a large sync), so each attempt
-only bumps counters in its time bucket: calls, what Pendo answered (2xx, 429, other 4xx, 5xx,
-no answer), retries, and a latency histogram with geometric bounds (each 25 % wider than the
-last, 1 ms to ~20 min), from which percentiles are read within that 25 %. Buckets are one
-second wide; a run long enough to need more than MAX_BUCKETS of them has its buckets merged
-pairwise (2 s, 4 s, ...), so the record stays under ~100 KB whatever the run's length. It is
-stored in the run report (`timeline`), so the ledger's `sync_runs` keeps it too.
+"""A compact record of a run's HTTP attempts over time, stored in the run report: each attempt only
+bumps counters in its one-second bucket (a row per call would be a million rows for a large
+sync), latency in a geometric histogram (slots 25 % wide). Past MAX_BUCKETS, buckets merge
+pairwise (2 s, 4 s, ...), so the record stays under ~100 KB.
 """
 
 from __future__ import annotations
@@ -97,8 +92,7 @@ class CallTimeline:
         self._lock = threading.Lock()
 
     def _bucket(self) -> TimelineRow:
-        """The bucket for now, merging buckets pairwise while now is past MAX_BUCKETS of them;
-        call with the lock held."""
+        """The bucket for now, merging pairwise past MAX_BUCKETS; call with the lock held."""
         index = int((self._clock() - self._t0) // self._width)
         while index >= MAX_BUCKETS:
             self._width *= 2
@@ -132,12 +126,10 @@ class CallTimeline:
             self._bucket().retries += 1
 
     def latency(self) -> Counter[int]:
-        """The whole run's latency histogram so far."""
         with self._lock:
             return merge_histograms(b.latency for b in self._buckets.values())
 
     def document(self) -> TimelineDocument:
-        """The timeline so far, as the run report keeps it: a row per non-empty bucket."""
         with self._lock:
             rows = tuple(
                 dataclasses.replace(b, t=index * self._width, latency=dict(b.latency))
@@ -146,7 +138,6 @@ class CallTimeline:
             return TimelineDocument(self._started_at, self._width, rows)
 
     def as_dict(self) -> dict[str, Any]:
-        """The form stored in the run report (TimelineDocument.as_dict)."""
         return self.document().as_dict()
 
 
@@ -159,7 +150,6 @@ class TimelineDocument:
     rows: tuple[TimelineRow, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        """The stored form: a row per bucket, its latency histogram as [slot, count] pairs."""
         return {
             "started_at": self.started_at,
             "bucket_seconds": self.bucket_seconds,
@@ -176,8 +166,7 @@ class TimelineDocument:
 
     @classmethod
     def read(cls, data: Any) -> TimelineDocument:
-        """A stored timeline; empty for a report without one (written before timelines were
-        kept) or a damaged one. A row this version cannot read is left out."""
+        """A stored timeline; empty when missing or damaged, an unreadable row left out."""
         if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
             return cls()
         width = data.get("bucket_seconds")
@@ -199,6 +188,5 @@ class TimelineDocument:
 
 
 def read_timeline(data: Any) -> tuple[int, list[TimelineRow]]:
-    """(bucket seconds, rows) of a report's stored `timeline` (TimelineDocument.read)."""
     timeline = TimelineDocument.read(data)
     return timeline.bucket_seconds, list(timeline.rows)

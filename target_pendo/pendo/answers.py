@@ -1,14 +1,8 @@
-"""The client's typed answers, and what Pendo's 200 answer to a bulk metadata write confirms,
-row by row. Pure, no I/O.
-
-The contract is sure of the keys `total`, `updated`, `failed` and `missing` [T]; `errors`
-exists [T], but the shape of its entries and whether `failed = len(missing) + len(errors)`
-holds are unknown [I]. So an answer is read for what it can prove:
-- ids in `missing` are unknown to Pendo; errors that name an id of the call failed that row;
-- failures the counts report but no entry ties to an id are *untied*, and the rows they may
-  belong to *unresolved*: never recorded as sent, found by bisecting the call (``sinks/split.py``);
-- a body that is not a JSON object carrying the counts (a proxy's HTML page, `{}`) confirms
-  nothing: ``parse`` returns None.
+"""The client's typed answers, and what Pendo's 200 to a bulk metadata write proves, row by row.
+The contract is sure of `total`, `updated`, `failed` and `missing` [T]; `errors` exists [T], but
+its entries' shape and whether `failed = len(missing) + len(errors)` are unknown [I]. So failures
+no entry ties to an id are *untied*, and the rows they may belong to *unresolved*: never
+recorded as sent, found by bisecting the call (``sinks/split.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,11 +60,8 @@ class Verdict:
 
 
 def reconcile(answer: MetadataAnswer, ids: Sequence[str]) -> Verdict:
-    """Sort the ids of one call by what `answer` proves about each.
-
-    A failure count larger than what `missing` and the id-bearing `errors` explain leaves the
-    other rows unresolved; when that count covers all of them, all of them failed.
-    """
+    """Sort the ids of one call by what `answer` proves; failures beyond what `missing` and the
+    id-bearing `errors` explain leave the other rows unresolved (or failed, if they cover all)."""
     in_call = set(ids)
     missing = frozenset(answer.missing & in_call)
     failed: dict[str, str] = {}
@@ -88,16 +79,6 @@ def reconcile(answer: MetadataAnswer, ids: Sequence[str]) -> Verdict:
     if answer.updated is not None:
         estimates.append(len(rest) - answer.updated)
     untied = min(max(estimates), len(rest))
-    reason = _untied_reason(loose, answer)
-    if untied == 0:
-        return Verdict(frozenset(rest), missing, failed)
-    if untied == len(rest):
-        failed.update(dict.fromkeys(rest, reason))
-        return Verdict(frozenset(), missing, failed)
-    return Verdict(frozenset(), missing, failed, tuple(rest), untied, reason)
-
-
-def _untied_reason(loose: Iterable[str], answer: MetadataAnswer) -> str:
     texts = list(dict.fromkeys(loose))
     counts = ", ".join(
         f"{name} {value}"
@@ -105,7 +86,13 @@ def _untied_reason(loose: Iterable[str], answer: MetadataAnswer) -> str:
         if value is not None
     )
     said = f": {'; '.join(texts)[:MAX_REASON]}" if texts else " and gave no reason"
-    return f"Pendo counted this row as failed ({counts}, failed {answer.failed}){said}"
+    reason = f"Pendo counted this row as failed ({counts}, failed {answer.failed}){said}"
+    if untied == 0:
+        return Verdict(frozenset(rest), missing, failed)
+    if untied == len(rest):
+        failed.update(dict.fromkeys(rest, reason))
+        return Verdict(frozenset(), missing, failed)
+    return Verdict(frozenset(), missing, failed, tuple(rest), untied, reason)
 
 
 def _count(value: Any) -> int | None:
@@ -135,11 +122,8 @@ def _error_entry(entry: Any, redact: Callable[[str], str]) -> tuple[str | None, 
 
 
 def _id_in_text(text: str, ids: set[str]) -> str | None:
-    """The one id of the call that an error text names, if exactly one is named.
-
-    `"u-44: value for plantier is not a number"` names `u-44`; ids are matched as whole
-    tokens, so `u-4` is not found inside `u-44`.
-    """
+    """The one id of the call that an error text names (`"u-44: ..."`), matched as a whole token
+    (`u-4` is not in `u-44`); None unless exactly one is named."""
     head = text.split(":", 1)[0].strip().strip("'\"")
     if head in ids:
         return head
@@ -149,7 +133,6 @@ def _id_in_text(text: str, ids: set[str]) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-# --- the typed answers of the client's calls ----------------------------------------------
 class CallOutcome(enum.Enum):
     """What one Track call came to."""
 

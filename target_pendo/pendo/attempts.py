@@ -1,15 +1,12 @@
-"""What the client tells the rest of the run about its HTTP attempts, as it makes them: the
-call log and the observers (the progress monitor, the timeline) learn of calls through this
-seam rather than by wrapping the client's parts.
-"""
+"""The seam through which the call log and observers (progress, timeline) learn of each HTTP
+attempt, rather than by wrapping the client's parts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    import requests
+import requests
 
 
 @dataclass(frozen=True)
@@ -28,8 +25,7 @@ class Attempt:
 
 
 class CallObserver(Protocol):
-    """Told, from the run's worker threads, when an attempt starts and ends and when a call
-    waits to retry. Each method must be quick and must not raise."""
+    """Told from worker threads of attempts and retries; each method must be quick, never raise."""
 
     def attempt_started(self, stream: str | None) -> None: ...
 

@@ -1,6 +1,5 @@
-"""The API-call log (`call_log: true`): every HTTP attempt as one JSONL line, for debugging a
-sync without a proxy. Secrets never reach it: the key header is shown as `***`, and bodies and
-errors pass through the run's Redactor.
+"""The API-call log (`call_log: true`): every HTTP attempt as one JSONL line. Secrets never
+reach it: the key header is shown as `***`, bodies and errors pass through the run's Redactor.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ class CallLog:
         return text[:MAX_BODY_CHARS] + f"... ({len(text) - MAX_BODY_CHARS} more characters)"
 
     def write(self, attempt: Attempt) -> None:
-        request_text = (attempt.request_body or b"").decode("utf-8", "replace")
         response = attempt.response
         entry = {
             "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
@@ -48,7 +46,7 @@ class CallLog:
             "latency_ms": round(attempt.seconds * 1000, 1),
             "attempt": attempt.attempt,
             "request_headers": {KEY_HEADER: MASK},
-            "request_body": self._shown(request_text),
+            "request_body": self._shown((attempt.request_body or b"").decode("utf-8", "replace")),
             "response_body": self._shown(None if response is None else response.text),
             "error": self._shown(attempt.error, clip=False),
         }

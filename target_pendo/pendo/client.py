@@ -1,13 +1,11 @@
-"""PendoClient: Pendo's operations, each returning a typed answer (``answers.py``); the only
-code that knows Pendo's hosts, key headers and what its status codes mean. Track events go to
-the Track host (`track_url`), everything else to the API host (`api_url`). Fatal answers raise
-typed errors naming the setting to check, never its value, each a `CallEnded` whose `in_doubt`
-says whether an attempt may have reached Pendo. How a request travels is the transport's.
+"""Pendo's operations, each with a typed answer: the only code that knows Pendo's hosts, key
+headers and status codes. Fatal answers raise a `CallEnded` naming the setting, never its value.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -34,11 +32,9 @@ from target_pendo.pendo.inflight import DEFAULT_CEILING
 from target_pendo.pendo.transport import (
     READ_METHODS,
     AdapterFactory,
-    Reply,
     Request,
     TooBigSignal,
     Transport,
-    ending,
 )
 
 TRACK_SETTING = "track_event_secret"
@@ -49,17 +45,15 @@ UNVERIFIED_PARENT_ROUTES = (
     "your subscription may not offer them"
 )
 
-# Answers that refuse only what was sent (one event, one metadata batch), not the run.
-_ROW_REJECT_STATUSES = frozenset({400, 413, 422})
-# A 200 metadata answer that is not Pendo's JSON is asked again this often, then the run stops.
-UNCONFIRMED_TRIES = 3
+_ROW_REJECT_STATUSES = frozenset({400, 413, 422})  # refuse only what was sent, not the run
+UNCONFIRMED_TRIES = 3  # asks for a 200 metadata answer that is not Pendo's JSON; then stop
 RECORDED_KEY = "(none: recorded by the dry run)"
 
 log = logging.getLogger("target_pendo.client")
 
 
-class PendoClient:
-    """Shared by all sinks of one run; safe to call from several threads."""
+class PendoClient(Transport):
+    """Pendo's operations over the run's transport (its stats, pacing, `stop`, `close`)."""
 
     def __init__(
         self,
@@ -78,44 +72,24 @@ class PendoClient:
         sends: bool = True,
         network: Network | None = None,
     ) -> None:
-        """`sends=False`: the adapter records writes instead of sending them (the dry run), so a
-        write needs no key and waits that only spare Pendo (between bulk deletes) are skipped.
-        A plain-http host reached through a proxy is refused here: the key would travel in
-        clear."""
+        """`sends=False` (dry run): writes need no key; waits that only spare Pendo are skipped."""
         self.api_url = api_url.rstrip("/")
         self.track_url = (track_url or api_url).rstrip("/")
         self._keys = {TRACK_SETTING: track_event_secret, API_SETTING: integration_key}
-        self.redact = redact or Redactor(self._keys.values())
         self.sends = sends
         network = network or Network()
         network.refuse_clear_text(self.api_url, "api_url")
         network.refuse_clear_text(self.track_url, "track_url" if track_url else "api_url")
-        self.transport = Transport(
+        super().__init__(
             max_requests_per_second=max_requests_per_second,
             max_concurrency=max_concurrency,
             request_timeout=request_timeout,
             max_retry_seconds=max_retry_seconds,
-            redact=self.redact,
+            redact=redact or Redactor(self._keys.values()),
             call_log=call_log,
             adapter=adapter,
             network=network,
         )
-        # the transport's counters and controls, for the run
-        self.stats = self.transport.stats
-        self.in_flight = self.transport.in_flight
-        self.pacing = self.transport.pacing
-        self.observe = self.transport.observe
-        self.stop = self.transport.stop
-        self.close = self.transport.close
-
-    # --- one call -----------------------------------------------------------------------------
-    def _key(self, setting: str, method: str) -> str:
-        key = self._keys.get(setting)
-        if key:
-            return key
-        if not self.sends and method not in READ_METHODS:
-            return RECORDED_KEY  # a dry run's write never leaves: previewing needs no key
-        raise PendoAuthError(f"setting '{setting}' is empty; set it to sync this stream")
 
     def request(
         self,
@@ -128,11 +102,12 @@ class PendoClient:
         refusals_ok: bool = False,
         size_sensitive: bool = False,
     ) -> requests.Response:
-        """One logical call with retries; raises typed errors for fatal answers. With
-        `refusals_ok`, a 400/413/422 is returned: it refuses only what was sent (an event, a
-        metadata batch), and the caller rejects or splits."""
+        """One call with retries; raises typed errors for fatal answers. With `refusals_ok`, a
+        400/413/422 is returned: it refuses only what was sent, and the caller rejects or splits."""
         request = self._request(method, path, setting, body, stream, size_sensitive)
-        return self._answer(self.transport.send(request), path, setting, refusals_ok)
+        answer = functools.partial(self._answer, path, setting, refusals_ok)
+        with self.outgoing(request, answer) as send:
+            return send()
 
     def _request(
         self,
@@ -143,38 +118,33 @@ class PendoClient:
         stream: str | None,
         size_sensitive: bool = False,
     ) -> Request:
-        """The call as the transport takes it; raises PendoAuthError when its key is empty."""
+        key = self._keys.get(setting)
+        if not key and (self.sends or method in READ_METHODS):  # a dry run's write never leaves
+            raise PendoAuthError(f"setting '{setting}' is empty; set it to sync this stream")
+        headers = {api.KEY_HEADER: key or RECORDED_KEY}
         base, endpoint = (
             (self.track_url, "track") if path == api.TRACK_PATH else (self.api_url, "api")
         )
-        headers = {api.KEY_HEADER: self._key(setting, method)}
         return Request(method, base, path, headers, body, stream, endpoint, size_sensitive)
 
     def _answer(
-        self, reply: Reply, path: str, setting: str, refusals_ok: bool
+        self, path: str, setting: str, refusals_ok: bool, response: requests.Response
     ) -> requests.Response:
         """The response that ended a call, or the typed error its status means."""
-        response = reply.response
-        if not (refusals_ok and response.status_code in _ROW_REJECT_STATUSES):
-            fatal = self._fatal(response, path, setting)
-            if fatal is not None:
-                raise ending(fatal, reply.maybe_delivered)
-        return response
-
-    def _fatal(self, response: requests.Response, path: str, setting: str) -> PendoError | None:
         status = response.status_code
-        if 300 <= status < 400:
+        if status < 300 or (refusals_ok and status in _ROW_REJECT_STATUSES):
+            return response
+        fatal: PendoError
+        if status < 400:
             location = response.headers.get("Location") or "(no Location header)"
-            return PendoRedirectError(
+            fatal = PendoRedirectError(
                 f"{shown_url(response.url or path)} answered HTTP {status}, a redirect to "
                 f"{shown_url(location)}; target-pendo never follows a redirect with a key "
                 "attached, and the call's rows were not sent. Point setting 'api_url' / "
                 "'track_url' (or 'region') at the host that answers."
             )
-        if status < 400:
-            return None
-        if status in (401, 403):
-            return PendoAuthError(
+        elif status in (401, 403):
+            fatal = PendoAuthError(
                 f"Pendo refused the key in setting '{setting}' (HTTP {status} on {path}). "
                 + (
                     "Use the app's Track Event Shared Secret (Subscription Settings > app > "
@@ -185,24 +155,24 @@ class PendoClient:
                 )
                 + "; a key from another region also fails: check 'region' / 'api_url'."
             )
-        if status == 404:
-            if PARENT_ACCOUNT_KIND in path:
-                return PendoNotFoundError(
-                    f"Pendo answered 404 on {path}: {UNVERIFIED_PARENT_ROUTES}. Sync parent "
-                    "accounts' fields another way, or ask Pendo support whether the route exists."
-                )
-            return PendoNotFoundError(
+        elif status == 404 and PARENT_ACCOUNT_KIND in path:
+            fatal = PendoNotFoundError(
+                f"Pendo answered 404 on {path}: {UNVERIFIED_PARENT_ROUTES}. Sync parent "
+                "accounts' fields another way, or ask Pendo support whether the route exists."
+            )
+        elif status == 404:
+            fatal = PendoNotFoundError(
                 f"{shown_url(response.url or self.api_url + path)} answered 404: check setting "
                 "'region' (or 'api_url' / 'track_url') points at your Pendo subscription's host"
             )
-        return PendoRequestError(
-            f"Pendo answered HTTP {status} on {path}: {self.redact(response.text[:300])!r}"
-        )
+        else:
+            fatal = PendoRequestError(
+                f"Pendo answered HTTP {status} on {path}: {self.redact(response.text[:300])!r}"
+            )
+        raise fatal
 
-    # --- Track --------------------------------------------------------------------------------
     def track(self, body: bytes, *, stream: str | None = None) -> CallResult:
-        """One event to the Track host: ACCEPTED, or REJECTED with Pendo's reason (a refusal
-        of this event only)."""
+        """One event: ACCEPTED, or REJECTED with Pendo's reason (a refusal of this event only)."""
         with self.track_call(body, stream=stream) as send:
             return send()
 
@@ -210,32 +180,24 @@ class PendoClient:
     def track_call(
         self, body: bytes, *, stream: str | None = None
     ) -> Iterator[Callable[[], CallResult]]:
-        """`track` in two steps, for a caller that records the call before Pendo can see it
-        (``sinks/track_calls.py``)::
-
-            with client.track_call(body) as send:  # waits: room on the wire, then pacing
-                ...  # record: nothing has left yet, and no wait is left
-                result = send()  # on the wire at once; retried as `track` retries
-
-        Entering raises PendoAuthError (no key) or StopRequested, neither in doubt."""
+        """`track` in two steps, for a caller that marks the call in flight between them
+        (``sinks/track_calls.py``): entering waits for room and pacing, raising PendoAuthError or
+        StopRequested, neither in doubt; `send()` then puts the call on the wire at once."""
         request = self._request("POST", api.TRACK_PATH, TRACK_SETTING, body, stream)
-        with self.transport.outgoing(request) as send:
-            yield lambda: self._track_result(
-                self._answer(send(), api.TRACK_PATH, TRACK_SETTING, refusals_ok=True)
-            )
+        with self.outgoing(request, self._track_result) as send:
+            yield send
 
     def _track_result(self, response: requests.Response) -> CallResult:
-        if response.status_code in _ROW_REJECT_STATUSES:
-            return CallResult(CallOutcome.REJECTED, response.status_code, self._reason(response))
-        return CallResult(CallOutcome.ACCEPTED, response.status_code)
+        status = self._answer(api.TRACK_PATH, TRACK_SETTING, True, response).status_code
+        if status in _ROW_REJECT_STATUSES:
+            return CallResult(CallOutcome.REJECTED, status, self._reason(response))
+        return CallResult(CallOutcome.ACCEPTED, status)
 
     def _reason(
         self, response: requests.Response, chars: int = 500, empty: str = "no reason given"
     ) -> str:
-        """Pendo's reason for a refusal, as far as it may be shown."""
         return self.redact(response.text.strip()[:chars]) or empty
 
-    # --- metadata -----------------------------------------------------------------------------
     def get_field_schema(self, kind: str) -> dict[str, Any]:
         """`GET /api/v1/metadata/schema/{kind}`: group -> field -> attributes."""
         response = self.request("GET", api.SCHEMA_PATH.format(kind=kind), API_SETTING)
@@ -250,9 +212,7 @@ class PendoClient:
     def create_fields(
         self, kind: str, group: str, fields: Sequence[dict[str, str]], *, stream: str | None = None
     ) -> bool:
-        """`POST /api/v1/metadata/schema/{kind}/{group}`: create (or undelete) fields, each
-        `{"name", "displayname", "type"}`. False when the route is not there (404/405), so a
-        caller can fall back; a refusal raises PendoFieldCreateError with Pendo's reason."""
+        """Create (or undelete) fields `{"name", "displayname", "type"}`; False on 404/405."""
         path = api.CREATE_FIELDS_PATH.format(kind=kind, group=group)
         body = json.dumps(list(fields)).encode()
         try:
@@ -277,12 +237,7 @@ class PendoClient:
     def update_metadata(
         self, kind: str, group: str, body: bytes, rows: int, *, stream: str | None = None
     ) -> MetadataAnswer | Refused | TooBig:
-        """One bulk metadata write of `rows` rows.
-
-        Refused when Pendo rejects the call whole (400/422); TooBig when a call of several
-        rows took too long (408, 413, no answer in time); else Pendo's answer. A 200 whose
-        body is not Pendo's JSON confirms nothing: asked again, then PendoUnconfirmedError.
-        """
+        """One bulk write; a 200 not in Pendo's JSON confirms nothing: asked again, then fatal."""
         path = api.METADATA_PATH.format(kind=kind, group=group)
         for attempt in range(1, UNCONFIRMED_TRIES + 1):
             try:
@@ -315,7 +270,7 @@ class PendoClient:
                 attempt,
                 UNCONFIRMED_TRIES,
             )
-            if attempt < UNCONFIRMED_TRIES and self.transport.wait(attempt):
+            if attempt < UNCONFIRMED_TRIES and self.wait(attempt):
                 raise StopRequested("the run was asked to stop")
         raise PendoUnconfirmedError(
             f"Pendo answered POST {path} with 200 but not with its JSON answer ({preview!r}), "
@@ -325,17 +280,13 @@ class PendoClient:
         )
 
     def bulk_delete(self, kind: str, ids: Sequence[str], *, stream: str | None = None) -> list[str]:
-        """Delete visitors or accounts (permanent in Pendo), 500 ids a call, one call a second.
-
-        Returns Pendo's job ids. Any refusal is fatal here: deletes are never split or guessed.
-        """
+        """Pendo's job ids. Deletes are permanent in Pendo: any refusal is fatal, never split."""
         list_key = api.BULK_DELETE_LIST_KEYS[kind]
         jobs: list[str] = []
         for start in range(0, len(ids), api.BULK_DELETE_MAX):
-            if start and self.sends and self.transport.wait(api.BULK_DELETE_INTERVAL):
+            if start and self.sends and self.wait(api.BULK_DELETE_INTERVAL):
                 raise StopRequested("the run was asked to stop during deletes")
-            chunk = list(ids[start : start + api.BULK_DELETE_MAX])
-            body = json.dumps({list_key: chunk}).encode()
+            body = json.dumps({list_key: list(ids[start : start + api.BULK_DELETE_MAX])}).encode()
             response = self.request(
                 "POST", api.BULK_DELETE_PATH.format(kind=kind), API_SETTING, body, stream=stream
             )
@@ -345,11 +296,9 @@ class PendoClient:
                 jobs.append("")
         return jobs
 
-    # --- checks -------------------------------------------------------------------------------
     def check_track_secret(self) -> None:
-        """Check the Track secret without sending an event: an empty object is not an event,
-        so Pendo answers 400 when the key is not refused, 401/403 when it is [I: the contract
-        says a wrong Track secret's answer is undocumented]. Raises PendoAuthError if refused."""
+        """Check the Track secret without sending an event: `{}` is none, so Pendo answers 400
+        when the key is not refused, 401/403 when it is [I: that answer is undocumented]."""
         self.request("POST", api.TRACK_PATH, TRACK_SETTING, b"{}", refusals_ok=True)
 
     def verify_integration_key(self) -> bool:

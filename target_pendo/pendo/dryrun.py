@@ -1,7 +1,6 @@
-"""Dry run (`dry_run: true`): the sessions' adapter records every write (anything but GET and
-HEAD) to `state_dir/dry_run/<run_id>/<stream>.jsonl` and answers it as Pendo answers a write
-that worked. Reads (Pendo's field schema) still go to Pendo, so coercion and missing-field
-checks are real. Everything above the adapter is the code of a real run.
+"""Dry run (`dry_run: true`): the sessions' adapter records every write to
+`state_dir/dry_run/<run_id>/<stream>.jsonl` and answers as Pendo answers a write that worked.
+Reads (the field schema) still go to Pendo, so coercion and missing-field checks are real.
 """
 
 from __future__ import annotations
@@ -17,11 +16,10 @@ from requests.adapters import BaseAdapter
 from target_pendo.network import Network
 from target_pendo.observe.redact import Redactor
 from target_pendo.pendo.api import BULK_DELETE_PATH, METADATA_PATH
-from target_pendo.pendo.transport import READ_METHODS, PreparedCall, http_adapter
+from target_pendo.pendo.transport import READ_METHODS, PreparedCall
 from target_pendo.run.rejects import RowLog
 
-# What the dry run answers a bulk delete: Pendo answers with the id of the job it started.
-DRY_RUN_JOB_ID = "dry-run"
+DRY_RUN_JOB_ID = "dry-run"  # Pendo answers a bulk delete with the id of the job it started
 
 
 def _route_of(path: str, template: str) -> bool:
@@ -29,25 +27,14 @@ def _route_of(path: str, template: str) -> bool:
     return bool(re.fullmatch(re.sub(r"\{\w+\}", "[^/]*", template.strip("/")), path.strip("/")))
 
 
-def _answer(path: str, body: Any) -> Any:
-    """What Pendo answers a write that worked; None for an empty 200 (Track, field creation)."""
-    if _route_of(path, METADATA_PATH):
-        rows = len(body) if isinstance(body, list) else 0
-        return {"total": rows, "updated": rows, "failed": 0, "missing": [], "errors": []}
-    if _route_of(path, BULK_DELETE_PATH):
-        return {"id": DRY_RUN_JOB_ID}
-    return None
-
-
 class RecordingAdapter(BaseAdapter):
-    """Files each write under the stream and route of the client's call (`PreparedCall`), so a
-    host URL with a path of its own changes nothing."""
+    """Files each write under its client call's stream and route (`PreparedCall`), not the URL's."""
 
     def __init__(self, payloads: RowLog, redact: Redactor, network: Network | None = None) -> None:
         super().__init__()
         self._payloads = payloads
         self._redact = redact
-        self._reads = http_adapter(network or Network())  # reads go to Pendo as in a real run
+        self._reads = (network or Network()).adapter()  # reads go to Pendo as in a real run
 
     # requests' Session.send passes the adapter's options as keywords: one **kwargs takes them
     def send(  # type: ignore[override]
@@ -59,27 +46,27 @@ class RecordingAdapter(BaseAdapter):
             # only the transport sends here; anything else is a bug, not a write
             raise RuntimeError("a dry-run write outside a client call")
         call = request.call
-        raw = request.body or b""
-        body = json.loads(raw) if raw else None
+        body = json.loads(request.body) if request.body else None
         self._payloads.append(
             call.stream or "_",
             {"method": request.method, "path": call.path, "body": self._redact.value(body)},
         )
-        return _response(request, _answer(call.path, body))
+        answer: Any = None  # what Pendo answers a write that worked: empty for Track, fields
+        if _route_of(call.path, METADATA_PATH):
+            rows = len(body) if isinstance(body, list) else 0
+            answer = {"total": rows, "updated": rows, "failed": 0, "missing": [], "errors": []}
+        elif _route_of(call.path, BULK_DELETE_PATH):
+            answer = {"id": DRY_RUN_JOB_ID}
+        response = requests.Response()  # a 200 as requests would build it from the wire
+        response.status_code = 200
+        response.reason = "OK (dry run: recorded, not sent)"
+        response.url = request.url or ""
+        response.request = request
+        if answer is not None:
+            response.headers["Content-Type"] = "application/json"
+        response.raw = io.BytesIO(b"" if answer is None else json.dumps(answer).encode())
+        response.encoding = "utf-8"
+        return response
 
     def close(self) -> None:
         self._reads.close()
-
-
-def _response(request: requests.PreparedRequest, answer: Any) -> requests.Response:
-    """A 200 as requests would build it from the wire."""
-    response = requests.Response()
-    response.status_code = 200
-    response.reason = "OK (dry run: recorded, not sent)"
-    response.url = request.url or ""
-    response.request = request
-    if answer is not None:
-        response.headers["Content-Type"] = "application/json"
-    response.raw = io.BytesIO(b"" if answer is None else json.dumps(answer).encode())
-    response.encoding = "utf-8"
-    return response

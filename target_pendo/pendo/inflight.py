@@ -1,14 +1,6 @@
-"""How many calls of one endpoint are on the wire at once: as many as the pace needs.
-
-Little's law: calls in flight = calls a second x seconds a call takes, so a fixed number caps
-the rate whatever the pacer allows (8 calls at 250 ms are 32 calls a second, a third of what
-Pendo takes). Each endpoint's limit follows the pacer's rate and the measured round trip (a
-moving average), with a quarter more for jitter: `ceil(rate x round trip x 1.25) + 1`, between
-1 and `max_concurrency`. It grows by one call per answer (new connections open a few at a time
-rather than in a burst that reaches Pendo bunched) and falls at once. Unpaced, it is
-`max_concurrency`.
-
-A call waiting here is not on the wire and not marked in flight in the ledger.
+"""Calls of one endpoint on the wire at once: as many as the pace needs (Little's law: a fixed 8
+at 250 ms caps the rate at 32/s). Growing by one per answer, new connections reach Pendo a few at
+a time, not bunched. A call waiting here is not marked in flight in the ledger.
 """
 
 from __future__ import annotations
@@ -19,9 +11,7 @@ from dataclasses import dataclass
 
 START = 8  # calls in flight before any round trip is measured, at least
 ASSUMED_ROUND_TRIP = 0.25  # seconds, before one is measured: a Pendo across an ocean
-# `max_concurrency` by default: room for 100 calls a second at 500 ms round trips (Pendo's
-# reported limit, far from it), threads that cost little while they wait for room.
-DEFAULT_CEILING = 64
+DEFAULT_CEILING = 64  # `max_concurrency`: room for Pendo's reported 100/s at 500 ms round trips
 HEADROOM = 1.25  # more calls than the pace needs, for jitter in the round trips
 RTT_WEIGHT = 0.2  # weight of each new round trip in the moving average
 _STOP_POLL_SECONDS = 0.05
@@ -62,8 +52,7 @@ class InFlightLimit:
             return True
 
     def release(self, round_trip: float | None, rate: float | None) -> None:
-        """A call left the wire after `round_trip` seconds (None: it got no answer); `rate`
-        is the pacer's rate now."""
+        """A call left the wire after `round_trip` seconds (None: no answer) at pacer `rate`."""
         with self._cond:
             self._in_flight -= 1
             stats = self.stats

@@ -1,24 +1,8 @@
-"""Client-side pacing: a strict schedule, and the adaptive rate that learns Pendo's limit.
-
-Pendo does not document its rate limits (third parties report about 100 calls a second per
-endpoint, a leaky bucket answering 429). A fixed rate is too slow for a subscription that takes
-more, or a storm of 429s for one that takes less, so each endpoint gets an ``AdaptivePacer``:
-- slow start: the rate grows by one request a second per success (doubling about every
-  second) until the first 429;
-- then additive increase, multiplicative decrease: a 429 cuts the rate (to half when leaving
-  slow start, else to 0.7 of it), counting only answers to calls sent *after* the last cut, so
-  a burst of 429s for calls already in flight is one cut, not ten; successes add back 5 % of
-  the rate at the last cut per second;
-- the rate only grows while it is used: when fewer calls went out in the last second than
-  half the rate allows (the sinks had nothing to send, or the calls in flight were the limit),
-  a success adds nothing, so the rate never runs off to a figure no call has tried;
-- a `Retry-After` pauses the whole endpoint for that long;
-- `max_requests_per_second`, when set, is a ceiling the rate never passes, and where pacing
-  starts: a user who states Pendo's limit gets it from the first second (a 429 still cuts).
-
-Requests take slots on a strict schedule (``RateLimiter``), each `1/rate` seconds after the
-previous one, so no one-second window holds more than `rate` requests however many threads ask,
-and a stall banks no slots for a burst afterwards.
+"""Client-side pacing per endpoint, learnt from Pendo's answers (docs/pendo-api.md): Pendo does
+not document its limits (reportedly about 100 calls a second per endpoint, a leaky bucket
+answering 429). A 429 for a call sent before the last cut is no new signal; `Retry-After` pauses
+the whole endpoint. Slots are `1/rate` apart, so no one-second window holds more than `rate`
+calls however many threads ask, and a stall banks no burst.
 """
 
 from __future__ import annotations
@@ -31,7 +15,7 @@ from dataclasses import dataclass
 START_RATE = 10.0  # requests a second before anything is known
 MIN_RATE = 0.5  # one call every two seconds: what a cautious public tap does under 429s
 SLOW_START_GAIN = 1.0  # requests a second added per success before the first 429
-FIRST_CUT = 0.5
+FIRST_CUT = 0.5  # the cut that ends slow start
 CUT = 0.7
 INCREASE_SHARE = 0.05  # of the rate at the last cut, added per second of successes
 USED_SHARE = 0.5  # the rate grows only while at least this share of it goes out
@@ -41,9 +25,7 @@ WINDOW_SECONDS = 1.0  # what the achieved rate is counted over
 class RateLimiter:
     """A strict schedule at a fixed rate; thread-safe. `rate` None or 0: never waits."""
 
-    # Paced a little under the limit: requests reach Pendo with scheduling and network jitter,
-    # and a window that is exactly full at the sender can look over-full at the receiver.
-    HEADROOM = 0.95
+    HEADROOM = 0.95  # under the limit: with jitter, a window full here can be over-full at Pendo
 
     def __init__(self, rate_per_second: float | None, headroom: float = HEADROOM) -> None:
         self._headroom = headroom
@@ -52,8 +34,7 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def acquire(self, stop: threading.Event | None = None) -> float:
-        """Block until this caller's slot (or until `stop` is set); returns the seconds
-        waited."""
+        """Block until this caller's slot (or until `stop` is set); returns the seconds waited."""
         if not self._interval:
             return 0.0
         with self._lock:
@@ -77,8 +58,7 @@ class PacerStats:
 class AdaptivePacer(RateLimiter):
     """One endpoint's pace, learnt from Pendo's answers; thread-safe."""
 
-    # A stated ceiling is the user's word for Pendo's limit: paced this close to it.
-    STATED_HEADROOM = 0.98
+    STATED_HEADROOM = 0.98  # a stated ceiling is the user's word for Pendo's limit
 
     def __init__(self, ceiling: float | None = None, start: float = START_RATE) -> None:
         self.ceiling = ceiling or None
@@ -100,16 +80,12 @@ class AdaptivePacer(RateLimiter):
         self.stats.rate = self._rate
 
     def acquire(self, stop: threading.Event | None = None) -> float:
-        """Wait for a slot; returns when it was granted. A slot granted before a cut belongs
-        to the old rate even if its call leaves after the cut, so its 429 is no new signal."""
+        """Wait for a slot; returns when it was granted: a slot granted before a cut belongs to
+        the old rate even if its call leaves after it."""
         granted = time.monotonic()
         super().acquire(stop)
-        self._count_sent()
-        return granted
-
-    def _count_sent(self) -> None:
         now = time.monotonic()
-        with self._lock:
+        with self._lock:  # count the calls that went out in the last window
             if self._window_start is None:
                 self._window_start = now
             elif now - self._window_start >= WINDOW_SECONDS:
@@ -117,6 +93,7 @@ class AdaptivePacer(RateLimiter):
                 self.stats.max_rate = max(self.stats.max_rate, self._used)
                 self._window_start, self._window_sent = now, 0
             self._window_sent += 1
+        return granted
 
     def on_success(self) -> None:
         with self._lock:
@@ -126,7 +103,6 @@ class AdaptivePacer(RateLimiter):
             self._apply(self._rate + gain)
 
     def on_throttled(self, sent_at: float, retry_after: float | None) -> None:
-        """A 429 for a call sent at `sent_at` (from `acquire`)."""
         now = time.monotonic()
         with self._lock:
             self.stats.throttled += 1

@@ -1,25 +1,9 @@
-"""How a request reaches Pendo, not what it means.
-
-- one `requests.Session` per worker thread (Session is not documented as thread-safe), its
-  connection kept alive between calls;
-- per endpoint (Track, the /api/v1 routes): room on the wire (``inflight.py``), then the
-  pacer's go (``ratelimit.py``), taken before every attempt, retries too;
-- retries as ``retry.py`` says; a stop request (SIGTERM) ends every wait at once;
-- redirects are never followed: the key header must not travel to another host;
-- a TLS failure or a proxy's refusal (``network.py``) ends the call at once: no retry mends
-  either.
-
-What carries the bytes is the sessions' adapter: requests' HTTPAdapter, or the dry run's
-recorder (``dryrun.py``), so a dry run walks the path a real run takes.
-
-A caller that records a call before its bytes leave (the Track workers mark it in flight in the
-ledger) uses `outgoing`: entering waits for the first attempt's turn, `send()` then puts it on
-the wire at once. The mark cannot come before the turn: a call still waiting has not left, and
-marked in flight it would count "in doubt" after a crash although Pendo never saw it. Retries
-need no new mark: the call stays in flight until it has an answer.
-
-An error that ends a call is a `CallEnded` whose `in_doubt` says whether an attempt of the call
-went out and got no answer.
+"""How a request reaches Pendo: a keep-alive `requests.Session` per thread (not documented as
+thread-safe), its adapter requests' or the dry run's; before every attempt, room on the wire
+(``inflight.py``) then the pacer's go (``ratelimit.py``); waits a stop request ends at once;
+redirects never followed (the key must not reach another host). `outgoing` serves a caller that
+marks a call in flight in the ledger: the mark must come after the turn, or a call that never
+left would count "in doubt" after a crash.
 """
 
 from __future__ import annotations
@@ -36,7 +20,7 @@ from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import TypeVar
 
 import requests
-from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.adapters import BaseAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from target_pendo.errors import CallEnded, PendoNetworkError, PendoUnavailableError, StopRequested
@@ -46,12 +30,10 @@ from target_pendo.pendo.attempts import Attempt, CallObserver
 from target_pendo.pendo.calllog import CallLog
 from target_pendo.pendo.inflight import DEFAULT_CEILING, InFlightLimit, InFlightStats
 from target_pendo.pendo.ratelimit import AdaptivePacer, PacerStats
-from target_pendo.pendo.retry import DNS_FAILURE_TRIES, RetryPolicy, parse_retry_after
+from target_pendo.pendo.retry import DNS_FAILURE_TRIES, parse_retry_after, retry_wait
 
-# Answers worth another attempt of the same call.
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-# Answers to a call of several metadata rows that mean "send fewer rows a call".
-TOO_BIG_STATUSES = frozenset({408, 413})
+TOO_BIG_STATUSES = frozenset({408, 413})  # to a call of several metadata rows: "send fewer"
 ENDPOINTS = ("track", "api")  # Pendo limits each endpoint on its own
 READ_METHODS = frozenset({"GET", "HEAD"})  # calls that change nothing at Pendo
 _LOG_BODY_CHARS = 2000
@@ -60,18 +42,12 @@ http_log = logging.getLogger("target_pendo.http")
 log = logging.getLogger("target_pendo.client")
 
 AdapterFactory = Callable[[], BaseAdapter]
-
-
-def http_adapter(network: Network) -> HTTPAdapter:
-    """One connection per session (each thread has its own), and no retries of urllib3's: the
-    retry policy is ours."""
-    return network.adapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
 class _Retryable(Exception):
-    """An attempt worth repeating. `cause` groups retries for the summary; `dns_fix` (a name
-    that did not resolve) says what to check."""
+    """An attempt worth repeating; `cause` groups retries, `dns_fix` says what to check."""
 
     what: str
     cause: str
@@ -129,16 +105,6 @@ def _transport_failure(
     )
 
 
-_Ended = TypeVar("_Ended", bound=CallEnded)
-
-
-def ending(exc: _Ended, maybe_delivered: bool) -> _Ended:
-    """`exc` as it ends a call: `in_doubt` when an attempt of the call may have reached Pendo
-    (it went out and got no answer)."""
-    exc.in_doubt = maybe_delivered
-    return exc
-
-
 @dataclass(eq=False)
 class CallStats:
     """Thread-safe counters for the run report, overall and per stream."""
@@ -178,8 +144,6 @@ class CallStats:
 
 @dataclass(frozen=True)
 class Request:
-    """One logical call as the client asks for it."""
-
     method: str
     base: str  # the host's URL: the Track host or the API host
     path: str
@@ -195,8 +159,7 @@ class Request:
 
 
 class PreparedCall(requests.PreparedRequest):
-    """An attempt's wire request carrying the client's call (route, stream), for an adapter
-    that needs more than the wire request: the dry run's."""
+    """An attempt's wire request carrying the client's call (route, stream), for the dry run."""
 
     def __init__(self, call: Request, prepared: requests.PreparedRequest) -> None:
         super().__init__()
@@ -206,26 +169,15 @@ class PreparedCall(requests.PreparedRequest):
 
 @dataclass
 class _Call:
-    """One logical call across its attempts."""
-
     request: Request
     attempts: int = 0
     maybe_delivered: bool = False  # an attempt went out and got no answer
     started: float = field(default_factory=time.monotonic)
 
 
-@dataclass(frozen=True)
-class Reply:
-    """The answer that ended a call, and whether an earlier attempt may have reached Pendo."""
-
-    response: requests.Response
-    maybe_delivered: bool
-
-
 @dataclass
 class _Turn:
-    """An attempt's place: room on its endpoint's wire and the pacer's go (`sent_at`), given
-    back once: when the attempt ends, or when it is never made."""
+    """An attempt's room on the wire and the pacer's go (`sent_at`), given back exactly once."""
 
     wire: InFlightLimit
     pacer: AdaptivePacer | None
@@ -254,8 +206,6 @@ class Transport:
         adapter: AdapterFactory | None = None,
         network: Network | None = None,
     ) -> None:
-        """`network`: no proxy and the default trust unless given (a run passes the
-        environment's)."""
         paced = max_requests_per_second != 0
         self._pacers = {
             e: AdaptivePacer(max_requests_per_second) if paced else None for e in ENDPOINTS
@@ -266,9 +216,9 @@ class Transport:
         }
         self.redact = redact
         self.timeout = request_timeout
-        self.policy = RetryPolicy(max_seconds=max_retry_seconds)
+        self.max_retry_seconds = max_retry_seconds  # one call's budget, its waits included
         self.network = network or Network()
-        self._adapter = adapter or (lambda: http_adapter(self.network))
+        self._adapter = adapter or self.network.adapter
         self._proxies_for = functools.cache(self.network.proxies)  # per base URL, looked up once
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -290,18 +240,14 @@ class Transport:
         """Per endpoint: calls allowed on the wire now, the most at once, the round trip."""
         return {name: limit.stats for name, limit in self._in_flight.items()}
 
-    # --- stopping -----------------------------------------------------------------------------
     def stop(self) -> None:
-        """Send nothing more: waits end now, calls not yet on the wire are not sent; calls on
-        the wire finish (bounded by `request_timeout`). Only sets an event: safe from a signal
-        handler."""
+        """Send nothing more (calls on the wire finish). Only sets an event: signal-handler safe."""
         self._stop.set()
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to `seconds`; True (at once) when the run is asked to stop."""
         return self._stop.wait(seconds)
 
-    # --- sessions -----------------------------------------------------------------------------
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
@@ -318,47 +264,41 @@ class Transport:
                 session.close()
             self._sessions.clear()
 
-    # --- one call -----------------------------------------------------------------------------
-    def send(self, request: Request) -> Reply:
-        """One logical call: attempts until an answer that is not worth retrying. Raises
-        TooBigSignal (size-sensitive calls), or a CallEnded (StopRequested,
-        PendoUnavailableError, PendoNetworkError) carrying `in_doubt`."""
-        with self.outgoing(request) as send:
-            return send()
-
     @contextlib.contextmanager
-    def outgoing(self, request: Request) -> Iterator[Callable[[], Reply]]:
-        """`send` in two steps: entering waits for the first attempt's turn (a stop request
-        raises StopRequested, not in doubt: nothing left); the callable it gives puts the call
-        on the wire with no further wait, once. Leaving without sending gives the turn back."""
+    def outgoing(
+        self, request: Request, answer: Callable[[requests.Response], T]
+    ) -> Iterator[Callable[[], T]]:
+        """Entering waits for the first attempt's turn (a stop raises StopRequested, not in doubt);
+        the callable sends at once, retries, and returns `answer(response)`, raising TooBigSignal
+        or a CallEnded (`answer`'s too) with `in_doubt` set. Leaving unsent gives the turn back."""
         call = _Call(request)  # the retry budget counts from here, the waits included
         turns = [self._take_turn(call)]
         first = turns[0]
 
-        def send() -> Reply:
+        def send() -> T:
             if not turns:
                 raise RuntimeError("an outgoing call is sent once")
-            return self._send(call, turns.pop())
+            return self._send(call, turns.pop(), answer)
 
         try:
             yield send
         finally:
             first.give_back(None)  # nothing when the call was sent: its attempt gave it back
 
-    def _send(self, call: _Call, turn: _Turn) -> Reply:
-        """Attempts of `call`, the first in `turn`."""
-        retry = 0
-        while True:
-            try:
-                return Reply(self._attempt(call, turn), call.maybe_delivered)
-            except _Retryable as exc:
-                retry += 1
-                self._before_retry(exc, call, retry)
-            turn = self._take_turn(call)  # raises when the run is asked to stop
+    def _send(self, call: _Call, turn: _Turn, answer: Callable[[requests.Response], T]) -> T:
+        try:
+            while True:
+                try:
+                    return answer(self._attempt(call, turn))
+                except _Retryable as exc:
+                    self._before_retry(exc, call)
+                turn = self._take_turn(call)  # raises when the run is asked to stop
+        except CallEnded as exc:  # in doubt when an attempt went out and got no answer
+            exc.in_doubt = call.maybe_delivered
+            raise
 
     def _take_turn(self, call: _Call) -> _Turn:
-        """Wait for room on the endpoint's wire, then for the pacer's go; raises StopRequested
-        when the run is asked to stop meanwhile (the room given back)."""
+        """Room on the wire, then the pacer's go; StopRequested on a stop (room given back)."""
         endpoint = call.request.endpoint
         turn = _Turn(self._in_flight[endpoint], self._pacers[endpoint], held=False)
         try:
@@ -366,35 +306,49 @@ class Transport:
             if turn.held and turn.pacer is not None:
                 turn.sent_at = turn.pacer.acquire(self._stop)
             if self._stop.is_set():
-                raise ending(
-                    StopRequested("the run was asked to stop before this call ended"),
-                    call.maybe_delivered,
-                )
+                raise StopRequested("the run was asked to stop before this call ended")
         except BaseException:
             turn.give_back(None)
             raise
         return turn
 
-    def _before_retry(self, exc: _Retryable, call: _Call, retry: int) -> None:
-        """Wait before attempt `retry + 1`, or raise when retrying is futile."""
-        if exc.dns_fix and retry >= DNS_FAILURE_TRIES:
-            raise ending(
-                PendoUnavailableError(f"{exc}: {exc.dns_fix}; nothing more was sent"),
-                call.maybe_delivered,
-            ) from None
-        wait = self.policy.wait(retry, exc.retry_after)
-        left = self.policy.max_seconds - (time.monotonic() - call.started)
+    def _before_retry(self, exc: _Retryable, call: _Call) -> None:
+        if exc.dns_fix and call.attempts >= DNS_FAILURE_TRIES:
+            raise PendoUnavailableError(f"{exc}: {exc.dns_fix}; nothing more was sent") from None
+        wait = retry_wait(call.attempts, exc.retry_after)
+        left = self.max_retry_seconds - (time.monotonic() - call.started)
         if left <= 0 or (exc.retry_after is not None and wait > left):
-            # Pendo's own Retry-After past the budget: failing now beats sleeping through the
-            # budget only to fail then
-            raise ending(self._unavailable(exc, wait, left), call.maybe_delivered) from None
+            # a Retry-After past the budget: failing now beats sleeping only to fail then
+            budget = self.max_retry_seconds
+            why = (
+                f"Pendo asked to wait {wait:g}s (Retry-After) but only {max(left, 0):.0f}s of "
+                f"the {budget:g}s retry budget (setting 'max_retry_seconds') were left"
+                if exc.retry_after is not None
+                else f"Pendo kept failing for {budget:g}s (setting 'max_retry_seconds')"
+            )
+            raise PendoUnavailableError(
+                f"{why}; last error: {self.redact(str(exc))}. Rows not accepted were not marked "
+                "done; rerun the sync later."
+            ) from None
         wait = min(wait, left)  # a last attempt when the budget ends
-        self._note_retry(exc, call, wait)
+        # the first retry per stream and cause at INFO, the rest at DEBUG: an outage is a few lines
+        stream = call.request.stream
+        times = self.stats.retry(exc.in_doubt, stream, exc.cause)
+        for observer in self._observers:
+            observer.retrying(stream, exc.cause)
+        log.log(
+            logging.INFO if times == 1 else logging.DEBUG,
+            "Retrying %s in %.1fs (attempt %d): %s%s",
+            f"stream '{stream}'" if stream else "Pendo",
+            wait,
+            call.attempts,
+            self.redact(str(exc)),
+            "; further retries for this cause are counted in the run report" if times == 1 else "",
+        )
         self._stop.wait(wait)  # a stop request ends the wait; the next turn then raises
 
     def _attempt(self, call: _Call, turn: _Turn) -> requests.Response:
-        """One HTTP attempt, in its turn (given back when it ends); raises _Retryable for
-        answers worth another try."""
+        """One HTTP attempt in its turn (given back when it ends); _Retryable if worth another."""
         request = call.request
         url = request.url
         round_trip: float | None = None  # None: the call got no answer
@@ -413,9 +367,7 @@ class Transport:
                     call.maybe_delivered |= failure.in_doubt
                     if request.size_sensitive and failure.cause == "timeout":
                         raise TooBigSignal(str(failure)) from None
-                if isinstance(failure, PendoNetworkError):
-                    raise ending(failure, call.maybe_delivered) from None
-                raise failure from exc
+                raise failure from (None if isinstance(failure, PendoNetworkError) else exc)
             round_trip = time.perf_counter() - started
         finally:
             turn.give_back(round_trip)
@@ -436,16 +388,14 @@ class Transport:
         return response
 
     def _put_on_wire(self, request: Request) -> requests.Response:
-        """Send `request` as `Session.request` would, its wire request carrying the call to the
-        adapter (`PreparedCall`)."""
+        """`request` sent as `Session.request` would, its wire request a `PreparedCall`."""
         session = self._session()
         headers = dict(request.headers)
         if request.body is not None:
             headers["Content-Type"] = "application/json"
         wire = requests.Request(request.method, request.url, headers, data=request.body)
         prepared = PreparedCall(request, session.prepare_request(wire))
-        # what Session.request merges: the base URL's proxies, and the session's stream,
-        # verify and cert (trust_env is off: nothing from the environment)
+        # as Session.request merges: the base URL's proxies, the session's verify (no environment)
         settings = session.merge_environment_settings(
             prepared.url, self._proxies_for(request.base), None, None, None
         )
@@ -457,15 +407,14 @@ class Transport:
         request = call.request
         status = None if response is None else response.status_code
         seconds = time.perf_counter() - started
-        if self._call_log is not None or self._observers:
-            attempt = Attempt(
-                request.method, shown_url(request.url), status, seconds, call.attempts,
-                request.stream, request.body, response, error,
-            )  # fmt: skip
-            for observer in self._observers:  # first: a failing call-log write hides nothing
-                observer.attempt_ended(attempt)
-            if self._call_log is not None:
-                self._call_log.write(attempt)
+        attempt = Attempt(
+            request.method, shown_url(request.url), status, seconds, call.attempts,
+            request.stream, request.body, response, error,
+        )  # fmt: skip
+        for observer in self._observers:  # first: a failing call-log write hides nothing
+            observer.attempt_ended(attempt)
+        if self._call_log is not None:
+            self._call_log.write(attempt)
         if http_log.isEnabledFor(logging.DEBUG):
             http_log.debug(
                 "%s %s -> %s in %.1f ms; request %s; response %s",
@@ -476,34 +425,3 @@ class Transport:
                 self.redact((request.body or b"").decode("utf-8", "replace")[:_LOG_BODY_CHARS]),
                 self.redact("" if response is None else response.text[:_LOG_BODY_CHARS]),
             )
-
-    def _unavailable(self, exc: _Retryable, wait: float, left: float) -> PendoUnavailableError:
-        budget = self.policy.max_seconds
-        if exc.retry_after is not None:
-            why = (
-                f"Pendo asked to wait {wait:g}s (Retry-After) but only {max(left, 0):.0f}s of "
-                f"the {budget:g}s retry budget (setting 'max_retry_seconds') were left"
-            )
-        else:
-            why = f"Pendo kept failing for {budget:g}s (setting 'max_retry_seconds')"
-        return PendoUnavailableError(
-            f"{why}; last error: {self.redact(str(exc))}. Rows not accepted were not marked "
-            "done; rerun the sync later."
-        )
-
-    def _note_retry(self, exc: _Retryable, call: _Call, wait: float) -> None:
-        """Count the retry; log the first of each cause per stream, the rest at DEBUG (the run
-        report sums them up), so an outage is a few lines, not one per attempt."""
-        stream = call.request.stream
-        times = self.stats.retry(exc.in_doubt, stream, exc.cause)
-        for observer in self._observers:
-            observer.retrying(stream, exc.cause)
-        log.log(
-            logging.INFO if times == 1 else logging.DEBUG,
-            "Retrying %s in %.1fs (attempt %d): %s%s",
-            f"stream '{stream}'" if stream else "Pendo",
-            wait,
-            call.attempts,
-            self.redact(str(exc)),
-            "; further retries for this cause are counted in the run report" if times == 1 else "",
-        )

@@ -1,9 +1,5 @@
-"""What one run shares between the target and its sinks: settings, client, workers, the
-recorder of what became of each row (``recorder.py``: rejects and unknown-id files, report
-counts, ledger), report, ledger.
-
-The target builds it once; sinks receive it and never look further up.
-"""
+"""What one run shares between the target and its sinks, built once by the target; sinks
+receive it and never look further up."""
 
 from __future__ import annotations
 
@@ -25,7 +21,6 @@ from target_pendo.observe.report import RunReport
 from target_pendo.pendo.calllog import CallLog
 from target_pendo.pendo.client import PendoClient
 from target_pendo.pendo.dryrun import RecordingAdapter
-from target_pendo.pendo.transport import AdapterFactory
 from target_pendo.run.recorder import OutcomeRecorder
 from target_pendo.run.rejects import RowLog
 from target_pendo.run.workers import Workers
@@ -45,70 +40,48 @@ class RunContext:
     settings: Settings
     client: PendoClient
     workers: Workers  # every sink's calls share these threads
-    # the only writer of what became of a row: the rejects and unknown-id files, the report's
-    # outcome counts and reject reasons, the ledger's rows (the sinks read `ledger`, `report`)
-    recorder: OutcomeRecorder
+    recorder: OutcomeRecorder  # the only writer of what became of a row
     report: RunReport
     ledger: Ledger
     run_id: str  # set by `create`: sortable start time plus a random tail
-    # Set when the whole input was read (not on SIGTERM): only then may a finished
-    # full-table sync be trusted to say which ids left the source.
+    # All input read (not on SIGTERM): only then may a full-table sync say which ids left.
     input_complete: bool = False
     sinks: list[Any] = field(default_factory=list)  # every sink of the run, to wait on
     abandoned_runs: list[str] = field(default_factory=list)  # runs found killed, now marked
     payloads: RowLog | None = None  # a dry run's record of what it would send
     network: Network = field(default_factory=Network)  # proxies and trust, for every call out
     drains: Drains = field(default_factory=Drains)  # batches under way, for progress
-    _streams: defaultdict[str, StreamRunState] = field(
+    # per stream, shared by its sinks (a SCHEMA change makes a new one); main thread only
+    streams: defaultdict[str, StreamRunState] = field(
         default_factory=lambda: defaultdict(StreamRunState)
     )
     _schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     _schema_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def field_schema(self, kind: str) -> dict[str, Any]:
-        """Pendo's field schema for a kind, read once per run and shared by its streams."""
+    def field_schema(self, kind: str, *, fresh: bool = False) -> dict[str, Any]:
+        """Pendo's field schema for a kind, read once per run; `fresh`: read it again."""
         with self._schema_lock:
-            if kind not in self._schemas:
+            if fresh or kind not in self._schemas:
                 self._schemas[kind] = self.client.get_field_schema(kind)
             return self._schemas[kind]
 
-    def refresh_field_schema(self, kind: str) -> dict[str, Any]:
-        """Read Pendo's field schema again (fields were created, or one may be gone)."""
-        schema = self.client.get_field_schema(kind)
-        with self._schema_lock:
-            self._schemas[kind] = schema
-        return schema
-
-    def stream_state(self, stream: str) -> StreamRunState:
-        """What the run learnt about a stream beyond its rows; shared by the stream's sinks
-        (a SCHEMA change makes a new sink for the same stream). Main thread only."""
-        return self._streams[stream]
-
     def unsent_rows(self) -> int:
-        """Rows handed to the sinks that have no outcome yet."""
         return sum(s.received_rows - s.settled_rows for s in self.sinks)
-
-    @property
-    def full_resync(self) -> bool:
-        return self.settings.full_resync
 
     @classmethod
     def create(cls, settings: Settings) -> RunContext:
-        # sortable by start time (to the millisecond), unique by the random tail
         now = dt.datetime.now(dt.UTC)
         run_id = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}-{uuid.uuid4().hex[:6]}"
-        ledger_url = settings.resolved_ledger_url
         network = Network.from_environment()
         private.warn_if_shared(Path(settings.state_dir))
-        ledger = Ledger(ledger_url, read_only=settings.dry_run)
+        ledger = Ledger(settings.resolved_ledger_url, read_only=settings.dry_run)
         redact = Redactor([*settings.secrets, *network.secrets()])
         install_log_redaction(redact)
         calls = Path(settings.state_dir) / "calls" / f"{run_id}.jsonl"
         call_log = CallLog(calls, redact) if settings.call_log else None
         payloads: RowLog | None = None
         if settings.dry_run:
-            # Writes are recorded by the transport's adapter. Nothing waits on Pendo, so
-            # nothing is paced, and one worker keeps each payload file in row order.
+            # Writes are recorded by the adapter: nothing paced, one worker keeps row order.
             payloads = RowLog(settings.state_dir, f"dry_run/{run_id}", run_id, redact)
         client = PendoClient(
             settings.api_url,
@@ -121,7 +94,7 @@ class RunContext:
             max_retry_seconds=settings.max_retry_seconds,
             redact=redact,
             call_log=call_log,
-            adapter=_recording(payloads, redact, network) if payloads else None,
+            adapter=(lambda: RecordingAdapter(payloads, redact, network)) if payloads else None,
             sends=payloads is None,
             network=network,
         )
@@ -163,8 +136,3 @@ class RunContext:
             self.payloads.close()
         self.recorder.close()  # the rejects and unknown-id files
         self.ledger.close()
-
-
-def _recording(payloads: RowLog, redact: Redactor, network: Network) -> AdapterFactory:
-    """The dry run's adapter for each transport session: writes land in `payloads`."""
-    return lambda: RecordingAdapter(payloads, redact, network)

@@ -1,10 +1,5 @@
-"""What became of a row, named once: the outcomes a sink records and what each one means to
-the ledger (the status it leaves in `row_state`, whether it is a sighting of the key in the
-source, an attempt, a line in `sync_rows`) and to the run report (its label).
-
-The values are the strings stored in the ledger and shown in the report, so both stay
-readable in SQL and JSON; the members are what the code compares against.
-"""
+"""What became of a row, named once, and what each outcome means to the ledger and the report.
+The values are the strings stored in the ledger and shown in the report (readable in SQL)."""
 
 from __future__ import annotations
 
@@ -54,9 +49,8 @@ FACTS: dict[Outcome, OutcomeFacts] = {
     # outcome: status, seen, attempt, logged, counted, label
     Outcome.SENT: OutcomeFacts(Status.SENT, True, False, True, True, None),
     Outcome.REJECTED: OutcomeFacts(Status.REJECTED, True, True, True, True, None),
-    # A replayed event or an unchanged object is the bulk of a full-table sync and changes
-    # nothing: counted in the run's report, seen in row_state, but no sync_rows line, so the
-    # ledger grows with changes, not with every run.
+    # A replayed event or an unchanged object (the bulk of a full-table sync) gets no sync_rows
+    # line, so the ledger grows with changes, not with every run.
     Outcome.ALREADY_SENT: OutcomeFacts(None, True, False, False, True, "already sent"),
     Outcome.UNCHANGED: OutcomeFacts(None, True, False, False, True, "unchanged"),
     Outcome.SUPERSEDED: OutcomeFacts(None, True, False, True, True, "superseded in the batch"),

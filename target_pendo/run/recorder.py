@@ -1,16 +1,7 @@
-"""What became of a row, written in one place: the run's `OutcomeRecorder` is the only writer
-of a row's fate (the ledger, the run report's counts, reject reasons and unknown ids, the
-rejects and unknown-ids files); each sink records through its stream's `StreamRecorder`.
-
-Every method writes in the same order: the row's line in its file (the file, not the ledger,
-is where every rejected row is), then the ledger in one committed transaction, then the
-report. So a crash between two steps may leave a line in a file for a row the ledger lacks
-(STATE never passed it: it is read and written again), never the reverse.
-
-The ledger keeps a key only when `key_problem` finds nothing wrong with it; a sink asks before
-it relies on a row's key, and `StreamRecorder.reject` keeps any other key out of the ledger.
-What the sinks count beside outcomes (rows received, old events...) goes to ``RunReport.add``.
-"""
+"""The only writer of a row's fate (ledger, report counts, rejects and unknown-ids files). Every
+method writes the row's file line first, then the ledger in one committed transaction, then the
+report: a crash in between may leave a file line for a row the ledger lacks (STATE never passed
+it), never the reverse. The ledger keeps only keys `key_problem` accepts."""
 
 from __future__ import annotations
 
@@ -26,8 +17,7 @@ from target_pendo.run.rejects import RowLog
 
 
 def key_problem(key: str) -> str | None:
-    """Why the ledger cannot keep `key` (a NUL, a lone surrogate, more than MAX_KEY_CHARS
-    characters), or None when it can."""
+    """Why the ledger cannot keep `key` (NUL, lone surrogate, too long), or None."""
     return unstorable_reason(key, max_chars=MAX_KEY_CHARS)
 
 
@@ -42,8 +32,7 @@ class UnknownId:
 
 @dataclass(frozen=True, kw_only=True)
 class OutcomeRecorder:
-    """The run's writer of what became of each row (see the module). Thread-safe: the ledger,
-    the report and the files each take their own lock."""
+    """Thread-safe: the ledger, the report and the files each take their own lock."""
 
     run_id: str
     ledger: Ledger
@@ -51,13 +40,7 @@ class OutcomeRecorder:
     rejects: RowLog  # the run's rejects file, closed by `close`
     unknown: RowLog  # the run's unknown-ids file, closed by `close`
     redact: Callable[[str], str]
-    # False (setting `rejects_include_values`): no row value in a rejected row's reason, in
-    # the file, the report or the ledger
     include_values: bool
-
-    def stream(self, name: str, sync: str) -> StreamRecorder:
-        """The recorder of one stream (`sync`: how the report shows the stream synced)."""
-        return StreamRecorder(self, name, sync)
 
     def close(self) -> None:
         self.rejects.close()
@@ -66,44 +49,36 @@ class OutcomeRecorder:
 
 @dataclass(frozen=True)
 class StreamRecorder:
-    """What became of one stream's rows, written through the run's `OutcomeRecorder`."""
-
     run: OutcomeRecorder
     name: str
     sync: str
+    row_key: Callable[[Any], Any]  # a row's Singer key, as the rejects file shows it
 
     def reject(
         self,
         record: Any,
-        row_key: Any,
         field: str | None,
         reason: str,
         *,
         key: str | None = None,
         pending: str | None = None,
     ) -> None:
-        """A row not sent, and why: `row_key` is its Singer key as the rejects file shows it.
-        With a ledger `key` it can keep, the ledger has the row as rejected (reason, attempts)
-        so that a later run that sees it again sends it again, and, with `pending` (what to
-        send), later runs send it again by themselves."""
+        """A row not sent, and why. With a storable ledger `key`, the ledger has it rejected so a
+        later run that sees it sends it again; with `pending`, later runs send it by themselves."""
         run = self.run
         reason = run.redact(reason)  # a value quoted in a reason may hold a key
-        if not run.include_values:
-            # no row value anywhere: the rejects file, the report (and its page) and the
-            # ledger get the reason with the values it quotes masked
+        if not run.include_values:  # no row value in the file, the report or the ledger
             reason = mask_quoted_values(reason)
         run.report.add_reject_reason(self.name, field, reason)
-        run.rejects.reject(self.name, row_key, field, reason, record)
+        run.rejects.reject(self.name, self.row_key(record), field, reason, record)
         run.report.tally(self.name, self.sync, {Outcome.REJECTED: 1})
         if key is not None and key_problem(key) is None:
             outcome = RowOutcome(key, Outcome.REJECTED, reason, pending=pending)
             run.ledger.record(self.name, run.run_id, [outcome])
 
     def record(self, outcomes: Sequence[RowOutcome], unknown: Sequence[UnknownId] = ()) -> None:
-        """What became of these rows, in one ledger transaction (committed when this returns,
-        so before the stream's next call goes out); `unknown`: the ids among them Pendo does
-        not have. The report counts the rows of the source (`from_source`): a row sent again
-        from the pending queue is the sink's to count."""
+        """These rows' outcomes, in one ledger transaction committed before this returns (so
+        before the stream's next call); the report counts only rows `from_source`."""
         run = self.run
         for entry in unknown:
             line = {"kind": entry.kind, "id": entry.object_id, "key": entry.row_key}
@@ -116,13 +91,9 @@ class StreamRecorder:
             run.report.list_unknown(self.name, [entry.object_id for entry in unknown])
 
     def mark_in_flight(self, key: str, answered: Sequence[RowOutcome] = ()) -> None:
-        """The call of `key` is about to go on the wire: its in-flight mark, with `answered`
-        (earlier calls' outcomes, in the same transaction), committed when this returns. The
-        caller sends only then, and only after every wait (``sinks/track_calls.py``): a crash
-        from here on leaves the key in flight, sent again and counted in doubt by the next
-        run; a call that never left is never in doubt."""
+        """`key`'s in-flight mark, with `answered` in the same transaction, committed before
+        this returns; the caller sends only then, after every wait (``sinks/track_calls.py``)."""
         self.record([*answered, RowOutcome(key, Outcome.IN_FLIGHT)])
 
     def drop_pending(self, keys: Sequence[str]) -> None:
-        """Take these keys out of the pending queue (expired, or no longer to send)."""
         self.run.ledger.drop_pending(self.name, keys)

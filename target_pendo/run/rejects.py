@@ -1,12 +1,6 @@
-"""Per-stream JSONL logs under `state_dir`: `rejects/<stream>/<day>.jsonl` (rows not sent,
-with the reason) and `unknown/<stream>/<day>.jsonl` (object ids Pendo does not have, skipped);
-a dry run's payloads in `dry_run/<run id>/<stream>.jsonl`.
-
-Appended, never truncated, so nothing of an earlier run is lost; every line carries the run id.
-Rejects and unknown ids roll per day (UTC), so the retention window (``retention.py``) can drop
-old days whole. Each line is flushed as written: a row is either in Pendo or here before STATE
-moves past it.
-"""
+"""Per-stream JSONL logs under `state_dir`: `rejects/` and `unknown/` (per UTC day, so
+retention drops old days whole), a dry run's payloads. Appended, each line with the run id and
+flushed as written: a row is either in Pendo or here before STATE moves past it."""
 
 from __future__ import annotations
 
@@ -26,15 +20,6 @@ from target_pendo.observe.report import mask_quoted_values
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def stream_log_path(state_dir: str | Path, folder: str, stream: str, day: str | None) -> Path:
-    """Where a stream's log goes (`day`: YYYY-MM-DD, for a log that rolls per day); stream
-    names are made safe as file names."""
-    safe = _UNSAFE_FILENAME.sub("_", stream)
-    if day is None:
-        return Path(state_dir) / folder / f"{safe}.jsonl"
-    return Path(state_dir) / folder / safe / f"{day}.jsonl"
-
-
 @dataclass(eq=False)
 class RowLog:
     """Thread-safe: sinks drained in parallel may write at the same time."""
@@ -43,16 +28,14 @@ class RowLog:
     folder: str
     run_id: str
     redact: Redactor
-    # False: a rejected row's line keeps its key, field and reason (quoted values masked),
-    # and not the row
+    # False: a rejected row's line keeps key, field and reason (quoted values masked), no row
     include_values: bool = field(default=True, kw_only=True)
     daily: bool = field(default=False, kw_only=True)  # one file per stream and day
     _files: dict[tuple[str, str | None], IO[bytes]] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def reject(self, stream: str, key: Any, field: str | None, reason: str, record: Any) -> None:
-        """A row that was not sent, and why. The row's data passes through the redactor too:
-        a key pasted into a column must not land in the file."""
+        """A row not sent, and why; its data redacted too (a key pasted into a column)."""
         reason = self.redact(reason)
         if not self.include_values:
             reason = mask_quoted_values(reason)
@@ -72,15 +55,15 @@ class RowLog:
         try:
             line = jsonl_line(full)
         except UnicodeEncodeError:
-            # text that is not valid Unicode (lone surrogates): an escaped copy, which any
-            # JSON reader takes (`"\ud800"`), marked so that nobody mistakes it for the row
+            # lone surrogates: an escaped copy any JSON reader takes, marked as such
             full["escaped"] = True
             line = json.dumps(json_safe(full), ensure_ascii=True, separators=(",", ":")).encode()
         day = f"{now:%Y-%m-%d}" if self.daily else None
         with self._lock:
             handle = self._files.get((stream, day))
             if handle is None:
-                path = stream_log_path(self.state_dir, self.folder, stream, day)
+                safe, folder = _UNSAFE_FILENAME.sub("_", stream), Path(self.state_dir) / self.folder
+                path = folder / f"{safe}.jsonl" if day is None else folder / safe / f"{day}.jsonl"
                 handle = self._files[stream, day] = private.open_file(path, "ab")
             handle.write(line + b"\n")
             handle.flush()

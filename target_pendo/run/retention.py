@@ -1,13 +1,6 @@
-"""The retention window: a run's history is kept `retention_days`, then pruned.
-
-History is what a run leaves behind about itself: its lines and row in the ledger
-(``ledger/history.py``), and its files under `state_dir` (reports, call logs, dry-run
-payloads, rejects and unknown-id files, which roll per day so that old days can go).
-
-Each successful run prunes a bounded amount at its end, so the first run on a large old ledger
-does not stall and the rest goes on the next runs; `target-pendo ledger prune` prunes all of it
-and gives an older SQLite file's freed space back to the disk with one VACUUM.
-"""
+"""The retention window: a run's history (ledger lines and row, files under `state_dir`) is kept
+`retention_days`, then pruned: a bounded amount at the end of each successful run (the first
+run on a large old ledger does not stall), or all of it by `target-pendo ledger prune`."""
 
 from __future__ import annotations
 
@@ -22,8 +15,7 @@ from target_pendo.ledger import Ledger
 # Folders under state_dir whose files are history (a test holds this list to what runs write).
 HISTORY_FOLDERS = ("reports", "calls", "dry_run", "rejects", "unknown")
 
-# What the end of one run may prune: enough to keep up with any daily volume the target can
-# send in a run, small enough to take seconds.
+# What the end of one run may prune: enough to keep up with any daily volume, in seconds.
 END_OF_RUN_MAX_ROWS = 1_000_000
 END_OF_RUN_MAX_SECONDS = 15.0
 END_OF_RUN_MAX_FILES = 5_000
@@ -48,8 +40,7 @@ class Pruned:
 
 
 def prune(ledger: Ledger, state_dir: str | Path, days: float, *, bounded: bool) -> Pruned:
-    """Prune history older than `days` from the ledger and from `state_dir`; `bounded`: no
-    more than one run's end may take (END_OF_RUN_*)."""
+    """Prune history older than `days`; `bounded`: no more than one run's end may take."""
     before = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     history = ledger.prune_history(
         before.isoformat(timespec="milliseconds"),
@@ -66,8 +57,7 @@ def prune(ledger: Ledger, state_dir: str | Path, days: float, *, bounded: bool) 
 
 
 def prune_files(state_dir: Path, before: float, max_files: int | None) -> tuple[int, bool]:
-    """Delete history files last written before `before` (a POSIX time) and the folders they
-    leave empty; returns (files deleted, whether some were left for lack of budget)."""
+    """Delete history files older than `before` and the folders they empty: (deleted, any left)."""
     deleted = 0
     for name in HISTORY_FOLDERS:
         top = state_dir / name

@@ -1,7 +1,6 @@
-"""The run's HTTP workers: one pool of `max_concurrency` threads that every sink's calls share,
-and the one rule for a batch of calls that fails: the first error stops what has not started,
-the calls already running end on their own (each bounded by `request_timeout`), and the error
-raised is the one that failed the batch, not a "stopped because another failed" that followed.
+"""One pool of `max_concurrency` threads that every sink's calls share. In a failing batch the
+first error stops what has not started, running calls end on their own, and the error raised
+is the one that failed the batch, not a "stopped because another failed" that followed.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from target_pendo.errors import StopRequested
 
 T = TypeVar("T")
 R = TypeVar("R")
-Checkpoint = Callable[[], None]
 
 
 class Workers:
@@ -23,10 +21,9 @@ class Workers:
         self.size = size
         self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="pendo")
 
-    def each(self, fn: Callable[[T, Checkpoint], R], items: Sequence[T]) -> list[R]:
-        """`fn(item, checkpoint)` for each item, at most `size` at once; results in order.
-        `checkpoint()` raises StopRequested in a running item once another has failed, so it
-        can stop between its calls."""
+    def each(self, fn: Callable[[T, Callable[[], None]], R], items: Sequence[T]) -> list[R]:
+        """`fn(item, checkpoint)` for each item, results in order; `checkpoint()` raises
+        StopRequested once another item has failed, so an item can stop between its calls."""
         failed = threading.Event()
 
         def checkpoint() -> None:
@@ -40,8 +37,7 @@ class Workers:
         return _results([self._pool.submit(_flagging, failed, run, item) for item in items])
 
     def spread(self, copies: int, loop: Callable[[threading.Event], None]) -> None:
-        """Run `copies` of `loop(failed)` side by side (workers that take turns at a shared list
-        of calls); the first error sets `failed`, which the others check between calls."""
+        """`copies` of `loop(failed)` side by side; the first error sets `failed` for the others."""
         failed = threading.Event()
         copies = min(copies, self.size)
         _results([self._pool.submit(_flagging, failed, loop, failed) for _ in range(copies)])
@@ -51,7 +47,6 @@ class Workers:
 
 
 def _flagging(failed: threading.Event, fn: Callable[..., R], *args: Any) -> R:
-    """`fn(*args)`, setting `failed` when it raises."""
     try:
         return fn(*args)
     except BaseException:
@@ -61,15 +56,12 @@ def _flagging(failed: threading.Event, fn: Callable[..., R], *args: Any) -> R:
 
 def _results(futures: Sequence[Future[Any]]) -> list[Any]:
     """Every future's result, waiting for all; then the error that failed the batch."""
-    results: list[Any] = []
     errors: list[BaseException] = []
     for future in futures:
         try:
-            results.append(future.result())
+            future.result()
         except BaseException as exc:
             errors.append(exc)
-            results.append(None)
-    if errors:
-        causes = [e for e in errors if not isinstance(e, StopRequested)]
-        raise (causes or errors)[0]
-    return results
+    if errors:  # the first that is not a StopRequested
+        raise min(errors, key=lambda e: isinstance(e, StopRequested))
+    return [future.result() for future in futures]

@@ -1,2 +1,1 @@
-"""The Singer input: lines read with their numbers (``reader.py``), BATCH files, a record's
-schema check (``validation.py``) and when a full-table sync is complete (``versions.py``)."""
+"""The Singer input: numbered lines, BATCH files, record validation, full-table versions."""

@@ -1,17 +1,11 @@
-"""Rows of a Singer BATCH message: the SDK's batch files, JSONL plain or gzipped.
-
-A BATCH message points at files instead of carrying rows; each line of a file is one raw
-record (not a Singer message). Files are read through the SDK's own storage helper, so the
-URLs a singer-sdk tap writes (`file://...`) resolve the same way. Any other format (parquet)
-is refused by name: dropping a batch would lose its rows silently.
-"""
+"""Rows of a Singer BATCH message: the SDK's batch files, JSONL plain or gzipped, one raw
+record a line. Any other format is refused by name: dropping a batch would lose its rows."""
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from singer_sdk.singerlib.json import deserialize_json
@@ -24,8 +18,7 @@ def read_batch_files(
     stream: str, message: Mapping[str, Any], line: int
 ) -> Iterator[dict[str, Any]]:
     """Each record of each file of a BATCH message, in order; InputError names the file."""
-    encoding = message.get("encoding")
-    manifest = message.get("manifest")
+    encoding, manifest = message.get("encoding"), message.get("manifest")
     where = f"input line {line}: BATCH of stream {stream!r}"
     if not isinstance(encoding, Mapping) or not isinstance(manifest, list):
         raise InputError(f"{where} needs an 'encoding' object and a 'manifest' list of files")
@@ -44,10 +37,8 @@ def read_batch_files(
 
 def _records(url: str, gzipped: bool, where: str) -> Iterator[dict[str, Any]]:
     try:
-        with open_batch_file(url) as raw, contextlib.ExitStack() as stack:
-            handle: Iterable[bytes] = (
-                stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")) if gzipped else raw
-            )
+        with open_batch_file(url) as raw:
+            handle = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
             for number, data in enumerate(handle, start=1):
                 text = data.decode("utf-8", "surrogateescape")
                 if not text.strip():

@@ -1,12 +1,5 @@
-"""Singer input reading that can say *which line* is wrong, and survives hostile bytes.
-
-The SDK's reader logs a traceback and the whole line for malformed JSON, and dies on bytes
-that are not UTF-8; ours counts lines so every input error (malformed JSON, a line that is not
-a message, an unknown message type, a RECORD before its SCHEMA, JSON nested beyond reason)
-names the line, and the CLI prints one line instead of a traceback. Bytes that are not UTF-8
-are kept as lone surrogates (`surrogateescape`): the row holding them is rejected with the
-field named (see ``mapping.unencodable_field``), the rest of the input goes on.
-"""
+"""Singer input reading that names *which line* is wrong (the SDK's logs a traceback), and
+survives hostile bytes: kept as lone surrogates, only the row holding them is rejected."""
 
 from __future__ import annotations
 
@@ -36,7 +29,6 @@ SINGER_INPUT_ERRORS: tuple[type[BaseException], ...] = (
     MissingKeyPropertiesError,
     InvalidJSONSchema,
 )
-_PREVIEW = 120
 
 
 class InputError(TargetPendoError):
@@ -49,9 +41,7 @@ def tolerant_stdin() -> IO[str]:
 
 
 def input_fraction(stream: IO[Any] | None) -> Callable[[], float | None]:
-    """How far through its input a run is: the share of the file read so far (read ahead by
-    the reader's buffer, a few kB), or None. Only a regular file (`--input FILE`, `< file`)
-    has a size; of a pipe from a tap nothing is known until its end."""
+    """The share of the input read so far, or None: only a regular file has a size."""
     try:
         fd = stream.fileno() if stream is not None else -1
         info = os.fstat(fd)
@@ -70,8 +60,7 @@ def input_fraction(stream: IO[Any] | None) -> Callable[[], float | None]:
 
 
 def preview(line: str) -> str:
-    """A short, printable piece of an input line for an error message."""
-    text = line.strip()[:_PREVIEW]
+    text = line.strip()[:120]
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
@@ -107,7 +96,6 @@ class LineCountingReader(ReaderHooks):
         return message
 
     def unknown_message(self, message_dict: dict[str, Any]) -> InputError:
-        """A message type the SDK does not know is an input error naming its line."""
         kind = str(message_dict.get("type"))
         return InputError(
             f"input line {self.line_number} has unknown message type {preview(kind)!r}; "
@@ -115,5 +103,4 @@ class LineCountingReader(ReaderHooks):
         )
 
     def fail(self, what: str) -> InputError:
-        """An input error about the message on the current line."""
         return InputError(f"input line {self.line_number}: {what}")

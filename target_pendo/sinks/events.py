@@ -1,16 +1,8 @@
-"""EventsSink: each row becomes one Pendo Track event (Pendo has no batch Track route).
-
-Each event is sent once, by its key (`primary_key_column`, else the stream's key properties):
-keys the ledger has as sent, and repeats inside a run, are skipped and counted "already sent".
-A call is marked in flight in the ledger before it goes out and marked sent the moment Pendo
-accepts it, so a crash leaves only the calls then in flight in doubt (``track_calls.py`` says
-how, top-down; `_BatchRows` says what each answer means for its row, to the run's recorder).
-
-Rows are mapped as they arrive; the batch is sent when the SDK drains the sink, and
-`process_batch` returns only when every row of the batch was accepted by Pendo, skipped as
-already sent, or written to the rejects file. That is what lets the SDK's STATE, emitted after
-a full drain, follow only data Pendo holds.
-"""
+"""EventsSink: each row becomes one Pendo Track event (Pendo has no batch Track route). Each event
+is sent once, by its key: keys the ledger has as sent, and repeats in a run, are skipped. A call
+is marked in flight before it goes out and sent the moment Pendo accepts it, so a crash leaves
+only the calls then in flight in doubt (``track_calls.py``). A drain returns only when every row
+has its outcome, so STATE follows only data Pendo holds."""
 
 from __future__ import annotations
 
@@ -38,8 +30,7 @@ from target_pendo.sinks.track_calls import Answers, send_tracks
 
 
 def _encoded_key(value: object) -> str:
-    """A key that is not a plain string: its compact JSON (surrogates escaped, so that a bad
-    value gives a storable-but-flagged key rather than an encoder crash)."""
+    """A key that is not a plain string: its compact JSON (a lone surrogate: a flagged key)."""
     try:
         return dumps(value).decode()
     except UnicodeEncodeError:
@@ -59,10 +50,7 @@ class _Item:
 
 
 class EventsSink(PendoSink):
-    sync: str = "events"
-    # Each row is its own HTTP call, so the batch size only sets how often STATE can move and
-    # how many rows wait in memory; big enough to keep every worker busy between drains.
-    MAX_SIZE_DEFAULT = 2000
+    MAX_SIZE_DEFAULT = 2000  # one call a row: sets how often STATE moves; enough for all workers
 
     def __init__(
         self, target: Any, stream_name: str, schema: dict[str, Any], key_properties: Any
@@ -72,7 +60,6 @@ class EventsSink(PendoSink):
         assert isinstance(spec, EventsSpec)
         columns = (self.schema.get("properties") or {}).keys()
         self.plan = EventPlan.build(spec, columns)
-        self._uses_send_time = spec.timestamp_column is None
         check_columns(stream_name, columns, [("primary_key_column", spec.primary_key_column)])
         if spec.primary_key_column:
             self.key_columns = [spec.primary_key_column]
@@ -85,11 +72,9 @@ class EventsSink(PendoSink):
             )
 
     def event_key(self, record: dict[str, Any]) -> str:
-        """The row's key as the ledger stores it; RowRejected when there is none, or when the
-        ledger could not store it (NUL, a lone surrogate, over the length limit)."""
+        """The row's key as the ledger stores it; RowRejected when it is missing or unstorable."""
         values = [record.get(c) for c in self.key_columns]
-        missing = [c for c, v in zip(self.key_columns, values, strict=True) if v is None]
-        if missing:
+        if missing := [c for c, v in zip(self.key_columns, values, strict=True) if v is None]:
             raise RowRejected(missing[0], f"key column '{missing[0]}' is null")
         if len(values) == 1:
             value = values[0]
@@ -98,8 +83,7 @@ class EventsSink(PendoSink):
             key = value if isinstance(value, str) else _encoded_key(value)
         else:
             key = _encoded_key(values)
-        why = key_problem(key)
-        if why is not None:
+        if (why := key_problem(key)) is not None:
             column = ", ".join(self.key_columns)
             raise RowRejected(self.key_columns[0], f"the key ({column}) cannot be kept: {why}")
         return key
@@ -109,22 +93,18 @@ class EventsSink(PendoSink):
         try:
             key = self.event_key(record)
         except RowRejected as exc:
-            self.reject(record, exc.field, exc.reason)  # no key: nothing to remember it by
+            self.outcomes.reject(record, exc.field, exc.reason)  # no key: nothing to remember it by
             return
         items = context.setdefault("items", [])
-        violation = self.schema_violation(record)
-        if violation is not None:
-            items.append(_Item(key, record, None, *violation))
-            return
         try:
+            if (violation := self.schema_violation(record)) is not None:
+                raise RowRejected(*violation)
             body = self.plan.track_body(record, now_ms=0)
+            if (bad := unencodable_field(body)) is not None:
+                column = self.plan.column_for(bad)
+                raise RowRejected(column, unencodable_reason(column))
         except RowRejected as exc:
             items.append(_Item(key, record, None, exc.field, exc.reason))
-            return
-        bad = unencodable_field(body)
-        if bad is not None:
-            column = self.plan.column_for(bad)
-            items.append(_Item(key, record, None, column, unencodable_reason(column)))
             return
         items.append(_Item(key, record, body))
 
@@ -148,7 +128,7 @@ class EventsSink(PendoSink):
                     skipped.append(RowOutcome(item.key, Outcome.IN_DOUBT, _RESENT_IN_DOUBT))
         self.outcomes.record(skipped)
         for item in rejected:
-            self.reject(item.record, item.field, item.reason, key=item.key)
+            self.outcomes.reject(item.record, item.field, item.reason, key=item.key)
         if to_send:
             self._send(list(to_send.values()))
 
@@ -160,16 +140,14 @@ class EventsSink(PendoSink):
         for item in items:
             body = item.body
             assert body is not None
-            if self._uses_send_time:
+            if self.plan.timestamp_column is None:
                 body["timestamp"] = now_ms
             elif now_ms - body["timestamp"] > MAX_EVENT_AGE_MS:
                 old += 1
             encoded = dumps(body)
             # Only a body over the limit can hold properties over it: no second encode else.
-            if len(encoded) > MAX_PROPERTIES_BYTES and (
-                len(dumps(body["properties"])) > MAX_PROPERTIES_BYTES
-            ):
-                large += 1
+            over = len(encoded) > MAX_PROPERTIES_BYTES
+            large += over and len(dumps(body["properties"])) > MAX_PROPERTIES_BYTES
             bodies.append(encoded)
         if large:
             report.add(stream, self.sync, large_properties=large)
@@ -194,8 +172,7 @@ class EventsSink(PendoSink):
 
 @dataclass(frozen=True)
 class _BatchRows:
-    """What becomes of a batch's rows as its Track calls go (``track_calls.TrackRows``),
-    written by the stream's recorder; called from every worker."""
+    """What becomes of a batch's rows as its Track calls go (``track_calls.TrackRows``)."""
 
     sink: EventsSink
     items: list[_Item]
@@ -207,19 +184,17 @@ class _BatchRows:
         self.sink.outcomes.record(self._settled(answered))
 
     def _settled(self, answered: Answers) -> list[RowOutcome]:
-        """The ledger outcomes of these answers, an event Pendo refused rejected at once. A
-        call that got no answer has none: it stays in flight, in doubt for the next run."""
+        """The ledger outcomes of these answers (a refused event is rejected at once). A call
+        that got no answer has none: it stays in flight, in doubt for the next run."""
         outcomes: list[RowOutcome] = []
         for index, result in answered:
             item = self.items[index]
             if result.outcome is CallOutcome.ACCEPTED:
                 outcomes.append(RowOutcome(item.key, Outcome.SENT))
-            elif result.outcome is CallOutcome.NOT_SENT:
-                # answered with a failure (or stopped before it went out): not in Pendo, so
-                # not "in doubt" next run
+            elif result.outcome is CallOutcome.NOT_SENT:  # not in Pendo: not "in doubt" next run
                 outcomes.append(RowOutcome(item.key, Outcome.NOT_SENT, result.reason))
             elif result.outcome is CallOutcome.REJECTED:
-                self.sink.reject(
+                self.sink.outcomes.reject(
                     item.record,
                     None,
                     f"Pendo refused the event (HTTP {result.status}): {result.reason}",

@@ -1,17 +1,8 @@
-"""ObjectsSink: rows update existing Pendo visitors, accounts or parent accounts.
-
-Only changed rows are sent: the ledger keeps, per id, a hash of the values last sent and of
-the mapping (a config change re-sends). One bulk call per field group per `batch_size` rows;
-``split.send_batches`` finds the rows Pendo failed, refused or could not place. An id Pendo
-does not have is skipped and listed, never created.
-
-Deletes (`delete_behavior` clear | delete): ids whose row arrives with `_sdc_deleted_at`, and,
-after a full-table sync seen complete (ACTIVATE_VERSION), ids sent before that it did not see.
-Applied once the whole input was read, never during `full_resync`, and only up to
-`max_delete_fraction` of the ids the stream has in Pendo.
-`process_batch` returns only when every row has an outcome, so STATE, which the SDK writes
-after a full drain, never covers a row that is nowhere.
-"""
+"""ObjectsSink: rows update existing Pendo visitors, accounts or parent accounts. Only changed rows
+are sent (by a hash of values and mapping); an id Pendo lacks is skipped and listed, never
+created. Deletes apply once the whole input was read, never during `full_resync`, up to
+`max_delete_fraction`. A drain returns only when every row has an outcome, so STATE never covers
+a row that is nowhere."""
 
 from __future__ import annotations
 
@@ -31,12 +22,12 @@ from target_pendo.errors import DeleteGuardError, FieldGoneError, StreamConfigEr
 from target_pendo.ledger import RowOutcome
 from target_pendo.mapping.fields import (
     FieldSchema,
+    FieldTarget,
     ObjectPlan,
-    WantedField,
     live_field,
-    missing_fields,
     pendo_field_type,
     pendo_type_for,
+    wanted_fields,
 )
 from target_pendo.mapping.rows import RowRejected, dumps, unencodable_field, unencodable_reason
 from target_pendo.pendo.answers import MetadataAnswer, Refused, TooBig, Verdict, reconcile
@@ -45,8 +36,6 @@ from target_pendo.run.outcomes import Outcome, Status
 from target_pendo.run.recorder import UnknownId, key_problem
 from target_pendo.sinks.base import PendoSink
 from target_pendo.sinks.split import CallSize, send_batches
-
-DELETED_AT = "_sdc_deleted_at"
 
 
 @dataclass
@@ -63,18 +52,11 @@ class _Row:
     settled: bool = False  # its outcome is recorded (once: the call that settled it)
 
     def has_outcome(self) -> bool:
-        """Whether Pendo's answers settled this row: skipped, failed, or every group done."""
         return self.outcome is not Outcome.SENT or set(self.values) <= set(self.groups_done)
 
 
-# Most ids of an account batch unknown to Pendo: maybe the subscription uses parent accounts.
-_PARENT_HINT_MIN_ROWS = 10
-_PARENT_HINT_SHARE = 0.5
-
-
 class ObjectsSink(PendoSink):
-    # Rows held before a drain; each drain is cut into `batch_size` calls per group.
-    MAX_SIZE_DEFAULT = 5000
+    MAX_SIZE_DEFAULT = 5000  # rows held before a drain, cut into `batch_size` calls per group
 
     def __init__(
         self, target: Any, stream_name: str, schema: dict[str, Any], key_properties: Any
@@ -84,13 +66,13 @@ class ObjectsSink(PendoSink):
         self.sync = self.spec.sync  # before the base's __init__: its recorder counts under it
         super().__init__(target, stream_name, schema, key_properties)
         self.key_columns = [self.spec.id_column]
-        self._stream_state = self.run.stream_state(stream_name)  # shared with a replaced sink
+        self._stream_state = self.run.streams[stream_name]  # shared with a replaced sink
         self._call_size = CallSize(self.spec.batch_size)
         self._parent_hint_given = False
 
     def setup(self) -> None:
-        """Under the stream's lease: Pendo's field schema read (the missing fields created
-        when asked), the mapping planned against it, and the SCHEMA kept for `ledger retry`."""
+        """Under the stream's lease: Pendo's field schema read (missing fields created when
+        asked), the mapping planned against it, the SCHEMA kept for `ledger retry`."""
         super().setup()
         columns: Mapping[str, Any] = self.schema.get("properties") or {}
         pendo_schema: FieldSchema = self.run.field_schema(self.spec.kind)
@@ -98,7 +80,6 @@ class ObjectsSink(PendoSink):
             pendo_schema = self._create_missing_fields(columns, pendo_schema)
         self.plan = ObjectPlan.build(self.spec, columns.keys(), pendo_schema)
         self._mapping_hash = self.plan.fingerprint()
-        # what `ledger retry` maps this stream's pending rows with when no tap runs
         self.run.ledger.remember_schema(
             self.stream_name,
             {"schema": self.original_schema, "key_properties": list(self.key_properties)},
@@ -111,18 +92,16 @@ class ObjectsSink(PendoSink):
                 self.plan.new_agent_fields,
             )
 
-    # --- fields -----------------------------------------------------------------------------
     def _create_missing_fields(
         self, columns: Mapping[str, Any], pendo_schema: FieldSchema
     ) -> FieldSchema:
-        """Create the fields Pendo lacks through its schema route, typed from the columns;
-        returns the schema read again. An agent field the route cannot create is left to be
-        written by value."""
+        """Create the fields Pendo lacks, typed from the columns; returns the schema read again."""
         spec, run, kind = self.spec, self.run, self.spec.kind
-        missing = missing_fields(spec, columns.keys(), pendo_schema)
-        asked: list[tuple[WantedField, str]] = []
+        configured = wanted_fields(spec, columns.keys())
+        missing = [w for w in configured if live_field(pendo_schema, w.group, w.key) is None]
+        asked: list[tuple[FieldTarget, str]] = []
         for group in WRITABLE_GROUPS:
-            entries: list[tuple[WantedField, str]] = []
+            entries: list[tuple[FieldTarget, str]] = []
             for wanted in (w for w in missing if w.group == group):
                 pendo_type = pendo_type_for(columns.get(wanted.column) or {})
                 if pendo_type is None:
@@ -158,7 +137,7 @@ class ObjectsSink(PendoSink):
             for wanted, pendo_type in asked:
                 created[wanted.group][wanted.key] = {"Type": pendo_type, "DisplayName": wanted.name}
             return {**pendo_schema, **created}
-        fresh = run.refresh_field_schema(kind)
+        fresh = run.field_schema(kind, fresh=True)
         made = [
             f"{w.group} field '{w.key}' ({pendo_field_type(entry)})"
             for w, _ in asked
@@ -175,15 +154,12 @@ class ObjectsSink(PendoSink):
         return fresh
 
     def _warn_fields_written_by_value(self) -> None:
-        """Agent fields written by value exist afterwards unless Pendo's "Block undefined
-        agent metadata fields" is on, which discards their values silently: say so."""
-        new = self.plan.new_agent_fields
-        run = self.run
+        """Pendo's "Block undefined agent metadata fields" drops values written by value: say so."""
+        new, run = self.plan.new_agent_fields, self.run
         if not new or run.settings.dry_run or not run.report.counts(self.stream_name).sent:
             return
-        fresh = run.refresh_field_schema(self.spec.kind)
-        absent = [key for key in new if live_field(fresh, "agent", key) is None]
-        if absent:
+        fresh = run.field_schema(self.spec.kind, fresh=True)
+        if absent := [key for key in new if live_field(fresh, "agent", key) is None]:
             self.logger.warning(
                 "Stream '%s': agent field(s) %s were written by value but Pendo does not have "
                 "them afterwards: the subscription's 'Block undefined agent metadata fields' "
@@ -198,22 +174,21 @@ class ObjectsSink(PendoSink):
         """Deletes need `_sdc_deleted_at`, which the SDK strips unless metadata is kept."""
         return super().include_sdc_metadata_properties or self.spec.delete_behavior != "nothing"
 
-    # --- rows -------------------------------------------------------------------------------
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self.count_received(context)
-        if self._left_the_source(record) and self.spec.delete_behavior != "nothing":
+        column = self.spec.deleted_column  # a soft-delete column: set when not null, not false
+        flagged = column is not None and record.get(column) not in (None, False)
+        gone = flagged or record.get("_sdc_deleted_at") is not None
+        if gone and self.spec.delete_behavior != "nothing":
             raw_id = record.get(self.spec.id_column)
             if raw_id is not None and key_problem(str(raw_id)) is None:  # the ledger keeps it
                 self._stream_state.deleted_ids.append(str(raw_id))
                 return
-        violation = self.schema_violation(record)
-        if violation is not None:
-            self._reject_row(record, *violation)
-            return
         try:
+            if (violation := self.schema_violation(record)) is not None:
+                raise RowRejected(*violation)
             object_id, values = self.plan.row_values(record)
-            why = key_problem(object_id)
-            if why is not None:
+            if (why := key_problem(object_id)) is not None:
                 raise RowRejected(self.spec.id_column, f"the id cannot be kept: {why}")
             encoded = dumps(values)
         except RowRejected as exc:
@@ -223,63 +198,48 @@ class ObjectsSink(PendoSink):
             column = self.plan.column_for(unencodable_field(values) or "")
             self._reject_row(record, column, unencodable_reason(column))
             return
-        context.setdefault("rows", []).append(
-            _Row(object_id, values, record, self._value_hash(encoded))
-        )
+        row = _Row(object_id, values, record, self._value_hash(encoded))
+        context.setdefault("rows", []).append(row)
 
     def _value_hash(self, encoded: bytes) -> str:
         """What the ledger compares to find a changed row: the values and the mapping."""
         return hashlib.sha256(self._mapping_hash.encode() + encoded).hexdigest()[:32]
 
-    def _left_the_source(self, record: dict[str, Any]) -> bool:
-        """`_sdc_deleted_at` set (a log-based tap), or the spec's `deleted_column` set (a
-        soft-delete column of the model): not null, not false."""
-        if record.get(DELETED_AT) is not None:
-            return True
-        column = self.spec.deleted_column
-        return column is not None and record.get(column) not in (None, False)
-
     def _reject_row(self, record: dict[str, Any], field: str | None, reason: str) -> None:
-        """A row rejected before it is sent, under its id when it has one."""
         raw_id = record.get(self.spec.id_column)
         key = None if raw_id is None or raw_id == "" else str(raw_id)
-        self.reject(record, field, reason, key=key)
+        self.outcomes.reject(record, field, reason, key=key)
 
     def drain(self, context: dict[str, Any]) -> None:
         rows: list[_Row] = context.get("rows", [])
         if not rows:
             return
-        # One id twice in a batch: only its last row is sent (chunks go out concurrently, so
-        # order between them is not kept); the earlier rows are logged as superseded.
+        # One id twice in a batch: only its last row is sent (chunks go out concurrently).
         last = {r.object_id: r for r in rows}
-        self._record_skipped([r for r in rows if last[r.object_id] is not r], Outcome.SUPERSEDED)
+        self._record([r.object_id for r in rows if last[r.object_id] is not r], Outcome.SUPERSEDED)
         rows = [r for r in rows if last[r.object_id] is r]
-        if not self.run.full_resync:
+        if not self.run.settings.full_resync:
             known = self.run.ledger.states(self.stream_name, last)
             sent = {k: s.value_hash for k, s in known.items() if s.status == Status.SENT}
-            unchanged = [r for r in rows if sent.get(r.object_id, "") == r.value_hash]
-            self._record_skipped(unchanged, Outcome.UNCHANGED)
+            unchanged = [r.object_id for r in rows if sent.get(r.object_id, "") == r.value_hash]
+            self._record(unchanged, Outcome.UNCHANGED)
             rows = [r for r in rows if sent.get(r.object_id, "") != r.value_hash]
-        # Each call's rows are recorded as soon as Pendo answers it: a run killed mid-drain
-        # sends again only the calls that had no answer.
+        # Recorded as each call is answered: a run killed mid-drain resends only unanswered ones.
         self._send_chunks(rows, self._settle)
 
-    def _record_skipped(self, rows: list[_Row], outcome: Outcome) -> None:
-        if rows:
-            self.outcomes.record([RowOutcome(r.object_id, outcome) for r in rows])
+    def _record(self, ids: list[str], outcome: Outcome, reason: str | None = None) -> None:
+        if ids:
+            self.outcomes.record([RowOutcome(i, outcome, reason) for i in ids])
 
     def _send_chunks(
         self, rows: list[_Row], on_answered: Callable[[list[_Row]], None] | None = None
     ) -> None:
-        """Per group (agent first, so ids Pendo lacks skip the rest), at most the stream's
-        call size a call, the calls of a group concurrently on the run's workers.
-        `on_answered` gets, on the worker, the rows a call settled (each row once: the call
-        of its last group, or the one that skipped or failed it)."""
+        """Per group (agent first, so ids Pendo lacks skip the rest), a group's calls on the
+        run's workers; `on_answered` gets, on the worker, the rows a call settled (each once)."""
         for group in self.plan.groups:
             pending = [r for r in rows if r.outcome is Outcome.SENT and group in r.values]
             size = self._call_size.value
             chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
-            # Refusals of this group's calls, counted across its chunks (see `_send_group`).
             refusals = itertools.count(1)
             send = functools.partial(self._send_group, group, refusals, on_answered)
             self.run.workers.each(send, chunks)
@@ -292,23 +252,17 @@ class ObjectsSink(PendoSink):
         rows: list[_Row],
         checkpoint: Callable[[], None],
     ) -> None:
-        """One chunk of a group's rows, on a worker (`Workers.each` passes the chunk and the
-        checkpoint)."""
-        plan, client = self.plan, self.run.client
+        plan, client, stream = self.plan, self.run.client, self.stream_name
 
         def send(batch: Sequence[_Row]) -> Verdict | Refused | TooBig:
             body = dumps([{plan.id_key: r.object_id, "values": r.values[group]} for r in batch])
-            answer = client.update_metadata(
-                plan.kind, group, body, len(batch), stream=self.stream_name
-            )
+            answer = client.update_metadata(plan.kind, group, body, len(batch), stream=stream)
             if isinstance(answer, MetadataAnswer):
                 return reconcile(answer, [r.object_id for r in batch])
             return answer
 
         def on_refused(refusal: Refused) -> None:
-            # Pendo's field schema is read again at the first 400 and each time they double
-            # (`next` on a count is atomic): a field deleted mid-bisect is found within a few
-            # calls, at O(log k) schema reads.
+            # Schema read again at a group's 1st, 2nd, 4th... 400: a gone field found in O(log k).
             if refusal.status == 400 and (n := next(refusals)) & (n - 1) == 0:
                 self._stop_if_a_field_is_gone(group, refusal.reason)
 
@@ -344,8 +298,7 @@ class ObjectsSink(PendoSink):
                 group,
                 self._call_size.value,
             )
-        extra = result.calls - 1 - result.halvings
-        if extra > 0:
+        if (extra := result.calls - 1 - result.halvings) > 0:
             self.logger.info(
                 "Stream '%s': %d more %s call(s) found %d row(s) Pendo refused or failed.",
                 self.stream_name,
@@ -355,9 +308,8 @@ class ObjectsSink(PendoSink):
             )
 
     def _stop_if_a_field_is_gone(self, group: str, reason: str) -> None:
-        """A 400 may mean a field was deleted in Pendo while the run goes; bisecting would
-        then reject every row one by one, so stop, naming the field."""
-        fresh = self.run.refresh_field_schema(self.spec.kind)
+        """A 400 may mean a field was deleted mid-run: stop, naming it, rather than bisect rows."""
+        fresh = self.run.field_schema(self.spec.kind, fresh=True)
         for target in self.plan.targets:
             known = target.type is not None  # a field to be created by value is not "gone"
             if target.group == group and known and live_field(fresh, group, target.key) is None:
@@ -370,12 +322,9 @@ class ObjectsSink(PendoSink):
                 )
 
     def _hint_parent_accounts(self, rows: int, missing: int) -> None:
-        if (
-            self.spec.kind != "account"
-            or self._parent_hint_given
-            or rows < _PARENT_HINT_MIN_ROWS
-            or missing < rows * _PARENT_HINT_SHARE
-        ):
+        """Most ids of an account call unknown: maybe the subscription uses parent accounts."""
+        likely = self.spec.kind == "account" and rows >= 10 and missing >= rows / 2
+        if not likely or self._parent_hint_given:
             return
         self._parent_hint_given = True
         self.logger.warning(
@@ -388,15 +337,13 @@ class ObjectsSink(PendoSink):
         )
 
     def _pending_values(self, row: _Row) -> str | None:
-        """What the pending queue keeps of a row Pendo could not take yet (None: nothing to
-        retry, or retrying is off): its values and the mapping they came from."""
+        """What the pending queue keeps of a row Pendo could not take yet (values, mapping)."""
         retry = row.outcome is Outcome.SKIPPED_UNKNOWN or row.retry_later
         if not (retry and self.run.settings.retry_pending_days):
             return None
         return dumps({"mapping": self._mapping_hash, "values": row.values}).decode("utf-8")
 
     def _outcome(self, row: _Row) -> RowOutcome:
-        """The ledger's outcome of a row Pendo answered, with what stays pending."""
         key, outcome, since = row.object_id, row.outcome, row.pending_since
         if outcome is Outcome.SENT:
             return RowOutcome(key, outcome, value_hash=row.value_hash, from_source=since is None)
@@ -410,35 +357,28 @@ class ObjectsSink(PendoSink):
 
     @staticmethod
     def _reason(row: _Row) -> str:
-        reason = row.reason
-        if row.groups_done:
-            reason += f" (its {', '.join(row.groups_done)} fields were updated)"
-        return reason
+        done = f" (its {', '.join(row.groups_done)} fields were updated)" if row.groups_done else ""
+        return row.reason + done
 
     def _settle(self, rows: list[_Row]) -> None:
-        """Each row's outcome to the recorder: a rejected row on its own (it redacts the
-        reason), the rest in one go, ids Pendo lacks named for the unknown-id file."""
+        """Each row's outcome to the recorder: a rejected row on its own, the rest in one go."""
         outcomes: list[RowOutcome] = []
         unknown: list[UnknownId] = []
         for row in rows:
             if row.outcome is Outcome.REJECTED:
                 pending = self._pending_values(row)
-                self.reject(row.record, None, self._reason(row), key=row.object_id, pending=pending)
+                reason = self._reason(row)
+                self.outcomes.reject(row.record, None, reason, key=row.object_id, pending=pending)
                 continue
             outcomes.append(self._outcome(row))
             if row.outcome is Outcome.SKIPPED_UNKNOWN:
-                key = self.row_key(row.record)
-                unknown.append(UnknownId(self.plan.kind, row.object_id, key))
+                unknown.append(UnknownId(self.plan.kind, row.object_id, self.row_key(row.record)))
         self.outcomes.record(outcomes, unknown)
 
-    # --- the pending queue ------------------------------------------------------------------
     def _retry_pending(self) -> None:
-        """Send again the rows Pendo could not take on an earlier run: an incremental tap never
-        sends an unchanged row again, so a visitor that logs in after its row was skipped
-        would otherwise never get its fields. Runs after this run's rows (a newer row replaced
-        its pending one). Dropped instead: rows older than retry_pending_days, mapped by
-        another spec, marked deleted, or any after a complete full-table sync (a row it did
-        not send left the source)."""
+        """Send again, after this run's rows, those Pendo could not take before (a tap never resends
+        an unchanged row). Dropped instead: rows past retry_pending_days, of another mapping,
+        deleted, or any after a complete full-table sync (a row it did not send left)."""
         run, stream, state = self.run, self.stream_name, self._stream_state
         days = run.settings.retry_pending_days
         if not days or not run.input_complete or self.replaced:
@@ -447,6 +387,25 @@ class ObjectsSink(PendoSink):
         gone = set(state.deleted_ids)
         full_table = state.versions.completed is not None
         counts: Counter[str] = Counter()
+        lock = threading.Lock()
+
+        def count(**increments: int) -> None:
+            with lock:
+                counts.update(increments)
+            run.report.add(stream, self.sync, **increments)
+
+        def record(answered: list[_Row]) -> None:
+            """Outcomes to the ledger only (not the tap's counts or files), counts to the report."""
+            outcomes = [self._outcome(r) for r in answered]
+            self.outcomes.record(outcomes)
+            sent = sum(o.outcome is Outcome.SENT for o in outcomes)
+            waiting = sum(o.pending is not None for o in outcomes)
+            count(
+                pending_sent=sent,
+                pending_left=waiting,
+                pending_refused=len(outcomes) - sent - waiting,
+            )
+
         after: str | None = None
         while page := run.ledger.pending_rows(stream, run.run_id, after=after):
             after = page[-1][0]
@@ -461,11 +420,15 @@ class ObjectsSink(PendoSink):
                     invalid.append(key)
                 else:
                     rows.append(self._from_queue(key, kept["values"], since))
-            dropped = Counter(pending_expired=len(expired), pending_invalidated=len(invalid))
-            if +dropped:
+            if expired or invalid:
                 self.outcomes.drop_pending(expired + invalid)
-                run.report.add(stream, self.sync, **dropped)
-            counts += dropped + self._send_again(rows)
+                count(pending_expired=len(expired), pending_invalidated=len(invalid))
+            if rows:
+                count(pending_retried=len(rows))
+                try:
+                    self._send_chunks(rows, record)
+                finally:  # a row without an answer (the run stopped) still waits in the queue
+                    count(pending_left=sum(not r.settled for r in rows))
         if counts["pending_retried"]:
             self.logger.info(
                 "Stream '%s': %d row(s) Pendo could not take before were sent again from the "
@@ -478,8 +441,7 @@ class ObjectsSink(PendoSink):
             )
 
     def _from_queue(self, key: str, values: dict[str, dict[str, Any]], since: str) -> _Row:
-        """A row of the pending queue as the sink sends rows, under today's null rule (a row
-        queued while nulls cleared keeps no null once they are skipped)."""
+        """A row of the pending queue, under today's null rule."""
         if self.plan.skip_nulls:
             values = {
                 group: kept
@@ -489,42 +451,8 @@ class ObjectsSink(PendoSink):
         value_hash = self._value_hash(dumps(values))
         return _Row(key, values, {self.spec.id_column: key}, value_hash, pending_since=since)
 
-    def _send_again(self, rows: list[_Row]) -> Counter[str]:
-        """Send rows of the pending queue; each call's outcomes go to the ledger as Pendo
-        answers it (not to the counts of the tap's rows, rejects or unknown-id files), its
-        counts to the report at once, so progress lines follow the retry. Returns the counts."""
-        counts: Counter[str] = Counter()
-        lock = threading.Lock()
-
-        def count(**increments: int) -> None:
-            with lock:
-                counts.update(increments)
-            self.run.report.add(self.stream_name, self.sync, **increments)
-
-        def record(answered: list[_Row]) -> None:
-            outcomes = [self._outcome(r) for r in answered]
-            self.outcomes.record(outcomes)  # not from the source: counted here, not there
-            sent = sum(o.outcome is Outcome.SENT for o in outcomes)
-            waiting = sum(o.pending is not None for o in outcomes)
-            count(
-                pending_sent=sent,
-                pending_left=waiting,
-                pending_refused=len(outcomes) - sent - waiting,
-            )
-
-        if not rows:
-            return counts
-        count(pending_retried=len(rows))
-        try:
-            self._send_chunks(rows, record)
-        finally:  # a row without an answer (the run stopped) still waits in the queue
-            count(pending_left=sum(not r.settled for r in rows))
-        return counts
-
-    # --- deletes ----------------------------------------------------------------------------
     def activate_version(self, _new_version: int) -> None:
-        """Silences the SDK's "not implemented" warning: the target keeps the versions per
-        stream (``singer/versions.py``) and `clean_up` acts on them."""
+        """Silences the SDK's warning: `clean_up` acts on the versions (``singer/versions.py``)."""
 
     def clean_up(self) -> None:
         super().clean_up()
@@ -534,7 +462,7 @@ class ObjectsSink(PendoSink):
         if self.spec.delete_behavior == "nothing" or not run.input_complete or self.replaced:
             return  # deletes once per stream, by its last sink, after the whole input
         full_table = state.versions.completed is not None
-        if run.full_resync:
+        if run.settings.full_resync:
             if state.deleted_ids or full_table:
                 self.logger.info(
                     "Stream '%s': deletes are not applied during a full resync.", self.stream_name
@@ -557,9 +485,8 @@ class ObjectsSink(PendoSink):
             candidates |= set(run.ledger.unseen_since(self.stream_name, run.run_id, [Status.SENT]))
         if not candidates:
             return
-        limit = run.settings.max_delete_fraction * len(in_pendo)
         verb = self.spec.delete_behavior
-        if len(candidates) > limit:
+        if len(candidates) > run.settings.max_delete_fraction * len(in_pendo):
             raise DeleteGuardError(
                 f"stream '{self.stream_name}': this run would {verb} {len(candidates)} of the "
                 f"{len(in_pendo)} {self.plan.kind}s it has in Pendo "
@@ -577,11 +504,8 @@ class ObjectsSink(PendoSink):
                 self.plan.kind,
                 jobs,
             )
-            self._record_removed(ids, Outcome.DELETED, f"bulk delete job(s) {', '.join(jobs)}")
-        else:
-            self._clear(ids)
-
-    def _clear(self, ids: list[str]) -> None:
+            self._record(ids, Outcome.DELETED, f"bulk delete job(s) {', '.join(jobs)}")
+            return
         nulls = {
             group: {t.key: None for t in self.plan.targets if t.group == group}
             for group in self.plan.groups
@@ -589,7 +513,7 @@ class ObjectsSink(PendoSink):
         rows = [_Row(i, nulls, {self.spec.id_column: i}) for i in ids]
         self._send_chunks(rows)
         cleared = [r.object_id for r in rows if r.outcome is Outcome.SENT]
-        self._record_removed(cleared, Outcome.CLEARED, "left the source")
+        self._record(cleared, Outcome.CLEARED, "left the source")
         for row in rows:
             if row.outcome is not Outcome.SENT:
                 self.logger.warning(
@@ -599,6 +523,3 @@ class ObjectsSink(PendoSink):
                     row.object_id,
                     row.reason or "Pendo does not have it",
                 )
-
-    def _record_removed(self, ids: list[str], outcome: Outcome, reason: str) -> None:
-        self.outcomes.record([RowOutcome(i, outcome, reason) for i in ids])

@@ -1,17 +1,11 @@
 """Send one field group's rows in calls Pendo takes, and find exactly the rows it failed.
 
-Three kinds of answer steer the calls (the contract, revision 3, says which readings to allow):
-- ``Refused``: Pendo refused the whole call (a 400: one bad value fails the batch in one
-  reading of the contract). The call is bisected until every refused call is a single row.
-- ``TooBig``: a 408 (Pendo's 5-minute server budget), or no answer in time, for a call of
-  several rows. The call is halved and the smaller size kept for the rest of the stream
-  (``CallSize``): a call that took too long is a reason to send smaller calls, not the same.
-- a ``Verdict`` with unresolved rows: Pendo counted failures its answer does not tie to ids.
-  Those rows are sent again in halves until each failure is tied to its row.
+- ``Refused`` (a 400: one bad value may fail the whole call): bisected down to single rows.
+- ``TooBig`` (a 408, Pendo's 5-minute budget, or no answer in time): halved, and the smaller
+  size kept for the rest of the stream (``CallSize``).
+- a ``Verdict`` with failures not tied to ids: those rows sent again in halves.
 
-With k bad rows among n this takes at most 1 + 2·k·⌈log2 n⌉ calls besides the halvings, and
-every good row lands in a call that Pendo confirmed. Pure: the caller's `send` does the I/O.
-"""
+With k bad rows among n: at most 1 + 2·k·⌈log2 n⌉ calls besides halvings. Pure: `send` does I/O."""
 
 from __future__ import annotations
 
@@ -58,11 +52,8 @@ def send_batches(
     checkpoint: Callable[[], None] | None = None,
 ) -> SplitResult[T]:
     """Send `items` in calls of at most `size.value` rows until each row has its fate.
-
-    `on_refused` runs on every refused call before it is split (it may raise to stop, e.g.
-    when the refusal is about a field Pendo no longer has); `checkpoint` runs before every
-    call (it raises when the run must stop sending). Exceptions from `send` propagate.
-    """
+    `on_refused` runs on every refused call before it is split, `checkpoint` before every call;
+    either may raise to stop."""
     result: SplitResult[T] = SplitResult()
     pending: list[Sequence[T]] = [items] if items else []
     while pending:

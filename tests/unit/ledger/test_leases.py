@@ -127,8 +127,8 @@ def test_postgres_lease_session_has_keepalives_and_names_its_holder(postgres_ser
     ledger = Ledger(url)
     try:
         ledger.lease_stream(STREAM, "run-a", 0)
-        session = ledger._leases.session
-        assert session is not None
+        session = ledger._leases
+        assert session.conn is not None
         # server side: the server ends the session of a client that vanished
         assert session._execute("SHOW tcp_keepalives_idle") == [("20",)]
         assert session._execute("SHOW tcp_keepalives_count") == [("6",)]
