@@ -52,8 +52,9 @@ RECORDED_KEY = "(none: recorded by the dry run)"
 log = logging.getLogger("target_pendo.client")
 
 
-class PendoClient(Transport):
-    """Pendo's operations over the run's transport (its stats, pacing, `stop`, `close`)."""
+class PendoClient:
+    """Pendo's operations, shared by every sink of a run and safe from several threads. How a
+    call travels (sessions, pacing, retries, the call log) is its transport's."""
 
     def __init__(
         self,
@@ -72,7 +73,9 @@ class PendoClient(Transport):
         sends: bool = True,
         network: Network | None = None,
     ) -> None:
-        """`sends=False` (dry run): writes need no key; waits that only spare Pendo are skipped."""
+        """`sends=False` (dry run): writes need no key; waits that only spare Pendo are skipped.
+        A plain-http host reached through a proxy is refused here: the key would travel in
+        clear."""
         self.api_url = api_url.rstrip("/")
         self.track_url = (track_url or api_url).rstrip("/")
         self._keys = {TRACK_SETTING: track_event_secret, API_SETTING: integration_key}
@@ -80,16 +83,24 @@ class PendoClient(Transport):
         network = network or Network()
         network.refuse_clear_text(self.api_url, "api_url")
         network.refuse_clear_text(self.track_url, "track_url" if track_url else "api_url")
-        super().__init__(
+        self.redact = redact or Redactor(self._keys.values())
+        self.transport = Transport(
             max_requests_per_second=max_requests_per_second,
             max_concurrency=max_concurrency,
             request_timeout=request_timeout,
             max_retry_seconds=max_retry_seconds,
-            redact=redact or Redactor(self._keys.values()),
+            redact=self.redact,
             call_log=call_log,
             adapter=adapter,
             network=network,
         )
+        # the transport's counters and controls, for the run
+        self.stats = self.transport.stats
+        self.in_flight = self.transport.in_flight
+        self.pacing = self.transport.pacing
+        self.observe = self.transport.observe
+        self.stop = self.transport.stop
+        self.close = self.transport.close
 
     def request(
         self,
@@ -106,7 +117,7 @@ class PendoClient(Transport):
         400/413/422 is returned: it refuses only what was sent, and the caller rejects or splits."""
         request = self._request(method, path, setting, body, stream, size_sensitive)
         answer = functools.partial(self._answer, path, setting, refusals_ok)
-        with self.outgoing(request, answer) as send:
+        with self.transport.outgoing(request, answer) as send:
             return send()
 
     def _request(
@@ -184,7 +195,7 @@ class PendoClient(Transport):
         (``sinks/track_calls.py``): entering waits for room and pacing, raising PendoAuthError or
         StopRequested, neither in doubt; `send()` then puts the call on the wire at once."""
         request = self._request("POST", api.TRACK_PATH, TRACK_SETTING, body, stream)
-        with self.outgoing(request, self._track_result) as send:
+        with self.transport.outgoing(request, self._track_result) as send:
             yield send
 
     def _track_result(self, response: requests.Response) -> CallResult:
@@ -270,7 +281,7 @@ class PendoClient(Transport):
                 attempt,
                 UNCONFIRMED_TRIES,
             )
-            if attempt < UNCONFIRMED_TRIES and self.wait(attempt):
+            if attempt < UNCONFIRMED_TRIES and self.transport.wait(attempt):
                 raise StopRequested("the run was asked to stop")
         raise PendoUnconfirmedError(
             f"Pendo answered POST {path} with 200 but not with its JSON answer ({preview!r}), "
@@ -284,7 +295,7 @@ class PendoClient(Transport):
         list_key = api.BULK_DELETE_LIST_KEYS[kind]
         jobs: list[str] = []
         for start in range(0, len(ids), api.BULK_DELETE_MAX):
-            if start and self.sends and self.wait(api.BULK_DELETE_INTERVAL):
+            if start and self.sends and self.transport.wait(api.BULK_DELETE_INTERVAL):
                 raise StopRequested("the run was asked to stop during deletes")
             body = json.dumps({list_key: list(ids[start : start + api.BULK_DELETE_MAX])}).encode()
             response = self.request(
