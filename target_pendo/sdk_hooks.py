@@ -157,7 +157,8 @@ class SinkHooks(BatchSink):
     """The sinks' side: record validation and the per-record debug dump."""
 
     def _validate_and_parse(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Validation is ours (sinks/base.py): the record goes on as the tap sent it."""
+        """Validation is ours (sinks/base.py): the record goes on as the tap sent it, since
+        mapping parses timestamps itself and reports a bad one against its row."""
         return record
 
     def _after_process_record(self, context: dict[str, Any]) -> None:

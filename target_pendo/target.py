@@ -91,7 +91,8 @@ class TargetPendo(TargetHooks):
         self._settling = False  # the input is read: a signal no longer interrupts the run
         self._state_watermarks: dict[int, int] = {}  # sink id -> rows it had at the last STATE
         quiet_sdk_chatter(self.name)  # logging setup: before the SDK's first line
-        # The SDK installs its handlers in __init__; `listen` puts these back at the end.
+        # The SDK installs its handlers in __init__; `listen` puts these back, so a program
+        # hosting the target (a test, a worker process) keeps its own.
         self._previous_handlers = {
             sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)
         }

@@ -34,7 +34,8 @@ def pendo_field_type(attributes: Mapping[str, Any]) -> str:
 
 
 def pendo_type_for(column_schema: Mapping[str, Any]) -> str | None:
-    """The type to create a Pendo field with for a column; None for arrays and objects."""
+    """The type to create a Pendo field with for a column (Pendo's schema route takes string,
+    number, time, boolean); None for arrays and objects."""
     types = column_schema.get("type") or []
     kinds = {types} if isinstance(types, str) else set(types)
     kinds.discard("null")

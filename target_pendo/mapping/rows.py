@@ -166,8 +166,9 @@ def to_epoch_ms(value: Any) -> int:
 
 
 def sanitize_property_name(column: str) -> str:
-    """Pendo property name for a column, by the rule in README (`__x__` is reserved by Pendo;
-    a long name keeps a hash of the column, so names that share a prefix stay distinct)."""
+    """Pendo property name for a column, by the rule in docs/streams.md (Pendo allows letters,
+    digits and `_`, at most 32, `__x__` reserved; a long name keeps a hash of the column, so
+    names that share a prefix stay distinct)."""
     name = _INVALID_NAME_CHARS.sub("_", column)
     if name.startswith("__") and name.endswith("__"):
         name = name.lstrip("_")

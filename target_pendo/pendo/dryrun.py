@@ -1,6 +1,7 @@
 """Dry run (`dry_run: true`): the sessions' adapter records every write to
 `state_dir/dry_run/<run_id>/<stream>.jsonl` and answers as Pendo answers a write that worked.
 Reads (the field schema) still go to Pendo, so coercion and missing-field checks are real.
+Everything above the adapter is a real run's code, so a dry run walks the path a real run takes.
 """
 
 from __future__ import annotations

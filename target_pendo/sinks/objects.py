@@ -361,7 +361,8 @@ class ObjectsSink(PendoSink):
         return row.reason + done
 
     def _settle(self, rows: list[_Row]) -> None:
-        """Each row's outcome to the recorder: a rejected row on its own, the rest in one go."""
+        """Each row's outcome to the recorder: a rejected row on its own (`reject` redacts its
+        reason and writes the rejects file), the rest in one go."""
         outcomes: list[RowOutcome] = []
         unknown: list[UnknownId] = []
         for row in rows:

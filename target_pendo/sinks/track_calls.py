@@ -46,7 +46,8 @@ def send_tracks(
     counter = itertools.count()
 
     def loop(failed: threading.Event) -> None:
-        answered: list[tuple[int, CallResult]] = []  # not recorded yet: they go with a mark
+        # not recorded yet: they go with the next mark, one commit a call instead of two
+        answered: list[tuple[int, CallResult]] = []
         try:
             while not failed.is_set():
                 index = next(counter)  # atomic: count() is C code under the GIL
