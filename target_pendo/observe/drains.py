@@ -15,6 +15,7 @@ class Drains:
         self._rows: dict[str, int] = {}
         # set when a batch ends (or the run stops): a due progress line is logged then
         self.wake = threading.Event()
+        self.ended_count = 0  # batches ended so far, so the monitor knows it saw the last one
 
     def started(self, stream: str, rows: int) -> None:
         with self._lock:
@@ -26,6 +27,7 @@ class Drains:
             self._running[stream] -= 1
             if self._running[stream] <= 0:
                 del self._running[stream]
+            self.ended_count += 1
         self.wake.set()
 
     def current(self, stream: str) -> tuple[int, int]:

@@ -218,6 +218,7 @@ class ProgressMonitor:
         self._log_lock = threading.Lock()
         self._marks: dict[str, _StreamMark] = {}
         self._last_lines = 0
+        self._seen_ends = 0  # `drains.ended_count` at the last look
         self._call_samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=CALL_RATE_SAMPLES)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -266,6 +267,8 @@ class ProgressMonitor:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(STOP_WAIT_SECONDS)
+        if self._live is None and self.run.drains.ended_count != self._seen_ends:
+            self.maybe_log()  # the line a batch's end was due, had the thread woken before stop
         if self._live is not None:
             self._live.close()
             self._live = None
@@ -274,6 +277,7 @@ class ProgressMonitor:
     def tick(self) -> None:
         """One look at the run: note input lines and calls, refresh the live line or log."""
         now = self._clock()
+        self._seen_ends = self.run.drains.ended_count
         lines = self._lines_read()
         if lines != self._last_lines:
             self._last_lines = lines
