@@ -59,9 +59,15 @@ class RunContext:
     _schema_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def field_schema(self, kind: str, *, fresh: bool = False) -> dict[str, Any]:
-        """Pendo's field schema for a kind, read once per run; `fresh`: read it again."""
+        """Pendo's field schema for a kind, read once per run; `fresh`: read it again, outside
+        the lock (workers re-read after 400s, and one kind's retries must not hold the rest)."""
+        if fresh:
+            schema = self.client.get_field_schema(kind)
+            with self._schema_lock:
+                self._schemas[kind] = schema
+            return schema
         with self._schema_lock:
-            if fresh or kind not in self._schemas:
+            if kind not in self._schemas:
                 self._schemas[kind] = self.client.get_field_schema(kind)
             return self._schemas[kind]
 
