@@ -19,7 +19,9 @@ REDIRECTS = (301, 302, 303, 307, 308)
 @dataclass
 class Fault:
     """One injected behaviour. `status` answers with that code (and `Retry-After` when given);
-    `delay` sleeps before handling; `drop` closes the connection without any answer.
+    `delay` sleeps before handling; `drop` closes the connection without any answer; `cut`
+    handles the request, then breaks its answer off mid-body (a proxy or load balancer
+    dropping the connection after the request reached Pendo).
 
     A redirect status (301/302/303/307/308) needs `location`, e.g. another emulator's URL: a
     front end moving a host is a way keys leak, so the target's received headers can be read
@@ -31,6 +33,7 @@ class Fault:
     body: str = ""
     delay: float = 0.0
     drop: bool = False
+    cut: bool = False
     times: int | None = 1
     after: int = 0
     match_field: str | None = None
@@ -47,8 +50,8 @@ class Fault:
         fault = cls(**raw)
         if fault.route not in ROUTES:
             raise ValueError(f"route must be one of {ROUTES}, got {fault.route!r}")
-        if fault.status is None and not fault.drop and not fault.delay:
-            raise ValueError("a fault needs a status, a delay or drop")
+        if fault.status is None and not (fault.drop or fault.delay or fault.cut):
+            raise ValueError("a fault needs a status, a delay, drop or cut")
         if fault.times is not None and fault.times < 1:
             raise ValueError("times must be at least 1, or null for ever")
         if fault.retry_after is not None:

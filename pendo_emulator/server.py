@@ -88,6 +88,7 @@ class TokenBucket:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Pendo's front end offers
     server: _EmulatorHTTPServer
+    _cut = False  # the answer to this request breaks off (a `cut` fault)
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
@@ -105,8 +106,10 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str = "text/plain",
         headers: dict[str, str] | None = None,
     ) -> None:
+        cut = self._cut  # a `cut` fault: promise more than is sent, then close
+        self._cut = False
         self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) + (16 if cut else 0)))
         if body:
             self.send_header("Content-Type", content_type)
         for name, value in (headers or {}).items():
@@ -114,6 +117,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if body:
             self.wfile.write(body)
+        if cut:
+            self.wfile.flush()
+            self._drop()
 
     def _send_json(self, status: int, payload: Any) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json")
@@ -219,6 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.drop:
                 self._drop()
                 return
+            self._cut = fault.cut
             if fault.status is not None:
                 self._send(fault.status, fault.body.encode(), headers=fault.answer_headers())
                 return

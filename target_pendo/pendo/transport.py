@@ -21,6 +21,7 @@ from typing import TypeVar
 
 import requests
 from requests.adapters import BaseAdapter
+from requests.exceptions import ChunkedEncodingError, ContentDecodingError
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from target_pendo.errors import CallEnded, PendoNetworkError, PendoUnavailableError, StopRequested
@@ -81,8 +82,22 @@ def _transport_failure(
         return _Retryable(f"connect timeout to {shown}", "connect timeout")
     if isinstance(exc, requests.Timeout):
         return _Retryable(f"no answer from {shown} within {timeout:g}s", "timeout", in_doubt=True)
+    if isinstance(exc, ChunkedEncodingError | ContentDecodingError):
+        # the answer began, then broke off (a proxy or load balancer dropped it): the request
+        # reached Pendo's front end, so the call is in doubt
+        return _Retryable(
+            f"the answer from {shown} broke off ({type(exc).__name__})",
+            "connection reset",
+            in_doubt=True,
+        )
     if not isinstance(exc, requests.ConnectionError):
-        return exc
+        # a request requests would not build, most likely a key with a line break in it (its
+        # text would quote the header): one line that names no value, not an OSError's
+        return PendoNetworkError(
+            f"cannot call {shown}: requests would not build the request ({type(exc).__name__}); "
+            "check 'track_event_secret' and 'integration_key' for a line break or other "
+            "control character"
+        )
     proxy = network.proxy(url)
     if cause_of(exc, NameResolutionError) is not None:
         what, check = (

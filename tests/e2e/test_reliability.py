@@ -72,6 +72,20 @@ def test_faults_end_with_every_event_exactly_once(emulator, base_config, faults)
     assert target.run_context.client.stats.retries >= sum(f.get("times", 1) for f in faults)
 
 
+def test_an_answer_broken_off_is_sent_again_as_in_doubt(emulator, base_config, tmp_path):
+    """A proxy or load balancer drops the connection mid-answer: the event reached Pendo, its
+    answer did not. The call is in doubt and sent again (Pendo has no idempotency key): at
+    most one duplicate per broken answer, and the run ends well."""
+    emulator.inject(route="track", cut=True, times=2, after=3)
+    config = {**base_config, "streams": spec(), "max_concurrency": 4}
+    result = run_cli(config, lines_for(rows(30)), tmp_path)
+    assert result.returncode == 0, result.stderr
+    delivered = delivered_ids(emulator)
+    assert set(delivered) == set(range(30))
+    assert sum(delivered.values()) - 30 <= 2
+    assert json.loads(result.stdout.splitlines()[-1]) == {"bookmarks": {STREAM: {"id": 29}}}
+
+
 def test_pendo_down_past_the_budget_fails_without_state(emulator, base_config, tmp_path):
     emulator.inject(route="track", status=503, after=10, times=None)
     config = {**base_config, "streams": spec(), "max_retry_seconds": 1, "max_concurrency": 2}

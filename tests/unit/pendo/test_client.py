@@ -16,6 +16,7 @@ import pytest
 from pendo_emulator import DEMO_INTEGRATION_KEY, DEMO_TRACK_SECRET, Emulator
 from target_pendo.errors import (
     PendoAuthError,
+    PendoNetworkError,
     PendoNotFoundError,
     PendoRequestError,
     PendoUnavailableError,
@@ -23,7 +24,7 @@ from target_pendo.errors import (
 from target_pendo.pendo.answers import CallOutcome as Outcome
 from target_pendo.pendo.answers import CallResult
 from target_pendo.pendo.attempts import Attempt
-from target_pendo.pendo.client import PendoClient
+from target_pendo.pendo.client import API_SETTING, PendoClient
 from target_pendo.pendo.ratelimit import RateLimiter
 from target_pendo.pendo.retry import parse_retry_after
 
@@ -293,6 +294,26 @@ def test_dropped_connection_is_retried_in_doubt(emulator: Emulator, client: Pend
     assert emulator.request_counts() == {TRACK_ROUTE: 7}
     assert client.stats.retries == 2
     assert client.stats.in_doubt == 2
+
+
+def test_an_answer_broken_off_is_retried_in_doubt(emulator: Emulator, client: PendoClient) -> None:
+    """Pendo handled the call, its answer broke off: sent again, counted in doubt."""
+    emulator.inject(route="track", cut=True, times=1)
+    results = send_tracks(client, [body("v-0")])
+    assert results == [CallResult(Outcome.ACCEPTED, 200)]
+    assert stored_visitors(emulator) == ["v-0", "v-0"]  # at most one more per broken answer
+    assert client.stats.retries == 1
+    assert client.stats.in_doubt == 1
+
+
+def test_a_request_requests_cannot_make_is_one_network_error(make_client: ClientFactory) -> None:
+    """A key requests refuses as a header (a line break pasted with it): not an OSError, which
+    the CLI would blame on a path, but a PendoNetworkError that quotes no key; nothing sent."""
+    client = make_client(integration_key="pasted-key\nZQ81")
+    with pytest.raises(PendoNetworkError, match=r"cannot call .*InvalidHeader") as err:
+        client.request("GET", "/api/v1/metadata/schema/visitor", API_SETTING)
+    assert err.value.in_doubt is False
+    assert "ZQ81" not in str(err.value)
 
 
 def test_timeout_is_retried_and_counted_in_doubt(

@@ -279,6 +279,14 @@ def test_fault_drop_closes_connection(emulator: Emulator) -> None:
     assert emulator.request_counts()["POST /data/track"] == 2
 
 
+def test_fault_cut_handles_the_request_and_breaks_its_answer(emulator: Emulator) -> None:
+    emulator.inject(route="track", cut=True)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        post_track(emulator.url, event("handled"))
+    assert post_track(emulator.url, event("after")).status_code == 200
+    assert visitors(emulator) == ["handled", "after"]
+
+
 def test_fault_delay_then_normal_answer(emulator: Emulator) -> None:
     emulator.inject(route="track", delay=0.6)
     started = time.monotonic()
