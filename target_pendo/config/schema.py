@@ -6,7 +6,6 @@ events or an objects stream takes are all derived from these declarations, and n
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -49,6 +48,7 @@ class Setting:
 
     name: str
     kind: Kind  # th.StringType, th.NumberType, ... or a th.ObjectType
+    description: str
     default: Any = None  # None: none (the setting is optional)
     choices: tuple[str, ...] = ()  # the only values allowed (the schema's `enum`)
     # (low, high), inclusive, enforced by the parser with a message naming the setting. Not
@@ -62,11 +62,6 @@ class Setting:
     used_by: tuple[str, ...] = ("events", "objects")
     # The description ends with "(default X[, at most HIGH])." made from the declaration.
     says_default: bool = False
-    description: str = ""
-
-    def described(self, description: str) -> Setting:
-        """The setting with its description, written last so the facts fit one line."""
-        return dataclasses.replace(self, description=description)
 
     def limits(self) -> tuple[float, float]:
         """`bounds`, for a setting that has them."""
@@ -99,36 +94,69 @@ OBJECTS: tuple[str, ...] = ("objects",)
 _NAME_MAP = th.ObjectType(additional_properties=th.StringType)
 
 STREAM_SPEC_KEYS: tuple[Setting, ...] = (
-    Setting("sync", th.StringType, default="events", choices=("events", *OBJECT_SYNCS)).described(
-        "What the stream's rows become: 'events' (Track events, the default) or "
-        "updates of existing 'visitor', 'account' or 'parent_account' metadata."
+    Setting(
+        "sync",
+        th.StringType,
+        default="events",
+        choices=("events", *OBJECT_SYNCS),
+        description=(
+            "What the stream's rows become: 'events' (Track events, the default) or updates of "
+            "existing 'visitor', 'account' or 'parent_account' metadata."
+        ),
     ),
-    Setting("event_name", th.StringType, used_by=EVENTS).described(
-        "Fixed event name for every row."
+    Setting(
+        "event_name", th.StringType, used_by=EVENTS, description="Fixed event name for every row."
     ),
-    Setting("event_name_column", th.StringType, used_by=EVENTS).described(
-        "Column holding each row's event name."
+    Setting(
+        "event_name_column",
+        th.StringType,
+        used_by=EVENTS,
+        description="Column holding each row's event name.",
     ),
-    Setting("visitor_id_column", th.StringType, used_by=EVENTS).described(
-        "Column with the Pendo visitor id."
+    Setting(
+        "visitor_id_column",
+        th.StringType,
+        used_by=EVENTS,
+        description="Column with the Pendo visitor id.",
     ),
-    Setting("account_id_column", th.StringType, used_by=EVENTS).described(
-        "Column with the Pendo account id (recommended)."
+    Setting(
+        "account_id_column",
+        th.StringType,
+        used_by=EVENTS,
+        description="Column with the Pendo account id (recommended).",
     ),
-    Setting("timestamp_column", th.StringType, used_by=EVENTS).described(
-        "Column with the event time (date-time, date, epoch s/ms, ISO string); "
-        "empty: the time the batch is sent."
+    Setting(
+        "timestamp_column",
+        th.StringType,
+        used_by=EVENTS,
+        description=(
+            "Column with the event time (date-time, date, epoch s/ms, ISO string); empty: the time "
+            "the batch is sent."
+        ),
     ),
-    Setting("properties", _NAME_MAP, used_by=EVENTS).described(
-        "Pendo property name -> column. Default: every column not used above, "
-        "names made Pendo-safe."
+    Setting(
+        "properties",
+        _NAME_MAP,
+        used_by=EVENTS,
+        description=(
+            "Pendo property name -> column. Default: every column not used above, names made "
+            "Pendo-safe."
+        ),
     ),
-    Setting("context_columns", _NAME_MAP, used_by=EVENTS).described(
-        f"Track context field ({', '.join(CONTEXT_KEYS)}) -> column."
+    Setting(
+        "context_columns",
+        _NAME_MAP,
+        used_by=EVENTS,
+        description=(f"Track context field ({', '.join(CONTEXT_KEYS)}) -> column."),
     ),
-    Setting("primary_key_column", th.StringType, used_by=EVENTS).described(
-        "Events: the column unique per event, so each is sent once (default: the "
-        "stream's key properties)."
+    Setting(
+        "primary_key_column",
+        th.StringType,
+        used_by=EVENTS,
+        description=(
+            "Events: the column unique per event, so each is sent once (default: the stream's key "
+            "properties)."
+        ),
     ),
     Setting(
         "delete_behavior",
@@ -136,36 +164,66 @@ STREAM_SPEC_KEYS: tuple[Setting, ...] = (
         default="nothing",
         choices=DELETE_BEHAVIORS,
         used_by=OBJECTS,
-    ).described(
-        "Objects: when a row leaves the source ('_sdc_deleted_at', or absent from "
-        "a completed full-table sync): 'nothing' (default), 'clear' its fields, or 'delete' it "
-        "(visitors and accounts only; permanent in Pendo)."
-    ),
-    Setting("deleted_column", th.StringType, used_by=OBJECTS).described(
-        "Objects: a soft-delete column of the model (e.g. deleted_at, is_deleted): "
-        "a row whose value is set (not null, not false) left the source and gets "
-        "'delete_behavior', like a row with '_sdc_deleted_at' from a log-based tap."
+        description=(
+            "Objects: when a row leaves the source ('_sdc_deleted_at', or absent from a completed "
+            "full-table sync): 'nothing' (default), 'clear' its fields, or 'delete' it (visitors "
+            "and accounts only; permanent in Pendo)."
+        ),
     ),
     Setting(
-        "null_values", th.StringType, default="clear", choices=NULL_VALUES, used_by=OBJECTS
-    ).described(
-        "Objects: what a null does: 'clear' the Pendo field (default) or 'skip' "
-        "it, leaving what Pendo holds (a gap in the warehouse does not wipe Pendo)."
+        "deleted_column",
+        th.StringType,
+        used_by=OBJECTS,
+        description=(
+            "Objects: a soft-delete column of the model (e.g. deleted_at, is_deleted): a row whose "
+            "value is set (not null, not false) left the source and gets 'delete_behavior', like a "
+            "row with '_sdc_deleted_at' from a log-based tap."
+        ),
     ),
-    Setting("id_column", th.StringType, default="id", used_by=OBJECTS, says_default=True).described(
-        "Objects: column with the visitor/account id"
+    Setting(
+        "null_values",
+        th.StringType,
+        default="clear",
+        choices=NULL_VALUES,
+        used_by=OBJECTS,
+        description=(
+            "Objects: what a null does: 'clear' the Pendo field (default) or 'skip' it, leaving "
+            "what Pendo holds (a gap in the warehouse does not wipe Pendo)."
+        ),
     ),
-    Setting("custom_fields", _NAME_MAP, used_by=OBJECTS).described(
-        "Objects: Pendo custom field -> column. With neither field map, every "
-        "column but the id goes to custom fields of the same name."
+    Setting(
+        "id_column",
+        th.StringType,
+        default="id",
+        used_by=OBJECTS,
+        says_default=True,
+        description="Objects: column with the visitor/account id",
     ),
-    Setting("agent_fields", _NAME_MAP, used_by=OBJECTS).described(
-        "Objects: Pendo agent field -> column."
+    Setting(
+        "custom_fields",
+        _NAME_MAP,
+        used_by=OBJECTS,
+        description=(
+            "Objects: Pendo custom field -> column. With neither field map, every column but the "
+            "id goes to custom fields of the same name."
+        ),
     ),
-    Setting("create_missing_fields", th.BooleanType, default=False, used_by=OBJECTS).described(
-        "Objects: create the agent and custom fields Pendo lacks through its schema "
-        "route, typed from the column's JSON schema. Default false: a missing field stops the "
-        "run before anything is sent, naming it."
+    Setting(
+        "agent_fields",
+        _NAME_MAP,
+        used_by=OBJECTS,
+        description="Objects: Pendo agent field -> column.",
+    ),
+    Setting(
+        "create_missing_fields",
+        th.BooleanType,
+        default=False,
+        used_by=OBJECTS,
+        description=(
+            "Objects: create the agent and custom fields Pendo lacks through its schema route, "
+            "typed from the column's JSON schema. Default false: a missing field stops the run "
+            "before anything is sent, naming it."
+        ),
     ),
     Setting(
         "batch_size",
@@ -174,7 +232,8 @@ STREAM_SPEC_KEYS: tuple[Setting, ...] = (
         bounds=(1, MAX_METADATA_BATCH),
         used_by=OBJECTS,
         says_default=True,
-    ).described("Objects: rows per bulk metadata call"),
+        description="Objects: rows per bulk metadata call",
+    ),
 )
 SPEC_KEY: dict[str, Setting] = {s.name: s for s in STREAM_SPEC_KEYS}
 SPEC_DEFAULTS: dict[str, Any] = {
@@ -192,104 +251,210 @@ STREAM_SPEC_SCHEMA = th.ObjectType(
 
 # --- the run-wide settings, in the order `--about` lists them --------------------------------
 SETTINGS: tuple[Setting, ...] = (
-    Setting("track_event_secret", th.StringType, secret=True).described(
-        "The app's Track Event Shared Secret (Subscription Settings > app > "
-        "App Details); needed by event streams."
+    Setting(
+        "track_event_secret",
+        th.StringType,
+        secret=True,
+        description=(
+            "The app's Track Event Shared Secret (Subscription Settings > app > App Details); "
+            "needed by event streams."
+        ),
     ),
-    Setting("integration_key", th.StringType, secret=True).described(
-        "A Pendo Integration Key with write access (Settings > Integrations); "
-        "needed by object streams and the connection check."
+    Setting(
+        "integration_key",
+        th.StringType,
+        secret=True,
+        description=(
+            "A Pendo Integration Key with write access (Settings > Integrations); needed by object "
+            "streams and the connection check."
+        ),
     ),
-    Setting("region", th.StringType, default="us", choices=tuple(sorted(REGION_HOSTS))).described(
-        "Pendo region of the subscription: picks the API and Track hosts."
+    Setting(
+        "region",
+        th.StringType,
+        default="us",
+        choices=tuple(sorted(REGION_HOSTS)),
+        description="Pendo region of the subscription: picks the API and Track hosts.",
     ),
-    Setting("api_url", th.StringType).described(
-        "Base URL that overrides 'region' for every route, Track included (the "
-        "bundled emulator, a proxy). https:// only, except to a loopback address."
+    Setting(
+        "api_url",
+        th.StringType,
+        description=(
+            "Base URL that overrides 'region' for every route, Track included (the bundled "
+            "emulator, a proxy). https:// only, except to a loopback address."
+        ),
     ),
-    Setting("track_url", th.StringType).described(
-        "Base URL for Track events (default: the region's data host, https://data.pendo.io in "
-        "'us'; 'api_url' when that is set). https:// only, except to a loopback address."
+    Setting(
+        "track_url",
+        th.StringType,
+        description=(
+            "Base URL for Track events (default: the region's data host, https://data.pendo.io in "
+            "'us'; 'api_url' when that is set). https:// only, except to a loopback address."
+        ),
     ),
-    Setting("state_dir", th.StringType, default=".target-pendo").described(
-        "Directory for rejects files and run reports."
+    Setting(
+        "state_dir",
+        th.StringType,
+        default=".target-pendo",
+        description="Directory for rejects files and run reports.",
     ),
-    Setting("streams", th.ObjectType(additional_properties=STREAM_SPEC_SCHEMA)).described(
-        "Singer stream name -> sync spec; the key '*' applies to every stream not listed."
+    Setting(
+        "streams",
+        th.ObjectType(additional_properties=STREAM_SPEC_SCHEMA),
+        description=(
+            "Singer stream name -> sync spec; the key '*' applies to every stream not listed."
+        ),
     ),
-    Setting("ledger_url", th.StringType, secret=True).described(
-        "SQLAlchemy URL of the sync ledger (e.g. postgresql+psycopg://user@host/"
-        "db). Default: SQLite at state_dir/ledger.sqlite3."
+    Setting(
+        "ledger_url",
+        th.StringType,
+        secret=True,
+        description=(
+            "SQLAlchemy URL of the sync ledger (e.g. postgresql+psycopg://user@host/db). Default: "
+            "SQLite at state_dir/ledger.sqlite3."
+        ),
     ),
-    Setting("retry_pending_days", th.NumberType, default=30, bounds=(0.0, 3650.0)).described(
-        "Object rows Pendo could not take yet (an id it does not have, a value it failed) wait in "
-        "the ledger and are sent again by each run of their stream, with no row from the tap, for "
-        "this many days; then they are dropped and counted. 0: no retries."
+    Setting(
+        "retry_pending_days",
+        th.NumberType,
+        default=30,
+        bounds=(0.0, 3650.0),
+        description=(
+            "Object rows Pendo could not take yet (an id it does not have, a value it failed) wait "
+            "in the ledger and are sent again by each run of their stream, with no row from the "
+            "tap, for this many days; then they are dropped and counted. 0: no retries."
+        ),
     ),
-    Setting("retention_days", th.NumberType, default=30, bounds=(0.0, 36_500.0)).described(
-        "Days a run's history is kept: its sync_rows lines, report, call log, dry-run payloads and "
-        "rejects and unknown-id files. Older history is pruned at the end of each successful run "
-        "(a bounded amount per run) and by 'target-pendo ledger prune'; what Pendo holds and what "
-        "is pending (row_state) is never pruned by age. 0: keep everything."
+    Setting(
+        "retention_days",
+        th.NumberType,
+        default=30,
+        bounds=(0.0, 36_500.0),
+        description=(
+            "Days a run's history is kept: its sync_rows lines, report, call log, dry-run payloads "
+            "and rejects and unknown-id files. Older history is pruned at the end of each "
+            "successful run (a bounded amount per run) and by 'target-pendo ledger prune'; what "
+            "Pendo holds and what is pending (row_state) is never pruned by age. 0: keep "
+            "everything."
+        ),
     ),
     # 90 s: long enough for the PostgreSQL lease of a vanished container to free itself (about
     # 50 s of TCP keepalives) and for a previous run to finish its last batch; short enough
     # that an overlapping scheduled run fails with a clear message instead of holding a worker.
-    Setting("ledger_wait_seconds", th.NumberType, default=90, bounds=(0.0, 86_400.0)).described(
-        "How long a run waits for another run that is syncing the same stream on the same ledger "
-        "before it stops with a message naming that run (two writers would send events twice)."
+    Setting(
+        "ledger_wait_seconds",
+        th.NumberType,
+        default=90,
+        bounds=(0.0, 86_400.0),
+        description=(
+            "How long a run waits for another run that is syncing the same stream on the same "
+            "ledger before it stops with a message naming that run (two writers would send events "
+            "twice)."
+        ),
     ),
-    Setting("full_resync", th.BooleanType, default=False).described(
-        "Send every object row again, changed or not (events are still sent "
-        "once); deletes are not applied. Also the CLI flag --full-resync."
+    Setting(
+        "full_resync",
+        th.BooleanType,
+        default=False,
+        description=(
+            "Send every object row again, changed or not (events are still sent once); deletes are "
+            "not applied. Also the CLI flag --full-resync."
+        ),
     ),
-    Setting("max_delete_fraction", th.NumberType, default=0.2, bounds=(0.0, 1.0)).described(
-        "A run that would clear or delete more than this fraction of a "
-        "stream's objects in Pendo stops and sends no deletes."
+    Setting(
+        "max_delete_fraction",
+        th.NumberType,
+        default=0.2,
+        bounds=(0.0, 1.0),
+        description=(
+            "A run that would clear or delete more than this fraction of a stream's objects in "
+            "Pendo stops and sends no deletes."
+        ),
     ),
-    Setting("max_rejected_fraction", th.NumberType, default=0.05, bounds=(0.0, 1.0)).described(
-        "A run whose rejected rows exceed this fraction of a stream's rows "
-        "delivers the rest, then exits non-zero so orchestrator alerting fires."
+    Setting(
+        "max_rejected_fraction",
+        th.NumberType,
+        default=0.05,
+        bounds=(0.0, 1.0),
+        description=(
+            "A run whose rejected rows exceed this fraction of a stream's rows delivers the rest, "
+            "then exits non-zero so orchestrator alerting fires."
+        ),
     ),
-    Setting("dry_run", th.BooleanType, default=False).described(
-        "Map, validate and diff everything, write the payloads it would send "
-        "under state_dir/dry_run/, send nothing and leave the ledger as it is."
+    Setting(
+        "dry_run",
+        th.BooleanType,
+        default=False,
+        description=(
+            "Map, validate and diff everything, write the payloads it would send under "
+            "state_dir/dry_run/, send nothing and leave the ledger as it is."
+        ),
     ),
-    Setting("rejects_include_values", th.BooleanType, default=True).described(
-        "Write each rejected row's values to state_dir/rejects/<stream>/<day>.jsonl "
-        "(default). false: its key, field and reason only, with quoted values in the reason "
-        "masked, for teams that may not keep customer data outside the warehouse."
+    Setting(
+        "rejects_include_values",
+        th.BooleanType,
+        default=True,
+        description=(
+            "Write each rejected row's values to state_dir/rejects/<stream>/<day>.jsonl (default). "
+            "false: its key, field and reason only, with quoted values in the reason masked, for "
+            "teams that may not keep customer data outside the warehouse."
+        ),
     ),
-    Setting("call_log", th.BooleanType, default=False).described(
-        "Write every API call (method, URL, status, latency, attempt, bodies; "
-        "secrets redacted) to state_dir/calls/<run>.jsonl."
+    Setting(
+        "call_log",
+        th.BooleanType,
+        default=False,
+        description=(
+            "Write every API call (method, URL, status, latency, attempt, bodies; secrets "
+            "redacted) to state_dir/calls/<run>.jsonl."
+        ),
     ),
     Setting(
         "unmapped_streams",
         th.StringType,
         default="fail",
         choices=typing.get_args(UnmappedStreams),
-    ).described("A stream not in 'streams': 'fail' the run (default) or 'skip' it."),
+        description="A stream not in 'streams': 'fail' the run (default) or 'skip' it.",
+    ),
     Setting(
-        "max_concurrency", th.IntegerType, default=DEFAULT_CEILING, bounds=(1, MAX_CONCURRENCY)
-    ).described(
-        "The most requests in flight at once, all endpoints together. Below it, each endpoint's "
-        "number (Track, the /api/v1 routes) follows its pace and the round trip measured (rate x "
-        "round trip, with a quarter more); unpaced (max_requests_per_second 0), it is this."
+        "max_concurrency",
+        th.IntegerType,
+        default=DEFAULT_CEILING,
+        bounds=(1, MAX_CONCURRENCY),
+        description=(
+            "The most requests in flight at once, all endpoints together. Below it, each "
+            "endpoint's number (Track, the /api/v1 routes) follows its pace and the round trip "
+            "measured (rate x round trip, with a quarter more); unpaced (max_requests_per_second "
+            "0), it is this."
+        ),
     ),
-    Setting("max_requests_per_second", th.NumberType).described(
-        "Optional ceiling on requests per second to Pendo, per endpoint (Track, "
-        "the /api/v1 routes), all streams together. Unset (the default): adaptive pacing "
-        "learns Pendo's limit from its answers (slow start, cut on 429). 0: no client-side "
-        "pacing at all (the emulator, a proxy that paces)."
+    Setting(
+        "max_requests_per_second",
+        th.NumberType,
+        description=(
+            "Optional ceiling on requests per second to Pendo, per endpoint (Track, the /api/v1 "
+            "routes), all streams together. Unset (the default): adaptive pacing learns Pendo's "
+            "limit from its answers (slow start, cut on 429). 0: no client-side pacing at all (the "
+            "emulator, a proxy that paces)."
+        ),
     ),
-    Setting("request_timeout", th.NumberType, default=20, bounds=(0.1, 600.0)).described(
-        "Seconds to wait for one Pendo answer before retrying (a metadata call "
-        "that takes longer is halved instead). Also bounds how long a stop on SIGTERM waits "
-        "for the calls on the wire."
+    Setting(
+        "request_timeout",
+        th.NumberType,
+        default=20,
+        bounds=(0.1, 600.0),
+        description=(
+            "Seconds to wait for one Pendo answer before retrying (a metadata call that takes "
+            "longer is halved instead). Also bounds how long a stop on SIGTERM waits for the calls "
+            "on the wire."
+        ),
     ),
-    Setting("max_retry_seconds", th.NumberType, default=300, bounds=(1.0, 86_400.0)).described(
-        "How long one call is retried (429, 5xx, timeouts) before the run fails."
+    Setting(
+        "max_retry_seconds",
+        th.NumberType,
+        default=300,
+        bounds=(1.0, 86_400.0),
+        description="How long one call is retried (429, 5xx, timeouts) before the run fails.",
     ),
     # The SDK adds these two to every target; here they would change nothing, so they are
     # declared to say so, and any value but the default is refused (text.prepare_config).
@@ -300,9 +465,10 @@ SETTINGS: tuple[Setting, ...] = (
         title="Add Record Metadata",
         inert="Pendo is never sent the SDK's _sdc_ metadata columns (deletes read "
         "_sdc_deleted_at on their own). Remove the setting (or set it to false)",
-    ).described(
-        "Not used: Pendo is never sent the SDK's _sdc_ metadata columns. Only "
-        "false (the default) is accepted."
+        description=(
+            "Not used: Pendo is never sent the SDK's _sdc_ metadata columns. Only false (the "
+            "default) is accepted."
+        ),
     ),
     Setting(
         "load_method",
@@ -312,14 +478,21 @@ SETTINGS: tuple[Setting, ...] = (
         inert="target-pendo has one way to load: events are sent once by their key and "
         "objects update the Pendo visitors and accounts that exist, by id; nothing is "
         "overwritten, truncated or created. Remove the setting (or set it to 'append-only')",
-    ).described(
-        "Not used: events are sent once by their key and objects update existing Pendo records by "
-        "id. Only 'append-only' (the default) is accepted; 'upsert' and 'overwrite' are refused."
+        description=(
+            "Not used: events are sent once by their key and objects update existing Pendo records "
+            "by id. Only 'append-only' (the default) is accepted; 'upsert' and 'overwrite' are "
+            "refused."
+        ),
     ),
-    Setting("alert_webhook_url", th.StringType, secret=True).described(
-        "Incoming-webhook URL (Slack, Teams, PagerDuty's events bridge) that "
-        'gets one JSON message {"text": ...} per run that failed, was stopped by a '
-        "signal, or rejected more than max_rejected_fraction; no keys or row values in it."
+    Setting(
+        "alert_webhook_url",
+        th.StringType,
+        secret=True,
+        description=(
+            "Incoming-webhook URL (Slack, Teams, PagerDuty's events bridge) that gets one JSON "
+            'message {"text": ...} per run that failed, was stopped by a signal, or rejected more '
+            "than max_rejected_fraction; no keys or row values in it."
+        ),
     ),
 )
 SETTING: dict[str, Setting] = {s.name: s for s in SETTINGS}
