@@ -56,12 +56,13 @@ def _flagging(failed: threading.Event, fn: Callable[..., R], *args: Any) -> R:
 
 def _results(futures: Sequence[Future[Any]]) -> list[Any]:
     """Every future's result, waiting for all; then the error that failed the batch."""
+    results: list[Any] = []
     errors: list[BaseException] = []
     for future in futures:
         try:
-            future.result()
+            results.append(future.result())
         except BaseException as exc:
             errors.append(exc)
-    if errors:  # the first that is not a StopRequested
-        raise min(errors, key=lambda e: isinstance(e, StopRequested))
-    return [future.result() for future in futures]
+    if errors:  # the first that is not a StopRequested: a stop follows from another failure
+        raise next((e for e in errors if not isinstance(e, StopRequested)), errors[0])
+    return results
