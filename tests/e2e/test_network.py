@@ -160,6 +160,25 @@ def test_default_hosts_through_a_connect_proxy_with_basic_auth(site, proxy, tmp_
     assert_no_secret(result, tmp_path)
 
 
+def test_answers_broken_off_behind_the_proxy_are_sent_again_in_doubt(site, proxy, tmp_path):
+    """Over https through the proxy, with a round trip of 150 ms, Pendo handles a Track call
+    and a metadata call but their answers break off mid-body: both are retried as in doubt
+    (not taken for a TLS failure), the run ends well, at most one event twice."""
+    site.emulator.seed("visitor", ["v-1"])
+    site.emulator.latency = 0.15
+    site.emulator.inject(route="track", cut=True, times=1, after=1)
+    site.emulator.inject(route="metadata", cut=True, times=1)
+    env = network_env(HTTPS_PROXY=proxy.url(), REQUESTS_CA_BUNDLE=site.ca)
+    result = run(tmp_path, config(tmp_path), env)
+    assert result.returncode == 0, result.stderr
+    events = [e["visitorId"] for e in site.emulator.events()]
+    assert set(events) == {f"u-{i}" for i in range(5)}
+    assert len(events) <= 6
+    assert site.emulator.objects("visitor")["v-1"]["custom"]["plan"] == "pro"
+    assert written_states(result)[-1] == {"bookmarks": {EVENTS: {"id": 5}}}
+    assert_no_secret(result, tmp_path)
+
+
 def test_no_proxy_sends_pendo_calls_directly(site, tmp_path):
     """NO_PROXY names Pendo: the calls go straight to it, though HTTPS_PROXY names a proxy
     that does not exist."""
